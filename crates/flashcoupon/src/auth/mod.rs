@@ -1,0 +1,10 @@
+//! Authentication: argon2id password hashes, HS256 tokens, and the request
+//! extractors that turn a bearer token into a caller.
+
+mod extract;
+mod password;
+mod token;
+
+pub use extract::{AdminUser, AuthUser};
+pub use password::{PasswordHasher, hash_password};
+pub use token::{Claims, TokenKeys, load_or_create_secret};

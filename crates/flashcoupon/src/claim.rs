@@ -1,0 +1,102 @@
+//! Claiming a coupon, the hot path: the gate decides in memory, the group
+//! commit makes an admitted claim durable, and only then is it "issued".
+//!
+//! ```text
+//! gate.claim(user, key, now) ── Rejected ──────────────▶ 409 sold_out / limit_reached / …
+//!          │ Admitted(ticket: seq, user_seq)
+//!          ▼
+//! group_commit.submit(row) ── batch committed ─────────▶ 201 coupon
+//!                          └─ commit failed (stock back) ▶ 503 unavailable
+//! ```
+
+use crate::domain::coupon::{Coupon, StoredStatus};
+use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::gate::{Admission, Rejection, Settled};
+use crate::state::Shared;
+use crate::store::{NewCouponRow, StoreError};
+
+#[derive(Debug)]
+pub enum ClaimOutcome {
+    /// Issued now, and durable.
+    Issued(Coupon),
+    /// This Idempotency-Key issued this coupon before.
+    Replayed(Coupon),
+    Rejected(Rejection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("no such campaign")]
+    NoSuchCampaign,
+    /// Nothing was issued; the stock went back to the pool.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn claim_coupon(
+    state: &Shared,
+    campaign: CampaignId,
+    user: UserId,
+    key: Option<&str>,
+) -> Result<ClaimOutcome, ClaimError> {
+    let gate = state.gate.get(campaign).ok_or(ClaimError::NoSuchCampaign)?;
+    let now = state.clock.now();
+    match gate.claim(user, key, now) {
+        Admission::Rejected(reason) => Ok(ClaimOutcome::Rejected(reason)),
+        Admission::Replay(id) => replay(state, id).await,
+        Admission::InFlight(mut first) => {
+            let settled = first.wait_for(Option::is_some).await.map(|v| *v);
+            match settled {
+                Ok(Some(Settled::Issued(id))) => replay(state, id).await,
+                _ => Err(ClaimError::Unavailable(
+                    "the first request with this Idempotency-Key failed; nothing was issued, retry"
+                        .into(),
+                )),
+            }
+        }
+        Admission::Admitted(ticket) => {
+            let (valid_from, valid_until) = gate.terms.validity.for_issue(now);
+            let row = NewCouponRow {
+                id: CouponId::generate(),
+                campaign_id: campaign,
+                user_id: user,
+                seq: ticket.seq,
+                user_seq: ticket.user_seq,
+                idempotency_key: ticket.key.clone(),
+                issued_at: now,
+                valid_from,
+                valid_until,
+            };
+            let coupon = Coupon {
+                id: row.id,
+                campaign_id: campaign,
+                user_id: user,
+                seq: row.seq,
+                stored_status: StoredStatus::Available,
+                issued_at: now,
+                valid_from,
+                valid_until,
+                terms: gate.terms.clone(),
+                spend: None,
+            };
+            match state.commit.submit(gate.clone(), ticket, row).await {
+                Ok(Ok(())) => Ok(ClaimOutcome::Issued(coupon)),
+                Ok(Err(failed)) => Err(ClaimError::Unavailable(failed.to_string())),
+                Err(_) => Err(ClaimError::Unavailable(
+                    "the writer stopped before answering".into(),
+                )),
+            }
+        }
+    }
+}
+
+async fn replay(state: &Shared, id: CouponId) -> Result<ClaimOutcome, ClaimError> {
+    // The gate only learns a key's coupon after it committed, so it is there.
+    let coupon =
+        state.store.get_coupon(id).await?.ok_or_else(|| {
+            ClaimError::Unavailable("the replayed coupon is not readable yet".into())
+        })?;
+    Ok(ClaimOutcome::Replayed(coupon))
+}

@@ -1,0 +1,31 @@
+//! The platform's clock: system time plus an offset that only tests move.
+//!
+//! Campaign windows and coupon validity are decided against this clock, so
+//! a test can step past an opening or an expiry instead of sleeping. Token
+//! expiry is not: `jsonwebtoken` checks it against the system time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::domain::timestamp::Timestamp;
+
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Timestamp(system + self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Move this clock (and every clone of it) forward.
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
+    }
+}

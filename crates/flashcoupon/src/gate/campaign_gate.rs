@@ -1,0 +1,590 @@
+//! One campaign's admission state and the claim decision.
+//!
+//! Invariants (checked by the tests below and by the concurrency tests):
+//! - `seq` values handed out are `1..=high` minus `released`; `high <= total`
+//!   always, because both live in one atomic word and only move by CAS.
+//!   Released seqs (a commit failed) are handed out again first, so the
+//!   issued seqs stay gapless (promises 1, 5, 6).
+//! - A user's `held` counts coupons committed or in flight; a claim is
+//!   admitted only while `held < per_user_limit`, decided under that user's
+//!   shard lock, so concurrent claims of one user cannot both pass (promise 2).
+//! - An `Idempotency-Key` maps to its in-flight claim or its issued coupon,
+//!   under the same lock, so a repeated key never takes a second coupon
+//!   (promise 4).
+//!
+//! Lock order: user shard, then `released`. No lock is held across an await.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::watch;
+
+use crate::domain::campaign::{Campaign, CouponTerms};
+use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::domain::timestamp::Timestamp;
+
+/// Enough shards that two cores never wait on each other for different users.
+const USER_SHARDS: usize = 64;
+
+/// Why a claim was refused: expected outcomes, not errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    NotOpen,
+    Ended,
+    Paused,
+    LimitReached,
+    SoldOut,
+}
+
+/// How an admitted claim ended, as told to requests repeating its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Issued(CouponId),
+    Failed,
+}
+
+#[derive(Debug)]
+pub enum Admission {
+    /// Stock and a user slot are taken: write the coupon, then [`CampaignGate::settle`].
+    Admitted(Ticket),
+    Rejected(Rejection),
+    /// This key already issued that coupon.
+    Replay(CouponId),
+    /// This key's first request is still being committed: wait for its end.
+    InFlight(watch::Receiver<Option<Settled>>),
+}
+
+/// What an admitted claim holds until it is settled.
+#[derive(Debug)]
+pub struct Ticket {
+    pub user: UserId,
+    pub seq: u32,
+    pub user_seq: u32,
+    pub key: Option<Box<str>>,
+    done: Option<watch::Sender<Option<Settled>>>,
+}
+
+#[derive(Debug)]
+enum KeyState {
+    InFlight(watch::Receiver<Option<Settled>>),
+    Issued(CouponId),
+}
+
+#[derive(Debug, Default)]
+struct UserSlot {
+    /// `user_seq`s committed or in flight, sorted.
+    user_seqs: Vec<u32>,
+    keys: HashMap<Box<str>, KeyState>,
+}
+
+impl UserSlot {
+    /// The smallest free `user_seq`, so a released slot is reused.
+    fn next_user_seq(&self) -> u32 {
+        let mut want = 1;
+        for &s in &self.user_seqs {
+            if s != want {
+                break;
+            }
+            want += 1;
+        }
+        want
+    }
+
+    fn take(&mut self, user_seq: u32) {
+        let at = self.user_seqs.partition_point(|&s| s < user_seq);
+        self.user_seqs.insert(at, user_seq);
+    }
+
+    fn give_back(&mut self, user_seq: u32) {
+        self.user_seqs.retain(|&s| s != user_seq);
+    }
+}
+
+/// A coupon already in the record, fed to [`CampaignGate::restore`] at start-up.
+#[derive(Debug)]
+pub struct RestoredCoupon {
+    pub id: CouponId,
+    pub user: UserId,
+    pub seq: u32,
+    pub user_seq: u32,
+    pub key: Option<String>,
+}
+
+/// A stock change that would drop below a seq already handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockBelowIssued {
+    pub highest_seq: u32,
+}
+
+#[derive(Debug)]
+pub struct CampaignGate {
+    pub id: CampaignId,
+    pub terms: CouponTerms,
+    pub per_user_limit: u32,
+    pub starts_at: Timestamp,
+    ends_at: AtomicI64,
+    paused: AtomicBool,
+    /// `total << 32 | high`: `high` is the largest seq handed out. One word, so
+    /// "is there stock?" and "take the next seq" are one CAS against the total.
+    stock: AtomicU64,
+    /// Seqs handed out whose commit failed; reused before `high` grows.
+    released: Mutex<Vec<u32>>,
+    /// `released.len()`, readable without the lock (a hint; the lock decides).
+    released_len: AtomicUsize,
+    /// Coupons durable in the record.
+    committed: AtomicU32,
+    shards: Box<[Mutex<HashMap<UserId, UserSlot>>]>,
+    hasher: RandomState,
+}
+
+fn pack(total: u32, high: u32) -> u64 {
+    (total as u64) << 32 | high as u64
+}
+
+fn unpack(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a gate lock cannot leave a half-made decision
+    // (each critical section is a handful of infallible updates), so poison
+    // carries no information here.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CampaignGate {
+    pub fn new(campaign: &Campaign) -> Self {
+        Self {
+            id: campaign.id,
+            terms: campaign.terms.clone(),
+            per_user_limit: campaign.per_user_limit,
+            starts_at: campaign.issue_starts_at,
+            ends_at: AtomicI64::new(campaign.issue_ends_at.0),
+            paused: AtomicBool::new(campaign.paused),
+            stock: AtomicU64::new(pack(campaign.total_quantity, 0)),
+            released: Mutex::new(Vec::new()),
+            released_len: AtomicUsize::new(0),
+            committed: AtomicU32::new(0),
+            shards: (0..USER_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Load what the record holds. Seqs missing below the highest one (claims
+    /// that died before their commit) become free again.
+    pub fn restore(&self, coupons: impl IntoIterator<Item = RestoredCoupon>) {
+        let mut seen = Vec::new();
+        for c in coupons {
+            let mut shard = lock(self.shard(c.user));
+            let slot = shard.entry(c.user).or_default();
+            slot.take(c.user_seq);
+            if let Some(key) = c.key {
+                slot.keys
+                    .insert(key.into_boxed_str(), KeyState::Issued(c.id));
+            }
+            seen.push(c.seq);
+        }
+        seen.sort_unstable();
+        let high = seen.last().copied().unwrap_or(0);
+        let mut present = seen.iter().peekable();
+        let mut free = Vec::new();
+        for seq in 1..=high {
+            if present.peek() == Some(&&seq) {
+                present.next();
+            } else {
+                free.push(seq);
+            }
+        }
+        // Highest first, so pops hand out the lowest missing seq first.
+        free.reverse();
+        let (total, _) = unpack(self.stock.load(Ordering::Acquire));
+        self.stock
+            .store(pack(total.max(high), high), Ordering::Release);
+        self.released_len.store(free.len(), Ordering::Release);
+        *lock(&self.released) = free;
+        self.committed.store(seen.len() as u32, Ordering::Release);
+    }
+
+    fn shard(&self, user: UserId) -> &Mutex<HashMap<UserId, UserSlot>> {
+        &self.shards[self.hasher.hash_one(user) as usize % USER_SHARDS]
+    }
+
+    /// Decide one claim. Order: a repeated key first (its first answer stands
+    /// even after the window closes), then window, pause, limit, stock.
+    pub fn claim(&self, user: UserId, key: Option<&str>, now: Timestamp) -> Admission {
+        let mut shard = lock(self.shard(user));
+        if let Some(key) = key
+            && let Some(state) = shard.get(&user).and_then(|slot| slot.keys.get(key))
+        {
+            return match state {
+                KeyState::Issued(id) => Admission::Replay(*id),
+                KeyState::InFlight(rx) => Admission::InFlight(rx.clone()),
+            };
+        }
+        if now < self.starts_at {
+            return Admission::Rejected(Rejection::NotOpen);
+        }
+        if now.0 >= self.ends_at.load(Ordering::Acquire) {
+            return Admission::Rejected(Rejection::Ended);
+        }
+        if self.paused.load(Ordering::Acquire) {
+            return Admission::Rejected(Rejection::Paused);
+        }
+        let held = shard.get(&user).map_or(0, |slot| slot.user_seqs.len());
+        if held >= self.per_user_limit as usize {
+            return Admission::Rejected(Rejection::LimitReached);
+        }
+        let Some(seq) = self.take_seq() else {
+            return Admission::Rejected(Rejection::SoldOut);
+        };
+        let slot = shard.entry(user).or_default();
+        let user_seq = slot.next_user_seq();
+        slot.take(user_seq);
+        let (key, done) = match key {
+            Some(key) => {
+                let (tx, rx) = watch::channel(None);
+                slot.keys.insert(key.into(), KeyState::InFlight(rx));
+                (Some(key.into()), Some(tx))
+            }
+            None => (None, None),
+        };
+        Admission::Admitted(Ticket {
+            user,
+            seq,
+            user_seq,
+            key,
+            done,
+        })
+    }
+
+    fn take_seq(&self) -> Option<u32> {
+        if self.released_len.load(Ordering::Acquire) > 0 {
+            let mut released = lock(&self.released);
+            if let Some(seq) = released.pop() {
+                self.released_len.store(released.len(), Ordering::Release);
+                return Some(seq);
+            }
+        }
+        let mut word = self.stock.load(Ordering::Acquire);
+        loop {
+            let (total, high) = unpack(word);
+            if high >= total {
+                return None;
+            }
+            match self.stock.compare_exchange_weak(
+                word,
+                pack(total, high + 1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(high + 1),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// End an admitted claim: committed (`Some(coupon id)`) or not (`None`),
+    /// in which case its stock and user slot return to the pool (promise 5).
+    pub fn settle(&self, ticket: Ticket, committed: Option<CouponId>) {
+        {
+            let mut shard = lock(self.shard(ticket.user));
+            let slot = shard.entry(ticket.user).or_default();
+            match committed {
+                Some(id) => {
+                    if let Some(key) = ticket.key {
+                        slot.keys.insert(key, KeyState::Issued(id));
+                    }
+                    self.committed.fetch_add(1, Ordering::AcqRel);
+                }
+                None => {
+                    slot.give_back(ticket.user_seq);
+                    if let Some(key) = &ticket.key {
+                        slot.keys.remove(key);
+                    }
+                    let mut released = lock(&self.released);
+                    released.push(ticket.seq);
+                    // Keep the lowest free seq on top, so reuse keeps ranks dense.
+                    released.sort_unstable_by(|a, b| b.cmp(a));
+                    self.released_len.store(released.len(), Ordering::Release);
+                }
+            }
+        }
+        if let Some(done) = ticket.done {
+            let _ = done.send(Some(match committed {
+                Some(id) => Settled::Issued(id),
+                None => Settled::Failed,
+            }));
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        unpack(self.stock.load(Ordering::Acquire)).0
+    }
+
+    /// Coupons durable in the record.
+    pub fn issued(&self) -> u32 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Stock not taken by a committed or in-flight claim.
+    pub fn remaining(&self) -> u32 {
+        let (total, high) = unpack(self.stock.load(Ordering::Acquire));
+        total - high + self.released_len.load(Ordering::Acquire) as u32
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    pub fn ends_at(&self) -> Timestamp {
+        Timestamp(self.ends_at.load(Ordering::Acquire))
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
+    pub fn set_ends_at(&self, ends: Timestamp) {
+        self.ends_at.store(ends.0, Ordering::Release);
+    }
+
+    /// Change the stock; refused below the highest seq handed out (which
+    /// covers every issued and in-flight coupon). Returns the old total.
+    pub fn set_total(&self, new_total: u32) -> Result<u32, StockBelowIssued> {
+        let mut word = self.stock.load(Ordering::Acquire);
+        loop {
+            let (total, high) = unpack(word);
+            if new_total < high {
+                return Err(StockBelowIssued { highest_seq: high });
+            }
+            match self.stock.compare_exchange_weak(
+                word,
+                pack(new_total, high),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(total),
+                Err(now) => word = now,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::Validity;
+    use crate::domain::discount::Discount;
+
+    fn gate(total: u32, limit: u32) -> CampaignGate {
+        CampaignGate::new(&Campaign {
+            id: CampaignId::generate(),
+            name: "t".into(),
+            terms: CouponTerms {
+                discount: Discount::Fixed { amount: 1 },
+                min_order_amount: 0,
+                validity: Validity::Days(1),
+            },
+            total_quantity: total,
+            per_user_limit: limit,
+            issue_starts_at: Timestamp(100),
+            issue_ends_at: Timestamp(200),
+            paused: false,
+            created_at: Timestamp(0),
+        })
+    }
+
+    fn admit(g: &CampaignGate, u: UserId, key: Option<&str>) -> Ticket {
+        match g.claim(u, key, Timestamp(150)) {
+            Admission::Admitted(t) => t,
+            other => panic!("expected admission, got {other:?}"),
+        }
+    }
+
+    fn rejection(a: Admission) -> Rejection {
+        match a {
+            Admission::Rejected(r) => r,
+            other => panic!("expected rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_window_and_pause_are_checked() {
+        let g = gate(10, 1);
+        let u = UserId::generate();
+        assert_eq!(
+            rejection(g.claim(u, None, Timestamp(99))),
+            Rejection::NotOpen
+        );
+        assert_eq!(
+            rejection(g.claim(u, None, Timestamp(200))),
+            Rejection::Ended
+        );
+        g.set_paused(true);
+        assert_eq!(
+            rejection(g.claim(u, None, Timestamp(150))),
+            Rejection::Paused
+        );
+        g.set_paused(false);
+        g.set_ends_at(Timestamp(300));
+        assert!(matches!(
+            g.claim(u, None, Timestamp(250)),
+            Admission::Admitted(_)
+        ));
+    }
+
+    #[test]
+    fn stock_runs_out_exactly_and_seqs_are_dense() {
+        let g = gate(3, 10);
+        let u = UserId::generate();
+        let seqs: Vec<u32> = (0..3).map(|_| admit(&g, u, None).seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(
+            rejection(g.claim(UserId::generate(), None, Timestamp(150))),
+            Rejection::SoldOut
+        );
+        assert_eq!(g.remaining(), 0);
+    }
+
+    #[test]
+    fn a_failed_commit_returns_its_seq_and_user_slot() {
+        let g = gate(2, 1);
+        let (a, b) = (UserId::generate(), UserId::generate());
+        let ta = admit(&g, a, None);
+        let tb = admit(&g, b, None);
+        assert_eq!(
+            rejection(g.claim(a, None, Timestamp(150))),
+            Rejection::LimitReached
+        );
+        let lost = ta.seq;
+        g.settle(ta, None);
+        g.settle(tb, Some(CouponId::generate()));
+        assert_eq!((g.remaining(), g.issued()), (1, 1));
+        let again = admit(&g, a, None);
+        assert_eq!((again.seq, again.user_seq), (lost, 1));
+    }
+
+    #[test]
+    fn a_repeated_key_never_takes_a_second_coupon() {
+        let g = gate(10, 5);
+        let u = UserId::generate();
+        let t = admit(&g, u, Some("k1"));
+        let Admission::InFlight(mut rx) = g.claim(u, Some("k1"), Timestamp(150)) else {
+            panic!("second request with the same key must wait for the first")
+        };
+        let id = CouponId::generate();
+        g.settle(t, Some(id));
+        assert_eq!(*rx.borrow_and_update(), Some(Settled::Issued(id)));
+        assert!(matches!(g.claim(u, Some("k1"), Timestamp(999)), Admission::Replay(r) if r == id));
+        // Another user may use the same key string.
+        assert!(matches!(
+            g.claim(UserId::generate(), Some("k1"), Timestamp(150)),
+            Admission::Admitted(_)
+        ));
+        assert_eq!(g.remaining(), 8);
+    }
+
+    #[test]
+    fn stock_cannot_drop_below_a_seq_in_flight() {
+        let g = gate(5, 5);
+        let u = UserId::generate();
+        let _t1 = admit(&g, u, None);
+        let _t2 = admit(&g, u, None);
+        assert_eq!(g.set_total(1), Err(StockBelowIssued { highest_seq: 2 }));
+        assert_eq!(g.set_total(2), Ok(5));
+        assert_eq!(
+            rejection(g.claim(u, None, Timestamp(150))),
+            Rejection::SoldOut
+        );
+        assert_eq!(g.set_total(4), Ok(2));
+        assert_eq!(admit(&g, u, None).seq, 3);
+    }
+
+    #[test]
+    fn restore_rebuilds_counts_gaps_and_keys() {
+        let g = gate(10, 3);
+        let (a, b) = (UserId::generate(), UserId::generate());
+        let kept = CouponId::generate();
+        g.restore([
+            RestoredCoupon {
+                id: kept,
+                user: a,
+                seq: 1,
+                user_seq: 1,
+                key: Some("k".into()),
+            },
+            RestoredCoupon {
+                id: CouponId::generate(),
+                user: b,
+                seq: 4,
+                user_seq: 2,
+                key: None,
+            },
+        ]);
+        assert_eq!((g.issued(), g.remaining()), (2, 8));
+        assert!(
+            matches!(g.claim(a, Some("k"), Timestamp(150)), Admission::Replay(id) if id == kept)
+        );
+        // b's free user_seq 1 and the missing seq 2 are reused first.
+        let t = admit(&g, b, None);
+        assert_eq!((t.seq, t.user_seq), (2, 1));
+        assert_eq!(admit(&g, b, None).seq, 3);
+        assert_eq!(
+            rejection(g.claim(b, None, Timestamp(150))),
+            Rejection::LimitReached
+        );
+        assert_eq!(admit(&g, a, None).seq, 5);
+    }
+
+    #[test]
+    fn many_threads_never_over_issue_or_break_limits() {
+        use std::sync::Arc;
+        let g = Arc::new(gate(1_000, 3));
+        let users: Arc<Vec<UserId>> = Arc::new((0..500).map(|_| UserId::generate()).collect());
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (g, users) = (g.clone(), users.clone());
+                std::thread::spawn(move || {
+                    let mut won = Vec::new();
+                    for i in 0..2_000 {
+                        let u = users[(i * 7 + t * 13) % users.len()];
+                        if let Admission::Admitted(ticket) = g.claim(u, None, Timestamp(150)) {
+                            won.push((u, ticket.seq, ticket.user_seq));
+                            // Every fifth commit "fails" and must come back.
+                            if i % 5 == 0 {
+                                won.pop();
+                                g.settle(ticket, None);
+                            } else {
+                                g.settle(ticket, Some(CouponId::generate()));
+                            }
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        let mut all: Vec<(UserId, u32, u32)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(all.len(), 1_000, "exactly the stock is issued");
+        all.sort_by_key(|w| w.1);
+        assert!(
+            all.iter().map(|w| w.1).eq(1..=1_000),
+            "seqs are 1..=1000 without gaps or repeats"
+        );
+        let mut per_user: HashMap<UserId, Vec<u32>> = HashMap::new();
+        for (u, _, us) in all {
+            per_user.entry(u).or_default().push(us);
+        }
+        for (_, mut slots) in per_user {
+            slots.sort_unstable();
+            assert!(slots.len() <= 3 && slots.windows(2).all(|w| w[0] != w[1]));
+        }
+        assert_eq!((g.issued(), g.remaining()), (1_000, 0));
+    }
+}

@@ -1,0 +1,184 @@
+//! Campaigns: admins create and patch, anyone reads.
+//!
+//! Writes change the record and the gate together, under `campaign_writes`,
+//! ordered so the gate never admits a seq the record would refuse: stock
+//! grows in the record first, and shrinks in the gate first.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::views::CampaignView;
+use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
+use crate::auth::AdminUser;
+use crate::domain::InvalidInput;
+use crate::domain::campaign::{CampaignPatch, NewCampaign};
+use crate::domain::ids::CampaignId;
+use crate::gate::CampaignGate;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/campaigns", get(list).post(create))
+        .route("/api/v1/campaigns/{id}", get(show).patch(patch))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<CampaignView>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<CampaignId>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Page size, 1..=200 (default 50).
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub before: Option<String>,
+}
+
+/// Create a campaign (admin).
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
+    security(("bearer" = [])),
+    responses((status = 201, body = CampaignView), (status = 400, body = ErrorBody, description = "invalid_input"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Json(body): Json<NewCampaign>,
+) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
+    let now = state.clock.now();
+    let campaign = body.parse(CampaignId::generate(), now)?;
+    let _writes = state.campaign_writes.lock().await;
+    state.store.insert_campaign(&campaign).await?;
+    let gate = state.gate.insert(CampaignGate::new(&campaign));
+    Ok((
+        StatusCode::CREATED,
+        Json(CampaignView::new(&campaign, &gate, now)),
+    ))
+}
+
+/// List campaigns, newest first.
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(ListParams),
+    responses((status = 200, body = CampaignList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<CampaignList>, ApiError> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(InvalidInput::new("limit", "must be between 1 and 200").into());
+    }
+    let before = params
+        .before
+        .map(|b| {
+            b.parse::<CampaignId>()
+                .map_err(|_| InvalidInput::new("before", "must be a campaign id"))
+        })
+        .transpose()?;
+    let campaigns = state.store.list_campaigns(limit, before).await?;
+    let now = state.clock.now();
+    let next = (campaigns.len() == limit as usize)
+        .then(|| campaigns.last().map(|c| c.id))
+        .flatten();
+    let campaigns = campaigns
+        .iter()
+        .filter_map(|c| state.gate.get(c.id).map(|g| CampaignView::new(c, &g, now)))
+        .collect();
+    Ok(Json(CampaignList { campaigns, next }))
+}
+
+/// One campaign, with live stock.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    params(("id" = String, Path, description = "campaign id")),
+    responses((status = 200, body = CampaignView), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignView>, ApiError> {
+    let id: CampaignId = parse_path_id(&id)?;
+    let campaign = state
+        .store
+        .get_campaign(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let gate = state.gate.get(id).ok_or(ApiError::NotFound)?;
+    Ok(Json(CampaignView::new(&campaign, &gate, state.clock.now())))
+}
+
+/// Pause or resume, move the end of issuing, or change the stock (admin).
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", request_body = CampaignPatch,
+    params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
+    responses((status = 200, body = CampaignView), (status = 400, body = ErrorBody, description = "invalid_input"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "quantity_below_issued")))]
+pub async fn patch(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Json(body): Json<CampaignPatch>,
+) -> Result<Json<CampaignView>, ApiError> {
+    let id: CampaignId = parse_path_id(&id)?;
+    let _writes = state.campaign_writes.lock().await;
+    let campaign = state
+        .store
+        .get_campaign(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let gate = state.gate.get(id).ok_or(ApiError::NotFound)?;
+    let new_total = body.validate(&campaign)?;
+    let below_issued = |highest: u32| {
+        ApiError::conflict(
+            "quantity_below_issued",
+            format!(
+                "total_quantity cannot go below the {highest} coupons already issued or being issued"
+            ),
+        )
+    };
+    // Shrinking: close the gate first, so no claim takes a seq above the new total.
+    let shrunk_from = match new_total {
+        Some(total) if total < gate.total() => Some(
+            gate.set_total(total)
+                .map_err(|e| below_issued(e.highest_seq))?,
+        ),
+        _ => None,
+    };
+    if let Err(err) = state
+        .store
+        .update_campaign(id, body.paused, body.issue_ends_at, new_total)
+        .await
+    {
+        if let Some(old) = shrunk_from {
+            let _ = gate.set_total(old);
+        }
+        return Err(match err {
+            StoreError::Constraint(_) => below_issued(gate.issued()),
+            other => other.into(),
+        });
+    }
+    // Growing: the record allows it now, so the gate may hand out more.
+    if let Some(total) = new_total
+        && shrunk_from.is_none()
+    {
+        gate.set_total(total)
+            .map_err(|e| below_issued(e.highest_seq))?;
+    }
+    if let Some(paused) = body.paused {
+        gate.set_paused(paused);
+    }
+    if let Some(ends) = body.issue_ends_at {
+        gate.set_ends_at(ends);
+    }
+    let campaign = state
+        .store
+        .get_campaign(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(CampaignView::new(&campaign, &gate, state.clock.now())))
+}

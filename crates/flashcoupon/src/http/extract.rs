@@ -1,0 +1,114 @@
+//! Extractors that answer bad input in our error format: `Json` and `Query`
+//! wrap axum's and turn every rejection into a 4xx `ApiError` (serde's path
+//! names the offending field); `IdempotencyKey` reads and checks the header.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// A JSON body (request) or JSON answer (response).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::BytesRejection(b)
+            if b.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::PayloadTooLarge {
+                limit: super::BODY_LIMIT_BYTES,
+            }
+        }
+        // Syntax and data errors: the text carries serde's path to the field.
+        other => ApiError::InvalidInput(
+            other
+                .body_text()
+                .replace(
+                    "Failed to deserialize the JSON body into the target type: ",
+                    "",
+                )
+                .replace(
+                    "Failed to parse the request body as JSON: ",
+                    "malformed JSON: ",
+                ),
+        ),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query parameters; a bad one is a 400 naming it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(ApiError::InvalidInput(query_message(rejection))),
+        }
+    }
+}
+
+fn query_message(rejection: QueryRejection) -> String {
+    rejection
+        .body_text()
+        .replace("Failed to deserialize query string: ", "query: ")
+}
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The optional `Idempotency-Key` header: 1..=128 printable ASCII characters.
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(IdempotencyKey(None));
+        };
+        let bad = || {
+            ApiError::InvalidInput(
+                "Idempotency-Key: must be 1 to 128 printable ASCII characters".into(),
+            )
+        };
+        let key = raw.to_str().map_err(|_| bad())?;
+        if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(bad());
+        }
+        Ok(IdempotencyKey(Some(key.to_owned())))
+    }
+}

@@ -1,0 +1,119 @@
+//! Wallets: the caller's coupons, or a user's for themself or an admin.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::views::{CouponList, CouponView};
+use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
+use crate::auth::AuthUser;
+use crate::domain::InvalidInput;
+use crate::domain::account::Role;
+use crate::domain::coupon::CouponStatus;
+use crate::domain::ids::{CouponId, UserId};
+use crate::state::AppState;
+use crate::store::CouponFilter;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me/coupons", get(my_coupons))
+        .route("/api/v1/users/{user_id}/coupons", get(user_coupons))
+        .route("/api/v1/coupons/{id}", get(show))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WalletParams {
+    /// Only coupons with this status.
+    pub status: Option<CouponStatus>,
+    /// Page size, 1..=500 (default 100).
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub before: Option<String>,
+}
+
+async fn wallet(
+    state: &AppState,
+    user: UserId,
+    params: WalletParams,
+) -> Result<CouponList, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(InvalidInput::new("limit", "must be between 1 and 500").into());
+    }
+    let before = params
+        .before
+        .map(|b| {
+            b.parse::<CouponId>()
+                .map_err(|_| InvalidInput::new("before", "must be a coupon id"))
+        })
+        .transpose()?;
+    let now = state.clock.now();
+    let filter = CouponFilter {
+        campaign: None,
+        status: params.status,
+    };
+    let coupons = state
+        .store
+        .list_coupons(user, filter, now, limit, before)
+        .await?;
+    let next = (coupons.len() == limit as usize)
+        .then(|| coupons.last().map(|c| c.id))
+        .flatten();
+    Ok(CouponList {
+        coupons: coupons.iter().map(|c| CouponView::new(c, now)).collect(),
+        next,
+    })
+}
+
+/// The caller's coupons, newest first.
+#[utoipa::path(get, path = "/api/v1/me/coupons", tag = "wallet", params(WalletParams), security(("bearer" = [])),
+    responses((status = 200, body = CouponList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn my_coupons(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(params): Query<WalletParams>,
+) -> Result<Json<CouponList>, ApiError> {
+    Ok(Json(wallet(&state, user.id, params).await?))
+}
+
+/// A user's coupons: the user themself, or an admin. Anyone else gets 404.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/coupons", tag = "wallet",
+    params(("user_id" = String, Path, description = "user id"), WalletParams), security(("bearer" = [])),
+    responses((status = 200, body = CouponList), (status = 404, body = ErrorBody)))]
+pub async fn user_coupons(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(user_id): Path<String>,
+    Query(params): Query<WalletParams>,
+) -> Result<Json<CouponList>, ApiError> {
+    let user: UserId = parse_path_id(&user_id)?;
+    if caller.id != user && caller.role != Role::Admin {
+        return Err(ApiError::NotFound);
+    }
+    if caller.id != user && !state.store.user_exists(user).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(wallet(&state, user, params).await?))
+}
+
+/// One of the caller's coupons (an admin may read any).
+#[utoipa::path(get, path = "/api/v1/coupons/{id}", tag = "wallet",
+    params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
+    responses((status = 200, body = CouponView), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<CouponView>, ApiError> {
+    let id: CouponId = parse_path_id(&id)?;
+    let coupon = state
+        .store
+        .get_coupon(id)
+        .await?
+        .filter(|c| c.user_id == caller.id || caller.role == Role::Admin)
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(CouponView::new(&coupon, state.clock.now())))
+}

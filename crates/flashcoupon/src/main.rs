@@ -1,0 +1,102 @@
+//! The `flashcoupon` binary: parse the command line and hand over.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use flashcoupon::app::Application;
+use flashcoupon::auth::hash_password;
+use flashcoupon::clock::Clock;
+use flashcoupon::domain::account::{Email, Password};
+use flashcoupon::settings::Settings;
+use flashcoupon::store::Store;
+use flashcoupon::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flashcoupon",
+    version,
+    about = "First-come-first-served coupon drops"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform (embedded mode: SQLite in the data dir).
+    Serve(Settings),
+    /// Administer a data dir.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin, or promote an existing user and reset their password.
+    Create {
+        #[arg(long, env = "FLASHCOUPON_ADMIN_EMAIL")]
+        email: String,
+        #[arg(long, env = "FLASHCOUPON_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, env = "FLASHCOUPON_DATA_DIR", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(settings) => serve(settings).await,
+        Command::Admin(AdminCommand::Create {
+            email,
+            password,
+            data_dir,
+        }) => {
+            telemetry::init(flashcoupon::settings::LogFormat::Text);
+            let email = Email::parse(&email).context("--email")?;
+            let password = Password::parse(password).context("--password")?;
+            let store = Store::open(&data_dir).await?;
+            let hash = hash_password(password.expose())?;
+            let (id, created) = store
+                .upsert_admin(&email, &hash, Some(&hash), Clock::default().now())
+                .await?;
+            store.close().await;
+            let verb = if created { "created" } else { "promoted" };
+            println!(
+                "{verb} admin {} ({id}) in {}",
+                email.as_str(),
+                data_dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(settings.log_format);
+    let app = Application::build(&settings, Clock::default()).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), "flashcoupon started");
+    // Scripts and tests read this line to find the port.
+    println!("flashcoupon listening on http://{addr}");
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests and draining the commit queue");
+}

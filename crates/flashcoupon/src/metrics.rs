@@ -1,0 +1,110 @@
+//! Every metric flashcoupon exports, declared in one place with its help text.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::gate::MemoryGate;
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Claims answered, by `result` (issued, replayed, sold_out, limit_reached, …).
+    pub issue_outcomes: IntCounterVec,
+    /// Time from a claim's arrival to its answer.
+    pub issue_latency: Histogram,
+    /// Coupons written per group-commit transaction.
+    pub commit_batch_size: Histogram,
+    /// Time to write and commit one group-commit batch.
+    pub commit_latency: Histogram,
+    stock_remaining: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let issue_outcomes = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_issue_outcomes_total",
+                "Claims answered by the issue endpoint, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let issue_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "flashcoupon_issue_latency_seconds",
+                "Time from a claim's arrival to its answer (including the group commit for issued coupons).",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
+        let commit_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "flashcoupon_group_commit_batch_size",
+                "Coupons written per group-commit transaction.",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ]),
+        )
+        .expect("valid metric");
+        let commit_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "flashcoupon_group_commit_seconds",
+                "Time to write and durably commit one group-commit batch.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        let stock_remaining = IntGaugeVec::new(
+            Opts::new(
+                "flashcoupon_campaign_stock_remaining",
+                "Coupons of a campaign not yet taken by an issued or in-flight claim.",
+            ),
+            &["campaign_id"],
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(issue_outcomes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(issue_latency.clone()),
+            Box::new(commit_batch_size.clone()),
+            Box::new(commit_latency.clone()),
+            Box::new(stock_remaining.clone()),
+        ] {
+            registry.register(m).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            issue_outcomes,
+            issue_latency,
+            commit_batch_size,
+            commit_latency,
+            stock_remaining,
+        }
+    }
+
+    /// The Prometheus text exposition, with the stock gauges read off the gate now.
+    pub fn render(&self, gate: &MemoryGate) -> String {
+        self.stock_remaining.reset();
+        for g in gate.all() {
+            self.stock_remaining
+                .with_label_values(&[&g.id.to_string()])
+                .set(g.remaining() as i64);
+        }
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,84 @@
+//! `Settings`: every knob of `flashcoupon serve`, each a flag that also reads
+//! a `FLASHCOUPON_*` environment variable. The embedded mode needs none.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "FLASHCOUPON_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where the SQLite database and the generated token secret live.
+    #[arg(long, env = "FLASHCOUPON_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Token signing secret (32+ characters). Default: generated on first start
+    /// and kept in <data-dir>/jwt_secret (mode 0600).
+    #[arg(long, env = "FLASHCOUPON_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a token from sign-up or log-in stays valid, in seconds.
+    #[arg(long, env = "FLASHCOUPON_TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: u64,
+
+    /// With --admin-password: make sure this admin exists at start-up
+    /// (created if absent, promoted if a user).
+    #[arg(long, env = "FLASHCOUPON_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// The first admin's password (used only when the admin is created).
+    #[arg(long, env = "FLASHCOUPON_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// The most coupons one group-commit transaction writes.
+    #[arg(long, env = "FLASHCOUPON_COMMIT_MAX_BATCH", default_value_t = 512)]
+    pub commit_max_batch: usize,
+
+    /// Claims per second one user may send (bursts of twice that); 0 = unlimited.
+    #[arg(long, env = "FLASHCOUPON_CLAIM_RATE_PER_USER", default_value_t = 20)]
+    pub claim_rate_per_user: u32,
+
+    /// Sign-ups and log-ins per second from one client address (bursts of
+    /// twice that); 0 = unlimited. Raise it behind a reverse proxy.
+    #[arg(long, env = "FLASHCOUPON_AUTH_RATE_PER_IP", default_value_t = 50)]
+    pub auth_rate_per_ip: u32,
+
+    /// Log format; the level comes from RUST_LOG (default: info).
+    #[arg(
+        long,
+        env = "FLASHCOUPON_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Defaults for a server on a free port over `data_dir` (tests, tools).
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            jwt_secret: None,
+            token_ttl_secs: 86_400,
+            admin_email: None,
+            admin_password: None,
+            commit_max_batch: 512,
+            claim_rate_per_user: 20,
+            auth_rate_per_ip: 50,
+            log_format: LogFormat::Text,
+        }
+    }
+}

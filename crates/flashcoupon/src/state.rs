@@ -1,0 +1,37 @@
+//! `AppState`: what every handler shares, built once by [`crate::app::Application::build`].
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::auth::{PasswordHasher, TokenKeys};
+use crate::clock::Clock;
+use crate::gate::MemoryGate;
+use crate::group_commit::GroupCommit;
+use crate::http::RateLimits;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Store,
+    pub gate: MemoryGate,
+    pub commit: GroupCommit,
+    pub tokens: TokenKeys,
+    pub passwords: PasswordHasher,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub limits: RateLimits,
+    /// Serialises campaign writes (create, patch) so the record and the gate
+    /// change together; claims never take it.
+    pub campaign_writes: tokio::sync::Mutex<()>,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,176 @@
+//! `spawn_app()`: a real server on port 0 over its own fresh SQLite data dir,
+//! plus small request helpers. Every test gets its own.
+
+use std::time::Duration;
+
+use flashcoupon::app::Application;
+use flashcoupon::clock::Clock;
+use flashcoupon::settings::Settings;
+use flashcoupon::state::AppState;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, SqliteConnection};
+
+pub const ADMIN_EMAIL: &str = "admin@flashcoupon.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Clock,
+    pub state: AppState,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_data_dir(dir.path());
+    settings.admin_email = Some(ADMIN_EMAIL.into());
+    settings.admin_password = Some(ADMIN_PASSWORD.into());
+    configure(&mut settings);
+    let clock = Clock::default();
+    let app = Application::build(&settings, clock.clone()).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client");
+    let mut app = TestApp {
+        base,
+        client,
+        clock,
+        state,
+        admin: String::new(),
+        dir,
+    };
+    let login = app.post_json("/api/v1/auth/login", None, &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).await;
+    assert_eq!(login.status(), StatusCode::OK, "the start-up admin can log in");
+    app.admin = body(login).await["token"].as_str().expect("token").to_owned();
+    app
+}
+
+pub async fn body(r: Response) -> Value {
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+}
+
+/// Assert the status and the API.md error code, and return the message.
+pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(r.status(), status, "status");
+    let b = body(r).await;
+    assert_eq!(b["error"]["code"], code, "error code in {b}");
+    b["error"]["message"].as_str().expect("message").to_owned()
+}
+
+pub fn rfc3339(ts: flashcoupon::domain::timestamp::Timestamp) -> String {
+    ts.to_string()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, b: &Value) -> Response {
+        let mut req = self.client.post(self.url(path)).json(b);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, b: &Value) -> Response {
+        let mut req = self.client.patch(self.url(path)).json(b);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Sign up a shopper; returns (user_id, token).
+    pub async fn signup(&self, email: &str) -> (String, String) {
+        let r = self.post_json("/api/v1/auth/signup", None, &json!({"email": email, "password": "password-123"})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let b = body(r).await;
+        (b["user_id"].as_str().unwrap().to_owned(), b["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Many shoppers through the admin's bulk endpoint; returns (user_id, token) pairs.
+    pub async fn bulk_users(&self, prefix: &str, count: usize) -> Vec<(String, String)> {
+        let r = self
+            .post_json(
+                "/api/v1/admin/users/bulk",
+                Some(&self.admin),
+                &json!({"count": count, "email_prefix": prefix, "password": "password-123"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["user_id"].as_str().unwrap().to_owned(), u["token"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// A campaign body that is open now; override fields with `extra`.
+    pub fn campaign_body(&self, extra: Value) -> Value {
+        let now = self.clock.now();
+        let mut b = json!({
+            "name": "Black Friday 5,000 off",
+            "discount": {"type": "fixed", "amount": 5000},
+            "min_order_amount": 30000,
+            "total_quantity": 100,
+            "per_user_limit": 1,
+            "issue_starts_at": rfc3339(now.plus_millis(-60_000)),
+            "issue_ends_at": rfc3339(now.plus_millis(3_600_000)),
+            "valid_days": 30
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        b
+    }
+
+    /// Create a campaign (as admin) and return its JSON.
+    pub async fn create_campaign(&self, extra: Value) -> Value {
+        let r = self.post_json("/api/v1/campaigns", Some(&self.admin), &self.campaign_body(extra)).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await
+    }
+
+    pub async fn issue(&self, campaign: &str, token: &str, key: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(&format!("/api/v1/campaigns/{campaign}/issue"))).bearer_auth(token);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// A read-only look at the record itself, bypassing the API.
+    pub async fn db(&self) -> SqliteConnection {
+        let url = format!("sqlite://{}?mode=ro", self.dir.path().join("flashcoupon.db").display());
+        SqliteConnection::connect(&url).await.expect("open the database")
+    }
+}
