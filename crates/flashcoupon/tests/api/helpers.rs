@@ -34,7 +34,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.admin_password = Some(ADMIN_PASSWORD.into());
     configure(&mut settings);
     let clock = Clock::default();
-    let app = Application::build(&settings, clock.clone()).await.expect("app builds");
+    let app = Application::build(&settings, clock.clone())
+        .await
+        .expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let state = app.state();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -51,9 +53,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         admin: String::new(),
         dir,
     };
-    let login = app.post_json("/api/v1/auth/login", None, &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).await;
-    assert_eq!(login.status(), StatusCode::OK, "the start-up admin can log in");
-    app.admin = body(login).await["token"].as_str().expect("token").to_owned();
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        login.status(),
+        StatusCode::OK,
+        "the start-up admin can log in"
+    );
+    app.admin = body(login).await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     app
 }
 
@@ -106,10 +121,19 @@ impl TestApp {
 
     /// Sign up a shopper; returns (user_id, token).
     pub async fn signup(&self, email: &str) -> (String, String) {
-        let r = self.post_json("/api/v1/auth/signup", None, &json!({"email": email, "password": "password-123"})).await;
+        let r = self
+            .post_json(
+                "/api/v1/auth/signup",
+                None,
+                &json!({"email": email, "password": "password-123"}),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let b = body(r).await;
-        (b["user_id"].as_str().unwrap().to_owned(), b["token"].as_str().unwrap().to_owned())
+        (
+            b["user_id"].as_str().unwrap().to_owned(),
+            b["token"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Many shoppers through the admin's bulk endpoint; returns (user_id, token) pairs.
@@ -126,7 +150,12 @@ impl TestApp {
             .as_array()
             .unwrap()
             .iter()
-            .map(|u| (u["user_id"].as_str().unwrap().to_owned(), u["token"].as_str().unwrap().to_owned()))
+            .map(|u| {
+                (
+                    u["user_id"].as_str().unwrap().to_owned(),
+                    u["token"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 
@@ -155,13 +184,22 @@ impl TestApp {
 
     /// Create a campaign (as admin) and return its JSON.
     pub async fn create_campaign(&self, extra: Value) -> Value {
-        let r = self.post_json("/api/v1/campaigns", Some(&self.admin), &self.campaign_body(extra)).await;
+        let r = self
+            .post_json(
+                "/api/v1/campaigns",
+                Some(&self.admin),
+                &self.campaign_body(extra),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         body(r).await
     }
 
     pub async fn issue(&self, campaign: &str, token: &str, key: Option<&str>) -> Response {
-        let mut req = self.client.post(self.url(&format!("/api/v1/campaigns/{campaign}/issue"))).bearer_auth(token);
+        let mut req = self
+            .client
+            .post(self.url(&format!("/api/v1/campaigns/{campaign}/issue")))
+            .bearer_auth(token);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
@@ -170,7 +208,12 @@ impl TestApp {
 
     /// A read-only look at the record itself, bypassing the API.
     pub async fn db(&self) -> SqliteConnection {
-        let url = format!("sqlite://{}?mode=ro", self.dir.path().join("flashcoupon.db").display());
-        SqliteConnection::connect(&url).await.expect("open the database")
+        let url = format!(
+            "sqlite://{}?mode=ro",
+            self.dir.path().join("flashcoupon.db").display()
+        );
+        SqliteConnection::connect(&url)
+            .await
+            .expect("open the database")
     }
 }

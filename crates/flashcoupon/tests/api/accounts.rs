@@ -1,0 +1,286 @@
+//! Accounts and authentication.
+
+use flashcoupon::domain::account::Role;
+use flashcoupon::domain::ids::UserId;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, assert_error, body, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn signup_returns_a_user_id_and_a_working_token() {
+    let app = spawn_app().await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "Kim@Example.com", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b = body(r).await;
+    let token = b["token"].as_str().unwrap();
+    let wallet = app.get("/api/v1/me/coupons", Some(token)).await;
+    assert_eq!(wallet.status(), StatusCode::OK);
+    assert_eq!(body(wallet).await["coupons"], json!([]));
+}
+
+#[tokio::test]
+async fn a_taken_email_is_409_email_taken_whatever_its_case() {
+    let app = spawn_app().await;
+    app.signup("kim@example.com").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "KIM@example.com", "password": "password-456"}),
+        )
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "email_taken").await;
+}
+
+#[tokio::test]
+async fn signup_rejects_short_passwords_and_bad_emails_by_field() {
+    let app = spawn_app().await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "kim@example.com", "password": "1234567"}),
+        )
+        .await;
+    assert!(
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_input")
+            .await
+            .contains("password")
+    );
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "not-an-email", "password": "password-123"}),
+        )
+        .await;
+    assert!(
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_input")
+            .await
+            .contains("email")
+    );
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "kim@example.com"}),
+        )
+        .await;
+    assert!(
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_input")
+            .await
+            .contains("password")
+    );
+    // Nothing was created: the address is still free.
+    app.signup("kim@example.com").await;
+}
+
+#[tokio::test]
+async fn login_returns_the_role() {
+    let app = spawn_app().await;
+    let (id, _) = app.signup("kim@example.com").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "kim@example.com", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = body(r).await;
+    assert_eq!(
+        (b["user_id"].as_str().unwrap(), b["role"].as_str().unwrap()),
+        (id.as_str(), "user")
+    );
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(body(r).await["role"], "admin");
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_unknown_email_is_401_invalid_credentials() {
+    let app = spawn_app().await;
+    app.signup("kim@example.com").await;
+    for (email, password) in [
+        ("kim@example.com", "wrong-password"),
+        ("nobody@example.com", "password-123"),
+        ("garbage", "x"),
+    ] {
+        let r = app
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+}
+
+#[tokio::test]
+async fn missing_malformed_expired_forged_and_unsigned_tokens_are_401() {
+    let app = spawn_app().await;
+    let (id, _) = app.signup("kim@example.com").await;
+    let user: UserId = id.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = app
+        .state
+        .tokens
+        .issue_with_expiry(user, Role::User, now - 7200, now - 3600);
+    let forged = flashcoupon::auth::TokenKeys::new(&[42u8; 32], std::time::Duration::from_secs(60))
+        .issue(user, Role::Admin);
+    // {"alg":"none"} claiming to be an admin, without a signature.
+    let unsigned = format!(
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+        base64_url(&format!(
+            r#"{{"sub":"{id}","role":"admin","iat":0,"exp":9999999999}}"#
+        ))
+    );
+    let r = app
+        .client
+        .get(app.url("/api/v1/me/coupons"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    for token in [
+        "garbage",
+        expired.as_str(),
+        forged.as_str(),
+        unsigned.as_str(),
+    ] {
+        let r = app.get("/api/v1/me/coupons", Some(token)).await;
+        assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    let r = app
+        .client
+        .get(app.url("/api/v1/me/coupons"))
+        .header("Authorization", "Basic a2ltOnB3")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+fn base64_url(s: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_shopper_token_on_an_admin_route_is_403() {
+    let app = spawn_app().await;
+    let (_, token) = app.signup("kim@example.com").await;
+    let r = app
+        .post_json(
+            "/api/v1/campaigns",
+            Some(&token),
+            &app.campaign_body(json!({})),
+        )
+        .await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = app
+        .post_json(
+            "/api/v1/admin/users/bulk",
+            Some(&token),
+            &json!({"count": 1, "email_prefix": "x", "password": "password-123"}),
+        )
+        .await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+#[tokio::test]
+async fn bulk_users_are_created_all_or_none_and_can_log_in() {
+    let app = spawn_app().await;
+    let users = app.bulk_users("load", 50).await;
+    assert_eq!(users.len(), 50);
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "load-50@bulk.invalid", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(body(r).await["user_id"].as_str().unwrap(), users[49].0);
+    // One clash refuses the whole batch.
+    app.signup("mixed-3@bulk.invalid").await;
+    let r = app
+        .post_json(
+            "/api/v1/admin/users/bulk",
+            Some(&app.admin),
+            &json!({"count": 5, "email_prefix": "mixed", "password": "password-123"}),
+        )
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "email_taken").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "mixed-1@bulk.invalid", "password": "password-123"}),
+        )
+        .await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    for bad in [
+        json!({"count": 0, "email_prefix": "a", "password": "password-123"}),
+        json!({"count": 10001, "email_prefix": "a", "password": "password-123"}),
+        json!({"count": 1, "email_prefix": "a b", "password": "password-123"}),
+    ] {
+        let r = app
+            .post_json("/api/v1/admin/users/bulk", Some(&app.admin), &bad)
+            .await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_input").await;
+    }
+}
+
+#[tokio::test]
+async fn too_many_logins_from_one_address_are_429_with_retry_after() {
+    let app = spawn_app_with(|s| s.auth_rate_per_ip = 1).await;
+    // The start-up login used one token of the burst of two.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = app
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &json!({"email": "nobody@example.com", "password": "password-123"}),
+            )
+            .await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(
+                r.headers().get("retry-after").is_some(),
+                "Retry-After is set"
+            );
+            assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+            statuses.push(429);
+        } else {
+            statuses.push(r.status().as_u16());
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

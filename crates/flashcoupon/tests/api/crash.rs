@@ -1,0 +1,380 @@
+//! Promises 3 and 5 across a crash: the real binary is stormed, killed with
+//! SIGKILL mid-storm and restarted on the same data dir. Every coupon that
+//! was answered 201 must still be there, the rebuilt gate must agree with the
+//! record, and the drop must then finish exactly.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::Semaphore;
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, body};
+
+const STOCK: usize = 1_000;
+const LIMIT: usize = 3;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Start the real binary on a free port and read the URL it prints.
+    fn start(dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start flashcoupon");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("flashcoupon listening on ")
+            .expect("listening line")
+            .to_owned();
+        Server { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Issued {
+    user: String,
+    key: Option<String>,
+    coupon: String,
+}
+
+async fn post(client: &reqwest::Client, url: String, token: &str, b: Value) -> reqwest::Response {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .json(&b)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn admin_token(client: &reqwest::Client, base: &str) -> String {
+    let r = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    body(r).await["token"].as_str().unwrap().to_owned()
+}
+
+/// Every user claims up to the limit, one claim after another, half of them
+/// with keys. Stops a user at its first transport error (the server died) and
+/// calls `on_issued` after each 201.
+async fn storm(
+    client: &reqwest::Client,
+    base: &str,
+    campaign: &str,
+    users: &[(String, String)],
+    round: &str,
+    issued: Arc<Mutex<Vec<Issued>>>,
+    on_issued: impl Fn(usize) + Send + Sync + 'static,
+) {
+    let permits = Arc::new(Semaphore::new(256));
+    let on_issued = Arc::new(on_issued);
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (n, (user, token)) in users.iter().cloned().enumerate() {
+        let (client, permits, issued, on_issued, count) = (
+            client.clone(),
+            permits.clone(),
+            issued.clone(),
+            on_issued.clone(),
+            count.clone(),
+        );
+        let url = format!("{base}/api/v1/campaigns/{campaign}/issue");
+        let round = round.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let _p = permits.acquire().await.unwrap();
+            for c in 0..LIMIT {
+                let key = (n % 2 == 0).then(|| format!("{round}-{n}-{c}"));
+                let mut req = client.post(&url).bearer_auth(&token);
+                if let Some(k) = &key {
+                    req = req.header("Idempotency-Key", k);
+                }
+                let Ok(r) = req.send().await else { return };
+                match r.status() {
+                    StatusCode::CREATED => {
+                        let Ok(text) = r.text().await else { return };
+                        let coupon: Value = serde_json::from_str(&text).unwrap();
+                        issued.lock().unwrap().push(Issued {
+                            user: user.clone(),
+                            key,
+                            coupon: coupon["id"].as_str().unwrap().to_owned(),
+                        });
+                        on_issued(count.fetch_add(1, Ordering::SeqCst) + 1);
+                    }
+                    StatusCode::CONFLICT => return,
+                    // 503 is allowed while dying; anything else is a bug.
+                    StatusCode::SERVICE_UNAVAILABLE => return,
+                    other => panic!("unexpected {other}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn record(dir: &Path, campaign: &str) -> Vec<(String, String, i64, i64)> {
+    let url = format!("sqlite://{}?mode=ro", dir.join("flashcoupon.db").display());
+    let mut db = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_as(
+        "SELECT id, user_id, seq, user_seq FROM coupons WHERE campaign_id = ? ORDER BY seq",
+    )
+    .bind(campaign)
+    .fetch_all(&mut db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_9_mid_storm_loses_no_issued_coupon_and_the_drop_finishes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let first = Server::start(dir.path());
+    let admin = admin_token(&client, &first.base).await;
+    let mut users = Vec::new();
+    for prefix in ["crash-a", "crash-b"] {
+        let r = post(
+            &client,
+            format!("{}/api/v1/admin/users/bulk", first.base),
+            &admin,
+            json!({"count": 600, "email_prefix": prefix, "password": "password-123"}),
+        )
+        .await;
+        users.extend(body(r).await["users"].as_array().unwrap().iter().map(|u| {
+            (
+                u["user_id"].as_str().unwrap().to_owned(),
+                u["token"].as_str().unwrap().to_owned(),
+            )
+        }));
+    }
+    let c = body(
+        post(&client, format!("{}/api/v1/campaigns", first.base), &admin, json!({
+            "name": "crash drop", "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": STOCK, "per_user_limit": LIMIT,
+            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
+        }))
+        .await,
+    )
+    .await;
+    let campaign = c["id"].as_str().unwrap().to_owned();
+
+    // Storm, and SIGKILL the server once 300 coupons were answered 201.
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let pid = first.child.id();
+    storm(
+        &client,
+        &first.base,
+        &campaign,
+        &users,
+        "before",
+        issued.clone(),
+        move |n| {
+            if n == 300 {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        },
+    )
+    .await;
+    drop(first);
+    let before: Vec<Issued> = issued.lock().unwrap().clone();
+    assert!(before.len() >= 300, "the storm reached the kill point");
+
+    // Restart on the same data dir.
+    let second = Server::start(dir.path());
+    let rows = record(dir.path(), &campaign).await;
+    let in_record: HashMap<&str, &str> =
+        rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    for i in &before {
+        assert_eq!(
+            in_record.get(i.coupon.as_str()),
+            Some(&i.user.as_str()),
+            "promise 3: answered 201, so it survived kill -9"
+        );
+    }
+    assert!(rows.len() <= STOCK, "promise 1");
+    let c = body(
+        client
+            .get(format!("{}/api/v1/campaigns/{campaign}", second.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        c["issued_count"].as_u64(),
+        Some(rows.len() as u64),
+        "the rebuilt gate counts what the record holds"
+    );
+    assert_eq!(
+        c["remaining_quantity"].as_u64(),
+        Some((STOCK - rows.len()) as u64),
+        "promise 5: stock of lost in-flight claims is back"
+    );
+
+    // Keys answered before the crash replay the same coupon after it.
+    let token_of: HashMap<&str, &str> = users
+        .iter()
+        .map(|(u, t)| (u.as_str(), t.as_str()))
+        .collect();
+    for i in before.iter().filter(|i| i.key.is_some()).take(50) {
+        let r = client
+            .post(format!("{}/api/v1/campaigns/{campaign}/issue", second.base))
+            .bearer_auth(token_of[i.user.as_str()])
+            .header("Idempotency-Key", i.key.as_deref().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(
+            body(r).await["id"].as_str(),
+            Some(i.coupon.as_str()),
+            "promise 4 across a restart"
+        );
+    }
+
+    // Claims continue and the drop finishes exactly.
+    let after = Arc::new(Mutex::new(Vec::new()));
+    storm(
+        &client,
+        &second.base,
+        &campaign,
+        &users,
+        "after",
+        after.clone(),
+        |_| {},
+    )
+    .await;
+    let rows = record(dir.path(), &campaign).await;
+    assert_eq!(
+        rows.len(),
+        STOCK,
+        "sold out means the whole stock was issued"
+    );
+    assert!(
+        rows.iter().map(|r| r.2).eq(1..=STOCK as i64),
+        "seq is 1..=stock: gaps left by the crash were refilled"
+    );
+    let mut per_user: HashMap<&str, usize> = HashMap::new();
+    for r in &rows {
+        *per_user.entry(r.1.as_str()).or_default() += 1;
+    }
+    assert!(per_user.values().all(|&n| n <= LIMIT), "promise 2");
+    let in_record: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert!(
+        after
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|i| in_record.contains(i.coupon.as_str())),
+        "promise 3 after the restart"
+    );
+    let c = body(
+        client
+            .get(format!("{}/api/v1/campaigns/{campaign}", second.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (c["remaining_quantity"].as_u64(), c["status"].as_str()),
+        (Some(0), Some("sold_out"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_shutdown_drains_the_commit_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let admin = admin_token(&client, &server.base).await;
+    let r = post(
+        &client,
+        format!("{}/api/v1/admin/users/bulk", server.base),
+        &admin,
+        json!({"count": 800, "email_prefix": "term", "password": "password-123"}),
+    )
+    .await;
+    let users: Vec<(String, String)> = body(r).await["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["user_id"].as_str().unwrap().to_owned(),
+                u["token"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let c = body(
+        post(&client, format!("{}/api/v1/campaigns", server.base), &admin, json!({
+            "name": "term drop", "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": STOCK, "per_user_limit": LIMIT,
+            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
+        }))
+        .await,
+    )
+    .await;
+    let campaign = c["id"].as_str().unwrap().to_owned();
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let pid = server.child.id();
+    storm(
+        &client,
+        &server.base,
+        &campaign,
+        &users,
+        "term",
+        issued.clone(),
+        move |n| {
+            if n == 200 {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+        },
+    )
+    .await;
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
+    let rows = record(dir.path(), &campaign).await;
+    let in_record: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    for i in issued.lock().unwrap().iter() {
+        assert!(
+            in_record.contains(i.coupon.as_str()),
+            "every 201 before the shutdown is durable"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The API contract (../shared/API.md) end to end: every test starts a real
+//! server on port 0 over its own SQLite data dir with `spawn_app()`.
+
+mod accounts;
+mod bad_input;
+mod campaigns;
+mod concurrency;
+mod crash;
+mod helpers;
+mod issuing;
+mod operations;
+mod spending;
+mod wallet;
