@@ -46,7 +46,7 @@ fn insert_sql(rows: usize) -> &'static str {
         CHUNKS
             .iter()
             .map(|&n| {
-                let one = format!("({})", vec!["?"; INSERT_COLUMNS].join(", "));
+                let one = format!("({})", ["?"; INSERT_COLUMNS].join(", "));
                 format!(
                     "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, idempotency_key, \
                      issued_at, valid_from, valid_until) VALUES {}",
