@@ -12,5 +12,6 @@ mod crash;
 mod helpers;
 mod issuing;
 mod operations;
+mod record;
 mod spending;
 mod wallet;
