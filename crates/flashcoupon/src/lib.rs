@@ -18,6 +18,8 @@ pub mod gate;
 pub mod group_commit;
 /// Routes, extractors, errors, views, OpenAPI.
 pub mod http;
+/// `flashcoupon loadtest`: replay a drop, verify every promise, report.
+pub mod loadtest;
 /// Every Prometheus metric, with help text.
 pub mod metrics;
 /// Flags and `FLASHCOUPON_*` variables.

@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the platform (embedded mode: SQLite in the data dir).
     Serve(Settings),
+    /// Replay a drop against running servers, verify every promise, report.
+    Loadtest(flashcoupon::loadtest::LoadtestArgs),
     /// Administer a data dir.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -47,6 +49,19 @@ enum AdminCommand {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(settings) => serve(settings).await,
+        Command::Loadtest(args) => {
+            let out = args.out.clone();
+            let report = flashcoupon::loadtest::run(args).await?;
+            print!("{}", report.summary());
+            if let Some(dir) = out {
+                println!("report: {}", dir.join("report.html").display());
+            }
+            if !report.violations.is_empty() {
+                eprintln!("{} promise violation(s)", report.violations.len());
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Admin(AdminCommand::Create {
             email,
             password,

@@ -11,6 +11,7 @@ mod concurrency;
 mod crash;
 mod helpers;
 mod issuing;
+mod loadtest;
 mod operations;
 mod record;
 mod spending;
