@@ -30,7 +30,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::open(&settings.data_dir)
+        let store = Store::open(&settings.data_dir, settings.sqlite_synchronous)
             .await
             .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
         let secret = load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?;
@@ -103,6 +103,12 @@ impl Application {
                 }
             }
         });
+        let checkpoints = tokio::spawn(
+            state
+                .store
+                .clone()
+                .run_checkpoints(Duration::from_millis(500)),
+        );
         let app = http::router(state.clone());
         axum::serve(
             listener,
@@ -112,6 +118,7 @@ impl Application {
         .await?;
         gc.abort();
         writer.drain().await;
+        checkpoints.abort();
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(flashcoupon::settings::LogFormat::Text);
             let email = Email::parse(&email).context("--email")?;
             let password = Password::parse(password).context("--password")?;
-            let store = Store::open(&data_dir).await?;
+            let store = Store::open(&data_dir, flashcoupon::settings::Durability::Full).await?;
             let hash = hash_password(password.expose())?;
             let (id, created) = store
                 .upsert_admin(&email, &hash, Some(&hash), Clock::default().now())

@@ -36,9 +36,10 @@ pub struct CouponFilter {
 }
 
 const INSERT_COLUMNS: usize = 9;
-/// Multi-row INSERTs come in these sizes only, so the statement cache holds
-/// four prepared statements instead of one per batch length.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// Multi-row INSERTs come in power-of-two sizes only: a batch is written in
+/// at most seven statements (each a hand-off to SQLite's thread), and the
+/// statement cache holds seven prepared statements, not one per batch length.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 fn insert_sql(rows: usize) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
