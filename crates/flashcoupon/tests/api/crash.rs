@@ -145,6 +145,42 @@ async fn storm(
     }
 }
 
+/// Log in the admin, create `count` shoppers per prefix and one open campaign:
+/// (shoppers as (user_id, token), campaign id).
+async fn set_up_drop(
+    client: &reqwest::Client,
+    base: &str,
+    batches: &[(&str, usize)],
+) -> (Vec<(String, String)>, String) {
+    let admin = admin_token(client, base).await;
+    let mut users = Vec::new();
+    for (prefix, count) in batches {
+        let r = post(
+            client,
+            format!("{base}/api/v1/admin/users/bulk"),
+            &admin,
+            json!({"count": count, "email_prefix": prefix, "password": "password-123"}),
+        )
+        .await;
+        users.extend(body(r).await["users"].as_array().unwrap().iter().map(|u| {
+            (
+                u["user_id"].as_str().unwrap().to_owned(),
+                u["token"].as_str().unwrap().to_owned(),
+            )
+        }));
+    }
+    let c = body(
+        post(client, format!("{base}/api/v1/campaigns"), &admin, json!({
+            "name": "crash drop", "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": STOCK, "per_user_limit": LIMIT,
+            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
+        }))
+        .await,
+    )
+    .await;
+    (users, c["id"].as_str().unwrap().to_owned())
+}
+
 async fn record(dir: &Path, campaign: &str) -> Vec<(String, String, i64, i64)> {
     let url = format!("sqlite://{}?mode=ro", dir.join("flashcoupon.db").display());
     let mut db = SqliteConnection::connect(&url).await.unwrap();
@@ -162,33 +198,8 @@ async fn a_kill_9_mid_storm_loses_no_issued_coupon_and_the_drop_finishes_exactly
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let first = Server::start(dir.path());
-    let admin = admin_token(&client, &first.base).await;
-    let mut users = Vec::new();
-    for prefix in ["crash-a", "crash-b"] {
-        let r = post(
-            &client,
-            format!("{}/api/v1/admin/users/bulk", first.base),
-            &admin,
-            json!({"count": 600, "email_prefix": prefix, "password": "password-123"}),
-        )
-        .await;
-        users.extend(body(r).await["users"].as_array().unwrap().iter().map(|u| {
-            (
-                u["user_id"].as_str().unwrap().to_owned(),
-                u["token"].as_str().unwrap().to_owned(),
-            )
-        }));
-    }
-    let c = body(
-        post(&client, format!("{}/api/v1/campaigns", first.base), &admin, json!({
-            "name": "crash drop", "discount": {"type": "fixed", "amount": 1000},
-            "total_quantity": STOCK, "per_user_limit": LIMIT,
-            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
-        }))
-        .await,
-    )
-    .await;
-    let campaign = c["id"].as_str().unwrap().to_owned();
+    let (users, campaign) =
+        set_up_drop(&client, &first.base, &[("crash-a", 600), ("crash-b", 600)]).await;
 
     // Storm, and SIGKILL the server once 300 coupons were answered 201.
     let issued = Arc::new(Mutex::new(Vec::new()));
@@ -319,35 +330,7 @@ async fn a_graceful_shutdown_drains_the_commit_queue() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let server = Server::start(dir.path());
-    let admin = admin_token(&client, &server.base).await;
-    let r = post(
-        &client,
-        format!("{}/api/v1/admin/users/bulk", server.base),
-        &admin,
-        json!({"count": 800, "email_prefix": "term", "password": "password-123"}),
-    )
-    .await;
-    let users: Vec<(String, String)> = body(r).await["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| {
-            (
-                u["user_id"].as_str().unwrap().to_owned(),
-                u["token"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let c = body(
-        post(&client, format!("{}/api/v1/campaigns", server.base), &admin, json!({
-            "name": "term drop", "discount": {"type": "fixed", "amount": 1000},
-            "total_quantity": STOCK, "per_user_limit": LIMIT,
-            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
-        }))
-        .await,
-    )
-    .await;
-    let campaign = c["id"].as_str().unwrap().to_owned();
+    let (users, campaign) = set_up_drop(&client, &server.base, &[("term", 800)]).await;
     let issued = Arc::new(Mutex::new(Vec::new()));
     let pid = server.child.id();
     storm(
