@@ -31,9 +31,25 @@ pub struct CommitFailed(pub String);
 
 struct Pending {
     row: NewCouponRow,
-    ticket: Ticket,
+    /// Taken by [`finish`]; if a `Pending` is dropped unfinished (a panic, the
+    /// runtime shutting down) its `Drop` settles it as failed, so its stock,
+    /// user slot and idempotency key are never stranded.
+    ticket: Option<Ticket>,
     gate: Arc<CampaignGate>,
-    reply: oneshot::Sender<Result<(), CommitFailed>>,
+    reply: Option<oneshot::Sender<Result<(), CommitFailed>>>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.gate.settle(ticket, None);
+            if let Some(reply) = self.reply.take() {
+                let _ = reply.send(Err(CommitFailed(
+                    "the writer stopped before committing".into(),
+                )));
+            }
+        }
+    }
 }
 
 /// The queue into the writer. Sending never awaits, so a request cancelled
@@ -86,16 +102,15 @@ impl GroupCommit {
         row: NewCouponRow,
     ) -> oneshot::Receiver<Result<(), CommitFailed>> {
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::error::SendError(p)) = self.queue.send(Pending {
+        let pending = Pending {
             row,
-            ticket,
+            ticket: Some(ticket),
             gate,
-            reply,
-        }) {
-            // The writer is shutting down: nothing was written, give the stock back.
-            p.gate.settle(p.ticket, None);
-            let _ = p.reply.send(Err(CommitFailed("shutting down".into())));
-        }
+            reply: Some(reply),
+        };
+        // If the writer is gone the send fails, and dropping the returned
+        // `Pending` settles it as failed: nothing was written, the stock is back.
+        drop(self.queue.send(pending));
         answer
     }
 }
@@ -159,16 +174,105 @@ async fn commit(conn: &mut SqliteConnection, batch: &mut Vec<Pending>, metrics: 
             }
         }
         Err(err) => {
-            tracing::error!(error = %err, size = batch.len(), "group commit failed; releasing the batch's stock");
+            // An I/O error can be reported for a COMMIT that did reach the
+            // disk (e.g. a failed fsync after the write). Releasing such a
+            // coupon would re-offer its seq and key forever, so ask the record
+            // which rows are there; only the absent ones go back to the pool.
+            let ids: Vec<_> = batch.iter().map(|p| p.row.id).collect();
+            let present = Store::existing_coupons(conn, &ids)
+                .await
+                .unwrap_or_default();
+            tracing::error!(error = %err, size = batch.len(), landed = present.len(), "group commit failed; releasing what did not land");
             let failed = CommitFailed(err.to_string());
-            batch.drain(..).for_each(|p| finish(p, Err(failed.clone())));
+            for p in batch.drain(..) {
+                let result = if present.contains(&p.row.id) {
+                    Ok(())
+                } else {
+                    Err(failed.clone())
+                };
+                finish(p, result);
+            }
         }
     }
 }
 
 /// Settle the claim in the gate, then answer its request.
-fn finish(p: Pending, result: Result<(), CommitFailed>) {
-    p.gate
-        .settle(p.ticket, result.as_ref().ok().map(|()| p.row.id));
-    let _ = p.reply.send(result);
+fn finish(mut p: Pending, result: Result<(), CommitFailed>) {
+    if let Some(ticket) = p.ticket.take() {
+        p.gate
+            .settle(ticket, result.as_ref().ok().map(|()| p.row.id));
+    }
+    if let Some(reply) = p.reply.take() {
+        let _ = reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{Campaign, CouponTerms, Validity};
+    use crate::domain::discount::Discount;
+    use crate::domain::ids::{CampaignId, CouponId, UserId};
+    use crate::domain::timestamp::Timestamp;
+    use crate::gate::Admission;
+
+    #[test]
+    fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
+        let campaign = Campaign {
+            id: CampaignId::generate(),
+            name: "t".into(),
+            terms: CouponTerms {
+                discount: Discount::Fixed { amount: 1 },
+                min_order_amount: 0,
+                validity: Validity::Days(1),
+            },
+            total_quantity: 1,
+            per_user_limit: 1,
+            issue_starts_at: Timestamp(0),
+            issue_ends_at: Timestamp(100),
+            paused: false,
+            created_at: Timestamp(0),
+        };
+        let gate = Arc::new(CampaignGate::new(&campaign));
+        let user = UserId::generate();
+        let Admission::Admitted(ticket) = gate.claim(user, Some("k"), Timestamp(50)) else {
+            panic!("admitted")
+        };
+        assert_eq!(gate.remaining(), 0);
+        let (reply, mut answer) = oneshot::channel();
+        let row = NewCouponRow {
+            id: CouponId::generate(),
+            campaign_id: campaign.id,
+            user_id: user,
+            seq: ticket.seq,
+            user_seq: ticket.user_seq,
+            idempotency_key: ticket.key.clone(),
+            issued_at: Timestamp(50),
+            valid_from: Timestamp(50),
+            valid_until: Timestamp(60),
+        };
+        // As if the writer panicked or the runtime stopped with it queued.
+        drop(Pending {
+            row,
+            ticket: Some(ticket),
+            gate: gate.clone(),
+            reply: Some(reply),
+        });
+        assert!(
+            matches!(answer.try_recv(), Ok(Err(_))),
+            "the request is told it failed"
+        );
+        assert_eq!(
+            (gate.remaining(), gate.issued()),
+            (1, 0),
+            "the stock is back"
+        );
+        assert!(
+            matches!(
+                gate.claim(user, Some("k"), Timestamp(50)),
+                Admission::Admitted(_)
+            ),
+            "the key is free again, not stuck in flight"
+        );
+    }
 }

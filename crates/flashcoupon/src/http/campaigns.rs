@@ -56,9 +56,14 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
     let now = state.clock.now();
     let campaign = body.parse(CampaignId::generate(), now)?;
-    let _writes = state.campaign_writes.lock().await;
-    state.store.insert_campaign(&campaign).await?;
-    let gate = state.gate.insert(CampaignGate::new(&campaign));
+    // Spawned, so a client hanging up cannot cancel it between the record and the gate.
+    let gate = detached(state.clone(), move |state| async move {
+        let _writes = state.campaign_writes.lock().await;
+        state.store.insert_campaign(&campaign).await?;
+        Ok((state.gate.insert(CampaignGate::new(&campaign)), campaign))
+    })
+    .await?;
+    let (gate, campaign) = gate;
     Ok((
         StatusCode::CREATED,
         Json(CampaignView::new(&campaign, &gate, now)),
@@ -125,6 +130,29 @@ pub async fn patch(
     Json(body): Json<CampaignPatch>,
 ) -> Result<Json<CampaignView>, ApiError> {
     let id: CampaignId = parse_path_id(&id)?;
+    // Spawned, so a client hanging up cannot leave the gate and the record
+    // half-changed (e.g. the gate's stock shrunk but the record's not).
+    detached(state, move |state| apply_patch(state, id, body)).await
+}
+
+/// Run `work` on its own task and wait for it: dropping the request future
+/// (the client went away) no longer cancels it half-way.
+async fn detached<T, F, Fut>(state: AppState, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(AppState) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    tokio::spawn(work(state))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("campaign write task failed: {e}")))?
+}
+
+async fn apply_patch(
+    state: AppState,
+    id: CampaignId,
+    body: CampaignPatch,
+) -> Result<Json<CampaignView>, ApiError> {
     let _writes = state.campaign_writes.lock().await;
     let campaign = state
         .store

@@ -1,7 +1,7 @@
 //! SQL for coupons: the group-commit insert, wallet reads, spending, and the
 //! scan that rebuilds the gate at start-up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use sqlx::sqlite::SqliteRow;
@@ -129,6 +129,25 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Which of these coupons are in the record (used to settle a batch
+    /// whose commit reported an error).
+    pub async fn existing_coupons(
+        conn: &mut SqliteConnection,
+        ids: &[CouponId],
+    ) -> Result<HashSet<CouponId>, StoreError> {
+        let mut found = HashSet::new();
+        for id in ids {
+            let row = sqlx::query("SELECT 1 FROM coupons WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if row.is_some() {
+                found.insert(*id);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError> {
