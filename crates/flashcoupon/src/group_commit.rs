@@ -210,32 +210,17 @@ fn finish(mut p: Pending, result: Result<(), CommitFailed>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::campaign::{Campaign, CouponTerms, Validity};
-    use crate::domain::discount::Discount;
-    use crate::domain::ids::{CampaignId, CouponId, UserId};
+    use crate::domain::campaign::Campaign;
+    use crate::domain::ids::{CouponId, UserId};
     use crate::domain::timestamp::Timestamp;
     use crate::gate::Admission;
 
     #[test]
     fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
-        let campaign = Campaign {
-            id: CampaignId::generate(),
-            name: "t".into(),
-            terms: CouponTerms {
-                discount: Discount::Fixed { amount: 1 },
-                min_order_amount: 0,
-                validity: Validity::Days(1),
-            },
-            total_quantity: 1,
-            per_user_limit: 1,
-            issue_starts_at: Timestamp(0),
-            issue_ends_at: Timestamp(100),
-            paused: false,
-            created_at: Timestamp(0),
-        };
+        let campaign = Campaign::for_tests(1, 1);
         let gate = Arc::new(CampaignGate::new(&campaign));
         let user = UserId::generate();
-        let Admission::Admitted(ticket) = gate.claim(user, Some("k"), Timestamp(50)) else {
+        let Admission::Admitted(ticket) = gate.claim(user, Some("k"), Timestamp(150)) else {
             panic!("admitted")
         };
         assert_eq!(gate.remaining(), 0);
@@ -269,7 +254,7 @@ mod tests {
         );
         assert!(
             matches!(
-                gate.claim(user, Some("k"), Timestamp(50)),
+                gate.claim(user, Some("k"), Timestamp(150)),
                 Admission::Admitted(_)
             ),
             "the key is free again, not stuck in flight"

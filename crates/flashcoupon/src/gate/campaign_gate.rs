@@ -377,25 +377,9 @@ impl CampaignGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::campaign::Validity;
-    use crate::domain::discount::Discount;
 
     fn gate(total: u32, limit: u32) -> CampaignGate {
-        CampaignGate::new(&Campaign {
-            id: CampaignId::generate(),
-            name: "t".into(),
-            terms: CouponTerms {
-                discount: Discount::Fixed { amount: 1 },
-                min_order_amount: 0,
-                validity: Validity::Days(1),
-            },
-            total_quantity: total,
-            per_user_limit: limit,
-            issue_starts_at: Timestamp(100),
-            issue_ends_at: Timestamp(200),
-            paused: false,
-            created_at: Timestamp(0),
-        })
+        CampaignGate::new(&Campaign::for_tests(total, limit))
     }
 
     fn admit(g: &CampaignGate, u: UserId, key: Option<&str>) -> Ticket {

@@ -57,13 +57,12 @@ pub async fn create(
     let now = state.clock.now();
     let campaign = body.parse(CampaignId::generate(), now)?;
     // Spawned, so a client hanging up cannot cancel it between the record and the gate.
-    let gate = detached(state.clone(), move |state| async move {
+    let (gate, campaign) = detached(state.clone(), move |state| async move {
         let _writes = state.campaign_writes.lock().await;
         state.store.insert_campaign(&campaign).await?;
         Ok((state.gate.insert(CampaignGate::new(&campaign)), campaign))
     })
     .await?;
-    let (gate, campaign) = gate;
     Ok((
         StatusCode::CREATED,
         Json(CampaignView::new(&campaign, &gate, now)),

@@ -18,10 +18,6 @@ use crate::domain::timestamp::Timestamp;
 /// Users per bulk call (the endpoint's maximum is 10,000).
 const BULK_BATCH: usize = 2_000;
 
-struct Shopper {
-    token: String,
-}
-
 fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -80,7 +76,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
         .to_owned();
     let run_id = format!("{:08x}", rand::random::<u32>());
     let provisioning = bar(args.quiet, args.users as u64, "users");
-    let mut shoppers = Vec::with_capacity(args.users);
+    let mut tokens = Vec::with_capacity(args.users);
     for (n, start) in (0..args.users).step_by(BULK_BATCH).enumerate() {
         let count = BULK_BATCH.min(args.users - start);
         let r = client
@@ -91,17 +87,15 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
             .await?;
         let users = expect_json(r, 201, "bulk users").await?;
         for u in users["users"].as_array().into_iter().flatten() {
-            shoppers.push(Shopper {
-                token: u["token"].as_str().unwrap_or_default().to_owned(),
-            });
+            tokens.push(u["token"].as_str().unwrap_or_default().to_owned());
         }
         provisioning.inc(count as u64);
     }
     provisioning.finish_and_clear();
     anyhow::ensure!(
-        shoppers.len() == args.users,
+        tokens.len() == args.users,
         "provisioned {} of {} users",
-        shoppers.len(),
+        tokens.len(),
         args.users
     );
 
@@ -143,13 +137,13 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     let permits = Arc::new(Semaphore::new(args.connections));
     let counts: Arc<[AtomicU64; 3]> =
         Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
-    let shoppers = Arc::new(shoppers);
+    let tokens = Arc::new(tokens);
     let mut tasks = Vec::with_capacity(plan.claims.len());
     for claim in plan.claims.iter().cloned() {
-        let (client, permits, shoppers, counts, storm_bar) = (
+        let (client, permits, tokens, counts, storm_bar) = (
             client.clone(),
             permits.clone(),
-            shoppers.clone(),
+            tokens.clone(),
             counts.clone(),
             storm_bar.clone(),
         );
@@ -164,7 +158,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
             let sent = tokio::time::Instant::now();
             let answer = client
                 .post(&url)
-                .bearer_auth(&shoppers[claim.user].token)
+                .bearer_auth(&tokens[claim.user])
                 .header("Idempotency-Key", &claim.key)
                 .send()
                 .await;
@@ -234,10 +228,10 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     // Verification, through the API.
     let checking = bar(args.quiet, args.users as u64, "verifying");
     let mut reads = Vec::with_capacity(args.users);
-    for shopper in shoppers.iter() {
+    for token in tokens.iter() {
         let (client, permits, checking) = (client.clone(), permits.clone(), checking.clone());
         let url = format!("{base}/api/v1/campaigns/{campaign}/me");
-        let token = shopper.token.clone();
+        let token = token.clone();
         reads.push(tokio::spawn(async move {
             let _permit = permits.acquire().await;
             let r = client.get(url).bearer_auth(token).send().await?;

@@ -74,14 +74,11 @@ impl From<sqlx::Error> for StoreError {
             if db.is_unique_violation() {
                 return StoreError::Unique(db.message().to_owned());
             }
-            if db.is_check_violation()
-                || db.is_foreign_key_violation()
-                || db.message().contains("out of campaign bounds")
-            {
-                return StoreError::Constraint(db.message().to_owned());
-            }
-            // RAISE(ABORT) in a trigger reports SQLITE_CONSTRAINT with the trigger's message.
-            if db.code().as_deref() == Some("1811") || db.code().as_deref() == Some("19") {
+            // Every constraint failure (CHECK, foreign key, NOT NULL, a trigger's
+            // RAISE(ABORT)) has SQLite's primary result code 19, SQLITE_CONSTRAINT;
+            // the extended code adds the kind in the high bits.
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            if code & 0xff == 19 {
                 return StoreError::Constraint(db.message().to_owned());
             }
         }
