@@ -1,5 +1,5 @@
-//! `Application`: builds everything from `Settings` — storage, the gate
-//! rebuilt from the record, the group-commit writer, the router — and runs it
+//! `Application`: builds everything from `Settings` — the record and the gate
+//! of the selected mode, the group-commit writer, the router — and runs it
 //! until shutdown. `main` and the tests both start the platform through it.
 
 use std::future::Future;
@@ -9,54 +9,134 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::auth::{PasswordHasher, TokenKeys, load_or_create_secret};
+use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::domain::account::{Email, Password};
-use crate::gate::{CampaignGate, MemoryGate};
-use crate::group_commit::{GroupCommit, WriterHandle};
+use crate::events::EventBus;
+use crate::gate::redis::RedisConn;
+use crate::gate::{Gate, MemoryGate, RedisGate};
+use crate::group_commit::{GroupCommit, WriterConfig, WriterHandle};
 use crate::http::{self, RateLimits};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{Mode, Settings};
 use crate::state::{AppState, Shared};
-use crate::store::Store;
+use crate::store::{CampaignStore, CouponStore, PgStore, SqliteStore, Store};
 
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer: WriterHandle,
+    reconcile_after: Duration,
+}
+
+/// The record and the gate of one mode, wired together.
+struct Engines {
+    store: Arc<dyn Store>,
+    gate: Arc<dyn Gate>,
+    redis: Option<Arc<RedisGate>>,
+    events: EventBus,
+    writer: WriterConfig,
+    secret: Vec<u8>,
+}
+
+async fn embedded(settings: &Settings) -> anyhow::Result<Engines> {
+    let store = SqliteStore::open(&settings.data_dir, settings.sqlite_synchronous)
+        .await
+        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    let gate = MemoryGate::default();
+    let mut issued = store.issued_by_campaign().await?;
+    for campaign in store.all_campaigns().await? {
+        let coupons = issued.remove(&campaign.id).unwrap_or_default();
+        gate.restore(&campaign, coupons.into_iter().map(Into::into));
+    }
+    Ok(Engines {
+        secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
+        store: Arc::new(store),
+        gate: Arc::new(gate),
+        redis: None,
+        events: EventBus::local(),
+        writer: WriterConfig {
+            max_batch: settings.commit_max_batch,
+            max_age: None,
+        },
+    })
+}
+
+async fn scale_out(
+    settings: &Settings,
+    redis: &[String],
+    cluster: bool,
+    postgres: &str,
+    metrics: &Metrics,
+) -> anyhow::Result<Engines> {
+    let store: Arc<dyn Store> = Arc::new(
+        PgStore::connect(postgres)
+            .await
+            .context("connecting to PostgreSQL (--postgres-url)")?,
+    );
+    let conn = RedisConn::open(redis, cluster)
+        .await
+        .context("connecting to Redis (--redis-url)")?;
+    let gate = Arc::new(RedisGate::new(
+        conn.clone(),
+        &settings.redis_prefix,
+        store.clone(),
+        metrics.clone(),
+    ));
+    let channel = format!("{}:events", settings.redis_prefix);
+    let reconcile_after = Duration::from_millis(settings.reconcile_after_ms.max(1));
+    Ok(Engines {
+        secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
+        store,
+        gate: gate.clone(),
+        redis: Some(gate),
+        events: EventBus::over_redis(conn, redis[0].clone(), channel),
+        writer: WriterConfig {
+            max_batch: settings.commit_max_batch,
+            // Half the reconciler's patience: a claim the reconciler may judge
+            // is one this instance will no longer write.
+            max_age: Some(reconcile_after / 2),
+        },
+    })
 }
 
 impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::open(&settings.data_dir, settings.sqlite_synchronous)
-            .await
-            .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
-        let secret = load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?;
-        let tokens = TokenKeys::new(&secret, Duration::from_secs(settings.token_ttl_secs.max(1)));
-        let passwords = PasswordHasher::new()?;
-        ensure_first_admin(settings, &store, &passwords, &clock).await?;
-
-        let gate = MemoryGate::default();
-        let mut issued = store.issued_by_campaign().await?;
-        for campaign in store.all_campaigns().await? {
-            let g = gate.insert(CampaignGate::new(&campaign));
-            g.restore(issued.remove(&campaign.id).unwrap_or_default());
-        }
         let metrics = Metrics::new();
+        let engines = match settings.mode()? {
+            Mode::Embedded => embedded(settings).await?,
+            Mode::ScaleOut {
+                redis,
+                cluster,
+                postgres,
+            } => scale_out(settings, &redis, cluster, &postgres, &metrics).await?,
+        };
+        let tokens = TokenKeys::new(
+            &engines.secret,
+            Duration::from_secs(settings.token_ttl_secs.max(1)),
+        );
+        let passwords = PasswordHasher::new()?;
+        ensure_first_admin(settings, &*engines.store, &passwords, &clock).await?;
         let (commit, writer) = GroupCommit::start(
-            store.writer_connection().await?,
-            settings.commit_max_batch,
+            engines.store.writer().await?,
+            engines.gate.clone(),
+            engines.writer,
             metrics.clone(),
         );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
         let state = AppState(Arc::new(Shared {
-            store,
-            gate,
+            store: engines.store,
+            gate: engines.gate,
+            redis: engines.redis,
+            catalog: Catalog::default(),
             commit,
+            events: engines.events,
             tokens,
             passwords,
             clock,
@@ -68,6 +148,7 @@ impl Application {
             listener,
             state,
             writer,
+            reconcile_after: Duration::from_millis(settings.reconcile_after_ms.max(1)),
         })
     }
 
@@ -83,7 +164,7 @@ impl Application {
 
     /// Serve until `shutdown` resolves, then finish in-flight requests, drain
     /// the commit queue (every admitted claim is committed or released) and
-    /// close the database.
+    /// close the record.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -92,8 +173,9 @@ impl Application {
             listener,
             state,
             writer,
+            reconcile_after,
         } = self;
-        let gc = tokio::spawn({
+        let mut background: Vec<JoinHandle<()>> = vec![tokio::spawn({
             let state = state.clone();
             async move {
                 let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -102,13 +184,13 @@ impl Application {
                     state.limits.forget_idle();
                 }
             }
-        });
-        let checkpoints = tokio::spawn(
-            state
-                .store
-                .clone()
-                .run_checkpoints(Duration::from_millis(500)),
-        );
+        })];
+        if let Some(upkeep) = state.store.upkeep() {
+            background.push(tokio::spawn(upkeep));
+        }
+        if state.redis.is_some() {
+            background.push(tokio::spawn(reconcile(state.clone(), reconcile_after)));
+        }
         let app = http::router(state.clone());
         axum::serve(
             listener,
@@ -116,18 +198,43 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
-        gc.abort();
+        background.iter().for_each(JoinHandle::abort);
         writer.drain().await;
-        checkpoints.abort();
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
+/// Scale-out: every instance looks for claims left in flight longer than
+/// `after` (their instance died between the gate and the commit) and settles
+/// them from the record; the settle script makes concurrent passes harmless.
+async fn reconcile(state: AppState, after: Duration) {
+    let Some(gate) = state.redis.clone() else {
+        return;
+    };
+    let mut every = tokio::time::interval((after / 4).max(Duration::from_millis(100)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let campaigns = match state.store.all_campaigns().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "reconciler: the record is unreachable");
+                continue;
+            }
+        };
+        for c in campaigns {
+            if let Err(e) = gate.reconcile(c.id, after).await {
+                tracing::debug!(error = %e, campaign = %c.id, "reconciler: will retry");
+            }
+        }
+    }
+}
+
 async fn ensure_first_admin(
     settings: &Settings,
-    store: &Store,
+    store: &dyn Store,
     passwords: &PasswordHasher,
     clock: &Clock,
 ) -> anyhow::Result<()> {
@@ -141,7 +248,17 @@ async fn ensure_first_admin(
     let email = Email::parse(email).context("FLASHCOUPON_ADMIN_EMAIL")?;
     let password = Password::parse(password.clone()).context("FLASHCOUPON_ADMIN_PASSWORD")?;
     let hash = passwords.hash(password.expose().to_owned()).await?;
-    let (_, created) = store.upsert_admin(&email, &hash, None, clock.now()).await?;
+    // Instances starting together may race to create the admin: the loser
+    // hits the e-mail's UNIQUE and finds it on a second try.
+    let created = match store.upsert_admin(&email, &hash, None, clock.now()).await {
+        Err(crate::store::StoreError::Unique(_)) => {
+            store
+                .upsert_admin(&email, &hash, None, clock.now())
+                .await?
+                .1
+        }
+        other => other?.1,
+    };
     if created {
         tracing::info!(email = email.as_str(), "created the first admin");
     }

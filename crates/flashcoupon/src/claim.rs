@@ -1,4 +1,5 @@
-//! Claiming a coupon, the hot path: the gate decides in memory, the group
+//! Claiming a coupon, the hot path: the gate decides (in memory, or in one
+//! Redis script in scale-out mode), the group
 //! commit makes an admitted claim durable, and only then is it "issued".
 //!
 //! ```text
@@ -11,7 +12,8 @@
 
 use crate::domain::coupon::{Coupon, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
-use crate::gate::{Admission, Rejection, Settled};
+use crate::events::Event;
+use crate::gate::{Decision, GateError, Rejection};
 use crate::state::Shared;
 use crate::store::{NewCouponRow, StoreError};
 
@@ -28,11 +30,21 @@ pub enum ClaimOutcome {
 pub enum ClaimError {
     #[error("no such campaign")]
     NoSuchCampaign,
-    /// Nothing was issued; the stock went back to the pool.
+    /// Nothing was issued; the stock went back to the pool (or will, once
+    /// the reconciler checked the record).
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<GateError> for ClaimError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::NoSuchCampaign => ClaimError::NoSuchCampaign,
+            GateError::Unavailable(why) => ClaimError::Unavailable(why),
+        }
+    }
 }
 
 pub async fn claim_coupon(
@@ -41,23 +53,19 @@ pub async fn claim_coupon(
     user: UserId,
     key: Option<&str>,
 ) -> Result<ClaimOutcome, ClaimError> {
-    let gate = state.gate.get(campaign).ok_or(ClaimError::NoSuchCampaign)?;
+    let terms = state
+        .catalog
+        .get(&*state.store, campaign)
+        .await
+        .map_err(|e| ClaimError::Unavailable(format!("the record is unreachable: {e}")))?
+        .ok_or(ClaimError::NoSuchCampaign)?;
     let now = state.clock.now();
-    match gate.claim(user, key, now) {
-        Admission::Rejected(reason) => Ok(ClaimOutcome::Rejected(reason)),
-        Admission::Replay(id) => replay(state, id).await,
-        Admission::InFlight(mut first) => {
-            let settled = first.wait_for(Option::is_some).await.map(|v| *v);
-            match settled {
-                Ok(Some(Settled::Issued(id))) => replay(state, id).await,
-                _ => Err(ClaimError::Unavailable(
-                    "the first request with this Idempotency-Key failed; nothing was issued, retry"
-                        .into(),
-                )),
-            }
-        }
-        Admission::Admitted(ticket) => {
-            let (valid_from, valid_until) = gate.terms.validity.for_issue(now);
+    match state.gate.claim(&terms, user, key, now).await? {
+        Decision::Rejected(reason) => Ok(ClaimOutcome::Rejected(reason)),
+        Decision::Replay(id) => replay(state, id).await,
+        Decision::Retry(why) => Err(ClaimError::Unavailable(why.into())),
+        Decision::Admitted(ticket) => {
+            let (valid_from, valid_until) = terms.terms.validity.for_issue(now);
             let row = NewCouponRow {
                 id: CouponId::generate(),
                 campaign_id: campaign,
@@ -68,6 +76,7 @@ pub async fn claim_coupon(
                 issued_at: now,
                 valid_from,
                 valid_until,
+                gate_epoch: ticket.epoch,
             };
             let coupon = Coupon {
                 id: row.id,
@@ -78,11 +87,20 @@ pub async fn claim_coupon(
                 issued_at: now,
                 valid_from,
                 valid_until,
-                terms: gate.terms.clone(),
+                terms: terms.terms.clone(),
                 spend: None,
             };
-            match state.commit.submit(gate.clone(), ticket, row).await {
-                Ok(Ok(())) => Ok(ClaimOutcome::Issued(coupon)),
+            match state.commit.submit(ticket, row).await {
+                Ok(Ok(())) => {
+                    state.events.publish(Event::new(
+                        "coupon.issued",
+                        now,
+                        Some(user),
+                        Some(campaign),
+                        serde_json::json!({"coupon_id": coupon.id, "seq": coupon.seq}),
+                    ));
+                    Ok(ClaimOutcome::Issued(coupon))
+                }
                 Ok(Err(failed)) => Err(ClaimError::Unavailable(failed.to_string())),
                 Err(_) => Err(ClaimError::Unavailable(
                     "the writer stopped before answering".into(),

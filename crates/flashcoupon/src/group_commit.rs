@@ -2,7 +2,7 @@
 //! transaction per batch, and each claim is answered only after its batch
 //! committed (promise 3).
 //!
-//! One writer task owns a dedicated SQLite connection. It waits for the first
+//! One writer task per instance owns a dedicated connection to the record. It waits for the first
 //! pending claim, takes every other claim already queued (up to `max_batch`),
 //! and commits them together: while one batch is being fsynced the next one
 //! gathers, so batches grow with load and an idle system adds no delay.
@@ -12,37 +12,39 @@
 //! gives its stock back (promise 5). Settling here rather than in the request
 //! handler keeps it correct when the client disconnects mid-claim.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::gate::{CampaignGate, Ticket};
+use crate::domain::ids::CouponId;
+use crate::gate::{Gate, Outcome, Ticket};
 use crate::metrics::Metrics;
-use crate::store::{NewCouponRow, Store};
+use crate::store::{CouponWriter, NewCouponRow};
 
-/// Why an admitted claim did not become durable. Either way nothing was
-/// issued and its stock is back in the pool.
+/// Why an admitted claim did not become durable. Nothing was issued; its
+/// stock is back in the pool, or will be once the reconciler has checked.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the coupon could not be recorded: {0}")]
 pub struct CommitFailed(pub String);
 
 struct Pending {
     row: NewCouponRow,
+    queued: Instant,
     /// Taken by [`finish`]; if a `Pending` is dropped unfinished (a panic, the
-    /// runtime shutting down) its `Drop` settles it as failed, so its stock,
-    /// user slot and idempotency key are never stranded.
+    /// runtime shutting down) its `Drop` hands it to [`Gate::abandon`], so its
+    /// stock, user slot and idempotency key are never stranded.
     ticket: Option<Ticket>,
-    gate: Arc<CampaignGate>,
+    gate: Arc<dyn Gate>,
     reply: Option<oneshot::Sender<Result<(), CommitFailed>>>,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.gate.settle(ticket, None);
+            self.gate.abandon(ticket);
             if let Some(reply) = self.reply.take() {
                 let _ = reply.send(Err(CommitFailed(
                     "the writer stopped before committing".into(),
@@ -57,6 +59,7 @@ impl Drop for Pending {
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Pending>,
+    gate: Arc<dyn Gate>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -82,47 +85,74 @@ impl WriterHandle {
     }
 }
 
+/// How the writer behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub max_batch: usize,
+    /// Claims queued longer than this are not written but failed: past it, a
+    /// reconciler may already have given their stock back (scale-out).
+    pub max_age: Option<Duration>,
+}
+
 impl GroupCommit {
     pub fn start(
-        conn: SqliteConnection,
-        max_batch: usize,
+        writer: Box<dyn CouponWriter>,
+        gate: Arc<dyn Gate>,
+        config: WriterConfig,
         metrics: Metrics,
     ) -> (Self, WriterHandle) {
         let (queue, rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(writer(conn, rx, stop_rx, max_batch.max(1), metrics));
-        (Self { queue }, WriterHandle { stop, task })
+        let task = tokio::spawn(run_writer(
+            Writer {
+                conn: writer,
+                gate: gate.clone(),
+                config: WriterConfig {
+                    max_batch: config.max_batch.max(1),
+                    ..config
+                },
+                metrics,
+            },
+            rx,
+            stop_rx,
+        ));
+        (Self { queue, gate }, WriterHandle { stop, task })
     }
 
     /// Queue an admitted claim; the receiver yields once it is durable or failed.
     pub fn submit(
         &self,
-        gate: Arc<CampaignGate>,
         ticket: Ticket,
         row: NewCouponRow,
     ) -> oneshot::Receiver<Result<(), CommitFailed>> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             row,
+            queued: Instant::now(),
             ticket: Some(ticket),
-            gate,
+            gate: self.gate.clone(),
             reply: Some(reply),
         };
         // If the writer is gone the send fails, and dropping the returned
-        // `Pending` settles it as failed: nothing was written, the stock is back.
+        // `Pending` abandons it: nothing was written.
         drop(self.queue.send(pending));
         answer
     }
 }
 
-async fn writer(
-    mut conn: SqliteConnection,
+struct Writer {
+    conn: Box<dyn CouponWriter>,
+    gate: Arc<dyn Gate>,
+    config: WriterConfig,
+    metrics: Metrics,
+}
+
+async fn run_writer(
+    mut w: Writer,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     mut stop: watch::Receiver<bool>,
-    max_batch: usize,
-    metrics: Metrics,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
+    let mut batch = Vec::with_capacity(w.config.max_batch);
     let mut stopping = false;
     loop {
         let first = tokio::select! {
@@ -138,72 +168,126 @@ async fn writer(
             }
         };
         batch.push(first);
-        while batch.len() < max_batch {
+        while batch.len() < w.config.max_batch {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
                 Err(_) => break,
             }
         }
-        commit(&mut conn, &mut batch, &metrics).await;
+        w.commit(&mut batch).await;
     }
     tracing::info!("group commit drained");
 }
 
-async fn commit(conn: &mut SqliteConnection, batch: &mut Vec<Pending>, metrics: &Metrics) {
-    let started = Instant::now();
-    let rows: Vec<&NewCouponRow> = batch.iter().map(|p| &p.row).collect();
-    let result = Store::insert_coupons(conn, &rows).await;
-    metrics
-        .commit_latency
-        .observe(started.elapsed().as_secs_f64());
-    metrics.commit_batch_size.observe(batch.len() as f64);
-    match result {
-        Ok(()) => batch.drain(..).for_each(|p| finish(p, Ok(()))),
-        Err(err) if err.is_constraint() && batch.len() > 1 => {
-            // One bad row must not fail its neighbours: retry them one by one
-            // so only the rows the constraints reject are refused.
-            tracing::error!(error = %err, size = batch.len(), "a batch broke a constraint; isolating the offending rows");
-            for p in batch.drain(..) {
-                let result = Store::insert_coupons(conn, &[&p.row]).await;
-                if let Err(err) = &result {
-                    // With a correct gate this never happens: it is the record
-                    // refusing an over-issue or a limit breach (promise 7).
-                    tracing::error!(error = %err, coupon = %p.row.id, seq = p.row.seq, "the record refused a coupon the gate admitted");
-                }
-                finish(p, result.map_err(|e| CommitFailed(e.to_string())));
+impl Writer {
+    async fn commit(&mut self, batch: &mut Vec<Pending>) {
+        let mut outcomes: Vec<(Pending, Result<(), CommitFailed>, Outcome)> = Vec::new();
+        if let Some(max_age) = self.config.max_age {
+            for p in batch.extract_if(.., |p| p.queued.elapsed() > max_age) {
+                let failed = CommitFailed("the claim waited too long for the record".into());
+                outcomes.push((p, Err(failed), Outcome::Failed));
             }
         }
-        Err(err) => {
-            // An I/O error can be reported for a COMMIT that did reach the
-            // disk (e.g. a failed fsync after the write). Releasing such a
-            // coupon would re-offer its seq and key forever, so ask the record
-            // which rows are there; only the absent ones go back to the pool.
-            let ids: Vec<_> = batch.iter().map(|p| p.row.id).collect();
-            let present = Store::existing_coupons(conn, &ids)
-                .await
-                .unwrap_or_default();
-            tracing::error!(error = %err, size = batch.len(), landed = present.len(), "group commit failed; releasing what did not land");
-            let failed = CommitFailed(err.to_string());
-            for p in batch.drain(..) {
-                let result = if present.contains(&p.row.id) {
-                    Ok(())
-                } else {
-                    Err(failed.clone())
-                };
-                finish(p, result);
+        let started = Instant::now();
+        let rows: Vec<&NewCouponRow> = batch.iter().map(|p| &p.row).collect();
+        let result = if rows.is_empty() {
+            Ok(HashSet::new())
+        } else {
+            self.conn.insert(&rows).await
+        };
+        self.metrics
+            .commit_latency
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_batch_size.observe(batch.len() as f64);
+        match result {
+            Ok(landed) => {
+                for p in batch.drain(..) {
+                    outcomes.push(landed_or_fenced(p, &landed));
+                }
+            }
+            Err(err) if err.is_constraint() && batch.len() > 1 => {
+                // One bad row must not fail its neighbours: retry them one by one
+                // so only the rows the constraints reject are refused.
+                tracing::error!(error = %err, size = batch.len(), "a batch broke a constraint; isolating the offending rows");
+                for p in batch.drain(..) {
+                    match self.conn.insert(&[&p.row]).await {
+                        Ok(landed) => outcomes.push(landed_or_fenced(p, &landed)),
+                        Err(err) => {
+                            // With a correct gate this never happens: it is the
+                            // record refusing an over-issue or a limit breach
+                            // (promise 7). A constraint failure is certain: the
+                            // row is not there.
+                            tracing::error!(error = %err, coupon = %p.row.id, seq = p.row.seq, "the record refused a coupon the gate admitted");
+                            let outcome = if err.is_constraint() {
+                                Outcome::Failed
+                            } else {
+                                Outcome::Unknown
+                            };
+                            outcomes.push((p, Err(CommitFailed(err.to_string())), outcome));
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                // An I/O error can be reported for a COMMIT that did reach the
+                // disk. Releasing such a coupon would re-offer its seq and key,
+                // so ask the record which rows are there. If it cannot say, the
+                // outcome is unknown: the gate keeps the claims in flight until
+                // the record answers (the reconciler), or, in one process with
+                // nobody to ask later, releases them.
+                let ids: Vec<_> = batch.iter().map(|p| p.row.id).collect();
+                let present = self.conn.existing(&ids).await;
+                tracing::error!(error = %err, size = batch.len(), landed = ?present.as_ref().map(HashSet::len).ok(), "group commit failed");
+                let failed = CommitFailed(err.to_string());
+                for p in batch.drain(..) {
+                    let outcome = match &present {
+                        Ok(present) if present.contains(&p.row.id) => {
+                            let id = p.row.id;
+                            outcomes.push((p, Ok(()), Outcome::Committed(id)));
+                            continue;
+                        }
+                        Ok(_) => Outcome::Failed,
+                        Err(_) => Outcome::Unknown,
+                    };
+                    outcomes.push((p, Err(failed.clone()), outcome));
+                }
+            }
+        }
+        self.finish(outcomes).await;
+    }
+
+    /// Settle every claim in the gate, then answer its request: settling
+    /// first keeps it correct when the client already disconnected.
+    async fn finish(&mut self, outcomes: Vec<(Pending, Result<(), CommitFailed>, Outcome)>) {
+        let mut settle = Vec::with_capacity(outcomes.len());
+        let mut replies = Vec::with_capacity(outcomes.len());
+        for (mut p, result, outcome) in outcomes {
+            if let Some(ticket) = p.ticket.take() {
+                settle.push((ticket, outcome));
+            }
+            replies.push((p.reply.take(), result));
+        }
+        self.gate.settle(settle).await;
+        for (reply, result) in replies {
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
             }
         }
     }
 }
 
-/// Settle the claim in the gate, then answer its request.
-fn finish(mut p: Pending, result: Result<(), CommitFailed>) {
-    if let Some(ticket) = p.ticket.take() {
-        p.gate
-            .settle(ticket, result.as_ref().ok().map(|()| p.row.id));
-    }
-    if let Some(reply) = p.reply.take() {
-        let _ = reply.send(result);
+/// A row of a batch that committed: it landed, or its gate generation was
+/// fenced off (a rebuild happened since it was admitted) and it was skipped.
+fn landed_or_fenced(
+    p: Pending,
+    landed: &HashSet<CouponId>,
+) -> (Pending, Result<(), CommitFailed>, Outcome) {
+    if landed.contains(&p.row.id) {
+        let id = p.row.id;
+        (p, Ok(()), Outcome::Committed(id))
+    } else {
+        let failed = CommitFailed("the gate was rebuilt while this claim was in flight".into());
+        (p, Err(failed), Outcome::Failed)
     }
 }
 
@@ -211,19 +295,21 @@ fn finish(mut p: Pending, result: Result<(), CommitFailed>) {
 mod tests {
     use super::*;
     use crate::domain::campaign::Campaign;
-    use crate::domain::ids::{CouponId, UserId};
+    use crate::domain::ids::UserId;
     use crate::domain::timestamp::Timestamp;
-    use crate::gate::Admission;
+    use crate::gate::{Decision, MemoryGate};
 
-    #[test]
-    fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
+    #[tokio::test]
+    async fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
         let campaign = Campaign::for_tests(1, 1);
-        let gate = Arc::new(CampaignGate::new(&campaign));
+        let gate = Arc::new(MemoryGate::default());
+        gate.open(&campaign).await.unwrap();
         let user = UserId::generate();
-        let Admission::Admitted(ticket) = gate.claim(user, Some("k"), Timestamp(150)) else {
+        let claim = || gate.claim(&campaign, user, Some("k"), Timestamp(150));
+        let Ok(Decision::Admitted(ticket)) = claim().await else {
             panic!("admitted")
         };
-        assert_eq!(gate.remaining(), 0);
+        assert_eq!(gate.stock(&campaign).await.unwrap().remaining, 0);
         let (reply, mut answer) = oneshot::channel();
         let row = NewCouponRow {
             id: CouponId::generate(),
@@ -235,10 +321,12 @@ mod tests {
             issued_at: Timestamp(50),
             valid_from: Timestamp(50),
             valid_until: Timestamp(60),
+            gate_epoch: 0,
         };
         // As if the writer panicked or the runtime stopped with it queued.
         drop(Pending {
             row,
+            queued: Instant::now(),
             ticket: Some(ticket),
             gate: gate.clone(),
             reply: Some(reply),
@@ -247,16 +335,10 @@ mod tests {
             matches!(answer.try_recv(), Ok(Err(_))),
             "the request is told it failed"
         );
-        assert_eq!(
-            (gate.remaining(), gate.issued()),
-            (1, 0),
-            "the stock is back"
-        );
+        let stock = gate.stock(&campaign).await.unwrap();
+        assert_eq!((stock.remaining, stock.issued), (1, 0), "the stock is back");
         assert!(
-            matches!(
-                gate.claim(user, Some("k"), Timestamp(150)),
-                Admission::Admitted(_)
-            ),
+            matches!(claim().await, Ok(Decision::Admitted(_))),
             "the key is free again, not stuck in flight"
         );
     }

@@ -6,13 +6,17 @@
 pub mod app;
 /// Token and password handling, and the `AuthUser` / `AdminUser` extractors.
 pub mod auth;
+/// Campaigns cached per instance (their immutable terms), read by claims.
+pub mod catalog;
 /// The hot path: gate decision, then group commit, then the answer.
 pub mod claim;
 /// System time plus a test-only offset.
 pub mod clock;
 /// Pure types and rules: campaigns, coupons, discounts, accounts.
 pub mod domain;
-/// The in-memory admission gate: O(1) decisions, rebuilt from the record.
+/// Live events, in process and (scale-out) across instances over Redis pub/sub.
+pub mod events;
+/// The admission gate: in memory (embedded) or a Redis Lua script (scale-out).
 pub mod gate;
 /// Batches admitted claims into one durable transaction each.
 pub mod group_commit;
@@ -26,7 +30,7 @@ pub mod metrics;
 pub mod settings;
 /// What handlers share.
 pub mod state;
-/// SQLite: schema, queries, the group-commit insert.
+/// The record: SQLite (embedded) or PostgreSQL (scale-out), one trait.
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;

@@ -6,8 +6,9 @@ use flashcoupon::app::Application;
 use flashcoupon::auth::hash_password;
 use flashcoupon::clock::Clock;
 use flashcoupon::domain::account::{Email, Password};
+use flashcoupon::settings::Durability;
 use flashcoupon::settings::Settings;
-use flashcoupon::store::Store;
+use flashcoupon::store::{PgStore, SqliteStore, Store};
 use flashcoupon::telemetry;
 
 #[derive(Debug, Parser)]
@@ -23,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the platform (embedded mode: SQLite in the data dir).
+    /// Run the platform: embedded mode (SQLite in the data dir) by default,
+    /// scale-out mode with --redis-url and --postgres-url.
     Serve(Settings),
     /// Replay a drop against running servers, verify every promise, report.
     Loadtest(flashcoupon::loadtest::LoadtestArgs),
@@ -42,6 +44,9 @@ enum AdminCommand {
         password: String,
         #[arg(long, env = "FLASHCOUPON_DATA_DIR", default_value = "./data")]
         data_dir: std::path::PathBuf,
+        /// Scale-out: the PostgreSQL record instead of the data dir.
+        #[arg(long, env = "FLASHCOUPON_POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<String>,
     },
 }
 
@@ -66,22 +71,25 @@ async fn main() -> anyhow::Result<()> {
             email,
             password,
             data_dir,
+            postgres_url,
         }) => {
             telemetry::init(flashcoupon::settings::LogFormat::Text);
             let email = Email::parse(&email).context("--email")?;
             let password = Password::parse(password).context("--password")?;
-            let store = Store::open(&data_dir, flashcoupon::settings::Durability::Full).await?;
+            let (store, place): (Box<dyn Store>, String) = match postgres_url {
+                Some(url) => (Box::new(PgStore::connect(&url).await?), "PostgreSQL".into()),
+                None => (
+                    Box::new(SqliteStore::open(&data_dir, Durability::Full).await?),
+                    data_dir.display().to_string(),
+                ),
+            };
             let hash = hash_password(password.expose())?;
             let (id, created) = store
                 .upsert_admin(&email, &hash, Some(&hash), Clock::default().now())
                 .await?;
             store.close().await;
             let verb = if created { "created" } else { "promoted" };
-            println!(
-                "{verb} admin {} ({id}) in {}",
-                email.as_str(),
-                data_dir.display()
-            );
+            println!("{verb} admin {} ({id}) in {place}", email.as_str());
             Ok(())
         }
     }

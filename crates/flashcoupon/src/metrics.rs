@@ -1,10 +1,11 @@
 //! Every metric flashcoupon exports, declared in one place with its help text.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
-use crate::gate::MemoryGate;
+use crate::domain::ids::CampaignId;
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -18,6 +19,12 @@ pub struct Metrics {
     /// Time to write and commit one group-commit batch.
     pub commit_latency: Histogram,
     stock_remaining: IntGaugeVec,
+    /// Scripts and commands sent to Redis by the gate (scale-out).
+    pub redis_round_trips: IntCounter,
+    /// Campaign gates rebuilt from the record (Redis lost its data, or a new campaign).
+    pub gate_rebuilds: IntCounter,
+    /// Claims left in flight that the reconciler settled from the record.
+    pub reconciled: IntCounter,
 }
 
 impl Metrics {
@@ -69,12 +76,28 @@ impl Metrics {
             &["campaign_id"],
         )
         .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let redis_round_trips = counter(
+            "flashcoupon_gate_redis_round_trips_total",
+            "Scripts and commands the gate sent to Redis (scale-out mode).",
+        );
+        let gate_rebuilds = counter(
+            "flashcoupon_gate_rebuilds_total",
+            "Campaign gates written from the record: new campaigns, and rebuilds after Redis lost its data.",
+        );
+        let reconciled = counter(
+            "flashcoupon_gate_reconciled_total",
+            "Claims left in flight (their instance died or lost Redis) that the reconciler settled from the record.",
+        );
         for m in [
             Box::new(issue_outcomes.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(issue_latency.clone()),
             Box::new(commit_batch_size.clone()),
             Box::new(commit_latency.clone()),
             Box::new(stock_remaining.clone()),
+            Box::new(redis_round_trips.clone()),
+            Box::new(gate_rebuilds.clone()),
+            Box::new(reconciled.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -85,16 +108,20 @@ impl Metrics {
             commit_batch_size,
             commit_latency,
             stock_remaining,
+            redis_round_trips,
+            gate_rebuilds,
+            reconciled,
         }
     }
 
     /// The Prometheus text exposition, with the stock gauges read off the gate now.
-    pub fn render(&self, gate: &MemoryGate) -> String {
+    /// The text exposition, with the given stock per campaign.
+    pub fn render(&self, stock: &[(CampaignId, u32)]) -> String {
         self.stock_remaining.reset();
-        for g in gate.all() {
+        for (id, remaining) in stock {
             self.stock_remaining
-                .with_label_values(&[&g.id.to_string()])
-                .set(g.remaining() as i64);
+                .with_label_values(&[&id.to_string()])
+                .set(*remaining as i64);
         }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.

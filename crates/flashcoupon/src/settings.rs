@@ -1,5 +1,6 @@
 //! `Settings`: every knob of `flashcoupon serve`, each a flag that also reads
-//! a `FLASHCOUPON_*` environment variable. The embedded mode needs none.
+//! a `FLASHCOUPON_*` environment variable. The embedded mode needs none;
+//! `--redis-url` with `--postgres-url` selects the scale-out mode.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +76,32 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_AUTH_RATE_PER_IP", default_value_t = 50)]
     pub auth_rate_per_ip: u32,
 
+    /// Scale-out mode: the Redis gate, e.g. redis://127.0.0.1:6379. A
+    /// comma-separated list of nodes means a Redis Cluster. Needs
+    /// --postgres-url and FLASHCOUPON_JWT_SECRET.
+    #[arg(long, env = "FLASHCOUPON_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Treat --redis-url as a Redis Cluster seed even when it names one node.
+    #[arg(long, env = "FLASHCOUPON_REDIS_CLUSTER", default_value_t = false)]
+    pub redis_cluster: bool,
+
+    /// Prefix of every Redis key and channel, so several platforms (or test
+    /// runs) can share one Redis.
+    #[arg(long, env = "FLASHCOUPON_REDIS_PREFIX", default_value = "fc")]
+    pub redis_prefix: String,
+
+    /// Scale-out mode: the system of record, e.g.
+    /// postgres://flashcoupon@127.0.0.1/flashcoupon. Needs --redis-url.
+    #[arg(long, env = "FLASHCOUPON_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+
+    /// Scale-out: a claim still in flight this long after its admission (its
+    /// instance died, or lost Redis after committing) is settled from what
+    /// the record holds, in milliseconds.
+    #[arg(long, env = "FLASHCOUPON_RECONCILE_AFTER_MS", default_value_t = 30_000)]
+    pub reconcile_after_ms: u64,
+
     /// Log format; the level comes from RUST_LOG (default: info).
     #[arg(
         long,
@@ -100,6 +127,59 @@ impl Settings {
             claim_rate_per_user: 20,
             auth_rate_per_ip: 50,
             log_format: LogFormat::Text,
+            redis_url: None,
+            redis_cluster: false,
+            redis_prefix: "fc".into(),
+            postgres_url: None,
+            reconcile_after_ms: 30_000,
+        }
+    }
+}
+
+/// Where the gate and the record live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// In-process gate, SQLite under the data dir.
+    Embedded,
+    /// Redis gate (a server or a cluster), PostgreSQL record, shared by instances.
+    ScaleOut {
+        redis: Vec<String>,
+        cluster: bool,
+        postgres: String,
+    },
+}
+
+impl Settings {
+    /// The mode these settings select, or why they are inconsistent.
+    pub fn mode(&self) -> anyhow::Result<Mode> {
+        match (&self.redis_url, &self.postgres_url) {
+            (None, None) => Ok(Mode::Embedded),
+            (Some(redis), Some(postgres)) => {
+                let secret_len = self.jwt_secret.as_deref().map_or(0, str::len);
+                anyhow::ensure!(
+                    secret_len >= 32,
+                    "scale-out mode needs FLASHCOUPON_JWT_SECRET (32+ characters), the same on every \
+                     instance, so a token from one instance is accepted by all"
+                );
+                let redis: Vec<String> = redis
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                anyhow::ensure!(!redis.is_empty(), "--redis-url names no Redis server");
+                Ok(Mode::ScaleOut {
+                    cluster: self.redis_cluster || redis.len() > 1,
+                    redis,
+                    postgres: postgres.clone(),
+                })
+            }
+            (Some(_), None) => anyhow::bail!(
+                "--redis-url needs --postgres-url (FLASHCOUPON_POSTGRES_URL): scale-out mode uses both"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--postgres-url needs --redis-url (FLASHCOUPON_REDIS_URL): scale-out mode uses both"
+            ),
         }
     }
 }

@@ -4,8 +4,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::auth::{PasswordHasher, TokenKeys};
+use crate::catalog::Catalog;
 use crate::clock::Clock;
-use crate::gate::MemoryGate;
+use crate::events::EventBus;
+use crate::gate::{Gate, RedisGate};
 use crate::group_commit::GroupCommit;
 use crate::http::RateLimits;
 use crate::metrics::Metrics;
@@ -16,16 +18,20 @@ pub struct AppState(pub Arc<Shared>);
 
 #[derive(Debug)]
 pub struct Shared {
-    pub store: Store,
-    pub gate: MemoryGate,
+    pub store: Arc<dyn Store>,
+    pub gate: Arc<dyn Gate>,
+    /// The same gate when it is Redis (scale-out): readiness and reconciliation.
+    pub redis: Option<Arc<RedisGate>>,
+    pub catalog: Catalog,
     pub commit: GroupCommit,
+    pub events: EventBus,
     pub tokens: TokenKeys,
     pub passwords: PasswordHasher,
     pub clock: Clock,
     pub metrics: Metrics,
     pub limits: RateLimits,
-    /// Serialises campaign writes (create, patch) so the record and the gate
-    /// change together; claims never take it.
+    /// Serialises this instance's campaign writes (create, patch) so the
+    /// record and the gate change together; claims never take it.
     pub campaign_writes: tokio::sync::Mutex<()>,
 }
 

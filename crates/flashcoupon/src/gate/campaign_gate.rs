@@ -21,29 +21,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 
 use tokio::sync::watch;
 
-use crate::domain::campaign::{Campaign, CouponTerms};
+use super::{Rejection, RestoredCoupon, Settled, StockBelowIssued, Ticket};
+use crate::domain::campaign::Campaign;
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 
 /// Enough shards that two cores never wait on each other for different users.
 const USER_SHARDS: usize = 64;
-
-/// Why a claim was refused: expected outcomes, not errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    NotOpen,
-    Ended,
-    Paused,
-    LimitReached,
-    SoldOut,
-}
-
-/// How an admitted claim ended, as told to requests repeating its key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Settled {
-    Issued(CouponId),
-    Failed,
-}
 
 #[derive(Debug)]
 pub enum Admission {
@@ -54,16 +38,6 @@ pub enum Admission {
     Replay(CouponId),
     /// This key's first request is still being committed: wait for its end.
     InFlight(watch::Receiver<Option<Settled>>),
-}
-
-/// What an admitted claim holds until it is settled.
-#[derive(Debug)]
-pub struct Ticket {
-    pub user: UserId,
-    pub seq: u32,
-    pub user_seq: u32,
-    pub key: Option<Box<str>>,
-    done: Option<watch::Sender<Option<Settled>>>,
 }
 
 #[derive(Debug)]
@@ -102,26 +76,9 @@ impl UserSlot {
     }
 }
 
-/// A coupon already in the record, fed to [`CampaignGate::restore`] at start-up.
-#[derive(Debug)]
-pub struct RestoredCoupon {
-    pub id: CouponId,
-    pub user: UserId,
-    pub seq: u32,
-    pub user_seq: u32,
-    pub key: Option<String>,
-}
-
-/// A stock change that would drop below a seq already handed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StockBelowIssued {
-    pub highest_seq: u32,
-}
-
 #[derive(Debug)]
 pub struct CampaignGate {
     pub id: CampaignId,
-    pub terms: CouponTerms,
     pub per_user_limit: u32,
     pub starts_at: Timestamp,
     ends_at: AtomicI64,
@@ -158,7 +115,6 @@ impl CampaignGate {
     pub fn new(campaign: &Campaign) -> Self {
         Self {
             id: campaign.id,
-            terms: campaign.terms.clone(),
             per_user_limit: campaign.per_user_limit,
             starts_at: campaign.issue_starts_at,
             ends_at: AtomicI64::new(campaign.issue_ends_at.0),
@@ -253,6 +209,8 @@ impl CampaignGate {
             None => (None, None),
         };
         Admission::Admitted(Ticket {
+            campaign: self.id,
+            epoch: 0,
             user,
             seq,
             user_seq,

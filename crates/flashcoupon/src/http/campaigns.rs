@@ -15,9 +15,10 @@ use super::views::CampaignView;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::AdminUser;
 use crate::domain::InvalidInput;
+use crate::domain::campaign::Campaign;
 use crate::domain::campaign::{CampaignPatch, NewCampaign};
 use crate::domain::ids::CampaignId;
-use crate::gate::CampaignGate;
+use crate::events::Event;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -57,16 +58,17 @@ pub async fn create(
     let now = state.clock.now();
     let campaign = body.parse(CampaignId::generate(), now)?;
     // Spawned, so a client hanging up cannot cancel it between the record and the gate.
-    let (gate, campaign) = detached(state.clone(), move |state| async move {
+    let view = detached(state.clone(), move |state| async move {
         let _writes = state.campaign_writes.lock().await;
         state.store.insert_campaign(&campaign).await?;
-        Ok((state.gate.insert(CampaignGate::new(&campaign)), campaign))
+        // If this fails (Redis unreachable) the campaign is in the record
+        // without a gate; the first claim or read rebuilds it from the record.
+        state.gate.open(&campaign).await?;
+        state.catalog.insert(campaign.clone());
+        view(&state, &campaign).await
     })
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CampaignView::new(&campaign, &gate, now)),
-    ))
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// List campaigns, newest first.
@@ -88,15 +90,17 @@ pub async fn list(
         })
         .transpose()?;
     let campaigns = state.store.list_campaigns(limit, before).await?;
-    let now = state.clock.now();
     let next = (campaigns.len() == limit as usize)
         .then(|| campaigns.last().map(|c| c.id))
         .flatten();
-    let campaigns = campaigns
-        .iter()
-        .filter_map(|c| state.gate.get(c.id).map(|g| CampaignView::new(c, &g, now)))
-        .collect();
-    Ok(Json(CampaignList { campaigns, next }))
+    let mut views = Vec::with_capacity(campaigns.len());
+    for c in &campaigns {
+        views.push(view(&state, c).await?);
+    }
+    Ok(Json(CampaignList {
+        campaigns: views,
+        next,
+    }))
 }
 
 /// One campaign, with live stock.
@@ -113,8 +117,13 @@ pub async fn show(
         .get_campaign(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let gate = state.gate.get(id).ok_or(ApiError::NotFound)?;
-    Ok(Json(CampaignView::new(&campaign, &gate, state.clock.now())))
+    Ok(Json(view(&state, &campaign).await?))
+}
+
+/// The stored campaign with its live numbers from the gate.
+async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, ApiError> {
+    let stock = state.gate.stock(campaign).await?;
+    Ok(CampaignView::new(campaign, &stock, state.clock.now()))
 }
 
 /// Pause or resume, move the end of issuing, or change the stock (admin).
@@ -158,7 +167,7 @@ async fn apply_patch(
         .get_campaign(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let gate = state.gate.get(id).ok_or(ApiError::NotFound)?;
+    let stock = state.gate.stock(&campaign).await?;
     let new_total = body.validate(&campaign)?;
     let below_issued = |highest: u32| {
         ApiError::conflict(
@@ -170,8 +179,11 @@ async fn apply_patch(
     };
     // Shrinking: close the gate first, so no claim takes a seq above the new total.
     let shrunk_from = match new_total {
-        Some(total) if total < gate.total() => Some(
-            gate.set_total(total)
+        Some(total) if total < stock.total => Some(
+            state
+                .gate
+                .set_total(&campaign, total)
+                .await?
                 .map_err(|e| below_issued(e.highest_seq))?,
         ),
         _ => None,
@@ -182,10 +194,10 @@ async fn apply_patch(
         .await
     {
         if let Some(old) = shrunk_from {
-            let _ = gate.set_total(old);
+            let _ = state.gate.set_total(&campaign, old).await;
         }
         return Err(match err {
-            StoreError::Constraint(_) => below_issued(gate.issued()),
+            StoreError::Constraint(_) => below_issued(stock.issued),
             other => other.into(),
         });
     }
@@ -193,19 +205,31 @@ async fn apply_patch(
     if let Some(total) = new_total
         && shrunk_from.is_none()
     {
-        gate.set_total(total)
+        state
+            .gate
+            .set_total(&campaign, total)
+            .await?
             .map_err(|e| below_issued(e.highest_seq))?;
     }
     if let Some(paused) = body.paused {
-        gate.set_paused(paused);
+        state.gate.set_paused(&campaign, paused).await?;
     }
     if let Some(ends) = body.issue_ends_at {
-        gate.set_ends_at(ends);
+        state.gate.set_ends_at(&campaign, ends).await?;
     }
     let campaign = state
         .store
         .get_campaign(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(CampaignView::new(&campaign, &gate, state.clock.now())))
+    let view = view(&state, &campaign).await?;
+    state.events.publish(Event::new(
+        "campaign.updated",
+        state.clock.now(),
+        None,
+        Some(id),
+        serde_json::json!({"paused": view.paused, "total_quantity": view.total_quantity,
+            "remaining_quantity": view.remaining_quantity}),
+    ));
+    Ok(Json(view))
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::InvalidInput;
+use crate::gate::GateError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +91,19 @@ impl From<InvalidInput> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            ApiError::Unavailable("storage is unavailable; retry shortly".into())
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(e: GateError) -> Self {
         match e {
-            StoreError::Db(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
-            ) => ApiError::Unavailable("storage is unavailable; retry shortly".into()),
-            other => ApiError::Internal(other.into()),
+            GateError::NoSuchCampaign => ApiError::NotFound,
+            GateError::Unavailable(why) => ApiError::Unavailable(why),
         }
     }
 }

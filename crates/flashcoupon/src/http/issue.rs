@@ -123,7 +123,11 @@ pub async fn my_campaign(
     Path(id): Path<String>,
 ) -> Result<Json<MyCampaign>, ApiError> {
     let id: CampaignId = parse_path_id(&id)?;
-    let gate = state.gate.get(id).ok_or(ApiError::NotFound)?;
+    let campaign = state
+        .catalog
+        .get(&*state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let now = state.clock.now();
     let filter = CouponFilter {
         campaign: Some(id),
@@ -131,11 +135,11 @@ pub async fn my_campaign(
     };
     let coupons = state
         .store
-        .list_coupons(user.id, filter, now, gate.per_user_limit, None)
+        .list_coupons(user.id, filter, now, campaign.per_user_limit, None)
         .await?;
     Ok(Json(MyCampaign {
         issued: coupons.len() as u32,
-        limit: gate.per_user_limit,
+        limit: campaign.per_user_limit,
         coupons: coupons.iter().map(|c| CouponView::new(c, now)).collect(),
     }))
 }

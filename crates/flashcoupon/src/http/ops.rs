@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
+use crate::domain::ids::CampaignId;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -22,22 +23,30 @@ pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// Storage is reachable; 503 when it is not.
+/// The record (and, in scale-out mode, the Redis gate) is reachable; 503
+/// naming what is not.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "storage unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(
-                    json!({"error": {"code": "unavailable", "message": "storage is unreachable"}}),
-                ),
-            )
-        }
+    let mut down = Vec::new();
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "not ready: the record is unreachable");
+        down.push("the record (database)");
     }
+    if let Some(redis) = &state.redis
+        && let Err(e) = redis.ping().await
+    {
+        tracing::warn!(error = %e, "not ready: the gate is unreachable");
+        down.push("the gate (Redis)");
+    }
+    if down.is_empty() {
+        return (StatusCode::OK, axum::Json(json!({"status": "ready"})));
+    }
+    let message = format!("storage is unreachable: {}", down.join(", "));
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"error": {"code": "unavailable", "message": message}})),
+    )
 }
 
 /// Prometheus text format.
@@ -48,6 +57,21 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&state.gate),
+        state.metrics.render(&stock(&state).await),
     )
+}
+
+/// Remaining stock per campaign, for the gauge; campaigns whose gate cannot
+/// answer right now are left out rather than failing the scrape.
+async fn stock(state: &AppState) -> Vec<(CampaignId, u32)> {
+    let Ok(campaigns) = state.store.all_campaigns().await else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(campaigns.len());
+    for c in &campaigns {
+        if let Ok(s) = state.gate.stock(c).await {
+            out.push((c.id, s.remaining));
+        }
+    }
+    out
 }

@@ -8,7 +8,7 @@ use crate::domain::coupon::{Coupon, CouponStatus};
 use crate::domain::discount::Discount;
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
-use crate::gate::CampaignGate;
+use crate::gate::Stock;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CampaignView {
@@ -37,34 +37,28 @@ pub struct CampaignView {
 
 impl CampaignView {
     /// The stored campaign with its live numbers (stock, pause, end) from the gate.
-    pub fn new(c: &Campaign, gate: &CampaignGate, now: Timestamp) -> Self {
+    pub fn new(c: &Campaign, gate: &Stock, now: Timestamp) -> Self {
         let (valid_days, valid_from, valid_until) = match c.terms.validity {
             Validity::Days(d) => (Some(d), None, None),
             Validity::Window { from, until } => (None, from, Some(until)),
         };
-        let remaining = gate.remaining();
+        let remaining = gate.remaining;
         Self {
             id: c.id,
             name: c.name.clone(),
             discount: c.terms.discount,
             min_order_amount: c.terms.min_order_amount,
-            total_quantity: gate.total(),
+            total_quantity: gate.total,
             per_user_limit: c.per_user_limit,
             issue_starts_at: c.issue_starts_at,
-            issue_ends_at: gate.ends_at(),
+            issue_ends_at: gate.ends_at,
             valid_days,
             valid_from,
             valid_until,
-            paused: gate.paused(),
-            issued_count: gate.issued(),
+            paused: gate.paused,
+            issued_count: gate.issued,
             remaining_quantity: remaining,
-            status: campaign_status(
-                now,
-                c.issue_starts_at,
-                gate.ends_at(),
-                gate.paused(),
-                remaining,
-            ),
+            status: campaign_status(now, c.issue_starts_at, gate.ends_at, gate.paused, remaining),
             created_at: c.created_at,
         }
     }

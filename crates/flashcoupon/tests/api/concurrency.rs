@@ -88,14 +88,12 @@ async fn a_storm_issues_exactly_the_stock_in_seq_order_within_limits() {
     }
 
     // The record: exactly the stock, seq exactly 1..=STOCK, nobody above the limit.
-    let mut db = app.db().await;
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT id, user_id, seq, user_seq FROM coupons WHERE campaign_id = ? ORDER BY seq",
-    )
-    .bind(&id)
-    .fetch_all(&mut db)
-    .await
-    .unwrap();
+    let rows: Vec<(String, String, i64, i64)> = app
+        .record(&id)
+        .await
+        .into_iter()
+        .map(|r| (r.id, r.user_id, r.seq, r.user_seq))
+        .collect();
     assert_eq!(
         rows.len() as i64,
         STOCK,

@@ -1,5 +1,10 @@
-//! `spawn_app()`: a real server on port 0 over its own fresh SQLite data dir,
-//! plus small request helpers. Every test gets its own.
+//! `spawn_app()`: a real server on port 0 over fresh storage of its own, plus
+//! small request helpers. Every test gets its own.
+//!
+//! The mode comes from `FLASHCOUPON_TEST_MODE`: unset or `embedded`, a
+//! SQLite data dir; `scale-out`, a PostgreSQL schema and a Redis key prefix
+//! of the test's own (the real servers; `scripts/test.sh` runs the suite in
+//! both modes).
 
 use std::time::Duration;
 
@@ -9,7 +14,7 @@ use flashcoupon::settings::Settings;
 use flashcoupon::state::AppState;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 
 pub const ADMIN_EMAIL: &str = "admin@flashcoupon.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -21,15 +26,86 @@ pub struct TestApp {
     pub state: AppState,
     pub admin: String,
     pub dir: tempfile::TempDir,
+    /// Scale-out: the record's URL (with the test's schema).
+    pub postgres: Option<String>,
+}
+
+/// One coupon as the record holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub id: String,
+    pub user_id: String,
+    pub seq: i64,
+    pub user_seq: i64,
+    pub status: String,
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Which storage the suite runs against.
+pub fn scale_out() -> bool {
+    match std::env::var("FLASHCOUPON_TEST_MODE").as_deref() {
+        Ok("scale-out") => true,
+        Ok("embedded") | Err(_) => false,
+        Ok(other) => panic!("FLASHCOUPON_TEST_MODE={other:?}: expected embedded or scale-out"),
+    }
+}
+
+pub const JWT_SECRET: &str = "scale-out-test-secret-0123456789abcdef";
+
+pub fn redis_url() -> String {
+    std::env::var("FLASHCOUPON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The database the scale-out tests make their schemas in.
+pub fn postgres_base() -> String {
+    std::env::var("FLASHCOUPON_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/flashcoupon_test".into())
+}
+
+/// A fresh PostgreSQL schema; returns a URL whose connections use it.
+pub async fn fresh_postgres() -> String {
+    let base = postgres_base();
+    let mut conn = match PgConnection::connect(&base).await {
+        Ok(c) => c,
+        Err(_) => {
+            // First use on this server: create the database.
+            let (server, db) = base.rsplit_once('/').expect("a database in the URL");
+            let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+                .await
+                .expect("PostgreSQL is reachable (scripts/test.sh starts it)");
+            let _ = sqlx::query(&format!("CREATE DATABASE {db}"))
+                .execute(&mut admin)
+                .await;
+            PgConnection::connect(&base)
+                .await
+                .expect("the test database")
+        }
+    };
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a schema");
+    format!("{base}?options=-c%20search_path%3D{schema}")
+}
+
+/// Point `settings` at fresh scale-out storage of its own.
+pub async fn use_scale_out(settings: &mut Settings) {
+    settings.postgres_url = Some(fresh_postgres().await);
+    settings.redis_url = Some(redis_url());
+    settings.redis_prefix = format!("t{}", uuid::Uuid::now_v7().simple());
+    settings.jwt_secret = Some(JWT_SECRET.into());
+}
+
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::for_data_dir(dir.path());
+    if scale_out() {
+        use_scale_out(&mut settings).await;
+    }
     settings.admin_email = Some(ADMIN_EMAIL.into());
     settings.admin_password = Some(ADMIN_PASSWORD.into());
     configure(&mut settings);
@@ -52,6 +128,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         state,
         admin: String::new(),
         dir,
+        postgres: settings.postgres_url.clone(),
     };
     let login = app
         .post_json(
@@ -206,7 +283,7 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
-    /// A read-only look at the record itself, bypassing the API.
+    /// A read-only look at the SQLite record itself, bypassing the API.
     pub async fn db(&self) -> SqliteConnection {
         let url = format!(
             "sqlite://{}?mode=ro",
@@ -215,5 +292,43 @@ impl TestApp {
         SqliteConnection::connect(&url)
             .await
             .expect("open the database")
+    }
+
+    /// The coupons of one campaign in the record, in `seq` order, read with
+    /// plain SQL (SQLite or PostgreSQL, whichever this app writes to).
+    pub async fn record(&self, campaign: &str) -> Vec<RecordRow> {
+        self.record_where("campaign_id", campaign).await
+    }
+
+    /// One coupon from the record, if it is there.
+    pub async fn record_coupon(&self, id: &str) -> Option<RecordRow> {
+        self.record_where("id", id).await.pop()
+    }
+
+    async fn record_where(&self, column: &str, value: &str) -> Vec<RecordRow> {
+        let sql = format!(
+            "SELECT id, user_id, seq, user_seq, status FROM coupons WHERE {column} = $1 ORDER BY seq"
+        );
+        type Row = (String, String, i64, i64, String);
+        let rows: Vec<Row> = match &self.postgres {
+            Some(url) => {
+                let mut conn = PgConnection::connect(url).await.expect("PostgreSQL");
+                sqlx::query_as(&sql).bind(value).fetch_all(&mut conn).await
+            }
+            None => {
+                let mut conn = self.db().await;
+                sqlx::query_as(&sql).bind(value).fetch_all(&mut conn).await
+            }
+        }
+        .expect("read the record");
+        rows.into_iter()
+            .map(|(id, user_id, seq, user_seq, status)| RecordRow {
+                id,
+                user_id,
+                seq,
+                user_seq,
+                status,
+            })
+            .collect()
     }
 }

@@ -39,13 +39,11 @@ async fn a_claim_returns_a_durable_coupon_with_every_field() {
         (Some(1), Some("available"))
     );
     assert_eq!(coupon["discount"], c["discount"]);
-    let mut db = app.db().await;
-    let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM coupons WHERE id = ?")
-        .bind(coupon["id"].as_str().unwrap())
-        .fetch_one(&mut db)
+    let row = app
+        .record_coupon(coupon["id"].as_str().unwrap())
         .await
         .expect("the answered coupon is in the record");
-    assert_eq!(seq, 1);
+    assert_eq!(row.seq, 1);
     let c = body(app.get(&format!("/api/v1/campaigns/{id}"), None).await).await;
     assert_eq!(
         (c["issued_count"].as_i64(), c["remaining_quantity"].as_i64()),

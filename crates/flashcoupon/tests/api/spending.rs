@@ -248,13 +248,11 @@ async fn somebody_elses_coupon_is_404_and_stays_unused() {
         )
         .await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
-    let mut db = app.db().await;
-    let (status,): (String,) = sqlx::query_as("SELECT status FROM coupons WHERE id = ?")
-        .bind(coupon["id"].as_str().unwrap())
-        .fetch_one(&mut db)
+    let row = app
+        .record_coupon(coupon["id"].as_str().unwrap())
         .await
         .unwrap();
-    assert_eq!(status, "available");
+    assert_eq!(row.status, "available");
 }
 
 #[tokio::test]

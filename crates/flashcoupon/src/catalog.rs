@@ -1,0 +1,56 @@
+//! Campaigns by id, cached in each instance so a claim reads no database.
+//!
+//! Only what never changes after creation is read from the cache: the coupon
+//! terms, the per-user limit, the opening time. Stock, pause and the end of
+//! issuing can change (PATCH, on any instance) and are read from the gate.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::domain::campaign::Campaign;
+use crate::domain::ids::CampaignId;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    campaigns: RwLock<HashMap<CampaignId, Arc<Campaign>>>,
+}
+
+impl Catalog {
+    pub fn insert(&self, campaign: Campaign) -> Arc<Campaign> {
+        let campaign = Arc::new(campaign);
+        self.campaigns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(campaign.id, campaign.clone());
+        campaign
+    }
+
+    /// From the cache, or from the record on a miss (a campaign created on
+    /// another instance). `None` if there is no such campaign.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: CampaignId,
+    ) -> Result<Option<Arc<Campaign>>, StoreError> {
+        let cached = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(c) = cached {
+            return Ok(Some(c));
+        }
+        Ok(store.get_campaign(id).await?.map(|c| self.insert(c)))
+    }
+
+    pub fn ids(&self) -> Vec<CampaignId> {
+        self.campaigns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+}

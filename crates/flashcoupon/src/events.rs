@@ -1,0 +1,161 @@
+//! Live events (a coupon issued, a campaign changed) for whoever listens in
+//! this process: the notification and UI features subscribe here. In
+//! scale-out mode every event also crosses to the other instances through
+//! Redis pub/sub, so a client connected to instance A hears about a claim
+//! made on instance B.
+//!
+//! Events are notifications, never the record: a lost one loses no coupon.
+//! Publishing never blocks a claim; when Redis is unreachable the backlog is
+//! bounded and the oldest events are dropped.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::domain::ids::{CampaignId, UserId};
+use crate::domain::timestamp::Timestamp;
+use crate::gate::redis::RedisConn;
+
+/// Events a slow local listener may fall behind by before it starts missing some.
+const LOCAL_BUFFER: usize = 4_096;
+/// Events waiting to be published to Redis.
+const REMOTE_BUFFER: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: uuid::Uuid,
+    /// e.g. `coupon.issued`, `campaign.updated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignId>,
+    pub data: serde_json::Value,
+    /// The instance that published it (so it does not hear itself twice).
+    #[serde(default)]
+    pub origin: String,
+}
+
+impl Event {
+    pub fn new(
+        kind: &str,
+        at: Timestamp,
+        user: Option<UserId>,
+        campaign: Option<CampaignId>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7(),
+            kind: kind.to_owned(),
+            at,
+            user,
+            campaign,
+            data,
+            origin: String::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct EventBus {
+    local: broadcast::Sender<Event>,
+    instance: String,
+    remote: Option<mpsc::Sender<String>>,
+}
+
+impl EventBus {
+    /// In-process only (embedded mode).
+    pub fn local() -> Self {
+        Self {
+            local: broadcast::channel(LOCAL_BUFFER).0,
+            instance: uuid::Uuid::now_v7().to_string(),
+            remote: None,
+        }
+    }
+
+    /// Also across instances, on the Redis channel `channel`: starts the
+    /// publisher and the relay that hands other instances' events to local
+    /// listeners. `subscribe_url` is a plain Redis URL (on a cluster, any node:
+    /// Redis Cluster propagates PUBLISH to every node).
+    pub fn over_redis(conn: RedisConn, subscribe_url: String, channel: String) -> Self {
+        let mut bus = Self::local();
+        let (tx, rx) = mpsc::channel(REMOTE_BUFFER);
+        tokio::spawn(publisher(conn, channel.clone(), rx));
+        tokio::spawn(relay(
+            subscribe_url,
+            channel,
+            bus.local.clone(),
+            bus.instance.clone(),
+        ));
+        bus.remote = Some(tx);
+        bus
+    }
+
+    pub fn publish(&self, mut event: Event) {
+        event.origin.clone_from(&self.instance);
+        if let Some(remote) = &self.remote
+            && let Ok(json) = serde_json::to_string(&event)
+            && remote.try_send(json).is_err()
+        {
+            tracing::debug!("event backlog full; dropping an event for other instances");
+        }
+        // No listener is not an error.
+        let _ = self.local.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.local.subscribe()
+    }
+}
+
+async fn publisher(mut conn: RedisConn, channel: String, mut rx: mpsc::Receiver<String>) {
+    while let Some(json) = rx.recv().await {
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(&json)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "could not publish an event to other instances");
+        }
+    }
+}
+
+/// Forward other instances' events to local listeners, reconnecting forever.
+async fn relay(url: String, channel: String, local: broadcast::Sender<Event>, me: String) {
+    loop {
+        match subscribe_once(&url, &channel, &local, &me).await {
+            Ok(()) => tracing::warn!("event subscription ended; reconnecting"),
+            Err(e) => tracing::debug!(error = %e, "event subscription failed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn subscribe_once(
+    url: &str,
+    channel: &str,
+    local: &broadcast::Sender<Event>,
+    me: &str,
+) -> redis::RedisResult<()> {
+    let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    let mut messages = pubsub.on_message();
+    while let Some(msg) = messages.next().await {
+        let Ok(payload) = msg.get_payload::<String>() else {
+            continue;
+        };
+        match serde_json::from_str::<Event>(&payload) {
+            Ok(event) if event.origin != me => {
+                let _ = local.send(event);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "ignoring a malformed event"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+-- End in-flight claims of one gate generation. Each is settled once: only
+-- while it is still in `pend` (the owner and the reconciler may both try).
+-- KEYS: meta, free, pend, pinfo, slots, keys
+-- ARGV: epoch, then per claim: seq, user, user_seq, key ('' none), outcome
+--   outcome 'c:<coupon id>' committed; 'f' failed (stock back);
+--   'x' the record holds this seq for another claim (slot back, seq stays taken)
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -1 end
+local done = 0
+for i = 2, #ARGV, 5 do
+  local seq, user, user_seq, key, out = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  if redis.call('ZREM', KEYS[3], seq) == 1 then
+    redis.call('HDEL', KEYS[4], seq)
+    done = done + 1
+    if string.sub(out, 1, 2) == 'c:' then
+      redis.call('HINCRBY', KEYS[1], 'issued', 1)
+      if key ~= '' then redis.call('HSET', KEYS[6], user .. '|' .. key, 'i:' .. string.sub(out, 3)) end
+    else
+      if key ~= '' then redis.call('HDEL', KEYS[6], user .. '|' .. key) end
+      local rest = {}
+      for s in string.gmatch(redis.call('HGET', KEYS[5], user) or '', '%d+') do
+        if s ~= user_seq then rest[#rest + 1] = s end
+      end
+      if #rest == 0 then redis.call('HDEL', KEYS[5], user)
+      else redis.call('HSET', KEYS[5], user, table.concat(rest, ' ')) end
+      if out == 'f' then redis.call('ZADD', KEYS[2], seq, seq)
+      else redis.call('HINCRBY', KEYS[1], 'issued', 1) end
+    end
+  end
+end
+return done

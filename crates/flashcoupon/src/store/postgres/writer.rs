@@ -1,0 +1,123 @@
+//! The group-commit writer on PostgreSQL: one transaction per batch, the
+//! campaign rows locked `FOR SHARE` to check the gate generation (the fence),
+//! then one `INSERT … SELECT FROM unnest(…)` for the whole batch.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::domain::ids::CouponId;
+use crate::store::{CouponWriter, NewCouponRow, StoreError};
+
+/// The writer's own connection, opened on first use and again after it broke
+/// (PostgreSQL restarted), so the writer recovers by itself.
+#[derive(Debug)]
+pub(super) struct PgWriter {
+    options: PgConnectOptions,
+    conn: Option<PgConnection>,
+}
+
+impl PgWriter {
+    pub fn new(options: PgConnectOptions) -> Self {
+        Self {
+            options,
+            conn: None,
+        }
+    }
+
+    async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.options.connect().await?);
+        }
+        self.conn
+            .as_mut()
+            .ok_or(StoreError::Db(sqlx::Error::PoolClosed))
+    }
+
+    /// Forget a connection that failed for any reason but a constraint: it
+    /// may be broken, and a fresh one costs one connect.
+    fn after(&mut self, result: &Result<impl Sized, StoreError>) {
+        if matches!(result, Err(StoreError::Db(_))) {
+            self.conn = None;
+        }
+    }
+}
+
+async fn insert_batch(
+    conn: &mut PgConnection,
+    rows: &[&NewCouponRow],
+) -> Result<HashSet<CouponId>, StoreError> {
+    let mut tx = conn.begin().await?;
+    let mut campaigns: Vec<String> = rows.iter().map(|r| r.campaign_id.to_string()).collect();
+    campaigns.sort_unstable();
+    campaigns.dedup();
+    // Sorted, so two writers lock campaigns in the same order.
+    let epochs: HashMap<String, i64> = sqlx::query_as(
+        "SELECT id, gate_epoch FROM campaigns WHERE id = ANY($1) ORDER BY id FOR SHARE",
+    )
+    .bind(&campaigns)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let current: Vec<&NewCouponRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| epochs.get(&r.campaign_id.to_string()) == Some(&(r.gate_epoch as i64)))
+        .collect();
+    if !current.is_empty() {
+        sqlx::query(
+            "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, idempotency_key, issued_at, \
+             valid_from, valid_until) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+             $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])",
+        )
+        .bind(current.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
+        .bind(current.iter().map(|r| r.campaign_id.to_string()).collect::<Vec<_>>())
+        .bind(current.iter().map(|r| r.user_id.to_string()).collect::<Vec<_>>())
+        .bind(current.iter().map(|r| r.seq as i64).collect::<Vec<_>>())
+        .bind(current.iter().map(|r| r.user_seq as i64).collect::<Vec<_>>())
+        .bind(
+            current
+                .iter()
+                .map(|r| r.idempotency_key.as_deref().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
+        .bind(current.iter().map(|r| r.issued_at.0).collect::<Vec<_>>())
+        .bind(current.iter().map(|r| r.valid_from.0).collect::<Vec<_>>())
+        .bind(current.iter().map(|r| r.valid_until.0).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(current.iter().map(|r| r.id).collect())
+}
+
+#[async_trait]
+impl CouponWriter for PgWriter {
+    async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
+        let result = match self.connection().await {
+            Ok(conn) => insert_batch(conn, rows).await,
+            Err(e) => Err(e),
+        };
+        self.after(&result);
+        result
+    }
+
+    async fn existing(&mut self, ids: &[CouponId]) -> Result<HashSet<CouponId>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let result = match self.connection().await {
+            Ok(conn) => {
+                sqlx::query_scalar::<_, String>("SELECT id FROM coupons WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_all(conn)
+                    .await
+                    .map_err(StoreError::from)
+            }
+            Err(e) => Err(e),
+        };
+        self.after(&result);
+        Ok(result?.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+}

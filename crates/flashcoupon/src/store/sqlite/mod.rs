@@ -1,0 +1,164 @@
+//! The record in embedded mode: SQLite on disk, in WAL mode with
+//! `synchronous = FULL` by default, so a committed transaction survives
+//! `kill -9` and power loss (`NORMAL` on request: `kill -9` only).
+//! Migrations are embedded in the binary.
+
+mod coupons;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_core::future::BoxFuture;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+
+use super::rows::{self, common_queries};
+use super::{
+    CampaignStore, CouponFilter, CouponStore, CouponWriter, FencedCampaign, IssuedRow, Migrations,
+    Store, StoreError, UserRecord, parse_id,
+};
+use crate::domain::account::{Email, Role};
+use crate::domain::campaign::Campaign;
+use crate::domain::coupon::{Coupon, CouponStatus, Spend};
+use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::domain::timestamp::Timestamp;
+use crate::settings::Durability;
+
+/// Migrations, in order, compiled into the binary.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../../../migrations/sqlite/0001_core.sql"),
+)];
+
+/// The pool for reads and ordinary writes, plus how to open the dedicated
+/// group-commit connection.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) `flashcoupon.db` in `data_dir` and migrate it.
+    pub async fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("flashcoupon.db");
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            // Checkpoints run in `checkpoint`, off the commit path (see there).
+            .pragma("wal_autocheckpoint", "0")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        Migrator::new(Migrations(MIGRATIONS))
+            .await?
+            .run(&pool)
+            .await?;
+        Ok(Self { pool, options })
+    }
+
+    /// Copy committed WAL pages into the database file without blocking
+    /// writers. SQLite's automatic checkpoint would run inside whichever
+    /// commit crosses its threshold, i.e. inside a group commit, stalling
+    /// every claim of that batch; this runs on a pooled connection instead,
+    /// on another thread, as the store's upkeep.
+    async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+common_queries!(SqliteStore, sqlx::Sqlite);
+
+#[async_trait]
+impl Store for SqliteStore {
+    /// One process owns the file and its gate, so there is no other
+    /// generation to fence: the epoch stays 0.
+    async fn fence_and_load(&self, campaign: CampaignId) -> Result<FencedCampaign, StoreError> {
+        let found = self
+            .get_campaign(campaign)
+            .await?
+            .ok_or_else(|| StoreError::Db(sqlx::Error::RowNotFound))?;
+        Ok(FencedCampaign {
+            campaign: found,
+            epoch: 0,
+            issued: self.issued_rows(campaign).await?,
+        })
+    }
+
+    async fn landed_seqs(
+        &self,
+        campaign: CampaignId,
+        seqs: &[u32],
+    ) -> Result<HashMap<u32, IssuedRow>, StoreError> {
+        let mut found = HashMap::new();
+        for &seq in seqs {
+            let row = sqlx::query(&format!(
+                "SELECT {} FROM coupons WHERE campaign_id = $1 AND seq = $2",
+                rows::ISSUED_COLUMNS
+            ))
+            .bind(campaign.to_string())
+            .bind(seq as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                found.insert(seq, rows::issued(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError> {
+        Ok(Box::new(coupons::SqliteWriter(
+            self.options.connect().await?,
+        )))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checkpoint every 500 ms, off the commit path.
+    fn upkeep(&self) -> Option<BoxFuture<'static, ()>> {
+        let store = self.clone();
+        Some(Box::pin(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpoint failed; will retry");
+                }
+            }
+        }))
+    }
+
+    /// Checkpoint what is left and close every connection.
+    async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await;
+        self.pool.close().await;
+    }
+}
