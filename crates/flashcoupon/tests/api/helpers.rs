@@ -109,8 +109,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.admin_email = Some(ADMIN_EMAIL.into());
     settings.admin_password = Some(ADMIN_PASSWORD.into());
     configure(&mut settings);
+    spawn_instance(&settings, dir).await
+}
+
+/// Start one instance from complete settings (several may share storage).
+pub async fn spawn_instance(settings: &Settings, dir: tempfile::TempDir) -> TestApp {
     let clock = Clock::default();
-    let app = Application::build(&settings, clock.clone())
+    let app = Application::build(settings, clock.clone())
         .await
         .expect("app builds");
     let base = format!("http://{}", app.local_addr());

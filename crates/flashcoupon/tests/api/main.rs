@@ -1,5 +1,7 @@
 //! The API contract (../shared/API.md) end to end: every test starts a real
-//! server on port 0 over its own SQLite data dir with `spawn_app()`.
+//! server on port 0 over storage of its own with `spawn_app()` — SQLite, or
+//! PostgreSQL and Redis with FLASHCOUPON_TEST_MODE=scale-out — plus the
+//! scale-out failure tests in `scaleout`.
 
 // Tests fail loudly on anything unexpected.
 #![allow(clippy::unwrap_used)]
@@ -14,5 +16,6 @@ mod issuing;
 mod loadtest;
 mod operations;
 mod record;
+mod scaleout;
 mod spending;
 mod wallet;

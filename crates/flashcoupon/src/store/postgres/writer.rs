@@ -3,6 +3,7 @@
 //! then one `INSERT … SELECT FROM unnest(…)` for the whole batch.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
@@ -29,7 +30,8 @@ impl PgWriter {
 
     async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
         if self.conn.is_none() {
-            self.conn = Some(self.options.connect().await?);
+            let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect());
+            self.conn = Some(connect.await.map_err(|_| timed_out("connecting"))??);
         }
         self.conn
             .as_mut()
@@ -94,11 +96,27 @@ async fn insert_batch(
     Ok(current.iter().map(|r| r.id).collect())
 }
 
+/// A connection attempt to a server that is starting or unreachable must not
+/// hold the writer (and every claim queued behind it) for long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A batch the server does not answer within this (it went away without
+/// closing the socket) is treated as an I/O error: the writer never hangs.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timed_out(what: &str) -> StoreError {
+    StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("PostgreSQL did not answer in time ({what})"),
+    )))
+}
+
 #[async_trait]
 impl CouponWriter for PgWriter {
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
         let result = match self.connection().await {
-            Ok(conn) => insert_batch(conn, rows).await,
+            Ok(conn) => tokio::time::timeout(BATCH_TIMEOUT, insert_batch(conn, rows))
+                .await
+                .unwrap_or_else(|_| Err(timed_out("writing a batch"))),
             Err(e) => Err(e),
         };
         self.after(&result);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Make sure PostgreSQL and Redis are running on their standard local ports,
+# installing them from Debian if absent. Idempotent; used by scripts/test.sh.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    echo "==> installing Redis from Debian"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server redis-tools
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "==> installing PostgreSQL from Debian"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql postgresql-client
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "==> starting Redis on 127.0.0.1:6379 (no persistence)"
+    $SUDO mkdir -p /var/lib/redis /var/log/redis
+    $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "==> starting PostgreSQL on 127.0.0.1:5432"
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
+    if [ -z "$version" ]; then
+        version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+        $SUDO pg_createcluster "$version" main
+    fi
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start
+fi
+for _ in $(seq 1 60); do
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
+        break
+    fi
+    sleep 0.5
+done
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+pg_isready -h 127.0.0.1 -p 5432
+
+# The tests connect as postgres over TCP without a password (trust), as the
+# machines are set up; make a fresh database for their schemas.
+PSQL="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -qAt"
+$PSQL -d postgres -c "DROP DATABASE IF EXISTS flashcoupon_test WITH (FORCE)" >/dev/null
+$PSQL -d postgres -c "CREATE DATABASE flashcoupon_test" >/dev/null
+echo "==> Redis and PostgreSQL are up"
