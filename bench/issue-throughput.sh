@@ -12,7 +12,11 @@
 # Both get the same wrk settings and the same Lua script (bench/issue.lua), a
 # warm-up of WARMUP seconds, then the measured run.
 #
-# Knobs (env): DURATION=10s CONNECTIONS=64 THREADS=2 USERS=20000 WARMUP=2s
+# MODE=scale-out runs flashcoupon against the local Redis (gate) and a fresh
+# PostgreSQL database flashcoupon_bench (record), one instance, and also
+# reports the Redis round trips per claim from the server's own counter.
+#
+# Knobs (env): MODE=embedded|scale-out DURATION=10s CONNECTIONS=64 THREADS=2 USERS=20000 WARMUP=2s
 #   USER_ORDER=shuffled|signup (order of the tokens; see below)
 #   BENCH_TMPDIR (parent of the temp data dir; default $TMPDIR or /tmp)
 #   FLASHCOUPON_COMMIT_MAX_BATCH etc. pass through to the server.
@@ -25,6 +29,12 @@ THREADS="${THREADS:-2}"
 USERS="${USERS:-20000}"
 WARMUP="${WARMUP:-2s}"
 USER_ORDER="${USER_ORDER:-shuffled}"
+MODE="${MODE:-embedded}"
+case "$MODE" in
+embedded) TARGET_PCT=60 ;;
+scale-out) TARGET_PCT=35 ;;
+*) echo "MODE must be embedded or scale-out" >&2; exit 1 ;;
+esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -129,12 +139,23 @@ DATA="$WORK/data"
 ADMIN_EMAIL="bench-admin@bench.invalid"
 ADMIN_PASSWORD="bench-admin-password"
 FSTYPE="$(stat -f -c %T "$WORK")"
-say "flashcoupon: starting on a fresh data dir ($FSTYPE at $WORK)"
-[[ "$FSTYPE" != tmpfs ]] || say "WARNING: tmpfs makes fsync free; this does not measure durable issuing"
+MODE_ENV=()
+if [[ "$MODE" == scale-out ]]; then
+    bash "$ROOT/scripts/services.sh" >&2
+    psql -h 127.0.0.1 -U postgres -qAt -d postgres -c "DROP DATABASE IF EXISTS flashcoupon_bench WITH (FORCE)" -c "CREATE DATABASE flashcoupon_bench"
+    FSTYPE="postgresql:$(psql -h 127.0.0.1 -U postgres -qAt -d postgres -c 'SHOW synchronous_commit')"
+    MODE_ENV=(FLASHCOUPON_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/flashcoupon_bench"
+        FLASHCOUPON_REDIS_URL="redis://127.0.0.1:6379" FLASHCOUPON_REDIS_PREFIX="bench$(date +%s)"
+        FLASHCOUPON_JWT_SECRET="bench-secret-bench-secret-bench-secret")
+    say "flashcoupon: starting in scale-out mode (Redis 127.0.0.1:6379, PostgreSQL database flashcoupon_bench)"
+else
+    say "flashcoupon: starting on a fresh data dir ($FSTYPE at $WORK)"
+    [[ "$FSTYPE" != tmpfs ]] || say "WARNING: tmpfs makes fsync free; this does not measure durable issuing"
+fi
 FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
     FLASHCOUPON_CLAIM_RATE_PER_USER=0 RUST_LOG="${RUST_LOG:-warn}" \
     start flashcoupon "flashcoupon listening on http://" \
-    "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA"
+    env "${MODE_ENV[@]}" "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA"
 FC="http://$ADDR"
 
 api() { # METHOD PATH [JSON] -> body on stdout; fails on non-2xx
@@ -216,15 +237,18 @@ COMMIT_MS="$(awk -v a="$COMMIT_SECS" -v b="$COMMIT_SECS0" -v c="$BATCH_COUNT" 'B
 BATCH_MEAN="$(awk -v s="$BATCH_SUM" -v c="$BATCH_COUNT" 'BEGIN { printf "%.1f", c ? s / c : 0 }')"
 ISSUED_RUN="$(delta 'flashcoupon_issue_outcomes_total{result="issued"}')"
 OUTCOMES="$(grep '^flashcoupon_issue_outcomes_total' "$WORK/metrics.after" | sed 's/flashcoupon_issue_outcomes_total//' | tr '\n' ' ')"
+ROUND_TRIPS="$(delta flashcoupon_gate_redis_round_trips_total)"
+RT_PER_CLAIM="$(awk -v r="$ROUND_TRIPS" -v c="$ISSUED_RUN" 'BEGIN { printf "%.3f", c ? r / c : 0 }')"
 RATIO="$(awk -v f="$F_RPS" -v b="$B_RPS" 'BEGIN { printf "%.1f", b ? 100 * f / b : 0 }')"
 
 # --- report ------------------------------------------------------------------
 cat >&2 <<REPORT
 
-================ issue throughput (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $USERS users, $USER_ORDER) ================
+================ issue throughput, $MODE (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $USERS users, $USER_ORDER) ================
 baseline     $(printf '%10.0f' "$B_RPS") req/s   p50 ${B_P50} ms   p99 ${B_P99} ms   non-201 $B_NON201   sockets: $B_SOCK
 flashcoupon  $(printf '%10.0f' "$F_RPS") req/s   p50 ${F_P50} ms   p99 ${F_P99} ms   non-201 $F_NON201   sockets: $F_SOCK
-ratio        flashcoupon / baseline = ${RATIO}%   (target >= 60%)
+ratio        flashcoupon / baseline = ${RATIO}%   (target >= ${TARGET_PCT}%)
+redis        round trips per issued claim = $RT_PER_CLAIM ($ROUND_TRIPS calls; 0 in embedded mode)
 campaign     issued_count=$ISSUED (warm-up included); answered 201 by the server during the measured run=$ISSUED_RUN (wrk counted $F_REQUESTS)
 group commit mean batch size during the measured run = $BATCH_MEAN ($BATCH_SUM coupons / $BATCH_COUNT commits);
              mean commit ${COMMIT_MS} ms; the writer was committing ${WRITER_BUSY}% of the run
@@ -245,10 +269,10 @@ fi
 
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty="$(git status --porcelain -- crates 2>/dev/null | head -c1)"
-printf '%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s\n' \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "${dirty:+-dirty}" "$THREADS" "$CONNECTIONS" "$DURATION" "$USERS" "$USER_ORDER" \
+printf '%s mode=%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s redis_rt_per_claim=%s\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$rev" "${dirty:+-dirty}" "$THREADS" "$CONNECTIONS" "$DURATION" "$USERS" "$USER_ORDER" \
     "$B_RPS" "$F_RPS" "$RATIO" "$B_P50" "$F_P50" "$B_P99" "$F_P99" "$BATCH_MEAN" "$COMMIT_MS" "$WRITER_BUSY" \
-    "$F_NON201" "${FLASHCOUPON_COMMIT_MAX_BATCH:-default}" "$FSTYPE" >>"$LOG"
+    "$F_NON201" "${FLASHCOUPON_COMMIT_MAX_BATCH:-default}" "$FSTYPE" "$RT_PER_CLAIM" >>"$LOG"
 echo "appended to ${LOG#"$ROOT/"}:" >&2
 tail -n1 "$LOG" >&2
 exit "$status"
