@@ -60,14 +60,15 @@ pub async fn claim_coupon(
         .map_err(|e| ClaimError::Unavailable(format!("the record is unreachable: {e}")))?
         .ok_or(ClaimError::NoSuchCampaign)?;
     let now = state.clock.now();
-    match state.gate.claim(&terms, user, key, now).await? {
+    let id = CouponId::generate();
+    match state.gate.claim(&terms, user, id, key, now).await? {
         Decision::Rejected(reason) => Ok(ClaimOutcome::Rejected(reason)),
         Decision::Replay(id) => replay(state, id).await,
         Decision::Retry(why) => Err(ClaimError::Unavailable(why.into())),
         Decision::Admitted(ticket) => {
             let (valid_from, valid_until) = terms.terms.validity.for_issue(now);
             let row = NewCouponRow {
-                id: CouponId::generate(),
+                id,
                 campaign_id: campaign,
                 user_id: user,
                 seq: ticket.seq,

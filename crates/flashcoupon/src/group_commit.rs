@@ -219,7 +219,7 @@ impl Writer {
                             // row is not there.
                             tracing::error!(error = %err, coupon = %p.row.id, seq = p.row.seq, "the record refused a coupon the gate admitted");
                             let outcome = if err.is_constraint() {
-                                Outcome::Failed
+                                Outcome::Refused
                             } else {
                                 Outcome::Unknown
                             };
@@ -235,8 +235,13 @@ impl Writer {
                 // outcome is unknown: the gate keeps the claims in flight until
                 // the record answers (the reconciler), or, in one process with
                 // nobody to ask later, releases them.
-                let ids: Vec<_> = batch.iter().map(|p| p.row.id).collect();
-                let present = self.conn.existing(&ids).await;
+                let rows: Vec<&NewCouponRow> = batch.iter().map(|p| &p.row).collect();
+                let present = if err.is_constraint() {
+                    // A lone row the record refused: certainly not there.
+                    Ok(HashSet::new())
+                } else {
+                    self.conn.existing(&rows).await
+                };
                 tracing::error!(error = %err, size = batch.len(), landed = ?present.as_ref().map(HashSet::len).ok(), "group commit failed");
                 let failed = CommitFailed(err.to_string());
                 for p in batch.drain(..) {
@@ -246,6 +251,7 @@ impl Writer {
                             outcomes.push((p, Ok(()), Outcome::Committed(id)));
                             continue;
                         }
+                        Ok(_) if err.is_constraint() => Outcome::Refused,
                         Ok(_) => Outcome::Failed,
                         Err(_) => Outcome::Unknown,
                     };
@@ -305,7 +311,15 @@ mod tests {
         let gate = Arc::new(MemoryGate::default());
         gate.open(&campaign).await.unwrap();
         let user = UserId::generate();
-        let claim = || gate.claim(&campaign, user, Some("k"), Timestamp(150));
+        let claim = || {
+            gate.claim(
+                &campaign,
+                user,
+                CouponId::generate(),
+                Some("k"),
+                Timestamp(150),
+            )
+        };
         let Ok(Decision::Admitted(ticket)) = claim().await else {
             panic!("admitted")
         };

@@ -57,6 +57,13 @@ CREATE TABLE coupons (
     UNIQUE (campaign_id, seq)
 );
 
+-- Claims the reconciler judged lost (their instance died before committing):
+-- written off under the campaign's row lock, so a commit that was queued all
+-- along skips them instead of landing a coupon whose stock was given back.
+CREATE TABLE abandoned_claims (
+    coupon_id TEXT PRIMARY KEY
+);
+
 CREATE UNIQUE INDEX coupons_user_slot ON coupons (user_id, campaign_id, user_seq);
 CREATE UNIQUE INDEX coupons_idempotency ON coupons (user_id, campaign_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

@@ -11,7 +11,7 @@ use super::{
     StockBelowIssued, Ticket,
 };
 use crate::domain::campaign::Campaign;
-use crate::domain::ids::{CampaignId, UserId};
+use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 
 /// Every campaign's gate, by id. The map lock is held only to clone an `Arc`,
@@ -47,7 +47,7 @@ impl MemoryGate {
             // unknown outcome is settled as failed: the stock goes back.
             let committed = match outcome {
                 Outcome::Committed(id) => Some(id),
-                Outcome::Failed | Outcome::Unknown => None,
+                Outcome::Failed | Outcome::Refused | Outcome::Unknown => None,
             };
             gate.settle(ticket, committed);
         }
@@ -65,6 +65,7 @@ impl Gate for MemoryGate {
         &self,
         campaign: &Campaign,
         user: UserId,
+        _coupon: CouponId,
         key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GateError> {

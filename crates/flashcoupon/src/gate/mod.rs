@@ -76,6 +76,9 @@ pub enum Outcome {
     Committed(CouponId),
     /// It is certainly not in the record: give its stock back.
     Failed,
+    /// The record's constraints refused it: the gate and the record disagree
+    /// (promise 7 caught it). Not written; the gate should be rebuilt.
+    Refused,
     /// The record could not say (it was unreachable): leave the claim to the
     /// reconciler, which asks again once the record answers.
     Unknown,
@@ -126,10 +129,13 @@ pub trait Gate: Send + Sync + Debug {
     /// Decide one claim: window, pause, Idempotency-Key, the user's limit and
     /// stock, atomically. A repeated key's first answer stands even after the
     /// window closes.
+    /// `coupon` is the id the coupon will have if admitted: the gate keeps it
+    /// with the claim in flight, so a reconciler can write exactly it off.
     async fn claim(
         &self,
         campaign: &Campaign,
         user: UserId,
+        coupon: CouponId,
         key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GateError>;

@@ -237,7 +237,8 @@ pub trait CouponWriter: Send {
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError>;
     /// Which of these coupons are in the record (to settle a batch whose
     /// commit reported an error: a COMMIT can fail to answer yet land).
-    async fn existing(&mut self, ids: &[CouponId]) -> Result<HashSet<CouponId>, StoreError>;
+    /// Waits for a transaction still writing them to finish first.
+    async fn existing(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError>;
 }
 
 /// Everything the platform needs of its record. The account, campaign and
@@ -249,12 +250,14 @@ pub trait Store: AccountStore + CampaignStore + CouponStore + Send + Sync + Debu
     /// finished before (and are in `issued`) or are refused from now on.
     async fn fence_and_load(&self, campaign: CampaignId) -> Result<FencedCampaign, StoreError>;
     /// For claims the gate still holds as in flight long after they were
-    /// admitted: which of these seqs landed, and as which coupon. Commits for
-    /// the campaign that were running have finished when this answers.
-    async fn landed_seqs(
+    /// admitted (seq and the coupon id each would have): which seqs landed,
+    /// and as which coupon. Commits for the campaign that were running have
+    /// finished when this answers, and the claims that had not landed are
+    /// written off in the record, so no commit can land them later.
+    async fn resolve_stale(
         &self,
         campaign: CampaignId,
-        seqs: &[u32],
+        claims: &[(u32, CouponId)],
     ) -> Result<HashMap<u32, IssuedRow>, StoreError>;
     /// A connection of its own for the group-commit writer, so batches never
     /// queue behind reads for a pooled connection.

@@ -2,7 +2,8 @@
 -- stock; then take a seq (a released one first, else the next) and a user
 -- slot, and record the claim as in flight.
 -- KEYS: meta, free, pend, pinfo, slots, keys (one hash tag: one campaign)
--- ARGV: user, key ('' for none), now (ms, the window's clock), wall (ms, real time)
+-- ARGV: user, key ('' for none), now (ms, the window's clock), wall (ms, real time),
+--       coupon (the id the coupon will have)
 local m = redis.call('HMGET', KEYS[1], 'total', 'limit', 'starts', 'ends', 'paused', 'epoch', 'next')
 if not m[1] then return {'missing'} end
 local user, key, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -38,6 +39,6 @@ while taken[user_seq] do user_seq = user_seq + 1 end
 if held then held = held .. ' ' .. user_seq else held = tostring(user_seq) end
 redis.call('HSET', KEYS[5], user, held)
 redis.call('ZADD', KEYS[3], ARGV[4], seq)
-redis.call('HSET', KEYS[4], seq, user .. '|' .. user_seq .. '|' .. key)
+redis.call('HSET', KEYS[4], seq, user .. '|' .. user_seq .. '|' .. ARGV[5] .. '|' .. key)
 if key ~= '' then redis.call('HSET', KEYS[6], kf, 'p:' .. seq) end
 return {'admitted', tostring(seq), tostring(user_seq), m[6]}

@@ -8,7 +8,7 @@
 //!   highest seq handed out), issued;
 //! - `free`  (sorted set) seqs handed out whose commit failed, reused lowest first;
 //! - `pend`  (sorted set) seqs in flight, scored by when (real time, ms);
-//! - `pinfo` (hash) seq → `user|user_seq|key` of each claim in flight;
+//! - `pinfo` (hash) seq → `user|user_seq|coupon id|key` of each claim in flight;
 //! - `slots` (hash) user → the `user_seq`s held, e.g. `"1 3"`;
 //! - `keys`  (hash) `user|key` → `p:<seq>` in flight or `i:<coupon id>` issued.
 //!
@@ -31,13 +31,13 @@ pub use conn::RedisConn;
 
 use super::{Decision, Gate, GateError, Outcome, Rejection, Stock, StockBelowIssued, Ticket};
 use crate::domain::campaign::Campaign;
-use crate::domain::ids::{CampaignId, UserId};
+use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::metrics::Metrics;
 use crate::store::{IssuedRow, Store};
 
 /// How long a rebuild may hold its lock before another instance may retry it.
-const REBUILD_LOCK_MS: u64 = 30_000;
+const REBUILD_LOCK_MS: u64 = 60_000;
 /// Fields per HSET/ZADD when writing a rebuilt gate.
 const CHUNK: usize = 1_000;
 /// How long a request repeating an in-flight key waits for its first answer.
@@ -49,6 +49,7 @@ struct Scripts {
     stock: Script,
     update: Script,
     stale: Script,
+    publish: Script,
 }
 
 impl Scripts {
@@ -59,6 +60,11 @@ impl Scripts {
             stock: Script::new(include_str!("stock.lua")),
             update: Script::new(include_str!("update.lua")),
             stale: Script::new(include_str!("stale.lua")),
+            // KEYS: meta, lock; ARGV: token, then field/value pairs.
+            publish: Script::new(
+                "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end \
+                 redis.call('HSET', KEYS[1], unpack(ARGV, 2)) return 1",
+            ),
         }
     }
 }
@@ -194,7 +200,7 @@ impl RedisGate {
                 "this campaign's gate is being rebuilt; retry".into(),
             ));
         }
-        let result = self.rebuild_locked(id, &keys).await;
+        let result = self.rebuild_locked(id, &keys, &lock, &token).await;
         let _: Result<i64, _> = Script::new(
             "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
         )
@@ -205,7 +211,13 @@ impl RedisGate {
         result
     }
 
-    async fn rebuild_locked(&self, id: CampaignId, keys: &Keys) -> Result<(), GateError> {
+    async fn rebuild_locked(
+        &self,
+        id: CampaignId,
+        keys: &Keys,
+        lock: &str,
+        token: &str,
+    ) -> Result<(), GateError> {
         let mut conn = self.conn.clone();
         let live: bool = redis::cmd("HEXISTS")
             .arg(keys.meta())
@@ -223,8 +235,26 @@ impl RedisGate {
         self.metrics.gate_rebuilds.inc();
         tracing::warn!(campaign = %id, epoch = fenced.epoch, issued = fenced.issued.len(), "rebuilding the gate from the record");
         let c = &fenced.campaign;
-        let pipe = state_pipeline(keys, c, fenced.epoch, &fenced.issued);
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        let (pipe, meta) = state_pipeline(keys, c, fenced.epoch, &fenced.issued);
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        // `meta` goes last, and only while the lock is still ours: a rebuild
+        // that outlived its lock (another instance fenced a newer generation
+        // since) must not bring its older generation back to life.
+        let mut publish = self.scripts.publish.prepare_invoke();
+        publish.key(keys.meta()).key(lock).arg(token);
+        for (field, value) in &meta {
+            publish.arg(*field).arg(value);
+        }
+        let written: i64 = publish.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(GateError::Unavailable(
+                "this campaign's gate was rebuilt by another instance meanwhile; retry".into(),
+            ))
+        }
     }
 
     /// Settle claims still in flight after `older_than` (their instance died,
@@ -246,18 +276,20 @@ impl RedisGate {
         if pairs.is_empty() {
             return Ok(0);
         }
-        let claims: Vec<(u32, &str, &str, &str)> = pairs
+        let claims: Vec<(u32, &str, &str, CouponId, &str)> = pairs
             .chunks(2)
             .filter_map(|p| {
                 let seq = p.first()?.parse().ok()?;
-                let mut info = p.get(1)?.splitn(3, '|');
-                Some((seq, info.next()?, info.next()?, info.next().unwrap_or("")))
+                let mut info = p.get(1)?.splitn(4, '|');
+                let (user, user_seq) = (info.next()?, info.next()?);
+                let coupon = info.next()?.parse().ok()?;
+                Some((seq, user, user_seq, coupon, info.next().unwrap_or("")))
             })
             .collect();
-        let seqs: Vec<u32> = claims.iter().map(|c| c.0).collect();
-        let landed = self.store.landed_seqs(id, &seqs).await?;
+        let ids: Vec<(u32, CouponId)> = claims.iter().map(|c| (c.0, c.3)).collect();
+        let landed = self.store.resolve_stale(id, &ids).await?;
         let mut args = vec![epoch.clone()];
-        for (seq, user, user_seq, key) in &claims {
+        for (seq, user, user_seq, _, key) in &claims {
             let outcome = match landed.get(seq) {
                 Some(row)
                     if row.user.to_string() == *user && row.user_seq.to_string() == *user_seq =>
@@ -308,9 +340,15 @@ impl RedisGate {
     }
 }
 
-/// Every command that writes a campaign's gate from scratch: the old keys
-/// go first and `meta` last, so claims see "missing" until it is whole.
-fn state_pipeline(keys: &Keys, c: &Campaign, epoch: u64, issued: &[IssuedRow]) -> redis::Pipeline {
+/// Every command that writes a campaign's gate from scratch but `meta`,
+/// which the caller writes last (so claims see "missing" until the gate is
+/// whole), and `meta`'s fields.
+fn state_pipeline(
+    keys: &Keys,
+    c: &Campaign,
+    epoch: u64,
+    issued: &[IssuedRow],
+) -> (redis::Pipeline, Vec<(&'static str, String)>) {
     let mut pipe = redis::pipe();
     pipe.del(keys.all()).ignore();
     let mut slots: HashMap<String, Vec<String>> = HashMap::new();
@@ -346,21 +384,17 @@ fn state_pipeline(keys: &Keys, c: &Campaign, epoch: u64, issued: &[IssuedRow]) -
     for chunk in gaps.chunks(CHUNK) {
         pipe.zadd_multiple(keys.free(), chunk).ignore();
     }
-    pipe.hset_multiple(
-        keys.meta(),
-        &[
-            ("total", c.total_quantity.max(high).to_string()),
-            ("limit", c.per_user_limit.to_string()),
-            ("starts", c.issue_starts_at.0.to_string()),
-            ("ends", c.issue_ends_at.0.to_string()),
-            ("paused", u8::from(c.paused).to_string()),
-            ("epoch", epoch.to_string()),
-            ("next", high.to_string()),
-            ("issued", issued.len().to_string()),
-        ],
-    )
-    .ignore();
-    pipe
+    let meta = vec![
+        ("total", c.total_quantity.max(high).to_string()),
+        ("limit", c.per_user_limit.to_string()),
+        ("starts", c.issue_starts_at.0.to_string()),
+        ("ends", c.issue_ends_at.0.to_string()),
+        ("paused", u8::from(c.paused).to_string()),
+        ("epoch", epoch.to_string()),
+        ("next", high.to_string()),
+        ("issued", issued.len().to_string()),
+    ];
+    (pipe, meta)
 }
 
 #[async_trait]
@@ -376,6 +410,7 @@ impl Gate for RedisGate {
         &self,
         campaign: &Campaign,
         user: UserId,
+        coupon: CouponId,
         key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GateError> {
@@ -388,6 +423,7 @@ impl Gate for RedisGate {
                 key.unwrap_or("").to_owned(),
                 now.0.to_string(),
                 wall_ms().to_string(),
+                coupon.to_string(),
             ];
             let reply: Vec<String> = self.run(&self.scripts.claim, &keys.all(), &args).await?;
             let rejected = |r| Ok(Decision::Rejected(r));
@@ -430,10 +466,15 @@ impl Gate for RedisGate {
 
     async fn settle(&self, claims: Vec<(Ticket, Outcome)>) {
         let mut groups: HashMap<(CampaignId, u64), Vec<String>> = HashMap::new();
+        let mut drifted = Vec::new();
         for (t, outcome) in claims {
             let out = match outcome {
                 Outcome::Committed(id) => format!("c:{id}"),
                 Outcome::Failed => "f".to_owned(),
+                Outcome::Refused => {
+                    drifted.push(t.campaign);
+                    "x".to_owned()
+                }
                 // Left in flight: the reconciler asks the record later.
                 Outcome::Unknown => continue,
             };
@@ -455,6 +496,22 @@ impl Gate for RedisGate {
                 .await
             {
                 tracing::warn!(error = %e, %campaign, "could not settle claims in the gate; the reconciler will");
+            }
+        }
+        // The record refused what this gate admitted, so the gate is out of
+        // step with it (e.g. Redis came back from an old snapshot). Dropping
+        // `meta` makes the next claim rebuild it from the record, fenced.
+        drifted.sort_unstable();
+        drifted.dedup();
+        for campaign in drifted {
+            tracing::error!(%campaign, "the record refused a claim the gate admitted; rebuilding the gate");
+            let mut conn = self.conn.clone();
+            let dropped: redis::RedisResult<i64> = redis::cmd("DEL")
+                .arg(self.keys(campaign).meta())
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = dropped {
+                tracing::warn!(error = %e, %campaign, "could not drop the drifted gate");
             }
         }
     }

@@ -3,7 +3,9 @@
 -- KEYS: meta, free, pend, pinfo, slots, keys
 -- ARGV: epoch, then per claim: seq, user, user_seq, key ('' none), outcome
 --   outcome 'c:<coupon id>' committed; 'f' failed (stock back);
---   'x' the record holds this seq for another claim (slot back, seq stays taken)
+--   'x' the record holds this seq for another claim, or refused it: the
+--       claim ends, its slot and key are freed, the seq is not reused (the
+--       caller rebuilds the gate from the record when the record refused)
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -1 end
 local done = 0
 for i = 2, #ARGV, 5 do

@@ -1,5 +1,5 @@
 -- Claims in flight since before `cutoff` (real time, ms): the reconciler's
--- work list. Returns the generation, then seq and "user|user_seq|key" pairs.
+-- work list. Returns the generation, then seq and "user|user_seq|coupon|key" pairs.
 -- KEYS: meta, pend, pinfo
 -- ARGV: cutoff, limit
 local epoch = redis.call('HGET', KEYS[1], 'epoch')

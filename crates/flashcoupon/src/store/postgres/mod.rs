@@ -111,10 +111,10 @@ impl Store for PgStore {
         })
     }
 
-    async fn landed_seqs(
+    async fn resolve_stale(
         &self,
         campaign: CampaignId,
-        seqs: &[u32],
+        claims: &[(u32, CouponId)],
     ) -> Result<HashMap<u32, IssuedRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Wait for the commits running for this campaign (they hold the row
@@ -123,7 +123,7 @@ impl Store for PgStore {
             .bind(campaign.to_string())
             .execute(&mut *tx)
             .await?;
-        let seqs: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
+        let seqs: Vec<i64> = claims.iter().map(|&(s, _)| s as i64).collect();
         let found = sqlx::query(&format!(
             "SELECT {} FROM coupons WHERE campaign_id = $1 AND seq = ANY($2)",
             rows::ISSUED_COLUMNS
@@ -132,12 +132,25 @@ impl Store for PgStore {
         .bind(&seqs)
         .fetch_all(&mut *tx)
         .await?;
-        tx.commit().await?;
-        found
+        let found: HashMap<u32, IssuedRow> = found
             .iter()
             .map(|row| rows::issued(row).map(|r| (r.seq, r)))
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::from)
+            .collect::<Result<_, _>>()?;
+        // Still under the lock: write off the claims that did not land, so a
+        // writer that had them queued all along skips them (its INSERT checks).
+        let abandoned: Vec<String> = claims
+            .iter()
+            .filter(|(seq, id)| found.get(seq).is_none_or(|r| r.id != *id))
+            .map(|(_, id)| id.to_string())
+            .collect();
+        sqlx::query(
+            "INSERT INTO abandoned_claims (coupon_id) SELECT * FROM unnest($1::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&abandoned)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(found)
     }
 
     async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError> {

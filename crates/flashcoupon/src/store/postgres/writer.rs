@@ -69,11 +69,17 @@ async fn insert_batch(
         .copied()
         .filter(|r| epochs.get(&r.campaign_id.to_string()) == Some(&(r.gate_epoch as i64)))
         .collect();
-    if !current.is_empty() {
-        sqlx::query(
+    if current.is_empty() {
+        tx.commit().await?;
+        return Ok(HashSet::new());
+    }
+    // Claims the reconciler wrote off (it judged them lost) are skipped.
+    let landed: Vec<String> = sqlx::query_scalar(
             "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, idempotency_key, issued_at, \
              valid_from, valid_until) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
-             $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])",
+             $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) \
+         AS r(id, campaign_id, user_id, seq, user_seq, idempotency_key, issued_at, valid_from, valid_until) \
+         WHERE NOT EXISTS (SELECT 1 FROM abandoned_claims a WHERE a.coupon_id = r.id) RETURNING id",
         )
         .bind(current.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
         .bind(current.iter().map(|r| r.campaign_id.to_string()).collect::<Vec<_>>())
@@ -89,11 +95,10 @@ async fn insert_batch(
         .bind(current.iter().map(|r| r.issued_at.0).collect::<Vec<_>>())
         .bind(current.iter().map(|r| r.valid_from.0).collect::<Vec<_>>())
         .bind(current.iter().map(|r| r.valid_until.0).collect::<Vec<_>>())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-    }
     tx.commit().await?;
-    Ok(current.iter().map(|r| r.id).collect())
+    Ok(landed.iter().filter_map(|id| id.parse().ok()).collect())
 }
 
 /// A connection attempt to a server that is starting or unreachable must not
@@ -110,6 +115,30 @@ fn timed_out(what: &str) -> StoreError {
     )))
 }
 
+/// Which rows are in the record. The failed batch may still be committing on
+/// its old connection (it holds its campaigns FOR SHARE): locking them FOR
+/// UPDATE first waits for it, so "absent" means it will never land.
+async fn existing(
+    conn: &mut PgConnection,
+    rows: &[&NewCouponRow],
+) -> Result<HashSet<CouponId>, StoreError> {
+    let mut tx = conn.begin().await?;
+    let mut campaigns: Vec<String> = rows.iter().map(|r| r.campaign_id.to_string()).collect();
+    campaigns.sort_unstable();
+    campaigns.dedup();
+    sqlx::query("SELECT 1 FROM campaigns WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&campaigns)
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    let found: Vec<String> = sqlx::query_scalar("SELECT id FROM coupons WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(found.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
 #[async_trait]
 impl CouponWriter for PgWriter {
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
@@ -123,19 +152,14 @@ impl CouponWriter for PgWriter {
         result
     }
 
-    async fn existing(&mut self, ids: &[CouponId]) -> Result<HashSet<CouponId>, StoreError> {
-        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    async fn existing(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
         let result = match self.connection().await {
-            Ok(conn) => {
-                sqlx::query_scalar::<_, String>("SELECT id FROM coupons WHERE id = ANY($1)")
-                    .bind(&ids)
-                    .fetch_all(conn)
-                    .await
-                    .map_err(StoreError::from)
-            }
+            Ok(conn) => tokio::time::timeout(BATCH_TIMEOUT, existing(conn, rows))
+                .await
+                .unwrap_or_else(|_| Err(timed_out("checking a batch"))),
             Err(e) => Err(e),
         };
         self.after(&result);
-        Ok(result?.iter().filter_map(|id| id.parse().ok()).collect())
+        result
     }
 }

@@ -70,9 +70,9 @@ impl CouponWriter for SqliteWriter {
         Ok(rows.iter().map(|r| r.id).collect())
     }
 
-    async fn existing(&mut self, ids: &[CouponId]) -> Result<HashSet<CouponId>, StoreError> {
+    async fn existing(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
         let mut found = HashSet::new();
-        for id in ids {
+        for id in rows.iter().map(|r| &r.id) {
             let row = sqlx::query("SELECT 1 FROM coupons WHERE id = ?")
                 .bind(id.to_string())
                 .fetch_optional(&mut self.0)

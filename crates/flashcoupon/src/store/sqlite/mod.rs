@@ -106,13 +106,14 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn landed_seqs(
+    /// One process: nothing else writes coupons, so nothing to write off.
+    async fn resolve_stale(
         &self,
         campaign: CampaignId,
-        seqs: &[u32],
+        claims: &[(u32, CouponId)],
     ) -> Result<HashMap<u32, IssuedRow>, StoreError> {
         let mut found = HashMap::new();
-        for &seq in seqs {
+        for &(seq, _) in claims {
             let row = sqlx::query(&format!(
                 "SELECT {} FROM coupons WHERE campaign_id = $1 AND seq = $2",
                 rows::ISSUED_COLUMNS
