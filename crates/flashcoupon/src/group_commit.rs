@@ -183,7 +183,10 @@ impl Writer {
     async fn commit(&mut self, batch: &mut Vec<Pending>) {
         let mut outcomes: Vec<(Pending, Result<(), CommitFailed>, Outcome)> = Vec::new();
         if let Some(max_age) = self.config.max_age {
-            for p in batch.extract_if(.., |p| p.queued.elapsed() > max_age) {
+            let (stale, fresh): (Vec<Pending>, Vec<Pending>) =
+                batch.drain(..).partition(|p| p.queued.elapsed() > max_age);
+            batch.extend(fresh);
+            for p in stale {
                 let failed = CommitFailed("the claim waited too long for the record".into());
                 outcomes.push((p, Err(failed), Outcome::Failed));
             }

@@ -153,8 +153,7 @@ async fn storm(
     for t in tasks {
         t.await.unwrap();
     }
-    let issued = issued.lock().unwrap().clone();
-    issued
+    issued.lock().unwrap().clone()
 }
 
 async fn admin_token(client: &reqwest::Client, base: &str) -> String {
