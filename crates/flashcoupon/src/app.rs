@@ -40,6 +40,8 @@ struct Engines {
     redis: Option<Arc<RedisGate>>,
     events: EventBus,
     writer: WriterConfig,
+    /// Group-commit writers to run.
+    writers: usize,
     secret: Vec<u8>,
 }
 
@@ -59,6 +61,8 @@ async fn embedded(settings: &Settings) -> anyhow::Result<Engines> {
         gate: Arc::new(gate),
         redis: None,
         events: EventBus::local(),
+        // SQLite serialises writers anyway; more would only wait on its lock.
+        writers: 1,
         writer: WriterConfig {
             max_batch: settings.commit_max_batch,
             max_age: None,
@@ -95,6 +99,7 @@ async fn scale_out(
         gate: gate.clone(),
         redis: Some(gate),
         events: EventBus::over_redis(conn, redis[0].clone(), channel),
+        writers: settings.commit_writers.unwrap_or(4).max(1),
         writer: WriterConfig {
             max_batch: settings.commit_max_batch,
             // Half the reconciler's patience: a claim the reconciler may judge
@@ -121,8 +126,12 @@ impl Application {
         );
         let passwords = PasswordHasher::new()?;
         ensure_first_admin(settings, &*engines.store, &passwords, &clock).await?;
+        let mut writers = Vec::with_capacity(engines.writers);
+        for _ in 0..engines.writers {
+            writers.push(engines.store.writer().await?);
+        }
         let (commit, writer) = GroupCommit::start(
-            engines.store.writer().await?,
+            writers,
             engines.gate.clone(),
             engines.writer,
             metrics.clone(),

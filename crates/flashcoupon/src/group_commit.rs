@@ -70,20 +70,25 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-/// Stops the writer once the queue is drained.
+/// Stops the writers once the queue is drained.
 #[derive(Debug)]
 pub struct WriterHandle {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl WriterHandle {
     /// Refuse new claims, commit every queued one, then return.
     pub async fn drain(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
+
+/// The queue, shared by the writers: a free writer takes everything queued.
+type SharedQueue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>;
 
 /// How the writer behaves.
 #[derive(Debug, Clone, Copy)]
@@ -95,28 +100,38 @@ pub struct WriterConfig {
 }
 
 impl GroupCommit {
+    /// One writer task per connection in `writers`. SQLite takes one writer
+    /// at a time, so embedded mode passes one; PostgreSQL commits concurrent
+    /// transactions in parallel and merges their WAL flushes, so several
+    /// writers let one batch gather while others commit.
     pub fn start(
-        writer: Box<dyn CouponWriter>,
+        writers: Vec<Box<dyn CouponWriter>>,
         gate: Arc<dyn Gate>,
         config: WriterConfig,
         metrics: Metrics,
     ) -> (Self, WriterHandle) {
         let (queue, rx) = mpsc::unbounded_channel();
+        let rx: SharedQueue = Arc::new(tokio::sync::Mutex::new(rx));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run_writer(
-            Writer {
-                conn: writer,
-                gate: gate.clone(),
-                config: WriterConfig {
-                    max_batch: config.max_batch.max(1),
-                    ..config
-                },
-                metrics,
-            },
-            rx,
-            stop_rx,
-        ));
-        (Self { queue, gate }, WriterHandle { stop, task })
+        let tasks = writers
+            .into_iter()
+            .map(|conn| {
+                tokio::spawn(run_writer(
+                    Writer {
+                        conn,
+                        gate: gate.clone(),
+                        config: WriterConfig {
+                            max_batch: config.max_batch.max(1),
+                            ..config
+                        },
+                        metrics: metrics.clone(),
+                    },
+                    rx.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        (Self { queue, gate }, WriterHandle { stop, tasks })
     }
 
     /// Queue an admitted claim; the receiver yields once it is durable or failed.
@@ -147,36 +162,37 @@ struct Writer {
     metrics: Metrics,
 }
 
-async fn run_writer(
-    mut w: Writer,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run_writer(mut w: Writer, queue: SharedQueue, mut stop: watch::Receiver<bool>) {
     let mut batch = Vec::with_capacity(w.config.max_batch);
     let mut stopping = false;
     loop {
-        let first = tokio::select! {
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break,
-            },
-            _ = stop.changed(), if !stopping => {
-                // Refuse new claims; what is queued still gets committed.
-                stopping = true;
-                rx.close();
-                continue;
-            }
-        };
-        batch.push(first);
-        while batch.len() < w.config.max_batch {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
+        {
+            // Hold the queue while gathering a batch; commit after letting go,
+            // so the next free writer gathers the next batch meanwhile.
+            let mut rx = queue.lock().await;
+            let first = tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+                _ = stop.changed(), if !stopping => {
+                    // Refuse new claims; what is queued still gets committed.
+                    stopping = true;
+                    rx.close();
+                    continue;
+                }
+            };
+            batch.push(first);
+            while batch.len() < w.config.max_batch {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
             }
         }
         w.commit(&mut batch).await;
     }
-    tracing::info!("group commit drained");
+    tracing::info!("group commit writer drained");
 }
 
 impl Writer {

@@ -58,6 +58,12 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_COMMIT_MAX_BATCH", default_value_t = 512)]
     pub commit_max_batch: usize,
 
+    /// Scale-out: group-commit writers per instance (default 4; PostgreSQL
+    /// commits them in parallel). Embedded mode always has one (SQLite has
+    /// one writer).
+    #[arg(long, env = "FLASHCOUPON_COMMIT_WRITERS")]
+    pub commit_writers: Option<usize>,
+
     /// SQLite durability: `full` (default) or `normal` (survives kill -9, not power loss).
     #[arg(
         long,
@@ -123,6 +129,7 @@ impl Settings {
             admin_email: None,
             admin_password: None,
             commit_max_batch: 512,
+            commit_writers: None,
             sqlite_synchronous: Durability::Full,
             claim_rate_per_user: 20,
             auth_rate_per_ip: 50,
