@@ -99,7 +99,7 @@ async fn scale_out(
         gate: gate.clone(),
         redis: Some(gate),
         events: EventBus::over_redis(conn, redis[0].clone(), channel),
-        writers: settings.commit_writers.unwrap_or(4).max(1),
+        writers: settings.commit_writers.unwrap_or(1).max(1),
         writer: WriterConfig {
             max_batch: settings.commit_max_batch,
             // Half the reconciler's patience: a claim the reconciler may judge

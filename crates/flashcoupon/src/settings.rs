@@ -58,9 +58,10 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_COMMIT_MAX_BATCH", default_value_t = 512)]
     pub commit_max_batch: usize,
 
-    /// Scale-out: group-commit writers per instance (default 4; PostgreSQL
-    /// commits them in parallel). Embedded mode always has one (SQLite has
-    /// one writer).
+    /// Scale-out: group-commit writers per instance (default 1). More let
+    /// PostgreSQL commit batches in parallel, which pays when it has cores
+    /// to spare (on a 2-core box shared with the load it did not: see
+    /// docs/benchmarks.md). Embedded mode always has one (SQLite has one writer).
     #[arg(long, env = "FLASHCOUPON_COMMIT_WRITERS")]
     pub commit_writers: Option<usize>,
 

@@ -37,6 +37,8 @@ fn shared_settings(postgres: &str, redis: &str, prefix: &str) -> Settings {
     s.admin_password = Some(ADMIN_PASSWORD.into());
     s.claim_rate_per_user = 0;
     s.reconcile_after_ms = 1_500;
+    // Several writers per instance: the storms also cover their interleaving.
+    s.commit_writers = Some(3);
     s
 }
 
