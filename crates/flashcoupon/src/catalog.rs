@@ -44,13 +44,4 @@ impl Catalog {
         }
         Ok(store.get_campaign(id).await?.map(|c| self.insert(c)))
     }
-
-    pub fn ids(&self) -> Vec<CampaignId> {
-        self.campaigns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect()
-    }
 }

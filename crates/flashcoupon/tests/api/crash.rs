@@ -4,9 +4,8 @@
 //! record, and the drop must then finish exactly.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Semaphore;
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, body};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, admin_token, body, start_binary};
 
 const STOCK: usize = 1_000;
 const LIMIT: usize = 3;
@@ -28,26 +27,15 @@ struct Server {
 impl Server {
     /// Start the real binary on a free port and read the URL it prints.
     fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flashcoupon");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let base = line
-            .trim()
-            .strip_prefix("flashcoupon listening on ")
-            .expect("listening line")
-            .to_owned();
+        let (child, base) = start_binary(
+            Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir)
+                .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
+                .env("RUST_LOG", "warn"),
+        );
         Server { child, base }
     }
 }
@@ -74,16 +62,6 @@ async fn post(client: &reqwest::Client, url: String, token: &str, b: Value) -> r
         .send()
         .await
         .expect("request")
-}
-
-async fn admin_token(client: &reqwest::Client, base: &str) -> String {
-    let r = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    body(r).await["token"].as_str().unwrap().to_owned()
 }
 
 /// Every user claims up to the limit, one claim after another, half of them

@@ -311,29 +311,78 @@ impl TestApp {
     }
 
     async fn record_where(&self, column: &str, value: &str) -> Vec<RecordRow> {
-        let sql = format!(
-            "SELECT id, user_id, seq, user_seq, status FROM coupons WHERE {column} = $1 ORDER BY seq"
-        );
-        type Row = (String, String, i64, i64, String);
-        let rows: Vec<Row> = match &self.postgres {
-            Some(url) => {
-                let mut conn = PgConnection::connect(url).await.expect("PostgreSQL");
-                sqlx::query_as(&sql).bind(value).fetch_all(&mut conn).await
-            }
+        let sql = record_sql(column);
+        let rows: Vec<RowTuple> = match &self.postgres {
+            Some(url) => return pg_record(url, column, value).await,
             None => {
                 let mut conn = self.db().await;
                 sqlx::query_as(&sql).bind(value).fetch_all(&mut conn).await
             }
         }
         .expect("read the record");
-        rows.into_iter()
-            .map(|(id, user_id, seq, user_seq, status)| RecordRow {
-                id,
-                user_id,
-                seq,
-                user_seq,
-                status,
-            })
-            .collect()
+        rows.into_iter().map(RecordRow::from).collect()
     }
+}
+
+type RowTuple = (String, String, i64, i64, String);
+
+impl From<RowTuple> for RecordRow {
+    fn from((id, user_id, seq, user_seq, status): RowTuple) -> Self {
+        RecordRow {
+            id,
+            user_id,
+            seq,
+            user_seq,
+            status,
+        }
+    }
+}
+
+fn record_sql(column: &str) -> String {
+    format!(
+        "SELECT id, user_id, seq, user_seq, status FROM coupons WHERE {column} = $1 ORDER BY seq"
+    )
+}
+
+/// Coupons from a PostgreSQL record at `url` where `column = value`, in `seq` order.
+pub async fn pg_record(url: &str, column: &str, value: &str) -> Vec<RecordRow> {
+    let mut conn = PgConnection::connect(url).await.expect("PostgreSQL");
+    let rows: Vec<RowTuple> = sqlx::query_as(&record_sql(column))
+        .bind(value)
+        .fetch_all(&mut conn)
+        .await
+        .expect("read the record");
+    rows.into_iter().map(RecordRow::from).collect()
+}
+
+/// Log in the start-up admin at `base`; returns the token.
+pub async fn admin_token(client: &reqwest::Client, base: &str) -> String {
+    let r = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    body(r).await["token"].as_str().unwrap().to_owned()
+}
+
+/// Start the real binary (`cmd`, already given its arguments) with its
+/// stdout piped, and read the URL from its "listening on" line.
+pub fn start_binary(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start flashcoupon");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let base = line
+        .trim()
+        .strip_prefix("flashcoupon listening on ")
+        .expect("listening line")
+        .to_owned();
+    (child, base)
 }

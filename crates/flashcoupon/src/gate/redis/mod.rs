@@ -313,7 +313,28 @@ impl RedisGate {
         Ok(done.max(0) as usize)
     }
 
-    /// Run an update script, rebuilding a lost gate once first if needed.
+    /// Run a script on a campaign's gate; if the gate is missing (Redis lost
+    /// it), rebuild it from the record once and run the script again.
+    async fn run_live(
+        &self,
+        id: CampaignId,
+        script: &Script,
+        keys: &[&str],
+        args: &[String],
+    ) -> Result<Vec<String>, GateError> {
+        for _ in 0..2 {
+            let reply: Vec<String> = self.run(script, keys, args).await?;
+            if reply.first().map(String::as_str) != Some("missing") {
+                return Ok(reply);
+            }
+            self.rebuild(id).await?;
+        }
+        Err(GateError::Unavailable(
+            "the gate could not be rebuilt; retry".into(),
+        ))
+    }
+
+    /// Change one of a campaign's settings in its gate.
     async fn update(
         &self,
         c: &Campaign,
@@ -321,22 +342,13 @@ impl RedisGate {
         value: String,
     ) -> Result<Vec<String>, GateError> {
         let keys = self.keys(c.id);
-        for _ in 0..2 {
-            let reply: Vec<String> = self
-                .run(
-                    &self.scripts.update,
-                    &[keys.meta()],
-                    &[field.to_owned(), value.clone()],
-                )
-                .await?;
-            if reply.first().map(String::as_str) != Some("missing") {
-                return Ok(reply);
-            }
-            self.rebuild(c.id).await?;
-        }
-        Err(GateError::Unavailable(
-            "the gate could not be rebuilt; retry".into(),
-        ))
+        self.run_live(
+            c.id,
+            &self.scripts.update,
+            &[keys.meta()],
+            &[field.to_owned(), value],
+        )
+        .await
     }
 }
 
@@ -522,28 +534,21 @@ impl Gate for RedisGate {
 
     async fn stock(&self, campaign: &Campaign) -> Result<Stock, GateError> {
         let keys = self.keys(campaign.id);
-        for _ in 0..2 {
-            let r: Vec<String> = self
-                .run(
-                    &self.scripts.stock,
-                    &[keys.meta(), keys.free(), keys.pend()],
-                    &[],
-                )
-                .await?;
-            if r.first().map(String::as_str) == Some("ok") {
-                return Ok(Stock {
-                    total: parse(r.get(1))?,
-                    remaining: parse(r.get(2))?,
-                    issued: parse(r.get(3))?,
-                    paused: r.get(4).map(String::as_str) == Some("1"),
-                    ends_at: Timestamp(parse(r.get(5))?),
-                });
-            }
-            self.rebuild(campaign.id).await?;
-        }
-        Err(GateError::Unavailable(
-            "the gate could not be rebuilt; retry".into(),
-        ))
+        let r = self
+            .run_live(
+                campaign.id,
+                &self.scripts.stock,
+                &[keys.meta(), keys.free(), keys.pend()],
+                &[],
+            )
+            .await?;
+        Ok(Stock {
+            total: parse(r.get(1))?,
+            remaining: parse(r.get(2))?,
+            issued: parse(r.get(3))?,
+            paused: r.get(4).map(String::as_str) == Some("1"),
+            ends_at: Timestamp(parse(r.get(5))?),
+        })
     }
 
     async fn set_total(

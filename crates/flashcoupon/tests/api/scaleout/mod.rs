@@ -7,8 +7,7 @@
 mod servers;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +19,8 @@ use tokio::sync::Semaphore;
 
 use self::servers::{PgServer, RedisServer, create_cluster};
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET, RecordRow, TestApp, body, fresh_postgres, redis_url,
-    spawn_instance,
+    ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET, RecordRow, TestApp, admin_token, body, fresh_postgres,
+    pg_record, redis_url, spawn_instance, start_binary,
 };
 
 const LIMIT: usize = 3;
@@ -158,14 +157,32 @@ async fn storm(
     issued.lock().unwrap().clone()
 }
 
-async fn admin_token(client: &reqwest::Client, base: &str) -> String {
-    let r = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
+/// Start a storm on its own task and return once `first` coupons are out,
+/// with the task to await for the rest.
+async fn storm_in_background(
+    client: &reqwest::Client,
+    targets: &[String],
+    campaign: &str,
+    users: Vec<(String, String)>,
+    round: &str,
+    first: usize,
+) -> tokio::task::JoinHandle<Vec<Issued>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Mutex::new(Some(tx));
+    let (client, targets) = (client.clone(), targets.to_vec());
+    let (campaign, round) = (campaign.to_owned(), round.to_owned());
+    let task = tokio::spawn(async move {
+        storm(&client, &targets, &campaign, &users, &round, move |n| {
+            if n >= first
+                && let Some(tx) = tx.lock().unwrap().take()
+            {
+                let _ = tx.send(());
+            }
+        })
         .await
-        .unwrap();
-    body(r).await["token"].as_str().unwrap().to_owned()
+    });
+    rx.await.expect("the storm reached its mark");
+    task
 }
 
 async fn bulk_users(
@@ -229,24 +246,7 @@ async fn campaign_view(client: &reqwest::Client, base: &str, id: &str) -> Value 
 }
 
 async fn record(postgres: &str, campaign: &str) -> Vec<RecordRow> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(postgres).await.unwrap();
-    let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
-        "SELECT id, user_id, seq, user_seq, status FROM coupons WHERE campaign_id = $1 ORDER BY seq",
-    )
-    .bind(campaign)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(id, user_id, seq, user_seq, status)| RecordRow {
-            id,
-            user_id,
-            seq,
-            user_seq,
-            status,
-        })
-        .collect()
+    pg_record(postgres, "campaign_id", campaign).await
 }
 
 /// Promises 1, 2, 3, 4 and 6 against the record: at most `stock` coupons with
@@ -372,8 +372,22 @@ async fn a_claim_on_one_instance_is_heard_on_another() {
     let settings = shared_settings(&fresh_postgres().await, &redis_url(), &prefix());
     let apps = instances(&settings, 2).await;
     let mut events = apps[0].state.events.subscribe();
-    // Let the relay's subscription settle before publishing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Publish only once both instances' relays are subscribed.
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}:events", settings.redis_prefix);
+    for _ in 0..100 {
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if listeners >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let c = apps[1].create_campaign(json!({})).await;
     let (user, token) = apps[1].signup("listener@example.com").await;
     let r = apps[1].issue(c["id"].as_str().unwrap(), &token, None).await;
@@ -401,30 +415,19 @@ struct Instance {
 
 impl Instance {
     fn start(postgres: &str, redis: &str, prefix: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("FLASHCOUPON_POSTGRES_URL", postgres)
-            .env("FLASHCOUPON_REDIS_URL", redis)
-            .env("FLASHCOUPON_REDIS_PREFIX", prefix)
-            .env("FLASHCOUPON_JWT_SECRET", JWT_SECRET)
-            .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
-            .env("FLASHCOUPON_RECONCILE_AFTER_MS", "1500")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flashcoupon");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let base = line
-            .trim()
-            .strip_prefix("flashcoupon listening on ")
-            .expect("listening line")
-            .to_owned();
+        let (child, base) = start_binary(
+            Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env("FLASHCOUPON_POSTGRES_URL", postgres)
+                .env("FLASHCOUPON_REDIS_URL", redis)
+                .env("FLASHCOUPON_REDIS_PREFIX", prefix)
+                .env("FLASHCOUPON_JWT_SECRET", JWT_SECRET)
+                .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
+                .env("FLASHCOUPON_RECONCILE_AFTER_MS", "1500")
+                .env("RUST_LOG", "error"),
+        );
         Instance { child, base }
     }
 }
@@ -513,22 +516,7 @@ async fn redis_restarting_empty_mid_storm_is_rebuilt_from_the_record() {
     let users = bulk_users(&client, &targets[0], &admin, "redis", 1_500).await;
     let campaign = create_campaign(&client, &targets[0], &admin, STOCK).await;
 
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Mutex::new(Some(tx));
-    let storm_task = {
-        let (client, targets, campaign) = (client.clone(), targets.clone(), campaign.clone());
-        tokio::spawn(async move {
-            storm(&client, &targets, &campaign, &users, "redis", move |n| {
-                if n >= 200
-                    && let Some(tx) = tx.lock().unwrap().take()
-                {
-                    let _ = tx.send(());
-                }
-            })
-            .await
-        })
-    };
-    rx.await.unwrap();
+    let storm_task = storm_in_background(&client, &targets, &campaign, users, "redis", 200).await;
     redis.kill();
     // Fail closed while Redis is gone: no claim succeeds, /readyz says so.
     let (_, token) = apps[0].signup("while-down@example.com").await;
@@ -574,22 +562,7 @@ async fn postgres_stopping_mid_storm_fails_closed_and_recovers() {
     // A second drop, to probe while the storm may already have sold out the first.
     let probe = create_campaign(&client, &targets[0], &admin, 10).await;
 
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Mutex::new(Some(tx));
-    let storm_task = {
-        let (client, targets, campaign) = (client.clone(), targets.clone(), campaign.clone());
-        tokio::spawn(async move {
-            storm(&client, &targets, &campaign, &users, "pg", move |n| {
-                if n >= 200
-                    && let Some(tx) = tx.lock().unwrap().take()
-                {
-                    let _ = tx.send(());
-                }
-            })
-            .await
-        })
-    };
-    rx.await.unwrap();
+    let storm_task = storm_in_background(&client, &targets, &campaign, users, "pg", 200).await;
     eprintln!("stopping PostgreSQL mid-storm");
     let pg = Arc::new(pg);
     tokio::task::spawn_blocking({
