@@ -21,6 +21,7 @@ use crate::gate::{Gate, MemoryGate, RedisGate};
 use crate::group_commit::{GroupCommit, WriterConfig, WriterHandle};
 use crate::http::{self, RateLimits};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::settings::{Mode, Settings};
 use crate::state::{AppState, Shared};
 use crate::store::{CampaignStore, CouponStore, PgStore, SqliteStore, Store};
@@ -139,6 +140,14 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
+        let notifier = Arc::new(Notifier::new(
+            engines.store.clone(),
+            engines.gate.clone(),
+            engines.events.clone(),
+            clock.clone(),
+            &metrics,
+            settings.notify(),
+        )?);
         let state = AppState(Arc::new(Shared {
             store: engines.store,
             gate: engines.gate,
@@ -146,6 +155,7 @@ impl Application {
             catalog: Catalog::default(),
             commit,
             events: engines.events,
+            notifier,
             tokens,
             passwords,
             clock,
@@ -197,15 +207,22 @@ impl Application {
         if let Some(upkeep) = state.store.upkeep() {
             background.push(tokio::spawn(upkeep));
         }
+        background.extend(state.notifier.start());
         if state.redis.is_some() {
             background.push(tokio::spawn(reconcile(state.clone(), reconcile_after)));
         }
         let app = http::router(state.clone());
+        let notifier = state.notifier.clone();
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Live streams never end by themselves: end them, or the
+            // server would wait for every open drop page.
+            notifier.shutdown().await;
+        })
         .await?;
         background.iter().for_each(JoinHandle::abort);
         writer.drain().await;

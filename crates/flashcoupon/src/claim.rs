@@ -12,7 +12,6 @@
 
 use crate::domain::coupon::{Coupon, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
-use crate::events::Event;
 use crate::gate::{Decision, GateError, Rejection};
 use crate::state::Shared;
 use crate::store::{NewCouponRow, StoreError};
@@ -93,13 +92,7 @@ pub async fn claim_coupon(
             };
             match state.commit.submit(ticket, row).await {
                 Ok(Ok(())) => {
-                    state.events.publish(Event::new(
-                        "coupon.issued",
-                        now,
-                        Some(user),
-                        Some(campaign),
-                        serde_json::json!({"coupon_id": coupon.id, "seq": coupon.seq}),
-                    ));
+                    state.notifier.coupon_issued(&coupon);
                     Ok(ClaimOutcome::Issued(coupon))
                 }
                 Ok(Err(failed)) => Err(ClaimError::Unavailable(failed.to_string())),

@@ -19,7 +19,8 @@ use crate::domain::timestamp::Timestamp;
 use crate::gate::redis::RedisConn;
 
 /// Events a slow local listener may fall behind by before it starts missing some.
-const LOCAL_BUFFER: usize = 4_096;
+/// Sized for a drop: a sell-out announces itself to every subscriber at once.
+const LOCAL_BUFFER: usize = 65_536;
 /// Events waiting to be published to Redis.
 const REMOTE_BUFFER: usize = 10_000;
 
@@ -60,7 +61,7 @@ impl Event {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EventBus {
     local: broadcast::Sender<Event>,
     instance: String,

@@ -26,6 +26,8 @@ pub mod http;
 pub mod loadtest;
 /// Every Prometheus metric, with help text.
 pub mod metrics;
+/// What users and shops are told: sockets, live channels, inbox, scheduler, webhooks.
+pub mod notify;
 /// Flags and `FLASHCOUPON_*` variables.
 pub mod settings;
 /// What handlers share.

@@ -1,8 +1,8 @@
 //! Every metric flashcoupon exports, declared in one place with its help text.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::domain::ids::CampaignId;
@@ -25,6 +25,12 @@ pub struct Metrics {
     pub gate_rebuilds: IntCounter,
     /// Claims left in flight that the reconciler settled from the record.
     pub reconciled: IntCounter,
+    /// Notification sockets open on this instance.
+    pub ws_connections: IntGauge,
+    /// Events queued to notification sockets.
+    pub notifications_pushed: IntCounter,
+    /// Sockets closed because their client read too slowly.
+    pub ws_cut_off: IntCounter,
 }
 
 impl Metrics {
@@ -89,6 +95,19 @@ impl Metrics {
             "flashcoupon_gate_reconciled_total",
             "Claims left in flight (their instance died or lost Redis) that the reconciler settled from the record.",
         );
+        let ws_connections = IntGauge::new(
+            "flashcoupon_ws_connections",
+            "Notification WebSockets open on this instance.",
+        )
+        .expect("valid metric");
+        let notifications_pushed = counter(
+            "flashcoupon_notifications_pushed_total",
+            "Events queued to notification WebSockets on this instance.",
+        );
+        let ws_cut_off = counter(
+            "flashcoupon_ws_cut_off_total",
+            "Notification WebSockets closed because the client read too slowly.",
+        );
         for m in [
             Box::new(issue_outcomes.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(issue_latency.clone()),
@@ -98,6 +117,9 @@ impl Metrics {
             Box::new(redis_round_trips.clone()),
             Box::new(gate_rebuilds.clone()),
             Box::new(reconciled.clone()),
+            Box::new(ws_connections.clone()),
+            Box::new(notifications_pushed.clone()),
+            Box::new(ws_cut_off.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -111,6 +133,9 @@ impl Metrics {
             redis_round_trips,
             gate_rebuilds,
             reconciled,
+            ws_connections,
+            notifications_pushed,
+            ws_cut_off,
         }
     }
 

@@ -109,6 +109,38 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_RECONCILE_AFTER_MS", default_value_t = 30_000)]
     pub reconcile_after_ms: u64,
 
+    /// Subscribers hear `campaign.opening_soon` this many seconds before a drop opens.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_OPENING_SOON_LEAD_SECS",
+        default_value_t = 600
+    )]
+    pub opening_soon_lead_secs: u64,
+
+    /// How often the notification scheduler checks the clock, in milliseconds.
+    #[arg(long, env = "FLASHCOUPON_SCHEDULER_TICK_MS", default_value_t = 1_000)]
+    pub scheduler_tick_ms: u64,
+
+    /// Webhooks: the first retry waits this long (ms); each next one twice as long, up to an hour.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 30_000
+    )]
+    pub webhook_retry_base_ms: u64,
+
+    /// Webhooks: a delivery not accepted after this many seconds is given up.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_WEBHOOK_GIVE_UP_SECS",
+        default_value_t = 86_400
+    )]
+    pub webhook_give_up_secs: u64,
+
+    /// Events a notification socket may have queued before it is closed as too slow.
+    #[arg(long, env = "FLASHCOUPON_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
+
     /// Log format; the level comes from RUST_LOG (default: info).
     #[arg(
         long,
@@ -140,6 +172,27 @@ impl Settings {
             redis_prefix: "fc".into(),
             postgres_url: None,
             reconcile_after_ms: 30_000,
+            opening_soon_lead_secs: 600,
+            scheduler_tick_ms: 1_000,
+            webhook_retry_base_ms: 30_000,
+            webhook_give_up_secs: 86_400,
+            ws_queue: 256,
+        }
+    }
+}
+
+impl Settings {
+    pub fn notify(&self) -> crate::notify::NotifySettings {
+        use std::time::Duration;
+        let retry_base = Duration::from_millis(self.webhook_retry_base_ms.max(1));
+        crate::notify::NotifySettings {
+            opening_lead: Duration::from_secs(self.opening_soon_lead_secs),
+            tick: Duration::from_millis(self.scheduler_tick_ms.max(10)),
+            webhook_retry_base: retry_base,
+            webhook_give_up: Duration::from_secs(self.webhook_give_up_secs),
+            webhook_poll: retry_base.min(Duration::from_millis(500)),
+            socket_queue: self.ws_queue.max(1),
+            ..Default::default()
         }
     }
 }

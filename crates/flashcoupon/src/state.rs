@@ -11,6 +11,7 @@ use crate::gate::{Gate, RedisGate};
 use crate::group_commit::GroupCommit;
 use crate::http::RateLimits;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ pub struct Shared {
     pub catalog: Catalog,
     pub commit: GroupCommit,
     pub events: EventBus,
+    pub notifier: Arc<Notifier>,
     pub tokens: TokenKeys,
     pub passwords: PasswordHasher,
     pub clock: Clock,

@@ -11,10 +11,10 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging::Page;
 use super::views::CampaignView;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::AdminUser;
-use crate::domain::InvalidInput;
 use crate::domain::campaign::Campaign;
 use crate::domain::campaign::{CampaignPatch, NewCampaign};
 use crate::domain::ids::CampaignId;
@@ -78,21 +78,9 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<CampaignList>, ApiError> {
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(InvalidInput::new("limit", "must be between 1 and 200").into());
-    }
-    let before = params
-        .before
-        .map(|b| {
-            b.parse::<CampaignId>()
-                .map_err(|_| InvalidInput::new("before", "must be a campaign id"))
-        })
-        .transpose()?;
-    let campaigns = state.store.list_campaigns(limit, before).await?;
-    let next = (campaigns.len() == limit as usize)
-        .then(|| campaigns.last().map(|c| c.id))
-        .flatten();
+    let page = Page::<CampaignId>::parse(params.limit, params.before, 50, 200, "campaign")?;
+    let campaigns = state.store.list_campaigns(page.limit, page.before).await?;
+    let next = page.next(&campaigns, |c| c.id);
     let mut views = Vec::with_capacity(campaigns.len());
     for c in &campaigns {
         views.push(view(&state, c).await?);

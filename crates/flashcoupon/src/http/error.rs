@@ -62,6 +62,11 @@ impl ApiError {
         }
     }
 
+    /// API.md's error code, e.g. `sold_out`.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),

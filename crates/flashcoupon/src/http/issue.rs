@@ -95,6 +95,9 @@ pub async fn issue(
         .issue_outcomes
         .with_label_values(&[outcome_label(&result)])
         .inc();
+    if let Ok(campaign) = id.parse::<CampaignId>() {
+        tell_failure(&state, user, campaign, &result);
+    }
     let now = state.clock.now();
     match result? {
         ClaimOutcome::Issued(c) | ClaimOutcome::Replayed(c) => {
@@ -102,6 +105,29 @@ pub async fn issue(
         }
         ClaimOutcome::Rejected(r) => Err(rejection_error(r)),
     }
+}
+
+/// A claim refused by the campaign, or one that could not be decided, is
+/// also pushed to the user's sockets and inbox (`coupon.claim_failed`).
+/// Rate limits and unknown campaigns are not: they describe the request.
+fn tell_failure(
+    state: &AppState,
+    user: AuthUser,
+    campaign: CampaignId,
+    result: &Result<ClaimOutcome, ApiError>,
+) {
+    let rejected;
+    let error = match result {
+        Ok(ClaimOutcome::Rejected(r)) => {
+            rejected = rejection_error(*r);
+            &rejected
+        }
+        Err(e @ ApiError::Unavailable(_)) => e,
+        _ => return,
+    };
+    state
+        .notifier
+        .claim_failed(user.id, campaign, error.code(), &error.to_string());
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

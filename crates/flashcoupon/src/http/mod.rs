@@ -7,12 +7,15 @@ mod campaigns;
 mod error;
 mod extract;
 mod issue;
+mod notifications;
 mod openapi;
 mod ops;
+mod paging;
 mod rate_limit;
 mod spending;
 pub mod views;
 mod wallet;
+mod webhooks;
 
 use std::any::Any;
 
@@ -45,6 +48,8 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// | `POST /api/v1/campaigns/{id}/issue`, `GET /api/v1/campaigns/{id}/me` | [`issue`] |
 /// | `GET /api/v1/me/coupons`, `GET /api/v1/users/{user_id}/coupons`, `GET /api/v1/coupons/{id}` | [`wallet`] |
 /// | `POST /api/v1/coupons/{id}/use`, `POST /api/v1/coupons/{id}/cancel-use` | [`spending`] |
+/// | `GET /api/v1/notifications/ws`, `GET /api/v1/campaigns/{id}/live`, `GET, PUT, DELETE /api/v1/campaigns/{id}/subscription`, `GET /api/v1/me/notifications`, `POST /api/v1/me/notifications/read` | [`notifications`] |
+/// | `GET, POST /api/v1/admin/webhooks`, `GET, DELETE /api/v1/admin/webhooks/{id}`, `GET /api/v1/admin/webhooks/{id}/deliveries` | [`webhooks`] |
 /// | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`ops`] |
 /// | `GET /openapi.json`, `GET /api/docs` | [`openapi`] |
 pub fn router(state: AppState) -> Router {
@@ -54,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .merge(issue::router())
         .merge(wallet::router())
         .merge(spending::router())
+        .merge(notifications::router())
+        .merge(webhooks::router())
         .merge(ops::router())
         .merge(SwaggerUi::new("/api/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::NotFound })

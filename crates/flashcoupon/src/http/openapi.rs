@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, campaigns, issue, ops, spending, wallet};
+use super::{accounts, campaigns, issue, notifications, ops, spending, wallet, webhooks};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -17,6 +17,9 @@ use super::{accounts, campaigns, issue, ops, spending, wallet};
         issue::issue, issue::my_campaign,
         wallet::my_coupons, wallet::user_coupons, wallet::show,
         spending::use_coupon, spending::cancel_use,
+        notifications::socket, notifications::live, notifications::subscription, notifications::subscribe,
+        notifications::unsubscribe, notifications::inbox, notifications::mark_read,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::remove, webhooks::deliveries,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth),
@@ -26,6 +29,8 @@ use super::{accounts, campaigns, issue, ops, spending, wallet};
         (name = "issuing", description = "The hot path"),
         (name = "wallet", description = "Issued coupons"),
         (name = "spending", description = "Use and cancel-use"),
+        (name = "notifications", description = "Live events, live stock, subscriptions, inbox"),
+        (name = "webhooks", description = "Shop-side endpoints and their delivery log"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

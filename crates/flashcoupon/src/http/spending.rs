@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::views::CouponView;
@@ -14,6 +15,7 @@ use crate::domain::coupon::{
     CancelUseRequest, Coupon, Spend, UseDecision, UseRejection, UseRequest, check_order_id,
 };
 use crate::domain::ids::CouponId;
+use crate::notify::kinds;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -76,6 +78,7 @@ pub async fn use_coupon(
     // the second read decides (a replay for the same order, else already_used).
     for _ in 0..2 {
         let coupon = own_coupon(&state, &user, id).await?;
+        let mut applied = false;
         let now = state.clock.now();
         let spend = match coupon.decide_use(&body.order_id, body.order_amount, now) {
             UseDecision::Reject(r) => return Err(use_rejection(r)),
@@ -90,10 +93,23 @@ pub async fn use_coupon(
                 if !state.store.mark_used(id, &spend).await? {
                     continue;
                 }
+                applied = true;
                 spend
             }
         };
         let coupon = own_coupon(&state, &user, id).await?;
+        if applied {
+            state.notifier.coupon_event(
+                kinds::USED,
+                &coupon,
+                json!({"coupon_id": id, "order_id": spend.order_id, "order_amount": spend.order_amount,
+                    "discount_amount": spend.discount_amount}),
+                format!(
+                    "🧾 Coupon {id} used on order {}: {} off {}.",
+                    spend.order_id, spend.discount_amount, spend.order_amount
+                ),
+            );
+        }
         return Ok(Json(UseResponse {
             coupon: CouponView::new(&coupon, now),
             discount_amount: spend.discount_amount,
@@ -125,5 +141,14 @@ pub async fn cancel_use(
         ));
     }
     let coupon = own_coupon(&state, &user, id).await?;
+    state.notifier.coupon_event(
+        kinds::USE_CANCELLED,
+        &coupon,
+        json!({"coupon_id": id, "order_id": body.order_id}),
+        format!(
+            "↩️ Coupon {id}: the use on order {} was cancelled.",
+            body.order_id
+        ),
+    );
     Ok(Json(CouponView::new(&coupon, state.clock.now())))
 }

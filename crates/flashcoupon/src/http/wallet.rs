@@ -6,10 +6,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::paging::Page;
 use super::views::{CouponList, CouponView};
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::AuthUser;
-use crate::domain::InvalidInput;
 use crate::domain::account::Role;
 use crate::domain::coupon::CouponStatus;
 use crate::domain::ids::{CouponId, UserId};
@@ -39,17 +39,7 @@ async fn wallet(
     user: UserId,
     params: WalletParams,
 ) -> Result<CouponList, ApiError> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(InvalidInput::new("limit", "must be between 1 and 500").into());
-    }
-    let before = params
-        .before
-        .map(|b| {
-            b.parse::<CouponId>()
-                .map_err(|_| InvalidInput::new("before", "must be a coupon id"))
-        })
-        .transpose()?;
+    let page = Page::<CouponId>::parse(params.limit, params.before, 100, 500, "coupon")?;
     let now = state.clock.now();
     let filter = CouponFilter {
         campaign: None,
@@ -57,14 +47,11 @@ async fn wallet(
     };
     let coupons = state
         .store
-        .list_coupons(user, filter, now, limit, before)
+        .list_coupons(user, filter, now, page.limit, page.before)
         .await?;
-    let next = (coupons.len() == limit as usize)
-        .then(|| coupons.last().map(|c| c.id))
-        .flatten();
     Ok(CouponList {
+        next: page.next(&coupons, |c| c.id),
         coupons: coupons.iter().map(|c| CouponView::new(c, now)).collect(),
-        next,
     })
 }
 

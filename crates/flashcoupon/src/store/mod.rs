@@ -7,6 +7,7 @@
 //! shared (`$N` placeholders work in both), and rows decode through one set of
 //! functions over [`rows::Columns`].
 
+pub mod notify;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -244,7 +245,9 @@ pub trait CouponWriter: Send {
 /// Everything the platform needs of its record. The account, campaign and
 /// coupon queries are the same SQL on both backends; what is here differs.
 #[async_trait]
-pub trait Store: AccountStore + CampaignStore + CouponStore + Send + Sync + Debug {
+pub trait Store:
+    AccountStore + CampaignStore + CouponStore + notify::NotifyStore + Send + Sync + Debug
+{
     /// Start a new gate generation for a campaign and read what it issued, as
     /// one step: commits of claims admitted by an older generation either
     /// finished before (and are in `issued`) or are refused from now on.
@@ -262,6 +265,11 @@ pub trait Store: AccountStore + CampaignStore + CouponStore + Send + Sync + Debu
     /// A connection of its own for the group-commit writer, so batches never
     /// queue behind reads for a pooled connection.
     async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError>;
+    /// Does the group-commit writer also write each coupon's `coupon.issued`
+    /// inbox row (id = the coupon id), in the coupon's own transaction?
+    fn writes_issued_inbox(&self) -> bool {
+        false
+    }
     /// Is the record reachable?
     async fn ping(&self) -> Result<(), StoreError>;
     /// Background upkeep to run while serving (SQLite's checkpoints).

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::helpers::{body, spawn_app_with};
+use crate::helpers::{body, scale_out, spawn_app_with};
 
 const USERS: usize = 2_400;
 const STOCK: i64 = 1_000;
@@ -161,4 +161,21 @@ async fn a_storm_issues_exactly_the_stock_in_seq_order_within_limits() {
         ),
         (Some(STOCK), Some(0), Some("sold_out"))
     );
+
+    // Embedded mode writes each coupon's `coupon.issued` inbox row in the
+    // coupon's own transaction: exactly one per coupon, for its owner. (In
+    // scale-out mode a background writer stores them; nothing to check here.)
+    if !scale_out() {
+        let inbox: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, user_id FROM notifications WHERE kind = 'coupon.issued' AND campaign_id = ?",
+        )
+        .bind(&id)
+        .fetch_all(&mut app.db().await)
+        .await
+        .unwrap();
+        let coupons: HashSet<(String, String)> =
+            rows.iter().map(|r| (r.0.clone(), r.1.clone())).collect();
+        assert_eq!(inbox.len() as i64, STOCK);
+        assert_eq!(inbox.into_iter().collect::<HashSet<_>>(), coupons);
+    }
 }

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// Scale-out: the record's URL (with the test's schema).
     pub postgres: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// One coupon as the record holds it.
@@ -120,7 +122,10 @@ pub async fn spawn_instance(settings: &Settings, dir: tempfile::TempDir) -> Test
         .expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let state = app.state();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(512)
@@ -134,6 +139,8 @@ pub async fn spawn_instance(settings: &Settings, dir: tempfile::TempDir) -> Test
         admin: String::new(),
         dir,
         postgres: settings.postgres_url.clone(),
+        stop: Some(stop),
+        server: Some(server),
     };
     let login = app
         .post_json(
@@ -173,6 +180,22 @@ pub fn rfc3339(ts: flashcoupon::domain::timestamp::Timestamp) -> String {
 }
 
 impl TestApp {
+    /// Shut the server down gracefully, as `flashcoupon serve` does on SIGTERM
+    /// (open sockets are dropped), and wait until its storage is closed.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(Duration::from_secs(20), &mut server)
+                .await
+                .is_err()
+        {
+            server.abort();
+            panic!("the server did not stop within 20 s");
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -14,6 +14,7 @@ mod crash;
 mod helpers;
 mod issuing;
 mod loadtest;
+mod notifications;
 mod operations;
 mod record;
 mod scaleout;

@@ -21,6 +21,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+use super::notify::notify_queries;
 use super::rows::{self, common_queries};
 use super::{
     CouponFilter, CouponWriter, FencedCampaign, IssuedRow, Migrations, Store, StoreError,
@@ -32,11 +33,23 @@ use crate::domain::coupon::{Coupon, CouponStatus, Spend};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../../../migrations/postgres/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../../../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "notifications",
+        include_str!("../../../migrations/common/0002_notifications.sql"),
+    ),
+    (
+        3,
+        "inbox",
+        include_str!("../../../migrations/postgres/0003_inbox.sql"),
+    ),
+];
 
 /// How long one statement may run. A commit that cannot finish in this time
 /// fails (and its claims are settled by what landed), so a claim is never
@@ -73,7 +86,15 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// PostgreSQL has row locks: writers need not take turns.
+    pub(super) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+}
+
 common_queries!(PgStore, sqlx::Postgres);
+notify_queries!(PgStore, sqlx::Postgres);
 
 #[async_trait]
 impl Store for PgStore {

@@ -9,15 +9,37 @@ use sqlx::{Connection, SqliteConnection};
 use crate::domain::ids::CouponId;
 use crate::store::{CouponWriter, NewCouponRow, StoreError};
 
-/// The writer's dedicated connection.
+/// The writer's dedicated connection, and the store's write turn (see
+/// `SqliteStore::write_turn`).
 #[derive(Debug)]
-pub(super) struct SqliteWriter(pub SqliteConnection);
+pub(super) struct SqliteWriter(pub SqliteConnection, pub super::WriteTurn);
 
 const INSERT_COLUMNS: usize = 9;
 /// Multi-row INSERTs come in power-of-two sizes only: a batch is written in
 /// at most seven statements (each a hand-off to SQLite's thread), and the
 /// statement cache holds seven prepared statements, not one per batch length.
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// The `coupon.issued` inbox rows of a chunk (see `Store::writes_issued_inbox`).
+fn inbox_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        CHUNKS
+            .iter()
+            .map(|&n| {
+                format!(
+                    "INSERT INTO notifications (id, user_id, kind, campaign_id, payload, created_at) VALUES {}",
+                    vec!["(?, ?, 'coupon.issued', ?, ?, ?)"; n].join(", ")
+                )
+            })
+            .collect()
+    });
+    let at = CHUNKS
+        .iter()
+        .position(|&n| n == rows)
+        .unwrap_or(CHUNKS.len() - 1);
+    &all[at]
+}
 
 fn insert_sql(rows: usize) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
@@ -45,6 +67,7 @@ fn insert_sql(rows: usize) -> &'static str {
 impl CouponWriter for SqliteWriter {
     /// Write one group-commit batch in one transaction: all rows or none.
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
+        let _turn = self.1.lock().await;
         let mut tx = self.0.begin().await?;
         let mut rest = rows;
         while !rest.is_empty() {
@@ -64,6 +87,16 @@ impl CouponWriter for SqliteWriter {
                     .bind(r.valid_until.0);
             }
             q.execute(&mut *tx).await?;
+            let mut inbox = sqlx::query(inbox_sql(n));
+            for r in chunk {
+                inbox = inbox
+                    .bind(r.id.to_string())
+                    .bind(r.user_id.to_string())
+                    .bind(r.campaign_id.to_string())
+                    .bind(crate::notify::issued_payload(r.id, r.seq, r.valid_until).to_string())
+                    .bind(r.issued_at.0);
+            }
+            inbox.execute(&mut *tx).await?;
             rest = tail;
         }
         tx.commit().await?;

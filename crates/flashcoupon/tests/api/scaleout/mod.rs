@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashcoupon::settings::Settings;
+use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -22,6 +23,7 @@ use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET, RecordRow, TestApp, admin_token, body, fresh_postgres,
     pg_record, redis_url, spawn_instance, start_binary,
 };
+use crate::notifications::{next_json, next_of, ws_connect};
 
 const LIMIT: usize = 3;
 
@@ -368,10 +370,9 @@ async fn three_instances_share_one_truth_under_a_storm() {
 }
 
 #[tokio::test]
-async fn a_claim_on_one_instance_is_heard_on_another() {
+async fn a_socket_on_one_instance_hears_claims_and_the_sell_out_made_on_another() {
     let settings = shared_settings(&fresh_postgres().await, &redis_url(), &prefix());
     let apps = instances(&settings, 2).await;
-    let mut events = apps[0].state.events.subscribe();
     // Publish only once both instances' relays are subscribed.
     let redis = redis::Client::open(redis_url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
@@ -388,23 +389,60 @@ async fn a_claim_on_one_instance_is_heard_on_another() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let c = apps[1].create_campaign(json!({})).await;
-    let (user, token) = apps[1].signup("listener@example.com").await;
-    let r = apps[1].issue(c["id"].as_str().unwrap(), &token, None).await;
+    let c = apps[1].create_campaign(json!({"total_quantity": 2})).await;
+    let id = c["id"].as_str().unwrap();
+    let (_, alice) = apps[1].signup("listener@example.com").await;
+    let (_, bob) = apps[1].signup("closer@example.com").await;
+    let r = apps[1]
+        .client
+        .put(apps[1].url(&format!("/api/v1/campaigns/{id}/subscription")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Alice listens on instance A and claims on instance B.
+    let mut ws = ws_connect(&apps[0].base, &alice).await;
+    let r = apps[1].issue(id, &alice, None).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let coupon = body(r).await;
-    let heard = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let e = events.recv().await.unwrap();
-            if e.kind == "coupon.issued" {
-                return e;
-            }
-        }
-    })
+    let heard = next_of(&mut ws, "coupon.issued").await;
+    assert_eq!(heard["data"]["coupon_id"], coupon["id"]);
+
+    // Bob takes the last one on B. Both instances notice the sell-out; the
+    // subscriber hears it once.
+    assert_eq!(
+        apps[1].issue(id, &bob, None).await.status(),
+        StatusCode::CREATED
+    );
+    let sold_out = next_of(&mut ws, "campaign.sold_out").await;
+    assert_eq!(sold_out["campaign_id"], id);
+    for app in &apps {
+        app.state
+            .notifier
+            .tick(app.clock.now(), true)
+            .await
+            .unwrap();
+    }
+    let inbox = body(apps[0].get("/api/v1/me/notifications", Some(&alice)).await).await;
+    let sold_outs = inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "campaign.sold_out")
+        .count();
+    assert_eq!(sold_outs, 1, "{inbox}");
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"type":"ping"}"#.into(),
+    ))
     .await
-    .expect("instance A hears the claim made on instance B");
-    assert_eq!(heard.user.map(|u| u.to_string()), Some(user));
-    assert_eq!(heard.data["coupon_id"], coupon["id"]);
+    .unwrap();
+    let mut after = next_json(&mut ws).await;
+    // `campaign.opened` may still be on its way from the scheduler; a second sell-out may not.
+    while after["type"] == "campaign.opened" {
+        after = next_json(&mut ws).await;
+    }
+    assert_eq!(after["type"], "pong", "no second sell-out: {after}");
 }
 
 /// The real binary as one scale-out instance.

@@ -1,0 +1,213 @@
+//! The public live channel of each campaign (remaining stock and status for
+//! the drop page's counter), coalesced: whatever happens, a watcher gets at
+//! most one snapshot per [`COALESCE`].
+//!
+//! Claims only mark their campaign dirty; the refresher
+//! ([`super::Notifier::run_live`]) reads the gate for dirty campaigns once
+//! per period and publishes one snapshot into a `watch` channel, which keeps
+//! only the latest value, so a slow watcher skips snapshots instead of
+//! queueing them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::lock;
+
+use crate::domain::campaign::{Campaign, CampaignStatus, campaign_status};
+use crate::domain::ids::CampaignId;
+use crate::domain::timestamp::Timestamp;
+use crate::gate::Stock;
+
+/// At most one update per campaign per this period (10 a second).
+pub const COALESCE: Duration = Duration::from_millis(100);
+
+/// What the live channel streams.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LiveSnapshot {
+    pub campaign_id: CampaignId,
+    pub status: CampaignStatus,
+    pub total_quantity: u32,
+    pub remaining_quantity: u32,
+    pub issued_count: u32,
+    pub paused: bool,
+    pub issue_starts_at: Timestamp,
+    pub issue_ends_at: Timestamp,
+    /// When the gate was read.
+    pub at: Timestamp,
+}
+
+impl LiveSnapshot {
+    pub fn new(c: &Campaign, stock: &Stock, now: Timestamp) -> Self {
+        Self {
+            campaign_id: c.id,
+            status: campaign_status(
+                now,
+                c.issue_starts_at,
+                stock.ends_at,
+                stock.paused,
+                stock.remaining,
+            ),
+            total_quantity: stock.total,
+            remaining_quantity: stock.remaining,
+            issued_count: stock.issued,
+            paused: stock.paused,
+            issue_starts_at: c.issue_starts_at,
+            issue_ends_at: stock.ends_at,
+            at: now,
+        }
+    }
+
+    /// Equal apart from the time it was read.
+    fn same_as(&self, other: &Self) -> bool {
+        Self {
+            at: other.at,
+            ..self.clone()
+        } == *other
+    }
+}
+
+#[derive(Debug)]
+struct Channel {
+    tx: watch::Sender<Option<Arc<LiveSnapshot>>>,
+    /// When watchers last got a snapshot (tokio's clock, so tests can pause it).
+    last_sent: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct Live {
+    channels: Mutex<HashMap<CampaignId, Channel>>,
+    dirty: Mutex<HashSet<CampaignId>>,
+}
+
+impl Live {
+    /// Watch a campaign: the current snapshot arrives within one period.
+    pub fn watch(&self, campaign: CampaignId) -> watch::Receiver<Option<Arc<LiveSnapshot>>> {
+        let rx = lock(&self.channels)
+            .entry(campaign)
+            .or_insert_with(|| Channel {
+                tx: watch::channel(None).0,
+                last_sent: None,
+            })
+            .tx
+            .subscribe();
+        self.mark(campaign);
+        rx
+    }
+
+    /// Something changed (a claim, a patch): refresh at the next period.
+    pub fn mark(&self, campaign: CampaignId) {
+        lock(&self.dirty).insert(campaign);
+    }
+
+    /// Mark every watched campaign (statuses change with time alone), and
+    /// forget channels nobody watches any more.
+    pub fn mark_watched(&self) {
+        let mut channels = lock(&self.channels);
+        channels.retain(|_, c| c.tx.receiver_count() > 0);
+        lock(&self.dirty).extend(channels.keys().copied());
+    }
+
+    pub fn take_dirty(&self) -> Vec<CampaignId> {
+        lock(&self.dirty).drain().collect()
+    }
+
+    /// Publish to watchers if it differs from what they last got, at most
+    /// once per [`COALESCE`]: a snapshot that comes too soon is not sent and
+    /// its campaign stays dirty, so the next period sends the latest state.
+    pub fn publish(&self, snapshot: LiveSnapshot) {
+        let id = snapshot.campaign_id;
+        let mut channels = lock(&self.channels);
+        let Some(channel) = channels.get_mut(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        if channel
+            .last_sent
+            .is_some_and(|at| now.duration_since(at) < COALESCE)
+        {
+            drop(channels);
+            self.mark(id);
+            return;
+        }
+        let sent = channel.tx.send_if_modified(|current| {
+            if current.as_deref().is_some_and(|c| c.same_as(&snapshot)) {
+                return false;
+            }
+            *current = Some(Arc::new(snapshot));
+            true
+        });
+        if sent {
+            channel.last_sent = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{CouponTerms, Validity};
+    use crate::domain::discount::Discount;
+
+    fn campaign() -> Campaign {
+        Campaign {
+            id: CampaignId::generate(),
+            name: "drop".into(),
+            terms: CouponTerms {
+                discount: Discount::Fixed { amount: 1000 },
+                min_order_amount: 0,
+                validity: Validity::Days(7),
+            },
+            total_quantity: 10_000,
+            per_user_limit: 1,
+            issue_starts_at: Timestamp(0),
+            issue_ends_at: Timestamp(i64::MAX),
+            paused: false,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn stock(remaining: u32) -> Stock {
+        Stock {
+            total: 10_000,
+            remaining,
+            issued: 10_000 - remaining,
+            paused: false,
+            ends_at: Timestamp(i64::MAX),
+        }
+    }
+
+    /// A change every millisecond for a second reaches a watcher at most
+    /// ten times, and the last state is not lost.
+    #[tokio::test(start_paused = true)]
+    async fn snapshots_are_coalesced_to_ten_a_second_and_the_last_one_arrives() {
+        let live = Live::default();
+        let c = campaign();
+        let mut rx = live.watch(c.id);
+        let mut seen = 0;
+        for ms in 0..1_000u32 {
+            live.publish(LiveSnapshot::new(
+                &c,
+                &stock(10_000 - ms),
+                Timestamp(ms.into()),
+            ));
+            if rx.has_changed().unwrap_or(false) {
+                rx.borrow_and_update();
+                seen += 1;
+            }
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert!(seen <= 10, "{seen} updates in one second");
+        assert!(seen >= 9, "only {seen} updates in one second");
+        // The refresher sends the campaign again next period: the final state arrives.
+        assert!(live.take_dirty().contains(&c.id));
+        tokio::time::advance(COALESCE).await;
+        live.publish(LiveSnapshot::new(&c, &stock(9_001), Timestamp(1_000)));
+        let last = rx.borrow_and_update().clone().unwrap();
+        assert_eq!(last.remaining_quantity, 9_001);
+    }
+}

@@ -1,0 +1,549 @@
+//! Notifications: what users and shops are told, live and later.
+//!
+//! ```text
+//! claim / use / scheduler ──▶ Notifier::emit ──▶ EventBus (this instance + Redis pub/sub)
+//!                                   │                  └──▶ dispatcher ──▶ Hub ──▶ WebSockets
+//!                                   └──▶ inbox writer (batched) ──▶ notifications table
+//! once-only events: insert into the inbox first (unique per user and key),
+//!                   then publish only the rows this instance inserted
+//! campaign events:  ──▶ Webhooks::enqueue ──▶ webhook_deliveries ──▶ deliverer ──▶ POST
+//! ```
+//!
+//! Events are never the record: a lost push loses no coupon, and the inbox
+//! keeps what was pushed. Nothing here is awaited by the claim path.
+
+pub mod hub;
+mod inbox;
+pub mod live;
+mod scheduler;
+pub mod webhooks;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::domain::campaign::Campaign;
+use crate::domain::coupon::Coupon;
+use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::domain::timestamp::Timestamp;
+use crate::events::{Event, EventBus};
+use crate::gate::{Gate, Stock};
+use crate::metrics::Metrics;
+use crate::store::notify::NotificationRow;
+use crate::store::{Store, StoreError};
+
+pub use hub::Hub;
+pub use live::{Live, LiveSnapshot};
+pub use webhooks::Webhooks;
+
+/// Event types, as sent to clients and stored in the inbox.
+pub mod kinds {
+    pub const COUPON_ISSUED: &str = "coupon.issued";
+    pub const CLAIM_FAILED: &str = "coupon.claim_failed";
+    pub const OPENING_SOON: &str = "campaign.opening_soon";
+    pub const OPENED: &str = "campaign.opened";
+    pub const SOLD_OUT: &str = "campaign.sold_out";
+    pub const STOCK_LOW: &str = "campaign.stock_low";
+    pub const EXPIRING_SOON: &str = "coupon.expiring_soon";
+    pub const USED: &str = "coupon.used";
+    pub const USE_CANCELLED: &str = "coupon.use_cancelled";
+    /// Not a notification: tells live channels a campaign's settings changed.
+    pub const CAMPAIGN_UPDATED: &str = "campaign.updated";
+}
+
+/// The knobs of notifications (see `Settings`).
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// How long before opening subscribers get `campaign.opening_soon`.
+    pub opening_lead: Duration,
+    /// How often the scheduler looks at the clock.
+    pub tick: Duration,
+    /// How long before expiry an unused coupon's owner is reminded.
+    pub expiry_lead: Duration,
+    /// The first webhook retry waits this long; each next one twice as long.
+    pub webhook_retry_base: Duration,
+    /// A delivery not accepted after this long is given up.
+    pub webhook_give_up: Duration,
+    /// How often the deliverer looks for due retries.
+    pub webhook_poll: Duration,
+    /// Events a socket may have queued before it is cut off as too slow.
+    pub socket_queue: usize,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            opening_lead: Duration::from_secs(600),
+            tick: Duration::from_secs(1),
+            expiry_lead: Duration::from_secs(7 * 86_400),
+            webhook_retry_base: Duration::from_secs(30),
+            webhook_give_up: Duration::from_secs(86_400),
+            webhook_poll: Duration::from_millis(500),
+            socket_queue: 256,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Notifier {
+    store: Arc<dyn Store>,
+    gate: Arc<dyn Gate>,
+    events: EventBus,
+    clock: Clock,
+    inbox: inbox::InboxWriter,
+    pub hub: Arc<Hub>,
+    pub live: Live,
+    pub webhooks: Arc<Webhooks>,
+    settings: NotifySettings,
+    /// (user, campaign, reason) of claim failures this instance stored.
+    told_failures: Mutex<HashSet<(UserId, CampaignId, &'static str)>>,
+    /// Campaigns whose stock reactions (sold out, stock low) are running.
+    reacting: Mutex<HashSet<CampaignId>>,
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// Once-only announcements this instance already made (the record's
+    /// unique keys decide; this only saves asking it again every tick).
+    announced: Mutex<HashSet<String>>,
+}
+
+impl Notifier {
+    pub fn new(
+        store: Arc<dyn Store>,
+        gate: Arc<dyn Gate>,
+        events: EventBus,
+        clock: Clock,
+        metrics: &Metrics,
+        settings: NotifySettings,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            inbox: inbox::InboxWriter::start(store.clone()),
+            hub: Arc::new(Hub::new(settings.socket_queue, metrics)),
+            live: Live::default(),
+            webhooks: Arc::new(Webhooks::new(
+                store.clone(),
+                clock.clone(),
+                settings.webhook_retry_base,
+                settings.webhook_give_up,
+                settings.webhook_poll,
+            )?),
+            store,
+            gate,
+            events,
+            clock,
+            settings,
+            announced: Mutex::new(HashSet::new()),
+            told_failures: Mutex::new(HashSet::new()),
+            reacting: Mutex::new(HashSet::new()),
+            stopping: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    pub fn settings(&self) -> &NotifySettings {
+        &self.settings
+    }
+
+    /// The background tasks: socket dispatch, live refresh, scheduler, webhook deliverer.
+    pub fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        vec![
+            tokio::spawn(self.clone().dispatch()),
+            tokio::spawn(self.clone().run_live()),
+            tokio::spawn(self.clone().run_scheduler()),
+            tokio::spawn(self.webhooks.clone().run()),
+        ]
+    }
+
+    /// Push an event to its user (on every instance) and keep it in their inbox.
+    pub fn emit(&self, event: Event) {
+        if let Some(user) = event.user {
+            self.inbox.store(row(&event, user, None));
+        }
+        self.events.publish(event);
+    }
+
+    /// A coupon committed: push `coupon.issued` (its id is the coupon's), and
+    /// store it unless the group commit already did.
+    pub fn coupon_issued(&self, coupon: &Coupon) {
+        let mut event = Event::new(
+            kinds::COUPON_ISSUED,
+            coupon.issued_at,
+            Some(coupon.user_id),
+            Some(coupon.campaign_id),
+            issued_payload(coupon.id, coupon.seq, coupon.valid_until),
+        );
+        event.id = coupon.id.0;
+        if self.store.writes_issued_inbox() {
+            self.events.publish(event);
+        } else {
+            self.emit(event);
+        }
+    }
+
+    /// Store once-only events (`(event, once key)`), then push the ones that
+    /// were new: whichever instance inserts a row is the one that pushes it.
+    pub async fn emit_once(&self, events: Vec<(Event, String)>) -> Result<usize, StoreError> {
+        let rows: Vec<NotificationRow> = events
+            .iter()
+            .filter_map(|(e, key)| e.user.map(|u| row(e, u, Some(key.clone()))))
+            .collect();
+        let inserted: HashSet<uuid::Uuid> = self
+            .store
+            .insert_notifications(&rows)
+            .await?
+            .into_iter()
+            .collect();
+        let mut pushed = 0;
+        for (event, _) in events {
+            if inserted.contains(&event.id) {
+                self.events.publish(event);
+                pushed += 1;
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// A claim that did not issue, told to its user (with the reason).
+    /// A user retrying into a sold-out drop is pushed every answer, but the
+    /// inbox keeps the first of each (campaign, reason) this instance saw:
+    /// the rest add nothing to read later and would only load the record.
+    pub fn claim_failed(
+        &self,
+        user: UserId,
+        campaign: CampaignId,
+        reason: &'static str,
+        message: &str,
+    ) {
+        let event = Event::new(
+            kinds::CLAIM_FAILED,
+            self.clock.now(),
+            Some(user),
+            Some(campaign),
+            json!({"reason": reason, "message": message}),
+        );
+        let first = {
+            let mut told = lock(&self.told_failures);
+            if told.len() >= 200_000 {
+                told.clear();
+            }
+            told.insert((user, campaign, reason))
+        };
+        if first {
+            self.emit(event);
+        } else {
+            self.events.publish(event);
+        }
+    }
+
+    /// Shutting down: end the live streams (so the server can finish its
+    /// requests) and write the inbox rows still queued.
+    pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
+        if tokio::time::timeout(Duration::from_secs(5), self.inbox.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the inbox writer did not finish within 5 s");
+        }
+    }
+
+    /// Resolves once the server is shutting down.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+
+    /// Something happened to one coupon (used, use cancelled): its owner is
+    /// told, and so are the shop's endpoints that asked for it.
+    pub fn coupon_event(
+        self: &Arc<Self>,
+        kind: &'static str,
+        coupon: &Coupon,
+        data: serde_json::Value,
+        text: String,
+    ) {
+        let event = Event::new(
+            kind,
+            self.clock.now(),
+            Some(coupon.user_id),
+            Some(coupon.campaign_id),
+            data,
+        );
+        let me = self.clone();
+        let for_shop = event.clone();
+        tokio::spawn(async move {
+            let key = format!("{kind}:{}", for_shop.id);
+            if let Err(e) = me.webhooks.enqueue(&for_shop, &key, &text, |_| true).await {
+                tracing::warn!(error = %e, "could not enqueue a webhook delivery");
+            }
+        });
+        self.emit(event);
+    }
+
+    /// Tell every subscriber of `campaign` about `kind`, once each.
+    pub async fn tell_subscribers(
+        &self,
+        campaign: &Campaign,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<usize, StoreError> {
+        const PAGE: u32 = 1_000;
+        let once_key = format!("{kind}:{}", campaign.id);
+        let mut told = 0;
+        loop {
+            let users = self
+                .store
+                .subscribers_missing(campaign.id, &once_key, PAGE)
+                .await?;
+            let now = self.clock.now();
+            let events = users
+                .iter()
+                .map(|u| {
+                    let e = Event::new(kind, now, Some(*u), Some(campaign.id), data.clone());
+                    (e, once_key.clone())
+                })
+                .collect::<Vec<_>>();
+            told += self.emit_once(events).await?;
+            if (users.len() as u32) < PAGE {
+                return Ok(told);
+            }
+        }
+    }
+
+    /// A campaign-level event for subscribers (if `subscribers`) and the
+    /// shop's endpoints that `accept` it, once. It is skipped quickly if this
+    /// instance already announced it.
+    async fn announce(
+        &self,
+        campaign: &Campaign,
+        a: Announcement,
+        accept: impl Fn(&crate::store::notify::WebhookRecord) -> bool,
+        subscribers: bool,
+    ) -> Result<(), StoreError> {
+        if lock(&self.announced).contains(&a.key) {
+            return Ok(());
+        }
+        if subscribers {
+            self.tell_subscribers(campaign, a.kind, a.data.clone())
+                .await?;
+        }
+        let event = Event::new(a.kind, self.clock.now(), None, Some(campaign.id), a.data);
+        self.webhooks
+            .enqueue(&event, &a.key, &a.text, accept)
+            .await?;
+        lock(&self.announced).insert(a.key);
+        Ok(())
+    }
+
+    /// React to a campaign's live numbers: sold out, stock low.
+    pub async fn on_stock(&self, campaign: &Campaign, stock: &Stock) -> Result<(), StoreError> {
+        let data = json!({
+            "campaign_name": campaign.name,
+            "total_quantity": stock.total,
+            "issued_count": stock.issued,
+            "remaining_quantity": stock.remaining,
+        });
+        // Sold out once every coupon is durable (not while the last claims
+        // are still committing: one of them could fail and free its stock).
+        if stock.total > 0 && stock.issued >= stock.total {
+            let a = Announcement {
+                kind: kinds::SOLD_OUT,
+                key: format!("{}:{}:{}", kinds::SOLD_OUT, campaign.id, stock.total),
+                data: data.clone(),
+                text: format!(
+                    "🎟️ \"{}\" sold out: all {} coupons issued.",
+                    campaign.name, stock.total
+                ),
+            };
+            self.announce(campaign, a, |_| true, true).await?;
+        }
+        let remaining = i64::from(stock.remaining);
+        let endpoints = self.webhooks.endpoints().await?;
+        for w in endpoints.iter() {
+            let Some(threshold) = w.stock_low_threshold else {
+                continue;
+            };
+            if remaining <= threshold && w.events.iter().any(|e| e == kinds::STOCK_LOW) {
+                let a = Announcement {
+                    kind: kinds::STOCK_LOW,
+                    key: format!(
+                        "{}:{}:{}:{}",
+                        kinds::STOCK_LOW,
+                        campaign.id,
+                        w.id,
+                        threshold
+                    ),
+                    data: json!({"threshold": threshold, "campaign_name": campaign.name,
+                           "remaining_quantity": stock.remaining, "total_quantity": stock.total}),
+                    text: format!(
+                        "⚠️ \"{}\": {} of {} coupons left (threshold {threshold}).",
+                        campaign.name, stock.remaining, stock.total
+                    ),
+                };
+                self.announce(campaign, a, |candidate| candidate.id == w.id, false)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand events for users to this instance's sockets.
+    async fn dispatch(self: Arc<Self>) {
+        let mut rx = self.events.subscribe();
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let Some(user) = event.user else { continue };
+                    if self.hub.connections(user) == 0 {
+                        continue;
+                    }
+                    let json: Arc<str> = client_json(&event).into();
+                    self.hub.send(user, &json);
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "socket dispatch fell behind; those events are in the inbox only"
+                    );
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Keep live channels current: claims and patches mark their campaign;
+    /// once per period the dirty ones are read from the gate and published.
+    async fn run_live(self: Arc<Self>) {
+        let mut rx = self.events.subscribe();
+        let mut period = tokio::time::interval(live::COALESCE);
+        period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        let mut campaigns: std::collections::HashMap<CampaignId, Campaign> = Default::default();
+        loop {
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Ok(event) => {
+                        if let Some(c) = event.campaign
+                            && (event.kind == kinds::COUPON_ISSUED || event.kind == kinds::CAMPAIGN_UPDATED)
+                        {
+                            self.live.mark(c);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => self.live.mark_watched(),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = period.tick() => {
+                    ticks += 1;
+                    // Statuses change with time alone (opening, ending): once a second.
+                    if ticks % 10 == 0 {
+                        self.live.mark_watched();
+                    }
+                    for id in self.live.take_dirty() {
+                        if let Err(e) = self.refresh(id, &mut campaigns).await {
+                            tracing::debug!(error = %e, campaign = %id, "live: cannot read the campaign now");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh(
+        self: &Arc<Self>,
+        id: CampaignId,
+        campaigns: &mut std::collections::HashMap<CampaignId, Campaign>,
+    ) -> anyhow::Result<()> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = campaigns.entry(id) {
+            let Some(c) = self.store.get_campaign(id).await? else {
+                return Ok(());
+            };
+            slot.insert(c);
+        }
+        let campaign = &campaigns[&id];
+        let stock = self.gate.stock(campaign).await?;
+        self.live
+            .publish(LiveSnapshot::new(campaign, &stock, self.clock.now()));
+        // Telling every subscriber of a sell-out takes a while: not here,
+        // where it would hold up every live channel, and once at a time.
+        if lock(&self.reacting).insert(id) {
+            let me = self.clone();
+            let campaign = campaign.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.on_stock(&campaign, &stock).await {
+                    tracing::debug!(error = %e, campaign = %campaign.id, "stock reactions will retry");
+                }
+                lock(&me.reacting).remove(&campaign.id);
+            });
+        }
+        Ok(())
+    }
+
+    async fn run_scheduler(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.settings.tick.max(Duration::from_millis(10)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        loop {
+            every.tick().await;
+            // Expiry reminders scan coupons: once a minute is plenty.
+            let reminders = ticks % 60 == 0;
+            ticks += 1;
+            if let Err(e) = self.tick(self.clock.now(), reminders).await {
+                tracing::debug!(error = %e, "scheduler: will retry");
+            }
+        }
+    }
+}
+
+/// A once-only campaign event: its type, once key, payload and chat text.
+#[derive(Debug)]
+struct Announcement {
+    kind: &'static str,
+    key: String,
+    data: serde_json::Value,
+    text: String,
+}
+
+/// The payload of `coupon.issued`: the same whether the group commit stored
+/// it (embedded) or the inbox writer does.
+pub fn issued_payload(coupon: CouponId, seq: u32, valid_until: Timestamp) -> serde_json::Value {
+    json!({"coupon_id": coupon, "seq": seq, "valid_until": valid_until})
+}
+
+/// The JSON a client receives for an event.
+pub fn client_json(event: &Event) -> String {
+    json!({
+        "id": event.id,
+        "type": event.kind,
+        "at": event.at,
+        "campaign_id": event.campaign,
+        "data": event.data,
+    })
+    .to_string()
+}
+
+fn row(event: &Event, user: UserId, once_key: Option<String>) -> NotificationRow {
+    NotificationRow {
+        id: event.id,
+        user,
+        kind: event.kind.clone(),
+        campaign: event.campaign,
+        payload: event.data.to_string(),
+        at: event.at,
+        once_key,
+    }
+}
+
+/// Every notification mutex guards maps and sets changed in single calls, so
+/// one poisoned by a panic is still consistent: use it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `t` minus a duration.
+fn before(t: Timestamp, d: Duration) -> Timestamp {
+    t.plus_millis(-(d.as_millis() as i64))
+}

@@ -1,0 +1,118 @@
+//! Time-based events: `campaign.opening_soon`, `campaign.opened` and
+//! `coupon.expiring_soon`, decided against the platform clock (so tests step
+//! it instead of sleeping).
+//!
+//! Every instance runs the scheduler. Exactly once per (user, object, kind)
+//! comes from the record, not from coordination: each event carries a once
+//! key, the inbox's unique index admits one row per user and key, and only
+//! the instance whose insert landed pushes it. A restart finds the rows and
+//! sends nothing twice.
+
+use serde_json::json;
+
+use super::{Announcement, Notifier, before, kinds};
+use crate::domain::campaign::{Campaign, Validity};
+use crate::domain::timestamp::Timestamp;
+use crate::events::Event;
+
+/// Expiring coupons handled per campaign per pass (the rest come next pass).
+const REMINDER_PAGE: u32 = 1_000;
+
+impl Notifier {
+    /// One scheduler pass at `now`; `reminders` adds the expiry scan.
+    /// Public so tests can run a pass right after stepping the clock.
+    pub async fn tick(&self, now: Timestamp, reminders: bool) -> anyhow::Result<()> {
+        let campaigns = self.store.all_campaigns().await?;
+        let mut first_error = None;
+        for c in &campaigns {
+            let mut pass = self.campaign_pass(c, now).await;
+            if reminders && pass.is_ok() {
+                pass = self.remind_expiring(c, now).await;
+            }
+            if let Err(e) = pass {
+                tracing::debug!(error = %e, campaign = %c.id, "scheduler: campaign pass failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn campaign_pass(&self, c: &Campaign, now: Timestamp) -> anyhow::Result<()> {
+        let data = json!({
+            "campaign_name": c.name,
+            "issue_starts_at": c.issue_starts_at,
+        });
+        if now < c.issue_starts_at {
+            if now >= before(c.issue_starts_at, self.settings.opening_lead) {
+                self.tell_subscribers(c, kinds::OPENING_SOON, data).await?;
+            }
+            return Ok(());
+        }
+        // The end may have been moved by a patch: the gate has the live value.
+        let stock = self.gate.stock(c).await?;
+        if now >= stock.ends_at {
+            return Ok(());
+        }
+        if !stock.paused && now < stock.ends_at && stock.remaining > 0 {
+            let a = Announcement {
+                kind: kinds::OPENED,
+                key: format!("{}:{}", kinds::OPENED, c.id),
+                data,
+                text: format!(
+                    "🟢 \"{}\" is open: {} coupons to claim.",
+                    c.name, stock.remaining
+                ),
+            };
+            self.announce(c, a, |_| true, true).await?;
+        }
+        self.on_stock(c, &stock).await?;
+        Ok(())
+    }
+
+    /// Remind owners of available coupons that expire within the lead.
+    async fn remind_expiring(&self, c: &Campaign, now: Timestamp) -> anyhow::Result<()> {
+        let horizon = now.plus_millis(self.settings.expiry_lead.as_millis() as i64);
+        // The earliest and latest expiry any coupon of this campaign can have.
+        let (earliest, latest) = match c.terms.validity {
+            Validity::Days(d) => {
+                let days = i64::from(d) * 86_400_000;
+                (
+                    c.issue_starts_at.plus_millis(days),
+                    // A later end (a patch) only moves this later; bound it loosely.
+                    Timestamp(i64::MAX),
+                )
+            }
+            Validity::Window { until, .. } => (until, until),
+        };
+        if earliest > horizon || latest <= now {
+            return Ok(());
+        }
+        loop {
+            let coupons = self
+                .store
+                .expiring_unreminded(c.id, now, horizon, REMINDER_PAGE)
+                .await?;
+            let events = coupons
+                .iter()
+                .map(|coupon| {
+                    let e = Event::new(
+                        kinds::EXPIRING_SOON,
+                        now,
+                        Some(coupon.user),
+                        Some(c.id),
+                        json!({
+                            "coupon_id": coupon.id,
+                            "campaign_name": c.name,
+                            "valid_until": coupon.valid_until,
+                        }),
+                    );
+                    (e, format!("{}:{}", kinds::EXPIRING_SOON, coupon.id))
+                })
+                .collect::<Vec<_>>();
+            self.emit_once(events).await?;
+            if (coupons.len() as u32) < REMINDER_PAGE {
+                return Ok(());
+            }
+        }
+    }
+}
