@@ -161,6 +161,7 @@ impl Application {
             clock,
             metrics,
             limits: RateLimits::new(settings.claim_rate_per_user, settings.auth_rate_per_ip),
+            claim_stats: Default::default(),
             campaign_writes: tokio::sync::Mutex::new(()),
         }));
         Ok(Self {

@@ -26,6 +26,14 @@ impl Catalog {
         campaign
     }
 
+    /// Whether this instance has seen the campaign (no storage read).
+    pub fn contains(&self, id: CampaignId) -> bool {
+        self.campaigns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+    }
+
     /// From the cache, or from the record on a miss (a campaign created on
     /// another instance). `None` if there is no such campaign.
     pub async fn get(

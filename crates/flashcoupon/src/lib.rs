@@ -10,6 +10,8 @@ pub mod auth;
 pub mod catalog;
 /// The hot path: gate decision, then group commit, then the answer.
 pub mod claim;
+/// Per-campaign claim outcomes per second and latency, for the admin dashboard.
+pub mod claim_stats;
 /// System time plus a test-only offset.
 pub mod clock;
 /// Pure types and rules: campaigns, coupons, discounts, accounts.

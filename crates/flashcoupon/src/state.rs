@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::{PasswordHasher, TokenKeys};
 use crate::catalog::Catalog;
+use crate::claim_stats::ClaimStats;
 use crate::clock::Clock;
 use crate::events::EventBus;
 use crate::gate::{Gate, RedisGate};
@@ -32,6 +33,8 @@ pub struct Shared {
     pub clock: Clock,
     pub metrics: Metrics,
     pub limits: RateLimits,
+    /// Per-campaign claim outcomes and latency for the admin dashboard (this instance's claims).
+    pub claim_stats: ClaimStats,
     /// Serialises this instance's campaign writes (create, patch) so the
     /// record and the gate change together; claims never take it.
     pub campaign_writes: tokio::sync::Mutex<()>,

@@ -78,7 +78,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<CampaignList>, ApiError> {
-    let page = Page::<CampaignId>::parse(params.limit, params.before, 50, 200, "campaign")?;
+    let page = Page::<CampaignId>::parse(params.limit, params.before, 50, 200, "campaign id")?;
     let campaigns = state.store.list_campaigns(page.limit, page.before).await?;
     let next = page.next(&campaigns, |c| c.id);
     let mut views = Vec::with_capacity(campaigns.len());

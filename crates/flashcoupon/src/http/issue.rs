@@ -14,6 +14,7 @@ use super::views::CouponView;
 use super::{ApiError, ErrorBody, IdempotencyKey, Json, parse_path_id};
 use crate::auth::AuthUser;
 use crate::claim::{ClaimError, ClaimOutcome, claim_coupon};
+use crate::claim_stats::Outcome;
 use crate::domain::ids::CampaignId;
 use crate::gate::Rejection;
 use crate::state::AppState;
@@ -86,19 +87,25 @@ pub async fn issue(
             })
     }
     .await;
-    state
-        .metrics
-        .issue_latency
-        .observe(started.elapsed().as_secs_f64());
+    let took = started.elapsed();
+    let label = outcome_label(&result);
+    state.metrics.issue_latency.observe(took.as_secs_f64());
     state
         .metrics
         .issue_outcomes
-        .with_label_values(&[outcome_label(&result)])
+        .with_label_values(&[label])
         .inc();
+    let now = state.clock.now();
     if let Ok(campaign) = id.parse::<CampaignId>() {
+        // Only campaigns that exist (the claim looked them up) get a
+        // dashboard entry, so made-up ids cannot grow the table.
+        if let Some(outcome) = Outcome::from_label(label)
+            && state.catalog.contains(campaign)
+        {
+            state.claim_stats.record(campaign, outcome, took, now);
+        }
         tell_failure(&state, user, campaign, &result);
     }
-    let now = state.clock.now();
     match result? {
         ClaimOutcome::Issued(c) | ClaimOutcome::Replayed(c) => {
             Ok((StatusCode::CREATED, Json(CouponView::new(&c, now))))

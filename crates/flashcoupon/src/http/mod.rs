@@ -4,6 +4,7 @@
 
 mod accounts;
 mod campaigns;
+mod dashboard;
 mod error;
 mod extract;
 mod issue;
@@ -13,6 +14,7 @@ mod ops;
 mod paging;
 mod rate_limit;
 mod spending;
+mod ui;
 pub mod views;
 mod wallet;
 mod webhooks;
@@ -47,9 +49,11 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// | `GET, POST /api/v1/campaigns`, `GET, PATCH /api/v1/campaigns/{id}` | [`campaigns`] |
 /// | `POST /api/v1/campaigns/{id}/issue`, `GET /api/v1/campaigns/{id}/me` | [`issue`] |
 /// | `GET /api/v1/me/coupons`, `GET /api/v1/users/{user_id}/coupons`, `GET /api/v1/coupons/{id}` | [`wallet`] |
-/// | `POST /api/v1/coupons/{id}/use`, `POST /api/v1/coupons/{id}/cancel-use` | [`spending`] |
-/// | `GET /api/v1/notifications/ws`, `GET /api/v1/campaigns/{id}/live`, `GET, PUT, DELETE /api/v1/campaigns/{id}/subscription`, `GET /api/v1/me/notifications`, `POST /api/v1/me/notifications/read` | [`notifications`] |
+/// | `POST /api/v1/coupons/{id}/use`, `POST /api/v1/coupons/{id}/cancel-use`, `POST /api/v1/coupons/{id}/preview` | [`spending`] |
+/// | `GET /api/v1/notifications/ws`, `GET /api/v1/campaigns/{id}/live`, `GET /api/v1/live`, `GET, PUT, DELETE /api/v1/campaigns/{id}/subscription`, `GET /api/v1/me/notifications`, `POST /api/v1/me/notifications/read` | [`notifications`] |
 /// | `GET, POST /api/v1/admin/webhooks`, `GET, DELETE /api/v1/admin/webhooks/{id}`, `GET /api/v1/admin/webhooks/{id}/deliveries` | [`webhooks`] |
+/// | `GET /api/v1/admin/campaigns/{id}/stats`, `GET /api/v1/admin/campaigns/{id}/winners`, `GET /api/v1/admin/campaigns/{id}/winners.csv` | [`dashboard`] |
+/// | `GET /`, `GET /admin`, `GET /assets/{*path}` (the web UI) | [`ui`] |
 /// | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`ops`] |
 /// | `GET /openapi.json`, `GET /api/docs` | [`openapi`] |
 pub fn router(state: AppState) -> Router {
@@ -61,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .merge(spending::router())
         .merge(notifications::router())
         .merge(webhooks::router())
+        .merge(dashboard::router())
+        .merge(ui::router())
         .merge(ops::router())
         .merge(SwaggerUi::new("/api/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::NotFound })

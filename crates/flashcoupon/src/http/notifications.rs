@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/notifications/ws", get(socket))
         .route("/api/v1/campaigns/{id}/live", get(live))
+        .route("/api/v1/live", get(live_many))
         .route(
             "/api/v1/campaigns/{id}/subscription",
             get(subscription).put(subscribe).delete(unsubscribe),
@@ -241,25 +242,87 @@ pub async fn live(
         .get(&*state.store, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let rx = state.notifier.live.watch(id);
-    let snapshots = futures_util::stream::unfold((rx, false), |(mut rx, wait)| async move {
-        if wait {
-            rx.changed().await.ok()?;
-        }
-        loop {
-            let current = rx.borrow_and_update().clone();
-            if let Some(snapshot) = current {
-                let event = SseEvent::default()
-                    .event("stock")
-                    .json_data(&*snapshot)
-                    .unwrap_or_else(|_| SseEvent::default().comment("unserialisable snapshot"));
-                return Some((Ok(event), (rx, true)));
-            }
-            rx.changed().await.ok()?;
-        }
-    });
+    let snapshots = stock_events(state.notifier.live.watch(id));
     let snapshots = futures_util::StreamExt::take_until(snapshots, state.notifier.stopping());
     Ok(Sse::new(snapshots).keep_alive(KeepAlive::default()))
+}
+
+/// A campaign's snapshots as `stock` events: the current one, then each change.
+fn stock_events(
+    rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<crate::notify::LiveSnapshot>>>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static {
+    Box::pin(futures_util::stream::unfold(
+        (rx, false),
+        |(mut rx, wait)| async move {
+            if wait {
+                rx.changed().await.ok()?;
+            }
+            loop {
+                let current = rx.borrow_and_update().clone();
+                if let Some(snapshot) = current {
+                    let event = SseEvent::default()
+                        .event("stock")
+                        .json_data(&*snapshot)
+                        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable snapshot"));
+                    return Some((Ok(event), (rx, true)));
+                }
+                rx.changed().await.ok()?;
+            }
+        },
+    ))
+}
+
+/// The most campaigns one multiplexed live stream may watch.
+pub const MAX_LIVE_CAMPAIGNS: usize = 50;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LiveManyParams {
+    /// Comma-separated campaign ids, 1..=50.
+    pub campaigns: String,
+}
+
+/// Several campaigns' live stock on one stream (Server-Sent Events).
+///
+/// Public. The same `stock` events as `/campaigns/{id}/live`, each naming
+/// its `campaign_id`: a drops page watches every card over one connection
+/// (browsers allow only six per host over HTTP/1.1).
+#[utoipa::path(get, path = "/api/v1/live", tag = "notifications", params(LiveManyParams),
+    responses((status = 200, content_type = "text/event-stream", description = "`stock` events"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn live_many(
+    State(state): State<AppState>,
+    Query(params): Query<LiveManyParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let mut ids: Vec<CampaignId> = Vec::new();
+    for raw in params.campaigns.split(',').map(str::trim) {
+        let id: CampaignId = raw
+            .parse()
+            .map_err(|_| InvalidInput::new("campaigns", format!("{raw:?} is not a campaign id")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.len() > MAX_LIVE_CAMPAIGNS {
+        return Err(InvalidInput::new(
+            "campaigns",
+            format!("at most {MAX_LIVE_CAMPAIGNS} campaigns"),
+        )
+        .into());
+    }
+    for &id in &ids {
+        state
+            .catalog
+            .get(&*state.store, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
+    let all = futures_util::stream::select_all(
+        ids.into_iter()
+            .map(|id| stock_events(state.notifier.live.watch(id))),
+    );
+    let all = futures_util::StreamExt::take_until(all, state.notifier.stopping());
+    Ok(Sse::new(all).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -373,7 +436,7 @@ pub async fn inbox(
     user: AuthUser,
     Query(params): Query<InboxParams>,
 ) -> Result<Json<Inbox>, ApiError> {
-    let page = Page::<uuid::Uuid>::parse(params.limit, params.before, 50, 200, "notification")?;
+    let page = Page::<uuid::Uuid>::parse(params.limit, params.before, 50, 200, "notification id")?;
     let rows = state
         .store
         .inbox(

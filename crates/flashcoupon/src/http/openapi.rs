@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, campaigns, issue, notifications, ops, spending, wallet, webhooks};
+use super::{
+    accounts, campaigns, dashboard, issue, notifications, ops, spending, wallet, webhooks,
+};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -16,10 +18,11 @@ use super::{accounts, campaigns, issue, notifications, ops, spending, wallet, we
         campaigns::create, campaigns::list, campaigns::show, campaigns::patch,
         issue::issue, issue::my_campaign,
         wallet::my_coupons, wallet::user_coupons, wallet::show,
-        spending::use_coupon, spending::cancel_use,
-        notifications::socket, notifications::live, notifications::subscription, notifications::subscribe,
+        spending::use_coupon, spending::cancel_use, spending::preview,
+        notifications::socket, notifications::live, notifications::live_many, notifications::subscription, notifications::subscribe,
         notifications::unsubscribe, notifications::inbox, notifications::mark_read,
         webhooks::create, webhooks::list, webhooks::show, webhooks::remove, webhooks::deliveries,
+        dashboard::stats, dashboard::winners, dashboard::winners_csv,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth),
@@ -31,6 +34,7 @@ use super::{accounts, campaigns, issue, notifications, ops, spending, wallet, we
         (name = "spending", description = "Use and cancel-use"),
         (name = "notifications", description = "Live events, live stock, subscriptions, inbox"),
         (name = "webhooks", description = "Shop-side endpoints and their delivery log"),
+        (name = "admin", description = "The admin console's campaign dashboard: claim statistics, winners"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

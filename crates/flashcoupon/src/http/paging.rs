@@ -23,6 +23,18 @@ impl<T: FromStr> Page<T> {
         max: u32,
         what: &str,
     ) -> Result<Self, InvalidInput> {
+        Self::parse_cursor(limit, before, "before", default, max, what)
+    }
+
+    /// As [`Page::parse`], for a cursor parameter named `field`.
+    pub fn parse_cursor(
+        limit: Option<u32>,
+        before: Option<String>,
+        field: &'static str,
+        default: u32,
+        max: u32,
+        what: &str,
+    ) -> Result<Self, InvalidInput> {
         let limit = limit.unwrap_or(default);
         if !(1..=max).contains(&limit) {
             return Err(InvalidInput::new(
@@ -33,7 +45,7 @@ impl<T: FromStr> Page<T> {
         let before = before
             .map(|b| {
                 b.parse::<T>()
-                    .map_err(|_| InvalidInput::new("before", format!("must be a {what} id")))
+                    .map_err(|_| InvalidInput::new(field, format!("must be a {what}")))
             })
             .transpose()?;
         Ok(Self { limit, before })

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/coupons/{id}/use", post(use_coupon))
         .route("/api/v1/coupons/{id}/cancel-use", post(cancel_use))
+        .route("/api/v1/coupons/{id}/preview", post(preview))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -117,6 +118,41 @@ pub async fn use_coupon(
         }));
     }
     Err(use_rejection(UseRejection::AlreadyUsed))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreviewResponse {
+    pub discount_amount: i64,
+    pub payable_amount: i64,
+}
+
+/// What `use` would answer for this order, without spending anything: the
+/// checkout page's preview. The same rules and errors as `use`; the order
+/// that already spent the coupon previews its recorded discount.
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/preview", tag = "spending", request_body = UseRequest,
+    params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
+    responses((status = 200, body = PreviewResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "already_used, expired, not_yet_valid, below_min_order or reserved")))]
+pub async fn preview(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<UseRequest>,
+) -> Result<Json<PreviewResponse>, ApiError> {
+    let id: CouponId = parse_path_id(&id)?;
+    body.validate()?;
+    let coupon = own_coupon(&state, &user, id).await?;
+    let (order_amount, discount_amount) =
+        match coupon.decide_use(&body.order_id, body.order_amount, state.clock.now()) {
+            UseDecision::Reject(r) => return Err(use_rejection(r)),
+            UseDecision::Replay(spend) => (spend.order_amount, spend.discount_amount),
+            UseDecision::Apply { discount_amount } => (body.order_amount, discount_amount),
+        };
+    Ok(Json(PreviewResponse {
+        discount_amount,
+        payable_amount: order_amount - discount_amount,
+    }))
 }
 
 /// Cancel the use made by `order_id`; the coupon is available again if still valid.

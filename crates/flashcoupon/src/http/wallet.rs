@@ -39,7 +39,7 @@ async fn wallet(
     user: UserId,
     params: WalletParams,
 ) -> Result<CouponList, ApiError> {
-    let page = Page::<CouponId>::parse(params.limit, params.before, 100, 500, "coupon")?;
+    let page = Page::<CouponId>::parse(params.limit, params.before, 100, 500, "coupon id")?;
     let now = state.clock.now();
     let filter = CouponFilter {
         campaign: None,

@@ -333,7 +333,7 @@ pub async fn deliveries(
     Query(params): Query<LogParams>,
 ) -> Result<Json<DeliveryLog>, ApiError> {
     let id: uuid::Uuid = parse_path_id(&id)?;
-    let page = Page::<uuid::Uuid>::parse(params.limit, params.before, 50, 200, "delivery")?;
+    let page = Page::<uuid::Uuid>::parse(params.limit, params.before, 50, 200, "delivery id")?;
     // A deleted endpoint's log stays readable, so look at deliveries, not the endpoint.
     let rows = state.store.deliveries(id, page.limit, page.before).await?;
     if rows.is_empty() && page.before.is_none() && state.store.webhook(id).await?.is_none() {

@@ -224,6 +224,14 @@ pub trait CouponStore {
     async fn mark_used(&self, id: CouponId, spend: &Spend) -> Result<bool, StoreError>;
     /// Undo the spend made by `order_id`. `false` if the coupon was not used by it.
     async fn cancel_use(&self, id: CouponId, order_id: &str) -> Result<bool, StoreError>;
+    /// A campaign's coupons with their owners' emails, in `seq` order,
+    /// from `after_seq + 1` on (the winners list).
+    async fn winners(
+        &self,
+        campaign: CampaignId,
+        after_seq: u32,
+        limit: u32,
+    ) -> Result<Vec<(Coupon, String)>, StoreError>;
     /// Every coupon of one campaign, in `seq` order.
     async fn issued_rows(&self, campaign: CampaignId) -> Result<Vec<IssuedRow>, StoreError>;
     /// Every issued coupon, by campaign, for rebuilding the embedded gate.

@@ -455,6 +455,29 @@ macro_rules! common_queries {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn winners(
+                &self,
+                campaign: CampaignId,
+                after_seq: u32,
+                limit: u32,
+            ) -> Result<Vec<(Coupon, String)>, StoreError> {
+                // The (campaign_id, seq) unique index serves this range scan.
+                let rows = sqlx::query(&format!(
+                    "{} JOIN users u ON u.id = c.user_id \
+                     WHERE c.campaign_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3",
+                    rows::SELECT_COUPONS.replacen("SELECT ", "SELECT u.email AS owner_email, ", 1)
+                ))
+                .bind(campaign.to_string())
+                .bind(after_seq as i64)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| Ok((rows::coupon(r)?, rows::Columns::text(r, "owner_email")?)))
+                    .collect::<Result<_, sqlx::Error>>()?)
+            }
+
             async fn issued_rows(&self, campaign: CampaignId) -> Result<Vec<IssuedRow>, StoreError> {
                 let rows = sqlx::query(&format!(
                     "SELECT {} FROM coupons WHERE campaign_id = $1 ORDER BY seq",

@@ -10,6 +10,7 @@ mod accounts;
 mod bad_input;
 mod campaigns;
 mod concurrency;
+mod console;
 mod crash;
 mod helpers;
 mod issuing;

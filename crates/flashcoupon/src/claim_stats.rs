@@ -1,0 +1,311 @@
+//! Per-campaign claim statistics for the admin dashboard: outcomes per
+//! second over the last ten minutes, totals, and the issue latency
+//! distribution, kept in memory by the instance that answered the claims.
+//!
+//! Prometheus (`/metrics`) has the same numbers for all campaigns together;
+//! this keeps them per campaign and per second so a dashboard can draw a drop
+//! as it happens without a metrics stack. Recording is one short lock on the
+//! campaign's own entry, never a storage round trip.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::ids::CampaignId;
+use crate::domain::timestamp::Timestamp;
+
+/// How many seconds of per-second counts are kept.
+pub const WINDOW_SECS: usize = 600;
+
+/// How a claim was answered, as the dashboard groups it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Issued,
+    /// The same Idempotency-Key again: answered with the first coupon.
+    Replayed,
+    SoldOut,
+    LimitReached,
+    /// Not open yet, ended, or paused.
+    Refused,
+    RateLimited,
+    /// Could not be decided (storage unavailable) or failed.
+    Error,
+}
+
+const OUTCOMES: usize = 7;
+
+impl Outcome {
+    /// From the `result` label of `flashcoupon_issue_outcomes_total`; `None`
+    /// for answers that are not about the campaign (an unknown id).
+    pub fn from_label(label: &str) -> Option<Self> {
+        Some(match label {
+            "issued" => Self::Issued,
+            "replayed" => Self::Replayed,
+            "sold_out" => Self::SoldOut,
+            "limit_reached" => Self::LimitReached,
+            "not_open" | "ended" | "paused" => Self::Refused,
+            "rate_limited" => Self::RateLimited,
+            "not_found" => return None,
+            _ => Self::Error,
+        })
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OutcomeCounts {
+    pub issued: u64,
+    pub replayed: u64,
+    pub sold_out: u64,
+    pub limit_reached: u64,
+    /// Not open yet, ended or paused.
+    pub refused: u64,
+    pub rate_limited: u64,
+    pub errors: u64,
+}
+
+impl OutcomeCounts {
+    fn of(c: &[u64; OUTCOMES]) -> Self {
+        Self {
+            issued: c[0],
+            replayed: c[1],
+            sold_out: c[2],
+            limit_reached: c[3],
+            refused: c[4],
+            rate_limited: c[5],
+            errors: c[6],
+        }
+    }
+}
+
+/// Claims per second, oldest first: `issued[i]` counts the second starting
+/// at `start + i` seconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Series {
+    pub start: Timestamp,
+    pub step_secs: u32,
+    pub issued: Vec<u64>,
+    pub replayed: Vec<u64>,
+    pub sold_out: Vec<u64>,
+    pub limit_reached: Vec<u64>,
+    pub refused: Vec<u64>,
+    pub rate_limited: Vec<u64>,
+    pub errors: Vec<u64>,
+}
+
+/// Issue latency, milliseconds, since this instance started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, ToSchema)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// What the dashboard reads for one campaign.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
+pub struct CampaignStats {
+    pub totals: OutcomeCounts,
+    pub per_second: Series,
+    pub latency: LatencySummary,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// `seconds[s % WINDOW_SECS]` holds second `s` if its stamp says so.
+    seconds: Vec<(i64, [u64; OUTCOMES])>,
+    totals: [u64; OUTCOMES],
+    /// Microseconds.
+    latency: Histogram<u64>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            seconds: vec![(i64::MIN, [0; OUTCOMES]); WINDOW_SECS],
+            totals: [0; OUTCOMES],
+            latency: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ClaimStats {
+    campaigns: RwLock<HashMap<CampaignId, Arc<Mutex<Entry>>>>,
+}
+
+fn second_of(t: Timestamp) -> i64 {
+    t.0.div_euclid(1000)
+}
+
+fn slot(second: i64) -> usize {
+    second.rem_euclid(WINDOW_SECS as i64) as usize
+}
+
+impl ClaimStats {
+    /// Count one answered claim. Callers only record claims on campaigns
+    /// that exist, so the map cannot be grown by made-up ids.
+    pub fn record(&self, campaign: CampaignId, outcome: Outcome, took: Duration, now: Timestamp) {
+        let entry = self.entry(campaign);
+        let mut e = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let second = second_of(now);
+        let bucket = &mut e.seconds[slot(second)];
+        if bucket.0 != second {
+            *bucket = (second, [0; OUTCOMES]);
+        }
+        bucket.1[outcome.index()] += 1;
+        e.totals[outcome.index()] += 1;
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        e.latency.saturating_record(micros.max(1));
+    }
+
+    fn entry(&self, campaign: CampaignId) -> Arc<Mutex<Entry>> {
+        if let Some(e) = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&campaign)
+        {
+            return e.clone();
+        }
+        self.campaigns
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(campaign)
+            .or_insert_with(|| Arc::new(Mutex::new(Entry::new())))
+            .clone()
+    }
+
+    /// The last `seconds` seconds up to and including the current one
+    /// (at most [`WINDOW_SECS`]), with totals and latency.
+    pub fn read(&self, campaign: CampaignId, seconds: usize, now: Timestamp) -> CampaignStats {
+        let seconds = seconds.clamp(1, WINDOW_SECS);
+        let last = second_of(now);
+        let first = last - seconds as i64 + 1;
+        let mut per_second = Series {
+            start: Timestamp(first * 1000),
+            step_secs: 1,
+            ..Series::default()
+        };
+        let entry = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&campaign)
+            .cloned();
+        let Some(entry) = entry else {
+            let zeros = vec![0; seconds];
+            per_second.issued = zeros.clone();
+            per_second.replayed = zeros.clone();
+            per_second.sold_out = zeros.clone();
+            per_second.limit_reached = zeros.clone();
+            per_second.refused = zeros.clone();
+            per_second.rate_limited = zeros.clone();
+            per_second.errors = zeros;
+            return CampaignStats {
+                per_second,
+                ..CampaignStats::default()
+            };
+        };
+        let e = entry.lock().unwrap_or_else(|p| p.into_inner());
+        for s in first..=last {
+            let (stamp, counts) = e.seconds[slot(s)];
+            let c = if stamp == s { counts } else { [0; OUTCOMES] };
+            let c = OutcomeCounts::of(&c);
+            per_second.issued.push(c.issued);
+            per_second.replayed.push(c.replayed);
+            per_second.sold_out.push(c.sold_out);
+            per_second.limit_reached.push(c.limit_reached);
+            per_second.refused.push(c.refused);
+            per_second.rate_limited.push(c.rate_limited);
+            per_second.errors.push(c.errors);
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let latency = if e.latency.is_empty() {
+            LatencySummary::default()
+        } else {
+            LatencySummary {
+                count: e.latency.len(),
+                p50_ms: ms(e.latency.value_at_quantile(0.50)),
+                p99_ms: ms(e.latency.value_at_quantile(0.99)),
+                max_ms: ms(e.latency.max()),
+            }
+        };
+        CampaignStats {
+            totals: OutcomeCounts::of(&e.totals),
+            per_second,
+            latency,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn outcomes_land_in_their_second_and_old_seconds_fall_out() {
+        let stats = ClaimStats::default();
+        let c = CampaignId::generate();
+        let t0 = Timestamp(1_000_000);
+        for _ in 0..3 {
+            stats.record(c, Outcome::Issued, MS, t0);
+        }
+        stats.record(c, Outcome::SoldOut, MS, t0.plus_millis(1_500));
+        stats.record(c, Outcome::Error, MS, t0.plus_millis(1_999));
+        let read = stats.read(c, 3, t0.plus_millis(2_000));
+        assert_eq!(read.per_second.start, t0);
+        assert_eq!(read.per_second.issued, vec![3, 0, 0]);
+        assert_eq!(read.per_second.sold_out, vec![0, 1, 0]);
+        assert_eq!(read.per_second.errors, vec![0, 1, 0]);
+        assert_eq!(
+            (read.totals.issued, read.totals.sold_out, read.totals.errors),
+            (3, 1, 1)
+        );
+
+        // A full window later the slot is reused: the old second reads 0,
+        // the totals keep counting.
+        let later = t0.plus_millis(WINDOW_SECS as i64 * 1000);
+        stats.record(c, Outcome::LimitReached, MS, later);
+        let read = stats.read(c, WINDOW_SECS, later);
+        assert_eq!(read.per_second.issued.iter().sum::<u64>(), 0);
+        assert_eq!(read.per_second.limit_reached.last(), Some(&1));
+        assert_eq!(read.totals.issued, 3);
+        assert_eq!(read.per_second.issued.len(), WINDOW_SECS);
+    }
+
+    #[test]
+    fn latency_percentiles_come_from_the_recorded_durations() {
+        let stats = ClaimStats::default();
+        let c = CampaignId::generate();
+        for ms in 1..=100u64 {
+            stats.record(c, Outcome::Issued, Duration::from_millis(ms), Timestamp(0));
+        }
+        let l = stats.read(c, 1, Timestamp(0)).latency;
+        assert_eq!(l.count, 100);
+        assert!((49.0..=51.0).contains(&l.p50_ms), "{l:?}");
+        assert!((98.0..=100.5).contains(&l.p99_ms), "{l:?}");
+        assert!(l.max_ms >= 99.0, "{l:?}");
+    }
+
+    #[test]
+    fn an_unseen_campaign_reads_as_zeros_and_labels_map_as_the_dashboard_groups_them() {
+        let stats = ClaimStats::default();
+        let read = stats.read(CampaignId::generate(), 60, Timestamp(5_000));
+        assert_eq!(read.per_second.issued, vec![0; 60]);
+        assert_eq!(read.latency.count, 0);
+        assert_eq!(Outcome::from_label("paused"), Some(Outcome::Refused));
+        assert_eq!(Outcome::from_label("unavailable"), Some(Outcome::Error));
+        assert_eq!(Outcome::from_label("not_found"), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! What the admin console's campaign dashboard reads: live claim statistics
+//! and the winners in `seq` order, as JSON pages or one CSV download.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::paging::Page;
+use super::views::{CampaignView, CouponView};
+use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
+use crate::auth::AdminUser;
+use crate::claim_stats::{CampaignStats, WINDOW_SECS};
+use crate::domain::campaign::Campaign;
+use crate::domain::coupon::CouponStatus;
+use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::domain::timestamp::Timestamp;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/campaigns/{id}/stats", get(stats))
+        .route("/api/v1/admin/campaigns/{id}/winners", get(winners))
+        .route("/api/v1/admin/campaigns/{id}/winners.csv", get(winners_csv))
+}
+
+async fn campaign(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
+    let id: CampaignId = parse_path_id(id)?;
+    state
+        .store
+        .get_campaign(id)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    /// How many seconds of per-second counts, 1..=600 (default 300).
+    pub seconds: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DashboardView {
+    /// The campaign with its live stock (issued vs remaining, for all instances).
+    pub campaign: CampaignView,
+    /// Claims answered by this instance: per second, totals, latency.
+    pub claims: CampaignStats,
+    /// `instance`: in scale-out mode each instance counts the claims it answered.
+    pub scope: &'static str,
+}
+
+/// A campaign's live dashboard numbers (admin).
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/stats", tag = "admin",
+    params(("id" = String, Path, description = "campaign id"), StatsParams), security(("bearer" = [])),
+    responses((status = 200, body = DashboardView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Query(params): Query<StatsParams>,
+) -> Result<Json<DashboardView>, ApiError> {
+    let seconds = params.seconds.unwrap_or(300);
+    if !(1..=WINDOW_SECS as u32).contains(&seconds) {
+        return Err(crate::domain::InvalidInput::new(
+            "seconds",
+            format!("must be between 1 and {WINDOW_SECS}"),
+        )
+        .into());
+    }
+    let campaign = campaign(&state, &id).await?;
+    let stock = state.gate.stock(&campaign).await?;
+    let now = state.clock.now();
+    Ok(Json(DashboardView {
+        campaign: CampaignView::new(&campaign, &stock, now),
+        claims: state.claim_stats.read(campaign.id, seconds as usize, now),
+        scope: "instance",
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WinnerParams {
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<u32>,
+    /// The `next` of the previous page: winners after this `seq`.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WinnerView {
+    pub seq: u32,
+    pub coupon_id: CouponId,
+    pub user_id: UserId,
+    pub email: String,
+    pub issued_at: Timestamp,
+    pub status: CouponStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+impl WinnerView {
+    fn new(coupon: &crate::domain::coupon::Coupon, email: String, now: Timestamp) -> Self {
+        let c = CouponView::new(coupon, now);
+        Self {
+            seq: c.seq,
+            coupon_id: c.id,
+            user_id: c.user_id,
+            email,
+            issued_at: c.issued_at,
+            status: c.status,
+            used_at: c.used_at,
+            order_id: c.order_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WinnerList {
+    pub winners: Vec<WinnerView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<u32>,
+}
+
+/// The campaign's coupons in `seq` order, with their owners (admin).
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/winners", tag = "admin",
+    params(("id" = String, Path, description = "campaign id"), WinnerParams), security(("bearer" = [])),
+    responses((status = 200, body = WinnerList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn winners(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Query(params): Query<WinnerParams>,
+) -> Result<Json<WinnerList>, ApiError> {
+    let page = Page::<u32>::parse_cursor(params.limit, params.after, "after", 100, 1000, "seq")?;
+    let campaign = campaign(&state, &id).await?;
+    let rows = state
+        .store
+        .winners(campaign.id, page.before.unwrap_or(0), page.limit)
+        .await?;
+    let now = state.clock.now();
+    let next = page.next(&rows, |(c, _)| c.seq);
+    Ok(Json(WinnerList {
+        winners: rows
+            .into_iter()
+            .map(|(c, email)| WinnerView::new(&c, email, now))
+            .collect(),
+        next,
+    }))
+}
+
+/// Rows read from the record per CSV chunk.
+const CSV_PAGE: u32 = 1000;
+
+/// Every winner as CSV (admin): `seq,coupon_id,user_id,email,issued_at,status,used_at,order_id`.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/winners.csv", tag = "admin",
+    params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv", description = "one line per coupon, in seq order"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn winners_csv(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let campaign = campaign(&state, &id).await?;
+    let header_line = "seq,coupon_id,user_id,email,issued_at,status,used_at,order_id\n".to_owned();
+    // Streamed a page at a time, so a million winners never sit in memory.
+    let pages = futures_util::stream::try_unfold(Some(0u32), move |after| {
+        let state = state.clone();
+        async move {
+            let Some(after) = after else {
+                return Ok::<_, ApiError>(None);
+            };
+            let rows = state.store.winners(campaign.id, after, CSV_PAGE).await?;
+            let now = state.clock.now();
+            let next = (rows.len() == CSV_PAGE as usize)
+                .then(|| rows.last().map(|(c, _)| c.seq))
+                .flatten();
+            let mut chunk = String::new();
+            for (c, email) in rows {
+                chunk.push_str(&csv_line(&WinnerView::new(&c, email, now)));
+            }
+            Ok(Some((chunk, next)))
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(header_line) }),
+        pages,
+    );
+    let body = futures_util::TryStreamExt::map_err(body, |e: ApiError| {
+        tracing::warn!(error = %e, "winners CSV cut short");
+        std::io::Error::other(e.to_string())
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"winners-{}.csv\"", campaign.id),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+fn csv_line(w: &WinnerView) -> String {
+    let status = serde_json::to_value(w.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let fields = [
+        w.seq.to_string(),
+        w.coupon_id.to_string(),
+        w.user_id.to_string(),
+        w.email.clone(),
+        w.issued_at.to_string(),
+        status,
+        w.used_at.map(|t| t.to_string()).unwrap_or_default(),
+        w.order_id.clone().unwrap_or_default(),
+    ];
+    let mut line = fields.map(|f| csv_field(&f)).join(",");
+    line.push('\n');
+    line
+}
+
+/// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a
+/// formula (order ids are free text).
+fn csv_field(raw: &str) -> String {
+    let guarded = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{raw}")
+    } else {
+        raw.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
+    }
+}

@@ -1,0 +1,512 @@
+// The admin console: campaigns (create, edit, pause/resume) and a live
+// dashboard per campaign (issued vs remaining, claims per second, outcomes,
+// latency, winners in seq order with CSV export).
+
+import {
+  api, applyLabels, dateTime, discountText, h, onLangChange, Session, setupLangToggle, t, toast,
+} from './common.js';
+
+const session = new Session('admin');
+const $ = (id) => document.getElementById(id);
+const SVG = 'http://www.w3.org/2000/svg';
+
+// The API's limits (domain/campaign.rs, domain/discount.rs), mirrored so the
+// form says what is wrong before anything is sent; the API checks again.
+const MAX_MONEY = 1_000_000_000_000;
+const MAX_TOTAL = 1_000_000_000;
+const MAX_PER_USER = 1_000;
+const MAX_VALID_DAYS = 3_650;
+const OUTCOMES = ['issued', 'replayed', 'sold_out', 'limit_reached', 'refused', 'rate_limited', 'errors'];
+const CHART_SECONDS = 300;
+
+let campaigns = [];
+let dash = null; // {id, stop(), timer, lastSeq, next, campaign}
+
+// ---- routing ------------------------------------------------------------------------
+
+function route() {
+  if (dash) {
+    dash.stop();
+    dash = null;
+  }
+  const signed = session.signedIn && session.role === 'admin';
+  $('auth').hidden = signed;
+  $('who').textContent = signed ? session.email : '';
+  $('logout').hidden = !signed;
+  const m = location.hash.match(/^#\/campaign\/([\w-]+)$/);
+  $('list-view').hidden = !signed || Boolean(m);
+  $('dash-view').hidden = !signed || !m;
+  if (!signed) {
+    $('email').focus();
+    return;
+  }
+  if (m) openDashboard(m[1]);
+  else loadCampaigns();
+}
+
+async function login(e) {
+  e.preventDefault();
+  $('auth-error').textContent = '';
+  const email = $('email').value.trim();
+  try {
+    const r = await api(null, 'POST', '/api/v1/auth/login', { email, password: $('password').value });
+    if (r.role !== 'admin') {
+      $('auth-error').textContent = t('auth.not_admin');
+      return;
+    }
+    session.save({ token: r.token, email, userId: r.user_id, role: r.role });
+    $('password').value = '';
+    route();
+  } catch (err) {
+    $('auth-error').textContent = err.text;
+  }
+}
+
+function logout() {
+  session.clear();
+  location.hash = '#/';
+  route();
+}
+
+/** An API call as the admin; an expired session goes back to the log-in. */
+async function call(method, path, body) {
+  try {
+    return await api(session, method, path, body);
+  } catch (err) {
+    if (err.code === 'unauthorized' || err.code === 'forbidden') logout();
+    throw err;
+  }
+}
+
+// ---- the campaign list ------------------------------------------------------------------
+
+async function loadCampaigns() {
+  try {
+    campaigns = (await call('GET', '/api/v1/campaigns?limit=200')).campaigns;
+  } catch (err) {
+    toast(err.text, 'error');
+    return;
+  }
+  renderCampaigns();
+}
+
+function renderCampaigns() {
+  const rows = campaigns.map((c) => h('tr', { 'data-campaign': c.id, 'data-testid': 'campaign-row' },
+    h('td', {}, h('a', { href: `#/campaign/${c.id}` }, c.name), h('div', { class: 'muted small' }, discountText(c.discount))),
+    h('td', {}, h('span', { class: `badge status-${c.status}` }, t(`status.${c.status}`))),
+    h('td', { class: 'num' }, `${c.issued_count.toLocaleString()} / ${c.total_quantity.toLocaleString()}`),
+    h('td', { class: 'small' }, `${dateTime(c.issue_starts_at)} – ${dateTime(c.issue_ends_at)}`),
+    h('td', {},
+      h('div', { class: 'row' },
+        h('a', { href: `#/campaign/${c.id}`, 'data-testid': 'open-dashboard' }, t('admin.dashboard')),
+        h('button', { type: 'button', class: 'secondary', onclick: () => togglePause(c) }, c.paused ? t('admin.resume') : t('admin.pause')),
+        h('button', { type: 'button', class: 'secondary', onclick: () => showForm(c) }, t('admin.edit'))))));
+  $('campaign-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 5, class: 'muted' }, t('admin.empty')))]));
+}
+
+async function togglePause(c) {
+  try {
+    await call('PATCH', `/api/v1/campaigns/${c.id}`, { paused: !c.paused });
+  } catch (err) {
+    toast(err.text, 'error');
+  }
+  if (dash) refreshDashboard();
+  else loadCampaigns();
+}
+
+// ---- create and edit ----------------------------------------------------------------------
+
+/** `datetime-local` works in the browser's zone; the API in UTC. */
+function toLocalInput(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function fromLocalInput(value) {
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function field(id, labelKey, input) {
+  input.id = id;
+  input.setAttribute('aria-describedby', `${id}-error`);
+  return h('div', { 'data-field': id },
+    h('label', { for: id }, t(labelKey)), input,
+    h('p', { class: 'field-error', id: `${id}-error`, 'aria-live': 'polite' }));
+}
+
+function numberInput(attrs = {}) {
+  return h('input', { type: 'number', step: 1, inputmode: 'numeric', ...attrs });
+}
+
+function showForm(existing) {
+  const host = $('form-host');
+  const editing = Boolean(existing);
+  const start = new Date(Date.now() + 5 * 60_000);
+  start.setSeconds(0, 0);
+  const c = existing ?? {
+    name: '', discount: { type: 'fixed', amount: 5000 }, min_order_amount: 0, total_quantity: 100,
+    per_user_limit: 1, issue_starts_at: start.toISOString(), issue_ends_at: new Date(start.getTime() + 3_600_000).toISOString(),
+    valid_days: 30,
+  };
+  const inputs = {
+    name: h('input', { type: 'text', maxlength: 200, value: c.name, required: true }),
+    type: h('select', {}, h('option', { value: 'fixed' }, t('form.fixed')), h('option', { value: 'percent' }, t('form.percent'))),
+    amount: numberInput({ min: 1, value: c.discount.amount ?? '' }),
+    percent: numberInput({ min: 1, max: 100, value: c.discount.percent ?? '' }),
+    max_amount: numberInput({ min: 1, value: c.discount.max_amount ?? '' }),
+    min_order_amount: numberInput({ min: 0, value: c.min_order_amount }),
+    total_quantity: numberInput({ min: 1, value: c.total_quantity }),
+    per_user_limit: numberInput({ min: 1, max: MAX_PER_USER, value: c.per_user_limit }),
+    issue_starts_at: h('input', { type: 'datetime-local', step: 1, value: toLocalInput(c.issue_starts_at) }),
+    issue_ends_at: h('input', { type: 'datetime-local', step: 1, value: toLocalInput(c.issue_ends_at) }),
+    valid_days: numberInput({ min: 1, max: MAX_VALID_DAYS, value: c.valid_days ?? '' }),
+    valid_until: h('input', { type: 'datetime-local', step: 1, value: c.valid_until ? toLocalInput(c.valid_until) : '' }),
+  };
+  inputs.type.value = c.discount.type;
+  const byDays = h('input', { type: 'radio', name: 'validity', value: 'days', checked: c.valid_until ? null : true });
+  const byUntil = h('input', { type: 'radio', name: 'validity', value: 'until', checked: c.valid_until ? true : null });
+  const formError = h('p', { class: 'error', role: 'alert', 'data-testid': 'form-error' });
+
+  const fields = {
+    name: field('f-name', 'form.name', inputs.name),
+    type: field('f-type', 'form.discount_type', inputs.type),
+    amount: field('f-amount', 'form.amount', inputs.amount),
+    percent: field('f-percent', 'form.percent_value', inputs.percent),
+    max_amount: field('f-max', 'form.max_amount', inputs.max_amount),
+    min_order_amount: field('f-min-order', 'form.min_order', inputs.min_order_amount),
+    total_quantity: field('f-total', 'form.total', inputs.total_quantity),
+    per_user_limit: field('f-per-user', 'form.per_user', inputs.per_user_limit),
+    issue_starts_at: field('f-starts', 'form.starts', inputs.issue_starts_at),
+    issue_ends_at: field('f-ends', 'form.ends', inputs.issue_ends_at),
+    valid_days: field('f-valid-days', 'form.valid_days', inputs.valid_days),
+    valid_until: field('f-valid-until', 'form.valid_until', inputs.valid_until),
+  };
+  const sync = () => {
+    const percent = inputs.type.value === 'percent';
+    fields.amount.hidden = percent;
+    fields.percent.hidden = !percent;
+    fields.max_amount.hidden = !percent;
+    fields.valid_days.hidden = !byDays.checked;
+    fields.valid_until.hidden = byDays.checked;
+  };
+  inputs.type.addEventListener('change', sync);
+  byDays.addEventListener('change', sync);
+  byUntil.addEventListener('change', sync);
+  if (editing) {
+    // PATCH changes only these; the rest is shown for reference.
+    for (const [k, el] of Object.entries(inputs)) el.disabled = !['total_quantity', 'issue_ends_at'].includes(k);
+    byDays.disabled = true;
+    byUntil.disabled = true;
+  }
+  sync();
+
+  const submit = async (e) => {
+    e.preventDefault();
+    for (const f of Object.values(fields)) {
+      f.querySelector('.field-error').textContent = '';
+      f.querySelector('input, select').removeAttribute('aria-invalid');
+    }
+    formError.textContent = '';
+    const { body, errors } = editing ? readPatch(inputs, existing) : readCampaign(inputs, byDays.checked);
+    const bad = Object.entries(errors);
+    if (bad.length) {
+      for (const [k, msg] of bad) {
+        fields[k].querySelector('.field-error').textContent = msg;
+        fields[k].querySelector('input, select').setAttribute('aria-invalid', 'true');
+      }
+      fields[bad[0][0]].querySelector('input, select').focus();
+      return;
+    }
+    try {
+      if (editing) await call('PATCH', `/api/v1/campaigns/${existing.id}`, body);
+      else await call('POST', '/api/v1/campaigns', body);
+      host.replaceChildren();
+      toast(t('form.saved'), 'ok');
+      loadCampaigns();
+    } catch (err) {
+      formError.textContent = err.text;
+    }
+  };
+
+  const form = h('form', { class: 'panel', novalidate: true, onsubmit: submit, 'data-testid': 'campaign-form' },
+    h('h2', {}, t(editing ? 'form.edit_title' : 'form.create_title')),
+    editing ? h('p', { class: 'muted small' }, t('form.edit_note')) : null,
+    fields.name,
+    h('div', { class: 'grid2' }, fields.type, fields.amount, fields.percent, fields.max_amount, fields.min_order_amount),
+    h('div', { class: 'grid2' }, fields.total_quantity, fields.per_user_limit, fields.issue_starts_at, fields.issue_ends_at),
+    h('fieldset', {}, h('legend', {}, t('form.validity')),
+      h('div', { class: 'radio' },
+        h('label', {}, byDays, t('form.valid_days_mode')),
+        h('label', {}, byUntil, t('form.valid_until_mode'))),
+      h('div', { class: 'grid2' }, fields.valid_days, fields.valid_until)),
+    formError,
+    h('div', { class: 'row' },
+      h('button', { type: 'submit', 'data-testid': 'save-campaign' }, t(editing ? 'form.save' : 'form.create')),
+      h('button', { type: 'button', class: 'secondary', onclick: () => host.replaceChildren() }, t('form.cancel'))));
+  host.replaceChildren(form);
+  inputs.name.disabled ? inputs.total_quantity.focus() : inputs.name.focus();
+}
+
+/** An integer in `min..=max`, or an error message. */
+function int(input, min, max, errors, key, optional = false) {
+  const raw = input.value.trim();
+  if (raw === '') {
+    if (!optional) errors[key] = t('v.required');
+    return undefined;
+  }
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    errors[key] = t('v.range', { min: min.toLocaleString(), max: max.toLocaleString() });
+    return undefined;
+  }
+  return n;
+}
+
+function time(input, errors, key) {
+  const iso = fromLocalInput(input.value);
+  if (!iso) errors[key] = t('v.required');
+  return iso;
+}
+
+function readCampaign(i, byDays) {
+  const errors = {};
+  const name = i.name.value.trim();
+  if (name.length < 1 || [...name].length > 200) errors.name = t('v.name');
+  const discount = i.type.value === 'percent'
+    ? { type: 'percent', percent: int(i.percent, 1, 100, errors, 'percent') }
+    : { type: 'fixed', amount: int(i.amount, 1, MAX_MONEY, errors, 'amount') };
+  if (i.type.value === 'percent') {
+    const max = int(i.max_amount, 1, MAX_MONEY, errors, 'max_amount', true);
+    if (max !== undefined) discount.max_amount = max;
+  }
+  const body = {
+    name,
+    discount,
+    min_order_amount: int(i.min_order_amount, 0, MAX_MONEY, errors, 'min_order_amount'),
+    total_quantity: int(i.total_quantity, 1, MAX_TOTAL, errors, 'total_quantity'),
+    per_user_limit: int(i.per_user_limit, 1, MAX_PER_USER, errors, 'per_user_limit'),
+    issue_starts_at: time(i.issue_starts_at, errors, 'issue_starts_at'),
+    issue_ends_at: time(i.issue_ends_at, errors, 'issue_ends_at'),
+  };
+  if (body.issue_starts_at && body.issue_ends_at && Date.parse(body.issue_ends_at) <= Date.parse(body.issue_starts_at)) {
+    errors.issue_ends_at = t('v.ends_after_starts');
+  }
+  if (byDays) {
+    body.valid_days = int(i.valid_days, 1, MAX_VALID_DAYS, errors, 'valid_days');
+  } else {
+    body.valid_until = time(i.valid_until, errors, 'valid_until');
+    if (body.valid_until && body.issue_ends_at && Date.parse(body.valid_until) < Date.parse(body.issue_ends_at)) {
+      errors.valid_until = t('v.until_after_ends');
+    }
+  }
+  return { body, errors };
+}
+
+function readPatch(i, c) {
+  const errors = {};
+  const body = {};
+  const total = int(i.total_quantity, 1, MAX_TOTAL, errors, 'total_quantity');
+  if (total !== undefined && total < c.issued_count) errors.total_quantity = t('v.below_issued', { issued: c.issued_count });
+  if (total !== undefined && total !== c.total_quantity) body.total_quantity = total;
+  const ends = time(i.issue_ends_at, errors, 'issue_ends_at');
+  if (ends && Date.parse(ends) <= Date.parse(c.issue_starts_at)) errors.issue_ends_at = t('v.ends_after_starts');
+  if (ends && c.valid_until && Date.parse(ends) > Date.parse(c.valid_until)) errors.issue_ends_at = t('v.until_after_ends');
+  if (ends && ends !== c.issue_ends_at) body.issue_ends_at = ends;
+  if (Object.keys(body).length === 0 && Object.keys(errors).length === 0) body.paused = c.paused;
+  return { body, errors };
+}
+
+// ---- the dashboard ----------------------------------------------------------------------------
+
+async function openDashboard(id) {
+  let campaign;
+  try {
+    campaign = await call('GET', `/api/v1/campaigns/${id}`);
+  } catch (err) {
+    toast(err.text, 'error');
+    location.hash = '#/';
+    return;
+  }
+  const live = new EventSource(`/api/v1/campaigns/${id}/live`);
+  live.addEventListener('stock', (e) => {
+    if (!dash) return;
+    Object.assign(dash.campaign, JSON.parse(e.data));
+    renderStock();
+  });
+  const timer = setInterval(() => refreshDashboard(), 1000);
+  dash = {
+    id, campaign, lastSeq: 0, next: false, stats: null,
+    stop() {
+      live.close();
+      clearInterval(timer);
+    },
+  };
+  $('winners').replaceChildren();
+  $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
+  renderStock();
+  await refreshDashboard();
+}
+
+function renderStock() {
+  const c = dash.campaign;
+  $('dash-title').textContent = c.name;
+  $('dash-status').textContent = t(`status.${c.status}`);
+  $('dash-status').className = `badge status-${c.status}`;
+  $('dash-pause').textContent = c.paused ? t('admin.resume') : t('admin.pause');
+  $('kpi-issued').textContent = c.issued_count.toLocaleString();
+  $('kpi-remaining').textContent = c.remaining_quantity.toLocaleString();
+  $('kpi-total').textContent = c.total_quantity.toLocaleString();
+  $('dash-fill').style.width = `${(100 * c.issued_count) / Math.max(1, c.total_quantity)}%`;
+  $('dash-bar').setAttribute('aria-valuemax', String(c.total_quantity));
+  $('dash-bar').setAttribute('aria-valuenow', String(c.issued_count));
+  $('dash-bar').setAttribute('aria-label', `${t('dash.issued')} ${c.issued_count} / ${c.total_quantity}`);
+}
+
+async function refreshDashboard() {
+  if (!dash) return;
+  const d = dash;
+  try {
+    const s = await call('GET', `/api/v1/admin/campaigns/${d.id}/stats?seconds=${CHART_SECONDS}`);
+    if (dash !== d) return;
+    Object.assign(d.campaign, s.campaign);
+    d.stats = s.claims;
+    renderStock();
+    renderStats();
+    if (!d.next) await loadWinners();
+  } catch (err) {
+    if (err.code === 'network') return;
+    toast(err.text, 'error');
+  }
+}
+
+function ms(v) {
+  return v >= 100 ? `${Math.round(v)} ms` : `${v.toFixed(v >= 10 ? 1 : 2)} ms`;
+}
+
+function renderStats() {
+  const s = dash.stats;
+  $('outcomes').replaceChildren(...OUTCOMES.map((o) => h('tr', { 'data-outcome': o },
+    h('th', { scope: 'row' }, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`)),
+    h('td', { class: 'num' }, s.totals[o].toLocaleString()))));
+  const l = s.latency;
+  $('kpi-p50').textContent = l.count ? ms(l.p50_ms) : '–';
+  $('kpi-p99').textContent = l.count ? ms(l.p99_ms) : '–';
+  $('kpi-max').textContent = l.count ? ms(l.max_ms) : '–';
+  $('kpi-count').textContent = l.count.toLocaleString();
+  drawChart(s.per_second);
+}
+
+/** Stacked bars, one per second, oldest on the left. */
+function drawChart(series) {
+  const n = series.issued.length;
+  const totals = Array.from({ length: n }, (_, i) => OUTCOMES.reduce((sum, o) => sum + series[o][i], 0));
+  const top = Math.max(1, ...totals);
+  const width = 600;
+  const height = 180;
+  const barW = width / n;
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height + 20}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('role', 'img');
+  const recent = totals.slice(-10);
+  svg.setAttribute('aria-label', `${t('dash.rate')}: ${Math.round(recent.reduce((a, b) => a + b, 0) / recent.length)}/s, max ${top}/s`);
+  for (let i = 0; i < n; i++) {
+    let y = height;
+    for (const o of OUTCOMES) {
+      const v = series[o][i];
+      if (!v) continue;
+      const bh = (v / top) * height;
+      y -= bh;
+      const r = document.createElementNS(SVG, 'rect');
+      r.setAttribute('x', String(i * barW));
+      r.setAttribute('y', String(y));
+      r.setAttribute('width', String(Math.max(barW - 0.3, 0.5)));
+      r.setAttribute('height', String(bh));
+      r.setAttribute('class', `o-${o}`);
+      svg.append(r);
+    }
+  }
+  const axis = document.createElementNS(SVG, 'line');
+  for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: height, y2: height, stroke: '#8c959f' })) axis.setAttribute(k, String(v));
+  svg.append(axis);
+  const label = (x, anchor, text, y = height + 16) => {
+    const el = document.createElementNS(SVG, 'text');
+    el.setAttribute('x', String(x));
+    el.setAttribute('y', String(y));
+    el.setAttribute('text-anchor', anchor);
+    el.setAttribute('font-size', '12');
+    el.setAttribute('fill', '#4d5560');
+    el.textContent = text;
+    svg.append(el);
+  };
+  label(0, 'start', t('time.minutes_ago', { n: Math.round(n / 60) }));
+  label(width, 'end', t('time.now'));
+  label(4, 'start', `${top.toLocaleString()}/s`, 12);
+  $('chart').replaceChildren(svg);
+}
+
+async function loadWinners() {
+  const d = dash;
+  const page = await call('GET', `/api/v1/admin/campaigns/${d.id}/winners?limit=100&after=${d.lastSeq}`);
+  if (dash !== d) return;
+  const rows = page.winners.map((w) => h('tr', { 'data-seq': w.seq },
+    h('td', { class: 'num' }, w.seq), h('td', {}, w.email), h('td', {}, dateTime(w.issued_at)),
+    h('td', {}, h('span', { class: `badge coupon-${w.status}` }, t(`coupon.${w.status}`)))));
+  if (d.lastSeq === 0 && rows.length === 0) {
+    $('winners').replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 4, class: 'muted' }, t('dash.no_winners'))));
+  } else if (rows.length) {
+    $('winners').querySelector('tr.empty')?.remove();
+    $('winners').append(...rows);
+  }
+  if (page.winners.length) d.lastSeq = page.winners[page.winners.length - 1].seq;
+  d.next = page.next !== undefined;
+  $('more').hidden = !d.next;
+}
+
+async function downloadCsv() {
+  if (!dash) return;
+  const response = await fetch(`/api/v1/admin/campaigns/${dash.id}/winners.csv`, {
+    headers: { authorization: `Bearer ${session.token}` },
+  });
+  if (!response.ok) {
+    toast(t('err.forbidden'), 'error');
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const a = h('a', { href: url, download: `winners-${dash.id}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
+function start() {
+  setupLangToggle($('lang'));
+  onLangChange(() => {
+    if (dash) {
+      renderStock();
+      if (dash.stats) renderStats();
+      $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
+    } else if (session.signedIn) {
+      renderCampaigns();
+      $('form-host').replaceChildren();
+    }
+  });
+  applyLabels();
+  $('auth-form').addEventListener('submit', login);
+  $('logout').addEventListener('click', logout);
+  $('new').addEventListener('click', () => showForm(null));
+  $('refresh').addEventListener('click', loadCampaigns);
+  $('dash-pause').addEventListener('click', () => dash && togglePause(dash.campaign));
+  $('more').addEventListener('click', () => dash && loadWinners());
+  $('csv').addEventListener('click', downloadCsv);
+  window.addEventListener('hashchange', route);
+  route();
+}
+
+start();

@@ -1,0 +1,491 @@
+// The shoppers' page: drops with a countdown and live stock, the claim
+// button, "notify me", live toasts, the wallet with checkout, and the inbox.
+
+import {
+  api, applyLabels, connectNotifications, countdown, dateTime, discountText, h, newId,
+  onLangChange, serverNow, Session, setupLangToggle, t, toast, watchStock, won,
+} from './common.js';
+
+const session = new Session('shop');
+const $ = (id) => document.getElementById(id);
+
+/** Campaign views by id, kept current by the live stream. */
+const campaigns = new Map();
+/** How many coupons of each campaign I hold. */
+const held = new Map();
+const subscribed = new Set();
+const inFlight = new Set();
+/** The last claim result shown on each card: {ok, text}. */
+const results = new Map();
+/** Per card, the elements that change. */
+const cards = new Map();
+let stopStock = () => {};
+let stopSocket = () => {};
+
+// ---- views and navigation -----------------------------------------------------
+
+function currentView() {
+  const v = location.hash.replace('#', '');
+  return ['drops', 'wallet', 'inbox'].includes(v) ? v : 'drops';
+}
+
+function showView() {
+  const view = currentView();
+  const needsLogin = view !== 'drops' && !session.signedIn;
+  for (const s of document.querySelectorAll('[data-view]')) s.hidden = s.dataset.view !== view || needsLogin;
+  for (const a of document.querySelectorAll('[data-tab]')) {
+    if (a.dataset.tab === view) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  $('auth').hidden = session.signedIn;
+  if (view === 'wallet' && session.signedIn) loadWallet();
+  if (view === 'inbox' && session.signedIn) loadInbox();
+}
+
+function renderAccount() {
+  $('who').textContent = session.signedIn ? session.email : '';
+  $('logout').hidden = !session.signedIn;
+  $('auth').hidden = session.signedIn;
+}
+
+// ---- signing in ---------------------------------------------------------------------
+
+async function submitAuth(e) {
+  e.preventDefault();
+  const action = e.submitter?.dataset.action ?? 'login';
+  const email = $('email').value.trim();
+  const password = $('password').value;
+  $('auth-error').textContent = '';
+  try {
+    const path = action === 'signup' ? '/api/v1/auth/signup' : '/api/v1/auth/login';
+    const r = await api(null, 'POST', path, { email, password });
+    session.save({ token: r.token, email, userId: r.user_id, role: r.role ?? 'user' });
+    $('password').value = '';
+    signedIn();
+  } catch (err) {
+    $('auth-error').textContent = err.text ?? String(err);
+  }
+}
+
+function signedIn() {
+  renderAccount();
+  stopSocket = connectNotifications(session, onEvent, (live) => {
+    $('live-dot').classList.toggle('on', live);
+    $('live-dot').title = t(live ? 'live.connected' : 'live.offline');
+  });
+  refreshHeld().then(() => loadSubscriptions());
+  refreshUnread();
+  showView();
+}
+
+function logout() {
+  stopSocket();
+  session.clear();
+  held.clear();
+  subscribed.clear();
+  results.clear();
+  renderAccount();
+  location.hash = '#drops';
+  showView();
+  for (const id of cards.keys()) updateCard(id);
+}
+
+// ---- drops -----------------------------------------------------------------------------
+
+async function loadDrops() {
+  let list;
+  try {
+    list = await api(null, 'GET', '/api/v1/campaigns?limit=50');
+  } catch (err) {
+    toast(err.text, 'error');
+    return;
+  }
+  campaigns.clear();
+  for (const c of list.campaigns) campaigns.set(c.id, c);
+  renderDrops();
+  stopStock();
+  stopStock = watchStock([...campaigns.keys()], (s) => {
+    const c = campaigns.get(s.campaign_id);
+    if (!c) return;
+    Object.assign(c, {
+      status: s.status, remaining_quantity: s.remaining_quantity, issued_count: s.issued_count,
+      total_quantity: s.total_quantity, issue_ends_at: s.issue_ends_at,
+    });
+    updateCard(c.id);
+  });
+}
+
+/** The status as of now on the server's clock (a snapshot may be up to a second old). */
+function statusOf(c) {
+  const now = serverNow();
+  if (c.status === 'upcoming' && now >= Date.parse(c.issue_starts_at)) return 'open';
+  if (c.status === 'open' && now >= Date.parse(c.issue_ends_at)) return 'ended';
+  return c.status;
+}
+
+function renderDrops() {
+  const list = $('drop-list');
+  list.replaceChildren();
+  cards.clear();
+  if (campaigns.size === 0) {
+    list.append(h('p', { class: 'muted' }, t('drops.empty')));
+    return;
+  }
+  for (const c of campaigns.values()) {
+    const badge = h('span', { class: 'badge', 'data-testid': 'drop-status' });
+    const clock = h('p', { class: 'clock', 'data-testid': 'countdown' });
+    const fill = h('div', { class: 'fill' });
+    const bar = h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0 }, fill);
+    const stock = h('p', { class: 'stock', 'data-testid': 'stock' });
+    const claim = h('button', { type: 'button', class: 'claim', 'data-testid': 'claim', onclick: () => claimCoupon(c.id) });
+    const notify = h('button', { type: 'button', class: 'secondary', 'data-testid': 'notify', onclick: () => toggleNotify(c.id) });
+    const heldLine = h('p', { class: 'muted small', 'data-testid': 'held' });
+    const result = h('p', { class: 'result', role: 'status', 'aria-live': 'polite', 'data-testid': 'claim-result' });
+    const terms = h('p', { class: 'terms' });
+    const title = h('h2', {}, c.name);
+    const card = h('article', { class: 'card drop', 'data-campaign': c.id, 'data-testid': 'drop' },
+      h('div', { class: 'row spread' }, title, badge),
+      h('p', { class: 'discount' }, ''), terms, clock, bar, stock,
+      h('div', { class: 'row' }, claim, notify), heldLine, result);
+    list.append(card);
+    cards.set(c.id, { card, badge, clock, bar, fill, stock, claim, notify, heldLine, result, terms, discount: card.querySelector('.discount') });
+    updateCard(c.id);
+  }
+}
+
+/** Change text only when it differs, so screen readers are not re-told every tick. */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function updateCard(id) {
+  const c = campaigns.get(id);
+  const el = cards.get(id);
+  if (!c || !el) return;
+  const status = statusOf(c);
+  el.card.dataset.status = status;
+  setText(el.badge, t(`status.${status}`));
+  el.badge.className = `badge status-${status}`;
+  setText(el.discount, discountText(c.discount));
+  setText(el.terms, [
+    c.min_order_amount > 0 ? t('drop.min_order', { amount: won(c.min_order_amount) }) : null,
+    t('drop.per_user', { limit: c.per_user_limit }),
+  ].filter(Boolean).join(' · '));
+  const now = serverNow();
+  if (status === 'upcoming') {
+    setText(el.clock, `${t('drop.opens_in')} ${countdown(Date.parse(c.issue_starts_at) - now)}`);
+  } else if (status === 'open') {
+    setText(el.clock, `${t('drop.ends_in')} ${countdown(Date.parse(c.issue_ends_at) - now)}`);
+  } else {
+    setText(el.clock, '');
+  }
+  const total = c.total_quantity || 1;
+  el.fill.style.width = `${(100 * c.remaining_quantity) / total}%`;
+  el.bar.setAttribute('aria-valuemax', String(c.total_quantity));
+  el.bar.setAttribute('aria-valuenow', String(c.remaining_quantity));
+  el.bar.setAttribute('aria-label', t('drop.remaining', { remaining: c.remaining_quantity, total: c.total_quantity }));
+  setText(el.stock, t('drop.remaining', { remaining: c.remaining_quantity.toLocaleString(), total: c.total_quantity.toLocaleString() }));
+
+  const mine = held.get(id) ?? 0;
+  setText(el.heldLine, session.signedIn && mine > 0 ? t('drop.held', { issued: mine, limit: c.per_user_limit }) : '');
+  let label = t('drop.claim');
+  let enabled = false;
+  if (!session.signedIn) {
+    label = t('drop.login_to_claim');
+    enabled = status === 'open' || status === 'upcoming';
+  } else if (inFlight.has(id)) {
+    label = t('drop.claiming');
+  } else if (mine >= c.per_user_limit) {
+    label = t('drop.held', { issued: mine, limit: c.per_user_limit });
+  } else if (status === 'open') {
+    enabled = true;
+  } else if (status !== 'upcoming') {
+    label = t(`status.${status}`);
+  }
+  setText(el.claim, label);
+  el.claim.disabled = !enabled;
+  el.claim.setAttribute('aria-busy', inFlight.has(id) ? 'true' : 'false');
+
+  el.notify.hidden = !session.signedIn || status !== 'upcoming';
+  setText(el.notify, subscribed.has(id) ? t('drop.notify_on') : t('drop.notify'));
+  el.notify.setAttribute('aria-pressed', subscribed.has(id) ? 'true' : 'false');
+
+  const r = results.get(id);
+  setText(el.result, r?.text ?? '');
+  el.result.className = `result ${r ? (r.ok ? 'ok' : 'bad') : ''}`;
+}
+
+async function claimCoupon(id) {
+  if (!session.signedIn) {
+    $('auth').hidden = false;
+    $('email').focus();
+    return;
+  }
+  if (inFlight.has(id)) return;
+  inFlight.add(id);
+  results.delete(id);
+  updateCard(id);
+  // One key per press: a retry after a network error cannot issue twice.
+  const key = newId();
+  try {
+    let coupon;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        coupon = await api(session, 'POST', `/api/v1/campaigns/${id}/issue`, undefined, { 'Idempotency-Key': key });
+        break;
+      } catch (err) {
+        if (err.code !== 'network' || attempt >= 1) throw err;
+      }
+    }
+    held.set(id, (held.get(id) ?? 0) + 1);
+    results.set(id, { ok: true, text: t('drop.issued_ok', { seq: coupon.seq }) });
+  } catch (err) {
+    if (err.code === 'unauthorized') logout();
+    results.set(id, { ok: false, text: err.text });
+    if (err.code === 'limit_reached') refreshHeld();
+  } finally {
+    inFlight.delete(id);
+    updateCard(id);
+  }
+}
+
+async function toggleNotify(id) {
+  const on = subscribed.has(id);
+  try {
+    await api(session, on ? 'DELETE' : 'PUT', `/api/v1/campaigns/${id}/subscription`);
+    if (on) subscribed.delete(id);
+    else subscribed.add(id);
+  } catch (err) {
+    toast(err.text, 'error');
+  }
+  updateCard(id);
+}
+
+async function loadSubscriptions() {
+  const upcoming = [...campaigns.values()].filter((c) => statusOf(c) === 'upcoming');
+  await Promise.all(upcoming.map(async (c) => {
+    try {
+      const s = await api(session, 'GET', `/api/v1/campaigns/${c.id}/subscription`);
+      if (s.subscribed) subscribed.add(c.id);
+      else subscribed.delete(c.id);
+    } catch {
+      // Not signed in any more, or the campaign is gone: nothing to show.
+    }
+    updateCard(c.id);
+  }));
+}
+
+async function refreshHeld() {
+  if (!session.signedIn) return;
+  try {
+    const w = await api(session, 'GET', '/api/v1/me/coupons?limit=500');
+    held.clear();
+    for (const c of w.coupons) held.set(c.campaign_id, (held.get(c.campaign_id) ?? 0) + 1);
+  } catch (err) {
+    if (err.code === 'unauthorized') logout();
+  }
+  for (const id of cards.keys()) updateCard(id);
+}
+
+// ---- wallet and checkout ----------------------------------------------------------------
+
+async function campaignName(id) {
+  if (!campaigns.has(id)) {
+    try {
+      campaigns.set(id, await api(null, 'GET', `/api/v1/campaigns/${id}`));
+    } catch {
+      return '';
+    }
+  }
+  return campaigns.get(id).name;
+}
+
+async function loadWallet() {
+  const list = $('wallet-list');
+  let w;
+  try {
+    w = await api(session, 'GET', '/api/v1/me/coupons?limit=200');
+  } catch (err) {
+    if (err.code === 'unauthorized') logout();
+    toast(err.text, 'error');
+    return;
+  }
+  const items = [];
+  for (const c of w.coupons) items.push(couponCard(c, await campaignName(c.campaign_id)));
+  list.replaceChildren(...(items.length ? items : [h('p', { class: 'muted' }, t('wallet.empty'))]));
+}
+
+function couponCard(c, name) {
+  const form = c.status === 'available' ? checkoutForm(c) : null;
+  const cancel = c.status === 'used' && c.order_id
+    ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'cancel-use', onclick: () => cancelUse(c) }, t('wallet.cancel_use'))
+    : null;
+  return h('article', { class: `card coupon coupon-${c.status}`, 'data-coupon': c.id, 'data-testid': 'coupon' },
+    h('div', { class: 'row spread' }, h('h2', {}, name), h('span', { class: `badge coupon-${c.status}`, 'data-testid': 'coupon-status' }, t(`coupon.${c.status}`))),
+    h('p', { class: 'discount' }, discountText(c.discount)),
+    h('p', { class: 'terms' }, [
+      c.min_order_amount > 0 ? t('drop.min_order', { amount: won(c.min_order_amount) }) : null,
+      t('wallet.seq', { seq: c.seq }),
+    ].filter(Boolean).join(' · ')),
+    h('p', { class: 'muted small' }, t('wallet.valid', { from: dateTime(c.valid_from), until: dateTime(c.valid_until) })),
+    c.order_id ? h('p', { class: 'muted small' }, t('wallet.used_on', { order: c.order_id })) : null,
+    form, cancel);
+}
+
+function checkoutForm(c) {
+  const amountId = `amount-${c.id}`;
+  const amount = h('input', { id: amountId, type: 'number', min: 0, step: 1, inputmode: 'numeric', required: true, 'data-testid': 'order-amount' });
+  const out = h('p', { class: 'result', role: 'status', 'aria-live': 'polite', 'data-testid': 'checkout-result' });
+  // One order id per form: paying twice after a lost answer replays, never spends twice.
+  const orderId = `WEB-${newId().slice(0, 12)}`;
+  const read = () => {
+    const n = Number(amount.value);
+    if (amount.value === '' || !Number.isInteger(n) || n < 0) {
+      out.textContent = t('v.range', { min: 0, max: won(1e12) });
+      out.className = 'result bad';
+      return null;
+    }
+    return n;
+  };
+  const preview = async () => {
+    const n = read();
+    if (n === null) return;
+    try {
+      const p = await api(session, 'POST', `/api/v1/coupons/${c.id}/preview`, { order_id: orderId, order_amount: n });
+      out.textContent = t('checkout.result', { discount: won(p.discount_amount), payable: won(p.payable_amount) });
+      out.className = 'result ok';
+    } catch (err) {
+      out.textContent = err.text;
+      out.className = 'result bad';
+    }
+  };
+  const pay = async (e) => {
+    e.preventDefault();
+    const n = read();
+    if (n === null) return;
+    const button = e.submitter;
+    if (button) button.disabled = true;
+    try {
+      const r = await api(session, 'POST', `/api/v1/coupons/${c.id}/use`, { order_id: orderId, order_amount: n });
+      toast(t('checkout.paid', { discount: won(r.discount_amount), payable: won(r.payable_amount) }), 'ok');
+      loadWallet();
+    } catch (err) {
+      out.textContent = err.text;
+      out.className = 'result bad';
+      if (button) button.disabled = false;
+    }
+  };
+  return h('form', { class: 'checkout', onsubmit: pay, novalidate: true },
+    h('h3', {}, t('checkout.title')),
+    h('label', { for: amountId }, t('checkout.amount')), amount,
+    h('div', { class: 'row' },
+      h('button', { type: 'button', class: 'secondary', onclick: preview, 'data-testid': 'preview' }, t('checkout.preview')),
+      h('button', { type: 'submit', 'data-testid': 'pay' }, t('checkout.pay'))),
+    out);
+}
+
+async function cancelUse(c) {
+  try {
+    await api(session, 'POST', `/api/v1/coupons/${c.id}/cancel-use`, { order_id: c.order_id });
+    loadWallet();
+  } catch (err) {
+    toast(err.text, 'error');
+  }
+}
+
+// ---- inbox and live events ---------------------------------------------------------------
+
+function eventText(e) {
+  const d = e.data ?? {};
+  const name = d.campaign_name ?? campaigns.get(e.campaign_id)?.name ?? '';
+  switch (e.type) {
+    case 'coupon.issued': return t('event.coupon.issued', { seq: d.seq });
+    case 'coupon.claim_failed': {
+      const key = `err.${d.reason}`;
+      const reason = t(key) === key ? d.message ?? d.reason : t(key);
+      return t('event.coupon.claim_failed', { reason });
+    }
+    case 'coupon.expiring_soon': return t('event.coupon.expiring_soon', { until: dateTime(d.valid_until) });
+    case 'coupon.used': return t('event.coupon.used', { discount: won(d.discount_amount ?? 0) });
+    default: return t(`event.${e.type}`, { name });
+  }
+}
+
+async function loadInbox() {
+  let r;
+  try {
+    r = await api(session, 'GET', '/api/v1/me/notifications?limit=100');
+  } catch (err) {
+    toast(err.text, 'error');
+    return;
+  }
+  showUnread(r.unread_count);
+  const items = r.notifications.map((n) => h('li', { class: n.read ? 'read' : 'unread', 'data-testid': 'notification' },
+    h('span', { class: 'when' }, dateTime(n.at)), ' ', eventText(n)));
+  $('inbox-list').replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, t('inbox.empty'))]));
+}
+
+function showUnread(n) {
+  $('unread').hidden = !n;
+  $('unread').textContent = n > 99 ? '99+' : String(n);
+}
+
+async function refreshUnread() {
+  try {
+    const r = await api(session, 'GET', '/api/v1/me/notifications?limit=1');
+    showUnread(r.unread_count);
+  } catch {
+    // The badge can wait for the next event.
+  }
+}
+
+async function readAll() {
+  try {
+    await api(session, 'POST', '/api/v1/me/notifications/read', { all: true });
+  } catch (err) {
+    toast(err.text, 'error');
+  }
+  loadInbox();
+}
+
+function onEvent(e) {
+  if (e.type === 'session.expired') {
+    logout();
+    return;
+  }
+  const kind = e.type === 'coupon.claim_failed' ? 'error' : e.type === 'coupon.issued' ? 'ok' : 'info';
+  toast(eventText(e), kind);
+  if (e.type === 'coupon.issued' || e.type === 'coupon.used' || e.type === 'coupon.use_cancelled') {
+    refreshHeld();
+    if (currentView() === 'wallet') loadWallet();
+  }
+  if (currentView() === 'inbox') loadInbox();
+  else refreshUnread();
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+function start() {
+  setupLangToggle($('lang'));
+  onLangChange(() => {
+    for (const id of cards.keys()) updateCard(id);
+    if (currentView() === 'wallet' && session.signedIn) loadWallet();
+    if (currentView() === 'inbox' && session.signedIn) loadInbox();
+  });
+  applyLabels();
+  $('auth-form').addEventListener('submit', submitAuth);
+  $('logout').addEventListener('click', logout);
+  $('read-all').addEventListener('click', readAll);
+  window.addEventListener('hashchange', showView);
+  renderAccount();
+  showView();
+  loadDrops().then(() => {
+    if (session.signedIn) signedIn();
+  });
+  // Countdowns tick on their own; stock changes arrive on the live stream.
+  setInterval(() => {
+    for (const id of cards.keys()) updateCard(id);
+  }, 250);
+}
+
+start();
