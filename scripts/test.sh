@@ -27,10 +27,15 @@ FLASHCOUPON_TEST_MODE=scale-out cargo nextest run --no-fail-fast --test api \
     -E 'not (test(record::) | test(crash::) | test(scaleout::))' "$@" 2>&1 | tee "$logs/scale-out.log"
 status2=${PIPESTATUS[0]}
 
+echo "==> pass 3: the web UI end to end in headless Chromium (scripts/e2e.sh)"
+bash scripts/e2e.sh 2>&1 | tee "$logs/e2e.log"
+status3=${PIPESTATUS[0]}
+
 echo "==> embedded pass:  $(summary "$logs/embedded.log")"
 echo "==> scale-out pass: $(summary "$logs/scale-out.log")"
 scaleout_ran=$(grep -cE "^\s+PASS .* scaleout::" "$logs/embedded.log" || true)
 echo "==> scale-out failure tests passed in pass 1: $scaleout_ran"
-if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ]; then
+echo "==> browser pass:   $(grep -E "^ℹ (tests|pass|fail)" "$logs/e2e.log" | tr '\n' ' ')"
+if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ]; then
     exit 1
 fi

@@ -102,6 +102,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "flashcoupon started");
     // Scripts and tests read this line to find the port.
     println!("flashcoupon listening on http://{addr}");
+    println!("  shop page:     http://{addr}/");
+    println!("  admin console: http://{addr}/admin");
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -17,7 +17,7 @@ const MAX_TOTAL = 1_000_000_000;
 const MAX_PER_USER = 1_000;
 const MAX_VALID_DAYS = 3_650;
 const OUTCOMES = ['issued', 'replayed', 'sold_out', 'limit_reached', 'refused', 'rate_limited', 'errors'];
-const CHART_SECONDS = 300;
+const CHART_SECONDS = 120;
 
 let campaigns = [];
 let dash = null; // {id, stop(), timer, lastSeq, next, campaign}

@@ -187,7 +187,8 @@ function updateCard(id) {
   setText(el.stock, t('drop.remaining', { remaining: c.remaining_quantity.toLocaleString(), total: c.total_quantity.toLocaleString() }));
 
   const mine = held.get(id) ?? 0;
-  setText(el.heldLine, session.signedIn && mine > 0 ? t('drop.held', { issued: mine, limit: c.per_user_limit }) : '');
+  // Below the limit the count is news; at the limit the button says it.
+  setText(el.heldLine, session.signedIn && mine > 0 && mine < c.per_user_limit ? t('drop.held', { issued: mine, limit: c.per_user_limit }) : '');
   let label = t('drop.claim');
   let enabled = false;
   if (!session.signedIn) {

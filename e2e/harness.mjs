@@ -1,0 +1,113 @@
+// What every browser test needs: a real flashcoupon server on a free port
+// over a fresh data directory, headless Chromium (Debian's), the admin's
+// token, and a place for screenshots.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ARTIFACTS = join(here, 'artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+export const ADMIN = { email: 'admin@e2e.example.com', password: 'e2e-admin-password' };
+const BINARY = process.env.FLASHCOUPON_BIN ?? join(here, '..', 'target', 'debug', 'flashcoupon');
+
+/** Start `flashcoupon serve` and resolve once it prints its URL. */
+export async function startServer() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'flashcoupon-e2e-'));
+  const child = spawn(BINARY, ['serve'], {
+    env: {
+      ...process.env,
+      FLASHCOUPON_LISTEN: '127.0.0.1:0',
+      FLASHCOUPON_DATA_DIR: dataDir,
+      FLASHCOUPON_ADMIN_EMAIL: ADMIN.email,
+      FLASHCOUPON_ADMIN_PASSWORD: ADMIN.password,
+      RUST_LOG: process.env.RUST_LOG ?? 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const base = await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.once('line', (line) => {
+      const m = line.match(/^flashcoupon listening on (http:\/\/\S+)$/);
+      if (m) resolve(m[1]);
+      else reject(new Error(`unexpected first line: ${line}`));
+    });
+    child.once('exit', (code) => reject(new Error(`flashcoupon exited early with ${code}`)));
+  });
+  return {
+    base,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    // Without the background-networking flags Chromium keeps dialling
+    // Google's hosts, which this closed network refuses.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** JSON API calls from the test itself (setting up, and the small load). */
+export async function apiCall(base, method, path, token, body) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+export async function adminToken(base) {
+  const r = await apiCall(base, 'POST', '/api/v1/auth/login', null, ADMIN);
+  if (r.status !== 200) throw new Error(`admin login: ${r.status}`);
+  return r.body.token;
+}
+
+export async function createCampaign(base, token, overrides = {}) {
+  const now = Date.now();
+  const body = {
+    name: '블랙프라이데이 5,000원 할인',
+    discount: { type: 'fixed', amount: 5000 },
+    min_order_amount: 30000,
+    total_quantity: 1,
+    per_user_limit: 1,
+    issue_starts_at: new Date(now - 60_000).toISOString(),
+    issue_ends_at: new Date(now + 3_600_000).toISOString(),
+    valid_days: 30,
+    ...overrides,
+  };
+  const r = await apiCall(base, 'POST', '/api/v1/campaigns', token, body);
+  if (r.status !== 201) throw new Error(`create campaign: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+export function shot(page, name) {
+  return page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** A page that fails the test on any script error in the browser. */
+export async function newPage(browser, options = {}) {
+  const context = await browser.newContext({ acceptDownloads: true, ...options });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  // Refused 4xx answers are logged by Chromium too; a policy violation is a bug.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && m.text().includes('Content Security Policy')) page.errors.push(m.text());
+  });
+  return page;
+}
