@@ -162,6 +162,34 @@ async fn a_storm_issues_exactly_the_stock_in_seq_order_within_limits() {
         (Some(STOCK), Some(0), Some("sold_out"))
     );
 
+    // The admin dashboard counted every answer exactly once, under the storm:
+    // issued + replayed = the 201s, sold out + limit reached = the 409s.
+    let d = body(
+        app.get(
+            &format!("/api/v1/admin/campaigns/{id}/stats?seconds=600"),
+            Some(&app.admin),
+        )
+        .await,
+    )
+    .await;
+    let totals = &d["claims"]["totals"];
+    let count = |k: &str| totals[k].as_u64().unwrap();
+    let created = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count() as u64;
+    assert_eq!(count("issued"), STOCK as u64, "{totals}");
+    assert_eq!(count("issued") + count("replayed"), created, "{totals}");
+    assert_eq!(
+        count("sold_out") + count("limit_reached"),
+        answers.len() as u64 - created,
+        "{totals}"
+    );
+    assert_eq!(
+        d["claims"]["latency"]["count"].as_u64(),
+        Some(answers.len() as u64)
+    );
+
     // Embedded mode writes each coupon's `coupon.issued` inbox row in the
     // coupon's own transaction: exactly one per coupon, for its owner. (In
     // scale-out mode a background writer stores them; nothing to check here.)
