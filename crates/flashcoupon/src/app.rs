@@ -202,6 +202,7 @@ impl Application {
                 loop {
                     every.tick().await;
                     state.limits.forget_idle();
+                    state.claim_stats.forget_idle(state.clock.now());
                 }
             }
         })];

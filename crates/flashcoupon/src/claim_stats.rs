@@ -21,6 +21,9 @@ use crate::domain::timestamp::Timestamp;
 /// How many seconds of per-second counts are kept.
 pub const WINDOW_SECS: usize = 600;
 
+/// A campaign with no claim for this long is forgotten (about 35 KB each).
+pub const FORGET_AFTER_SECS: i64 = 3_600;
+
 /// How a claim was answered, as the dashboard groups it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -121,7 +124,9 @@ pub struct CampaignStats {
 #[derive(Debug)]
 struct Entry {
     /// `seconds[s % WINDOW_SECS]` holds second `s` if its stamp says so.
-    seconds: Vec<(i64, [u64; OUTCOMES])>,
+    seconds: Vec<(i64, [u32; OUTCOMES])>,
+    /// The second of the last claim recorded.
+    last: i64,
     totals: [u64; OUTCOMES],
     /// Microseconds.
     latency: Histogram<u64>,
@@ -131,6 +136,7 @@ impl Entry {
     fn new() -> Self {
         Self {
             seconds: vec![(i64::MIN, [0; OUTCOMES]); WINDOW_SECS],
+            last: i64::MIN,
             totals: [0; OUTCOMES],
             latency: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
         }
@@ -161,10 +167,30 @@ impl ClaimStats {
         if bucket.0 != second {
             *bucket = (second, [0; OUTCOMES]);
         }
-        bucket.1[outcome.index()] += 1;
+        bucket.1[outcome.index()] = bucket.1[outcome.index()].saturating_add(1);
+        e.last = e.last.max(second);
         e.totals[outcome.index()] += 1;
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         e.latency.saturating_record(micros.max(1));
+    }
+
+    /// How many campaigns have an entry.
+    pub fn tracked(&self) -> usize {
+        self.campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Drop campaigns with no claim in the last [`FORGET_AFTER_SECS`]: a
+    /// long-running shop does not keep every past drop in memory. (The
+    /// record still has their winners; the gate their counts.)
+    pub fn forget_idle(&self, now: Timestamp) {
+        let horizon = second_of(now) - FORGET_AFTER_SECS;
+        self.campaigns
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.lock().unwrap_or_else(|p| p.into_inner()).last >= horizon);
     }
 
     fn entry(&self, campaign: CampaignId) -> Arc<Mutex<Entry>> {
@@ -219,7 +245,7 @@ impl ClaimStats {
         for s in first..=last {
             let (stamp, counts) = e.seconds[slot(s)];
             let c = if stamp == s { counts } else { [0; OUTCOMES] };
-            let c = OutcomeCounts::of(&c);
+            let c = OutcomeCounts::of(&c.map(u64::from));
             per_second.issued.push(c.issued);
             per_second.replayed.push(c.replayed);
             per_second.sold_out.push(c.sold_out);
@@ -282,6 +308,19 @@ mod tests {
         assert_eq!(read.per_second.limit_reached.last(), Some(&1));
         assert_eq!(read.totals.issued, 3);
         assert_eq!(read.per_second.issued.len(), WINDOW_SECS);
+    }
+
+    #[test]
+    fn campaigns_idle_for_an_hour_are_forgotten_and_busy_ones_kept() {
+        let stats = ClaimStats::default();
+        let (idle, busy) = (CampaignId::generate(), CampaignId::generate());
+        let t0 = Timestamp(10_000_000);
+        stats.record(idle, Outcome::Issued, MS, t0);
+        let later = t0.plus_millis(FORGET_AFTER_SECS * 1000 + 1000);
+        stats.record(busy, Outcome::Issued, MS, later);
+        stats.forget_idle(later);
+        assert_eq!(stats.read(idle, 1, later).totals.issued, 0);
+        assert_eq!(stats.read(busy, 1, later).totals.issued, 1);
     }
 
     #[test]

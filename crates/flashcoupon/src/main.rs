@@ -10,6 +10,7 @@ use flashcoupon::settings::Durability;
 use flashcoupon::settings::Settings;
 use flashcoupon::store::{PgStore, SqliteStore, Store};
 use flashcoupon::telemetry;
+use std::io::Write;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,9 +102,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = app.local_addr();
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "flashcoupon started");
     // Scripts and tests read this line to find the port.
-    println!("flashcoupon listening on http://{addr}");
-    println!("  shop page:     http://{addr}/");
-    println!("  admin console: http://{addr}/admin");
+    // Errors are ignored: a parent that read the first line and closed the
+    // pipe must not take the server down (println! would panic).
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "flashcoupon listening on http://{addr}\n  shop page:     http://{addr}/\n  admin console: http://{addr}/admin"
+    );
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -16,7 +16,7 @@ use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::AdminUser;
 use crate::claim_stats::{CampaignStats, WINDOW_SECS};
 use crate::domain::campaign::Campaign;
-use crate::domain::coupon::CouponStatus;
+use crate::domain::coupon::{Coupon, CouponStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::state::AppState;
@@ -107,7 +107,7 @@ pub struct WinnerView {
 }
 
 impl WinnerView {
-    fn new(coupon: &crate::domain::coupon::Coupon, email: String, now: Timestamp) -> Self {
+    fn new(coupon: &Coupon, email: String, now: Timestamp) -> Self {
         let c = CouponView::new(coupon, now);
         Self {
             seq: c.seq,
@@ -131,6 +131,11 @@ pub struct WinnerList {
 }
 
 /// The campaign's coupons in `seq` order, with their owners (admin).
+///
+/// While a drop runs, a coupon can become durable a moment after one with a
+/// higher `seq` (they were in different group commits), so a client that
+/// follows the drop live should page on from the last `seq` it holds without
+/// a gap, not from the highest; once claims have settled the list is dense.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/winners", tag = "admin",
     params(("id" = String, Path, description = "campaign id"), WinnerParams), security(("bearer" = [])),
     responses((status = 200, body = WinnerList), (status = 400, body = ErrorBody),
@@ -172,30 +177,26 @@ pub async fn winners_csv(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let campaign = campaign(&state, &id).await?;
-    let header_line = "seq,coupon_id,user_id,email,issued_at,status,used_at,order_id\n".to_owned();
-    // Streamed a page at a time, so a million winners never sit in memory.
-    let pages = futures_util::stream::try_unfold(Some(0u32), move |after| {
+    // The first page is read before answering, so a record that cannot be
+    // read is a clear 503, not a 200 cut short.
+    let first = state.store.winners(campaign.id, 0, CSV_PAGE).await?;
+    let mut head = "seq,coupon_id,user_id,email,issued_at,status,used_at,order_id\n".to_owned();
+    let after = csv_page(&mut head, first, state.clock.now());
+    // The rest is streamed a page at a time, so a million winners never sit in memory.
+    let pages = futures_util::stream::try_unfold(after, move |after| {
         let state = state.clone();
         async move {
             let Some(after) = after else {
                 return Ok::<_, ApiError>(None);
             };
             let rows = state.store.winners(campaign.id, after, CSV_PAGE).await?;
-            let now = state.clock.now();
-            let next = (rows.len() == CSV_PAGE as usize)
-                .then(|| rows.last().map(|(c, _)| c.seq))
-                .flatten();
             let mut chunk = String::new();
-            for (c, email) in rows {
-                chunk.push_str(&csv_line(&WinnerView::new(&c, email, now)));
-            }
+            let next = csv_page(&mut chunk, rows, state.clock.now());
             Ok(Some((chunk, next)))
         }
     });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::once(async move { Ok(header_line) }),
-        pages,
-    );
+    let body =
+        futures_util::StreamExt::chain(futures_util::stream::once(async move { Ok(head) }), pages);
     let body = futures_util::TryStreamExt::map_err(body, |e: ApiError| {
         tracing::warn!(error = %e, "winners CSV cut short");
         std::io::Error::other(e.to_string())
@@ -211,6 +212,17 @@ pub async fn winners_csv(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// Append a page of rows as CSV lines; the `seq` to read after, if the page was full.
+fn csv_page(out: &mut String, rows: Vec<(Coupon, String)>, now: Timestamp) -> Option<u32> {
+    let next = (rows.len() == CSV_PAGE as usize)
+        .then(|| rows.last().map(|(c, _)| c.seq))
+        .flatten();
+    for (c, email) in rows {
+        out.push_str(&csv_line(&WinnerView::new(&c, email, now)));
+    }
+    next
 }
 
 fn csv_line(w: &WinnerView) -> String {

@@ -226,7 +226,7 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
 ///
 /// Public. Each `stock` event carries a snapshot (`status`,
 /// `total_quantity`, `remaining_quantity`, `issued_count`, `paused`, the
-/// window, and `at`, when it was read); the first arrives at once, the next
+/// window, and `at`, the server's time when it was sent); the first arrives at once, the next
 /// whenever something changed, at most 10 a second.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/live", tag = "notifications",
     params(("id" = String, Path, description = "campaign id")),
@@ -242,31 +242,46 @@ pub async fn live(
         .get(&*state.store, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let snapshots = stock_events(state.notifier.live.watch(id));
+    let snapshots = stock_events(state.notifier.live.watch(id), state.clock.clone());
     let snapshots = futures_util::StreamExt::take_until(snapshots, state.notifier.stopping());
     Ok(Sse::new(snapshots).keep_alive(KeepAlive::default()))
 }
 
 /// A campaign's snapshots as `stock` events: the current one, then each change.
+///
+/// `at` is stamped when the event is sent: a snapshot is only republished
+/// when something changed (watched campaigns are re-read every second), so
+/// the state it carries still holds then, and pages set their countdown
+/// clock from it. The snapshot in the channel may be hours old.
 fn stock_events(
     rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<crate::notify::LiveSnapshot>>>,
+    clock: crate::clock::Clock,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static {
     Box::pin(futures_util::stream::unfold(
         (rx, false),
-        |(mut rx, wait)| async move {
-            if wait {
-                rx.changed().await.ok()?;
-            }
-            loop {
-                let current = rx.borrow_and_update().clone();
-                if let Some(snapshot) = current {
-                    let event = SseEvent::default()
-                        .event("stock")
-                        .json_data(&*snapshot)
-                        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable snapshot"));
-                    return Some((Ok(event), (rx, true)));
+        move |(mut rx, wait)| {
+            let clock = clock.clone();
+            async move {
+                if wait {
+                    rx.changed().await.ok()?;
                 }
-                rx.changed().await.ok()?;
+                loop {
+                    let current = rx.borrow_and_update().clone();
+                    if let Some(snapshot) = current {
+                        let snapshot = crate::notify::LiveSnapshot {
+                            at: clock.now(),
+                            ..(*snapshot).clone()
+                        };
+                        let event = SseEvent::default()
+                            .event("stock")
+                            .json_data(&snapshot)
+                            .unwrap_or_else(|_| {
+                                SseEvent::default().comment("unserialisable snapshot")
+                            });
+                        return Some((Ok(event), (rx, true)));
+                    }
+                    rx.changed().await.ok()?;
+                }
             }
         },
     ))
@@ -319,7 +334,7 @@ pub async fn live_many(
     }
     let all = futures_util::stream::select_all(
         ids.into_iter()
-            .map(|id| stock_events(state.notifier.live.watch(id))),
+            .map(|id| stock_events(state.notifier.live.watch(id), state.clock.clone())),
     );
     let all = futures_util::StreamExt::take_until(all, state.notifier.stopping());
     Ok(Sse::new(all).keep_alive(KeepAlive::default()))

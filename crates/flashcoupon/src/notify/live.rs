@@ -37,7 +37,8 @@ pub struct LiveSnapshot {
     pub paused: bool,
     pub issue_starts_at: Timestamp,
     pub issue_ends_at: Timestamp,
-    /// When the gate was read.
+    /// When the gate was read; the SSE streams send the time of sending
+    /// instead (the state still holds then: see `stock_events`).
     pub at: Timestamp,
 }
 
