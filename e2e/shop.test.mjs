@@ -29,19 +29,20 @@ async function signUp(page, email) {
 }
 
 test('a shopper claims at the opening, gets the toast and the coupon, and spends it; another sees it sell out live', async () => {
+  const first = await newPage(browser);
+  const second = await newPage(browser);
+  await signUp(first, `first-${Date.now()}@example.com`);
+  await signUp(second, `second-${Date.now()}@example.com`);
+
+  // Opens in 8 s; both pages reload (still signed in) to list it.
   const admin = await adminToken(server.base);
-  // Opens in 6 s: long enough to sign two shoppers up and see the countdown.
-  const opensAt = Date.now() + 6_000;
+  const opensAt = Date.now() + 8_000;
   const campaign = await createCampaign(server.base, admin, {
     name: '오픈 기념 5,000원 할인',
     total_quantity: 1,
     issue_starts_at: new Date(opensAt).toISOString(),
   });
-
-  const first = await newPage(browser);
-  const second = await newPage(browser);
-  await signUp(first, `first-${Date.now()}@example.com`);
-  await signUp(second, `second-${Date.now()}@example.com`);
+  await Promise.all([first.reload(), second.reload()]);
 
   const card = first.locator(`[data-campaign="${campaign.id}"]`);
   const claim = card.getByTestId('claim');

@@ -3,7 +3,7 @@
 // latency, winners in seq order with CSV export).
 
 import {
-  api, applyLabels, dateTime, discountText, h, onLangChange, Session, setupLangToggle, t, toast,
+  api, ApiError, applyLabels, dateTime, discountText, h, num, onLangChange, Session, setupLangToggle, t, toast,
 } from './common.js';
 
 const session = new Session('admin');
@@ -20,7 +20,8 @@ const OUTCOMES = ['issued', 'replayed', 'sold_out', 'limit_reached', 'refused', 
 const CHART_SECONDS = 120;
 
 let campaigns = [];
-let dash = null; // {id, stop(), timer, lastSeq, next, campaign}
+/** The open dashboard: {id, campaign, stats, shown, dense, max, more, stop()}. */
+let dash = null;
 
 // ---- routing ------------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ function renderCampaigns() {
   const rows = campaigns.map((c) => h('tr', { 'data-campaign': c.id, 'data-testid': 'campaign-row' },
     h('td', {}, h('a', { href: `#/campaign/${c.id}` }, c.name), h('div', { class: 'muted small' }, discountText(c.discount))),
     h('td', {}, h('span', { class: `badge status-${c.status}` }, t(`status.${c.status}`))),
-    h('td', { class: 'num' }, `${c.issued_count.toLocaleString()} / ${c.total_quantity.toLocaleString()}`),
+    h('td', { class: 'num' }, `${num(c.issued_count)} / ${num(c.total_quantity)}`),
     h('td', { class: 'small' }, `${dateTime(c.issue_starts_at)} – ${dateTime(c.issue_ends_at)}`),
     h('td', {},
       h('div', { class: 'row' },
@@ -110,7 +111,7 @@ async function togglePause(c) {
   } catch (err) {
     toast(err.text, 'error');
   }
-  if (dash) refreshDashboard();
+  if (dash) refreshDashboard(dash);
   else loadCampaigns();
 }
 
@@ -220,6 +221,10 @@ function showForm(existing) {
       return;
     }
     try {
+      if (editing && Object.keys(body).length === 0) {
+        host.replaceChildren(); // Nothing changed: nothing to send.
+        return;
+      }
       if (editing) await call('PATCH', `/api/v1/campaigns/${existing.id}`, body);
       else await call('POST', '/api/v1/campaigns', body);
       host.replaceChildren();
@@ -258,7 +263,7 @@ function int(input, min, max, errors, key, optional = false) {
   }
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
-    errors[key] = t('v.range', { min: min.toLocaleString(), max: max.toLocaleString() });
+    errors[key] = t('v.range', { min: num(min), max: num(max) });
     return undefined;
   }
   return n;
@@ -313,8 +318,10 @@ function readPatch(i, c) {
   const ends = time(i.issue_ends_at, errors, 'issue_ends_at');
   if (ends && Date.parse(ends) <= Date.parse(c.issue_starts_at)) errors.issue_ends_at = t('v.ends_after_starts');
   if (ends && c.valid_until && Date.parse(ends) > Date.parse(c.valid_until)) errors.issue_ends_at = t('v.until_after_ends');
-  if (ends && ends !== c.issue_ends_at) body.issue_ends_at = ends;
-  if (Object.keys(body).length === 0 && Object.keys(errors).length === 0) body.paused = c.paused;
+  // The input holds whole seconds: compare at that precision.
+  if (ends && Math.floor(Date.parse(ends) / 1000) !== Math.floor(Date.parse(c.issue_ends_at) / 1000)) {
+    body.issue_ends_at = ends;
+  }
   return { body, errors };
 }
 
@@ -329,24 +336,41 @@ async function openDashboard(id) {
     location.hash = '#/';
     return;
   }
+  // The admin may have moved on while the campaign loaded.
+  if (location.hash !== `#/campaign/${id}`) return;
+  dash?.stop();
+  const d = {
+    id, campaign, stats: null, stopped: false, busy: false,
+    // Winners shown, by seq; `dense` is the highest seq with none missing
+    // below it: polls read on from there, since a lower seq can commit
+    // after a higher one while the drop runs.
+    shown: new Set(), dense: 0, max: 0, more: null,
+    stop() {
+      d.stopped = true;
+      live.close();
+      clearTimeout(d.timer);
+    },
+  };
   const live = new EventSource(`/api/v1/campaigns/${id}/live`);
   live.addEventListener('stock', (e) => {
-    if (!dash) return;
-    Object.assign(dash.campaign, JSON.parse(e.data));
+    if (dash !== d) return;
+    try {
+      Object.assign(d.campaign, JSON.parse(e.data));
+    } catch {
+      return;
+    }
     renderStock();
   });
-  const timer = setInterval(() => refreshDashboard(), 1000);
-  dash = {
-    id, campaign, lastSeq: 0, next: false, stats: null,
-    stop() {
-      live.close();
-      clearInterval(timer);
-    },
+  dash = d;
+  // One refresh at a time: the next starts a second after the last ended.
+  const tick = async () => {
+    await refreshDashboard(d);
+    if (!d.stopped) d.timer = setTimeout(tick, 1000);
   };
   $('winners').replaceChildren();
   $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
   renderStock();
-  await refreshDashboard();
+  tick();
 }
 
 function renderStock() {
@@ -355,18 +379,18 @@ function renderStock() {
   $('dash-status').textContent = t(`status.${c.status}`);
   $('dash-status').className = `badge status-${c.status}`;
   $('dash-pause').textContent = c.paused ? t('admin.resume') : t('admin.pause');
-  $('kpi-issued').textContent = c.issued_count.toLocaleString();
-  $('kpi-remaining').textContent = c.remaining_quantity.toLocaleString();
-  $('kpi-total').textContent = c.total_quantity.toLocaleString();
+  $('kpi-issued').textContent = num(c.issued_count);
+  $('kpi-remaining').textContent = num(c.remaining_quantity);
+  $('kpi-total').textContent = num(c.total_quantity);
   $('dash-fill').style.width = `${(100 * c.issued_count) / Math.max(1, c.total_quantity)}%`;
   $('dash-bar').setAttribute('aria-valuemax', String(c.total_quantity));
   $('dash-bar').setAttribute('aria-valuenow', String(c.issued_count));
   $('dash-bar').setAttribute('aria-label', `${t('dash.issued')} ${c.issued_count} / ${c.total_quantity}`);
 }
 
-async function refreshDashboard() {
-  if (!dash) return;
-  const d = dash;
+async function refreshDashboard(d) {
+  if (dash !== d || d.busy) return;
+  d.busy = true;
   try {
     const s = await call('GET', `/api/v1/admin/campaigns/${d.id}/stats?seconds=${CHART_SECONDS}`);
     if (dash !== d) return;
@@ -374,10 +398,11 @@ async function refreshDashboard() {
     d.stats = s.claims;
     renderStock();
     renderStats();
-    if (!d.next) await loadWinners();
+    await loadWinners(d, d.dense);
   } catch (err) {
-    if (err.code === 'network') return;
-    toast(err.text, 'error');
+    if (err.code !== 'network' && dash === d) toast(err.text, 'error');
+  } finally {
+    d.busy = false;
   }
 }
 
@@ -389,12 +414,12 @@ function renderStats() {
   const s = dash.stats;
   $('outcomes').replaceChildren(...OUTCOMES.map((o) => h('tr', { 'data-outcome': o },
     h('th', { scope: 'row' }, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`)),
-    h('td', { class: 'num' }, s.totals[o].toLocaleString()))));
+    h('td', { class: 'num' }, num(s.totals[o])))));
   const l = s.latency;
   $('kpi-p50').textContent = l.count ? ms(l.p50_ms) : '–';
   $('kpi-p99').textContent = l.count ? ms(l.p99_ms) : '–';
   $('kpi-max').textContent = l.count ? ms(l.max_ms) : '–';
-  $('kpi-count').textContent = l.count.toLocaleString();
+  $('kpi-count').textContent = num(l.count);
   drawChart(s.per_second);
 }
 
@@ -412,7 +437,7 @@ function drawChart(series) {
   svg.setAttribute('class', 'chart');
   svg.setAttribute('role', 'img');
   const recent = totals.slice(-10);
-  svg.setAttribute('aria-label', `${t('dash.rate')}: ${Math.round(recent.reduce((a, b) => a + b, 0) / recent.length)}/s, max ${top}/s`);
+  svg.setAttribute('aria-label', t('dash.chart_label', { avg: num(Math.round(recent.reduce((a, b) => a + b, 0) / recent.length)), max: num(top) }));
   for (let i = 0; i < n; i++) {
     let y = height;
     for (const o of OUTCOMES) {
@@ -444,38 +469,55 @@ function drawChart(series) {
   };
   label(0, 'start', t('time.minutes_ago', { n: Math.round(n / 60) }));
   label(width, 'end', t('time.now'));
-  label(4, 'start', `${top.toLocaleString()}/s`, 12);
+  label(4, 'start', `${num(top)}/s`, 12);
   $('chart').replaceChildren(svg);
 }
 
-async function loadWinners() {
-  const d = dash;
-  const page = await call('GET', `/api/v1/admin/campaigns/${d.id}/winners?limit=100&after=${d.lastSeq}`);
+/** Add the winners after `after` that are not shown yet, each in its seq place. */
+async function loadWinners(d, after) {
+  const page = await call('GET', `/api/v1/admin/campaigns/${d.id}/winners?limit=100&after=${after}`);
   if (dash !== d) return;
-  const rows = page.winners.map((w) => h('tr', { 'data-seq': w.seq },
-    h('td', { class: 'num' }, w.seq), h('td', {}, w.email), h('td', {}, dateTime(w.issued_at)),
-    h('td', {}, h('span', { class: `badge coupon-${w.status}` }, t(`coupon.${w.status}`)))));
-  if (d.lastSeq === 0 && rows.length === 0) {
-    $('winners').replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 4, class: 'muted' }, t('dash.no_winners'))));
-  } else if (rows.length) {
-    $('winners').querySelector('tr.empty')?.remove();
-    $('winners').append(...rows);
+  const body = $('winners');
+  body.querySelector('tr.empty')?.remove();
+  for (const w of page.winners) {
+    if (d.shown.has(w.seq)) continue;
+    d.shown.add(w.seq);
+    const row = h('tr', { 'data-seq': w.seq },
+      h('td', { class: 'num' }, w.seq), h('td', {}, w.email), h('td', {}, dateTime(w.issued_at)),
+      h('td', {}, h('span', { class: `badge coupon-${w.status}` }, t(`coupon.${w.status}`))));
+    // Usually the newest: appended. A late lower seq goes into its place.
+    const later = w.seq > d.max ? null : [...body.querySelectorAll('tr[data-seq]')].find((r) => Number(r.dataset.seq) > w.seq);
+    body.insertBefore(row, later ?? null);
+    d.max = Math.max(d.max, w.seq);
   }
-  if (page.winners.length) d.lastSeq = page.winners[page.winners.length - 1].seq;
-  d.next = page.next !== undefined;
-  $('more').hidden = !d.next;
+  while (d.shown.has(d.dense + 1)) d.dense++;
+  if (d.shown.size === 0) {
+    body.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 4, class: 'muted' }, t('dash.no_winners'))));
+  }
+  // A full page may have more behind it: "more" reads on from the highest shown.
+  d.more = page.next !== undefined ? d.max : null;
+  $('more').hidden = d.more === null;
 }
 
 async function downloadCsv() {
   if (!dash) return;
-  const response = await fetch(`/api/v1/admin/campaigns/${dash.id}/winners.csv`, {
-    headers: { authorization: `Bearer ${session.token}` },
-  });
-  if (!response.ok) {
-    toast(t('err.forbidden'), 'error');
+  let blob;
+  try {
+    const response = await fetch(`/api/v1/admin/campaigns/${dash.id}/winners.csv`, {
+      headers: { authorization: `Bearer ${session.token}` },
+    });
+    if (!response.ok) {
+      const e = (await response.json().catch(() => null))?.error;
+      throw new ApiError(response.status, e?.code ?? 'network', e?.message ?? response.statusText);
+    }
+    blob = await response.blob();
+  } catch (err) {
+    const e = err instanceof ApiError ? err : new ApiError(0, 'network', String(err));
+    if (e.code === 'unauthorized' || e.code === 'forbidden') logout();
+    toast(e.text, 'error');
     return;
   }
-  const url = URL.createObjectURL(await response.blob());
+  const url = URL.createObjectURL(blob);
   const a = h('a', { href: url, download: `winners-${dash.id}.csv` });
   document.body.append(a);
   a.click();
@@ -503,7 +545,7 @@ function start() {
   $('new').addEventListener('click', () => showForm(null));
   $('refresh').addEventListener('click', loadCampaigns);
   $('dash-pause').addEventListener('click', () => dash && togglePause(dash.campaign));
-  $('more').addEventListener('click', () => dash && loadWinners());
+  $('more').addEventListener('click', () => dash?.more != null && loadWinners(dash, dash.more).catch((err) => toast(err.text, 'error')));
   $('csv').addEventListener('click', downloadCsv);
   window.addEventListener('hashchange', route);
   route();

@@ -22,7 +22,7 @@ export function currentLang() {
 export function applyLabels() {
   document.documentElement.lang = lang;
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of document.querySelectorAll('[data-i18n-aria]')) el.setAttribute('aria-label', t(el.dataset.i18nAria));
   for (const fn of langListeners) fn();
 }
 
@@ -39,6 +39,11 @@ export function setupLangToggle(button) {
 }
 
 // ---- formatting -------------------------------------------------------------
+
+/** A count in the chosen language's digits grouping. */
+export function num(n) {
+  return Number(n).toLocaleString(lang === 'ko' ? 'ko-KR' : 'en-US');
+}
 
 export function won(n) {
   return lang === 'ko' ? `${Number(n).toLocaleString('ko-KR')}원` : `₩${Number(n).toLocaleString('en-US')}`;
@@ -232,14 +237,45 @@ export function connectNotifications(session, onEvent, onState) {
   };
 }
 
-/** Live stock snapshots of some campaigns over one Server-Sent Events stream. */
-export function watchStock(ids, onSnapshot) {
+/**
+ * Live stock snapshots of some campaigns over one Server-Sent Events stream.
+ * EventSource retries by itself after a dropped connection, but gives up for
+ * good on an error answer (a 503 while a server restarts): then it is
+ * reopened here, with backoff. `onState(live)` reports the connection.
+ */
+export function watchStock(ids, onSnapshot, onState = () => {}) {
   if (ids.length === 0) return () => {};
-  const source = new EventSource(`/api/v1/live?campaigns=${ids.map(encodeURIComponent).join(',')}`);
-  source.addEventListener('stock', (e) => {
-    const s = JSON.parse(e.data);
-    syncServerTime(s.at);
-    onSnapshot(s);
-  });
-  return () => source.close();
+  let source = null;
+  let stopped = false;
+  let delay = 1000;
+  const open = () => {
+    if (stopped) return;
+    source = new EventSource(`/api/v1/live?campaigns=${ids.map(encodeURIComponent).join(',')}`);
+    source.addEventListener('open', () => {
+      delay = 1000;
+      onState(true);
+    });
+    source.addEventListener('stock', (e) => {
+      let s;
+      try {
+        s = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      syncServerTime(s.at);
+      onSnapshot(s);
+    });
+    source.addEventListener('error', () => {
+      onState(false);
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 30000);
+      }
+    });
+  };
+  open();
+  return () => {
+    stopped = true;
+    source?.close();
+  };
 }

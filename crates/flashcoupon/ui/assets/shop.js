@@ -2,7 +2,7 @@
 // button, "notify me", live toasts, the wallet with checkout, and the inbox.
 
 import {
-  api, applyLabels, connectNotifications, countdown, dateTime, discountText, h, newId,
+  api, applyLabels, connectNotifications, countdown, dateTime, discountText, h, newId, num,
   onLangChange, serverNow, Session, setupLangToggle, t, toast, watchStock, won,
 } from './common.js';
 
@@ -11,7 +11,8 @@ const $ = (id) => document.getElementById(id);
 
 /** Campaign views by id, kept current by the live stream. */
 const campaigns = new Map();
-/** How many coupons of each campaign I hold. */
+/** The ids of my coupons, by campaign (a set: the claim's answer and the
+ * socket's event may both report the same coupon). */
 const held = new Map();
 const subscribed = new Set();
 const inFlight = new Set();
@@ -20,6 +21,8 @@ const results = new Map();
 /** Per card, the elements that change. */
 const cards = new Map();
 let stopStock = () => {};
+/** Resolves once the drops are listed. */
+let dropsLoaded = Promise.resolve();
 let stopSocket = () => {};
 
 // ---- views and navigation -----------------------------------------------------
@@ -68,12 +71,14 @@ async function submitAuth(e) {
 }
 
 function signedIn() {
+  stopSocket();
   renderAccount();
   stopSocket = connectNotifications(session, onEvent, (live) => {
     $('live-dot').classList.toggle('on', live);
     $('live-dot').title = t(live ? 'live.connected' : 'live.offline');
   });
-  refreshHeld().then(() => loadSubscriptions());
+  refreshHeld();
+  dropsLoaded.then(() => loadSubscriptions());
   refreshUnread();
   showView();
 }
@@ -184,9 +189,9 @@ function updateCard(id) {
   el.bar.setAttribute('aria-valuemax', String(c.total_quantity));
   el.bar.setAttribute('aria-valuenow', String(c.remaining_quantity));
   el.bar.setAttribute('aria-label', t('drop.remaining', { remaining: c.remaining_quantity, total: c.total_quantity }));
-  setText(el.stock, t('drop.remaining', { remaining: c.remaining_quantity.toLocaleString(), total: c.total_quantity.toLocaleString() }));
+  setText(el.stock, t('drop.remaining', { remaining: num(c.remaining_quantity), total: num(c.total_quantity) }));
 
-  const mine = held.get(id) ?? 0;
+  const mine = held.get(id)?.size ?? 0;
   // Below the limit the count is news; at the limit the button says it.
   setText(el.heldLine, session.signedIn && mine > 0 && mine < c.per_user_limit ? t('drop.held', { issued: mine, limit: c.per_user_limit }) : '');
   let label = t('drop.claim');
@@ -238,7 +243,7 @@ async function claimCoupon(id) {
         if (err.code !== 'network' || attempt >= 1) throw err;
       }
     }
-    held.set(id, (held.get(id) ?? 0) + 1);
+    hold(id, coupon.id);
     results.set(id, { ok: true, text: t('drop.issued_ok', { seq: coupon.seq }) });
   } catch (err) {
     if (err.code === 'unauthorized') logout();
@@ -276,12 +281,17 @@ async function loadSubscriptions() {
   }));
 }
 
+function hold(campaign, coupon) {
+  if (!held.has(campaign)) held.set(campaign, new Set());
+  held.get(campaign).add(coupon);
+}
+
 async function refreshHeld() {
   if (!session.signedIn) return;
   try {
     const w = await api(session, 'GET', '/api/v1/me/coupons?limit=500');
     held.clear();
-    for (const c of w.coupons) held.set(c.campaign_id, (held.get(c.campaign_id) ?? 0) + 1);
+    for (const c of w.coupons) hold(c.campaign_id, c.id);
   } catch (err) {
     if (err.code === 'unauthorized') logout();
   }
@@ -480,9 +490,8 @@ function start() {
   window.addEventListener('hashchange', showView);
   renderAccount();
   showView();
-  loadDrops().then(() => {
-    if (session.signedIn) signedIn();
-  });
+  dropsLoaded = loadDrops();
+  if (session.signedIn) signedIn();
   // Countdowns tick on their own; stock changes arrive on the live stream.
   setInterval(() => {
     for (const id of cards.keys()) updateCard(id);
