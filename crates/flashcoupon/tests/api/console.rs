@@ -340,6 +340,28 @@ async fn one_live_stream_carries_several_campaigns() {
     assert_eq!(totals[a], 7);
     assert_eq!(totals[b], 9);
 
+    // `at` is the server's time of sending, also for a watcher that joins
+    // long after the snapshot was read: the drop page's countdown runs on it.
+    app.clock.advance(Duration::from_secs(3_600));
+    let before = app.clock.now().0;
+    let mut late = app.get(&format!("/api/v1/campaigns/{a}/live"), None).await;
+    let chunk = tokio::time::timeout(PATIENCE, late.chunk())
+        .await
+        .expect("a snapshot in time")
+        .unwrap()
+        .unwrap();
+    let frame = std::str::from_utf8(&chunk).unwrap();
+    let data = frame
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a stock event");
+    let at = serde_json::from_str::<Value>(data).unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = flashcoupon::domain::timestamp::Timestamp::parse_rfc3339(&at).unwrap();
+    assert!(at.0 >= before, "at {at:?} predates the request ({before})");
+
     let many: Vec<String> = (0..51).map(|_| uuid::Uuid::now_v7().to_string()).collect();
     for (query, status, code) in [
         (
