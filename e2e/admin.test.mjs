@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { ADMIN, adminToken, apiCall, launchBrowser, newPage, shot, startServer } from './harness.mjs';
+import { ADMIN, adminToken, apiCall, contrastFailures, launchBrowser, newPage, shot, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -81,6 +81,7 @@ test('an admin creates a campaign, watches its dashboard move under load, export
   assert.equal(await form.locator('#f-name').getAttribute('aria-invalid'), 'true');
   assert.equal(posted, 0, 'an invalid form sends nothing');
   await shot(page, 'admin-form-errors');
+  assert.deepEqual(await contrastFailures(page), [], 'readable contrast in the form, errors included');
 
   await form.locator('#f-name').fill('주말 특가 3,000원');
   await form.locator('#f-amount').fill('3000');
@@ -123,6 +124,15 @@ test('an admin creates a campaign, watches its dashboard move under load, export
   const seqs = await page.locator('[data-testid="winners"] tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq)));
   assert.deepEqual(seqs, Array.from({ length: 30 }, (_, i) => i + 1));
   await shot(page, 'admin-dashboard');
+  assert.deepEqual(await contrastFailures(page), [], 'readable contrast on the dashboard');
+
+  // At phone width the dashboard folds: nothing scrolls the page sideways
+  // (the winners table scrolls inside its own box).
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling at 375 px (overflow ${overflow}px)`);
+  await shot(page, 'admin-dashboard-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('csv').click()]);
   const csv = readFileSync(await download.path(), 'utf8').trim().split('\n');
@@ -139,6 +149,8 @@ test('an admin creates a campaign, watches its dashboard move under load, export
   // English labels on the dashboard too.
   await page.getByTestId('lang').click();
   await page.getByTestId('dash-status').filter({ hasText: 'Paused' }).waitFor();
+  await page.locator('[data-testid="winners"] tr[data-seq="1"]').filter({ hasText: 'Available' }).waitFor();
+  assert.equal(await page.locator('[data-testid="winners"] tr').count(), 30, 'the rows were redrawn, not added');
   await shot(page, 'admin-dashboard-en');
   assert.deepEqual(page.errors, []);
 });

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { adminToken, createCampaign, launchBrowser, newPage, shot, startServer } from './harness.mjs';
+import { adminToken, contrastFailures, createCampaign, launchBrowser, newPage, shot, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -82,6 +82,7 @@ test('a shopper claims at the opening, gets the toast and the coupon, and spends
   // The live stream brings the claimer's own card to sold out as well.
   await card.getByTestId('drop-status').filter({ hasText: '품절' }).waitFor();
   await shot(first, 'shop-claimed');
+  assert.deepEqual(await contrastFailures(first), [], 'readable contrast on the drop page');
 
   // The second shopper saw it sell out without reloading.
   const other = second.locator(`[data-campaign="${campaign.id}"]`);
@@ -101,6 +102,7 @@ test('a shopper claims at the opening, gets the toast and the coupon, and spends
   await coupon.getByTestId('preview').click();
   await coupon.getByTestId('checkout-result').filter({ hasText: '할인 5,000원 → 결제 금액 37,000원' }).waitFor();
   await shot(first, 'shop-wallet-preview');
+  assert.deepEqual(await contrastFailures(first), [], 'readable contrast in the wallet');
   await coupon.getByTestId('pay').click();
   await first.getByTestId('toast').filter({ hasText: '결제 완료' }).first().waitFor();
   await first.getByTestId('coupon-status').filter({ hasText: '사용 완료' }).waitFor();
@@ -130,6 +132,7 @@ test('the drop page fits a phone and works from the keyboard', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling at 375 px (overflow ${overflow}px)`);
   await shot(page, 'shop-phone');
+  assert.deepEqual(await contrastFailures(page), [], 'readable contrast at phone width');
 
   // Tab order reaches the sign-up form fields and buttons.
   const reached = new Set();
@@ -139,4 +142,13 @@ test('the drop page fits a phone and works from the keyboard', async () => {
   }
   for (const want of ['email', 'password', 'login', 'signup']) assert.ok(reached.has(want), `Tab reaches ${want}: ${[...reached]}`);
   assert.deepEqual(page.errors, []);
+});
+
+test('the contrast check itself catches grey on white and passes dark text', async () => {
+  const page = await newPage(browser);
+  await page.setContent('<body style="background:#fff"><p style="color:#aaa">too light</p><p style="color:#333">fine</p>'
+    + '<p style="color:#777;font-size:30px">large enough at 4.48:1</p></body>');
+  const failures = await contrastFailures(page);
+  assert.equal(failures.length, 1, failures.join('\n'));
+  assert.match(failures[0], /too light/);
 });

@@ -344,7 +344,7 @@ async function openDashboard(id) {
     // Winners shown, by seq; `dense` is the highest seq with none missing
     // below it: polls read on from there, since a lower seq can commit
     // after a higher one while the drop runs.
-    shown: new Set(), dense: 0, max: 0, more: null,
+    shown: new Map(), dense: 0, max: 0, more: null,
     stop() {
       d.stopped = true;
       live.close();
@@ -432,7 +432,7 @@ function drawChart(series) {
   const height = 180;
   const barW = width / n;
   const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${width} ${height + 20}`);
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.setAttribute('class', 'chart');
   svg.setAttribute('role', 'img');
@@ -457,20 +457,18 @@ function drawChart(series) {
   const axis = document.createElementNS(SVG, 'line');
   for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: height, y2: height, stroke: '#8c959f' })) axis.setAttribute(k, String(v));
   svg.append(axis);
-  const label = (x, anchor, text, y = height + 16) => {
-    const el = document.createElementNS(SVG, 'text');
-    el.setAttribute('x', String(x));
-    el.setAttribute('y', String(y));
-    el.setAttribute('text-anchor', anchor);
-    el.setAttribute('font-size', '12');
-    el.setAttribute('fill', '#4d5560');
-    el.textContent = text;
-    svg.append(el);
-  };
-  label(0, 'start', t('time.minutes_ago', { n: Math.round(n / 60) }));
-  label(width, 'end', t('time.now'));
-  label(4, 'start', `${num(top)}/s`, 12);
-  $('chart').replaceChildren(svg);
+  // Axis labels in HTML: the SVG stretches to the box, text would stretch with it.
+  $('chart').replaceChildren(
+    h('div', { class: 'muted small' }, `${num(top)}/s`),
+    svg,
+    h('div', { class: 'row spread muted small' },
+      h('span', {}, t('time.minutes_ago', { n: Math.round(n / 60) })), h('span', {}, t('time.now'))));
+}
+
+function winnerRow(w) {
+  return h('tr', { 'data-seq': w.seq },
+    h('td', { class: 'num' }, w.seq), h('td', {}, w.email), h('td', {}, dateTime(w.issued_at)),
+    h('td', {}, h('span', { class: `badge coupon-${w.status}` }, t(`coupon.${w.status}`))));
 }
 
 /** Add the winners after `after` that are not shown yet, each in its seq place. */
@@ -481,10 +479,8 @@ async function loadWinners(d, after) {
   body.querySelector('tr.empty')?.remove();
   for (const w of page.winners) {
     if (d.shown.has(w.seq)) continue;
-    d.shown.add(w.seq);
-    const row = h('tr', { 'data-seq': w.seq },
-      h('td', { class: 'num' }, w.seq), h('td', {}, w.email), h('td', {}, dateTime(w.issued_at)),
-      h('td', {}, h('span', { class: `badge coupon-${w.status}` }, t(`coupon.${w.status}`))));
+    d.shown.set(w.seq, w);
+    const row = winnerRow(w);
     // Usually the newest: appended. A late lower seq goes into its place.
     const later = w.seq > d.max ? null : [...body.querySelectorAll('tr[data-seq]')].find((r) => Number(r.dataset.seq) > w.seq);
     body.insertBefore(row, later ?? null);
@@ -533,6 +529,7 @@ function start() {
     if (dash) {
       renderStock();
       if (dash.stats) renderStats();
+      if (dash.shown.size) $('winners').replaceChildren(...[...dash.shown.values()].sort((a, b) => a.seq - b.seq).map(winnerRow));
       $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
     } else if (session.signedIn) {
       renderCampaigns();
