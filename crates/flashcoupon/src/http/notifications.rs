@@ -21,8 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::paging::Page;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::AuthUser;
+use crate::auth::Claims;
 use crate::domain::InvalidInput;
-use crate::domain::ids::{CampaignId, UserId};
+use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
 use crate::notify::hub::CLOSE_SLOW;
 use crate::state::AppState;
@@ -85,7 +86,8 @@ enum ClientMessage {
 /// 10 s. The server answers `{"type":"ready","user_id":…}`, then sends each
 /// event as `{"id","type","at","campaign_id","data"}`. It pings every 20 s
 /// and answers `{"type":"ping"}` with `{"type":"pong"}`. Close codes: 4401
-/// bad token, 4408 no auth message in time, 4400 malformed auth message,
+/// bad or expired token (also when the token expires while the socket is
+/// open), 4408 no auth message in time, 4400 malformed auth message,
 /// 4000 heartbeat lost, 4429 the client read too slowly (its events stay in
 /// the inbox).
 #[utoipa::path(get, path = "/api/v1/notifications/ws", tag = "notifications",
@@ -120,8 +122,8 @@ pub async fn socket(
 }
 
 async fn session(state: AppState, mut socket: WebSocket, header_token: Option<String>) {
-    let user = match authenticate(&state, &mut socket, header_token).await {
-        Ok(user) => user,
+    let (user, expires) = match authenticate(&state, &mut socket, header_token).await {
+        Ok(claims) => (claims.sub, claims.exp),
         Err(Some((code, reason))) => return close_with(&mut socket, code, reason).await,
         Err(None) => return,
     };
@@ -131,6 +133,14 @@ async fn session(state: AppState, mut socket: WebSocket, header_token: Option<St
         return;
     }
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    // The socket lives as long as the token it signed in with, like any request.
+    let left = Duration::from_secs(expires).saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    );
+    let expiry = tokio::time::sleep(left);
+    tokio::pin!(expiry);
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
@@ -161,6 +171,9 @@ async fn session(state: AppState, mut socket: WebSocket, header_token: Option<St
                 // Pongs, pings (axum answers them) and anything else: the client is alive.
                 Some(Ok(_)) => last_heard = Instant::now(),
             },
+            () = &mut expiry => {
+                return close_with(&mut socket, close::UNAUTHORIZED, "token expired: sign in again").await;
+            }
             _ = beat.tick() => {
                 if last_heard.elapsed() > HEARTBEAT * 3 {
                     return close_with(&mut socket, close::IDLE, "no heartbeat from the client").await;
@@ -173,18 +186,17 @@ async fn session(state: AppState, mut socket: WebSocket, header_token: Option<St
     }
 }
 
-/// The user behind the header token, or behind the first message. `Err(None)`:
+/// The claims of the header token, or of the first message's. `Err(None)`:
 /// the client left before saying who it is.
 async fn authenticate(
     state: &AppState,
     socket: &mut WebSocket,
     header_token: Option<String>,
-) -> Result<UserId, Option<(u16, &'static str)>> {
+) -> Result<Claims, Option<(u16, &'static str)>> {
     let verify = |token: &str| {
         state
             .tokens
             .verify(token)
-            .map(|claims| claims.sub)
             .ok_or(Some((close::UNAUTHORIZED, "invalid or expired token")))
     };
     if let Some(token) = header_token {

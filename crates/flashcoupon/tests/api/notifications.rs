@@ -255,6 +255,27 @@ async fn a_bad_token_closes_the_socket_with_a_clear_code() {
 }
 
 #[tokio::test]
+async fn a_socket_is_closed_when_its_token_expires() {
+    let app = spawn_app().await;
+    let (user, _) = app.signup("short-lived@example.com").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Valid for two more seconds: it signs in, then the server ends it.
+    let token = app.state.tokens.issue_with_expiry(
+        user.parse().unwrap(),
+        flashcoupon::domain::account::Role::User,
+        now,
+        now + 2,
+    );
+    let mut ws = ws_connect(&app.base, &token).await;
+    let (code, reason) = close_code(&mut ws).await;
+    assert_eq!(code, 4401);
+    assert!(reason.contains("expired"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_client_that_does_not_read_is_closed_not_buffered_for() {
     let app = spawn_app_with(|s| s.ws_queue = 8).await;
     let (user, token) = app.signup("slowpoke@example.com").await;
