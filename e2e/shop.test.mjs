@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { adminToken, contrastFailures, createCampaign, launchBrowser, newPage, shot, startServer } from './harness.mjs';
+import { adminToken, apiCall, contrastFailures, createCampaign, launchBrowser, newPage, shot, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -53,6 +53,14 @@ test('a shopper claims at the opening, gets the toast and the coupon, and spends
   assert.match(await card.getByTestId('stock').textContent(), /남은 수량 1 \/ 1/);
   await shot(first, 'shop-countdown');
 
+  // The second shopper asks to be told when it opens.
+  const other = second.locator(`[data-campaign="${campaign.id}"]`);
+  await other.getByTestId('notify').click();
+  await other.locator('[data-testid="notify"][aria-pressed="true"]').waitFor();
+  const secondToken = await second.evaluate(() => JSON.parse(localStorage.getItem('fc.session.shop')).token);
+  const sub = await apiCall(server.base, 'GET', `/api/v1/campaigns/${campaign.id}/subscription`, secondToken);
+  assert.equal(sub.body.subscribed, true);
+
   // The countdown ends and the button comes alive by itself.
   await claim.waitFor({ state: 'visible' });
   await first.waitForFunction((id) => {
@@ -85,11 +93,15 @@ test('a shopper claims at the opening, gets the toast and the coupon, and spends
   assert.deepEqual(await contrastFailures(first), [], 'readable contrast on the drop page');
 
   // The second shopper saw it sell out without reloading.
-  const other = second.locator(`[data-campaign="${campaign.id}"]`);
   await other.getByTestId('drop-status').filter({ hasText: '품절' }).waitFor();
   assert.match(await other.getByTestId('stock').textContent(), /남은 수량 0 \/ 1/);
   assert.equal(await other.getByTestId('claim').isDisabled(), true);
   await shot(second, 'shop-sold-out');
+  // As a subscriber, they were also told it sold out (pushed, and kept in
+  // the inbox). (Not "opened": the drop sold out before the scheduler's next
+  // pass, and nobody is told to hurry for a drop that is gone.)
+  await second.locator('a[data-tab="inbox"]').click();
+  await second.getByTestId('notification').filter({ hasText: '품절되었습니다' }).waitFor();
 
   // The wallet, the preview and the spend.
   await first.locator('a[data-tab="wallet"]').click();
