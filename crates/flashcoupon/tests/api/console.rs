@@ -7,9 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, body, spawn_app};
-
-const PATIENCE: Duration = Duration::from_secs(15);
+use crate::helpers::{Sse, TestApp, assert_error, body, spawn_app};
 
 async fn claim_status(app: &TestApp, campaign: &str, token: &str) -> StatusCode {
     app.issue(campaign, token, None).await.status()
@@ -313,29 +311,18 @@ async fn one_live_stream_carries_several_campaigns() {
     let a = app.create_campaign(json!({"total_quantity": 7})).await;
     let b = app.create_campaign(json!({"total_quantity": 9})).await;
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
-    let mut r = app
+    let r = app
         .get(&format!("/api/v1/live?campaigns={a},{b},{a}"), None)
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let mut buffer = String::new();
+    let mut stream = Sse::new(r);
     let mut totals = std::collections::HashMap::new();
     while totals.len() < 2 {
-        let chunk = tokio::time::timeout(PATIENCE, r.chunk())
-            .await
-            .expect("snapshots in time")
-            .unwrap()
-            .unwrap();
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                let s: Value = serde_json::from_str(data).unwrap();
-                totals.insert(
-                    s["campaign_id"].as_str().unwrap().to_owned(),
-                    s["total_quantity"].as_u64().unwrap(),
-                );
-            }
-        }
+        let (_, s) = stream.next().await;
+        totals.insert(
+            s["campaign_id"].as_str().unwrap().to_owned(),
+            s["total_quantity"].as_u64().unwrap(),
+        );
     }
     assert_eq!(totals[a], 7);
     assert_eq!(totals[b], 9);
@@ -344,21 +331,9 @@ async fn one_live_stream_carries_several_campaigns() {
     // long after the snapshot was read: the drop page's countdown runs on it.
     app.clock.advance(Duration::from_secs(3_600));
     let before = app.clock.now().0;
-    let mut late = app.get(&format!("/api/v1/campaigns/{a}/live"), None).await;
-    let chunk = tokio::time::timeout(PATIENCE, late.chunk())
-        .await
-        .expect("a snapshot in time")
-        .unwrap()
-        .unwrap();
-    let frame = std::str::from_utf8(&chunk).unwrap();
-    let data = frame
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .expect("a stock event");
-    let at = serde_json::from_str::<Value>(data).unwrap()["at"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let late = app.get(&format!("/api/v1/campaigns/{a}/live"), None).await;
+    let (_, first) = Sse::new(late).next().await;
+    let at = first["at"].as_str().unwrap().to_owned();
     let at = flashcoupon::domain::timestamp::Timestamp::parse_rfc3339(&at).unwrap();
     assert!(at.0 >= before, "at {at:?} predates the request ({before})");
 

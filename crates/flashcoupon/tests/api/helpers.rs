@@ -409,3 +409,43 @@ pub fn start_binary(cmd: &mut std::process::Command) -> (std::process::Child, St
         .to_owned();
     (child, base)
 }
+
+/// A Server-Sent Events response, read one event at a time.
+pub struct Sse {
+    pub response: Response,
+    buffer: String,
+}
+
+impl Sse {
+    pub fn new(response: Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event that carries data: its `event:` name and its JSON.
+    /// Fails the test if none arrives within 15 s.
+    pub async fn next(&mut self) -> (String, Value) {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+                };
+                if let Some(data) = field("data: ") {
+                    let event = field("event: ").unwrap_or_default();
+                    return (event, serde_json::from_str(&data).unwrap());
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(15), self.response.chunk())
+                .await
+                .expect("an event in time")
+                .unwrap()
+                .expect("the stream is still open");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}

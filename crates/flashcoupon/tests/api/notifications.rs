@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{TestApp, assert_error, body, rfc3339, spawn_app, spawn_app_with};
+use crate::helpers::{Sse, TestApp, assert_error, body, rfc3339, spawn_app, spawn_app_with};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -879,7 +879,7 @@ async fn the_live_channel_streams_coalesced_stock_until_sold_out() {
     let c = app.create_campaign(json!({"total_quantity": 200})).await;
     let id = c["id"].as_str().unwrap();
     let users = app.bulk_users("live", 200).await;
-    let mut r = app.get(&format!("/api/v1/campaigns/{id}/live"), None).await;
+    let r = app.get(&format!("/api/v1/campaigns/{id}/live"), None).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["content-type"]
@@ -887,23 +887,13 @@ async fn the_live_channel_streams_coalesced_stock_until_sold_out() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let mut buffer = String::new();
+    let mut stream = Sse::new(r);
     let mut snapshots: Vec<Value> = Vec::new();
     let mut claims = None;
     loop {
-        let chunk = tokio::time::timeout(PATIENCE, r.chunk())
-            .await
-            .expect("a snapshot in time")
-            .unwrap()
-            .unwrap();
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                assert!(frame.contains("event: stock"), "{frame}");
-                snapshots.push(serde_json::from_str(data).unwrap());
-            }
-        }
+        let (event, snapshot) = stream.next().await;
+        assert_eq!(event, "stock", "{snapshot}");
+        snapshots.push(snapshot);
         if snapshots.len() == 1 && claims.is_none() {
             assert_eq!(snapshots[0]["remaining_quantity"], 200);
             assert_eq!(snapshots[0]["status"], "open");
@@ -981,7 +971,7 @@ async fn the_live_channel_streams_coalesced_stock_until_sold_out() {
     app.stop().await;
     let end = tokio::time::timeout(PATIENCE, async {
         loop {
-            match r.chunk().await {
+            match stream.response.chunk().await {
                 Ok(Some(_)) => continue,
                 other => return other.map(|_| ()),
             }
