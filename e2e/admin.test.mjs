@@ -4,21 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
-import { ADMIN, adminToken, apiCall, contrastFailures, launchBrowser, newPage, shot, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { ADMIN, adminToken, apiCall, contrastFailures, newPage, shot, serverAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /** `datetime-local` text for a moment, in the browser's (and this process's) zone. */
 function localInput(ms) {
@@ -29,14 +18,14 @@ function localInput(ms) {
 
 /** `users` shoppers claim, a few at a time: the dashboard's small load. */
 async function smallLoad(campaignId, users) {
-  const token = await adminToken(server.base);
-  const bulk = await apiCall(server.base, 'POST', '/api/v1/admin/users/bulk', token,
+  const token = await adminToken(env.server.base);
+  const bulk = await apiCall(env.server.base, 'POST', '/api/v1/admin/users/bulk', token,
     { count: users, email_prefix: 'load', password: 'password-123' });
   assert.equal(bulk.status, 201);
   const statuses = [];
   const tokens = bulk.body.users.map((u) => u.token);
   for (let i = 0; i < tokens.length; i += 5) {
-    const wave = tokens.slice(i, i + 5).map((t) => apiCall(server.base, 'POST', `/api/v1/campaigns/${campaignId}/issue`, t));
+    const wave = tokens.slice(i, i + 5).map((t) => apiCall(env.server.base, 'POST', `/api/v1/campaigns/${campaignId}/issue`, t));
     for (const r of await Promise.all(wave)) statuses.push(r.status);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -44,11 +33,11 @@ async function smallLoad(campaignId, users) {
 }
 
 test('an admin creates a campaign, watches its dashboard move under load, exports winners and pauses it', async () => {
-  const page = await newPage(browser, { viewport: { width: 1280, height: 900 } });
-  await page.goto(server.base + '/admin');
+  const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+  await page.goto(env.server.base + '/admin');
 
   // A shopper account is not an admin.
-  const shopper = await apiCall(server.base, 'POST', '/api/v1/auth/signup', null, { email: 'not-admin@example.com', password: 'password-123' });
+  const shopper = await apiCall(env.server.base, 'POST', '/api/v1/auth/signup', null, { email: 'not-admin@example.com', password: 'password-123' });
   assert.equal(shopper.status, 201);
   await page.locator('#email').fill('not-admin@example.com');
   await page.locator('#password').fill('password-123');
@@ -143,7 +132,7 @@ test('an admin creates a campaign, watches its dashboard move under load, export
 
   await page.getByTestId('dash-pause').click();
   await page.getByTestId('dash-status').filter({ hasText: '일시 중지' }).waitFor();
-  const view = await apiCall(server.base, 'GET', `/api/v1/campaigns/${campaignId}`);
+  const view = await apiCall(env.server.base, 'GET', `/api/v1/campaigns/${campaignId}`);
   assert.equal(view.body.paused, true);
 
   // English labels on the dashboard too.

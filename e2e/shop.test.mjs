@@ -4,24 +4,13 @@
 // and spends it; the second watches the stock run out live.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { adminToken, apiCall, contrastFailures, createCampaign, launchBrowser, newPage, shot, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { adminToken, apiCall, contrastFailures, createCampaign, newPage, shot, serverAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 async function signUp(page, email) {
-  await page.goto(server.base + '/');
+  await page.goto(env.server.base + '/');
   await page.locator('#email').fill(email);
   await page.locator('#password').fill('password-123');
   await page.locator('button[data-action="signup"]').click();
@@ -29,15 +18,15 @@ async function signUp(page, email) {
 }
 
 test('a shopper claims at the opening, gets the toast and the coupon, and spends it; another sees it sell out live', async () => {
-  const first = await newPage(browser);
-  const second = await newPage(browser);
+  const first = await newPage(env.browser);
+  const second = await newPage(env.browser);
   await signUp(first, `first-${Date.now()}@example.com`);
   await signUp(second, `second-${Date.now()}@example.com`);
 
   // Opens in 8 s; both pages reload (still signed in) to list it.
-  const admin = await adminToken(server.base);
+  const admin = await adminToken(env.server.base);
   const opensAt = Date.now() + 8_000;
-  const campaign = await createCampaign(server.base, admin, {
+  const campaign = await createCampaign(env.server.base, admin, {
     name: '오픈 기념 5,000원 할인',
     total_quantity: 1,
     issue_starts_at: new Date(opensAt).toISOString(),
@@ -58,7 +47,7 @@ test('a shopper claims at the opening, gets the toast and the coupon, and spends
   await other.getByTestId('notify').click();
   await other.locator('[data-testid="notify"][aria-pressed="true"]').waitFor();
   const secondToken = await second.evaluate(() => JSON.parse(localStorage.getItem('fc.session.shop')).token);
-  const sub = await apiCall(server.base, 'GET', `/api/v1/campaigns/${campaign.id}/subscription`, secondToken);
+  const sub = await apiCall(env.server.base, 'GET', `/api/v1/campaigns/${campaign.id}/subscription`, secondToken);
   assert.equal(sub.body.subscribed, true);
 
   // The countdown ends and the button comes alive by itself.
@@ -135,11 +124,11 @@ test('a shopper claims at the opening, gets the toast and the coupon, and spends
 });
 
 test('the drop page fits a phone and works from the keyboard', async () => {
-  const admin = await adminToken(server.base);
-  await createCampaign(server.base, admin, { name: '모바일 전용 10% 할인', total_quantity: 10,
+  const admin = await adminToken(env.server.base);
+  await createCampaign(env.server.base, admin, { name: '모바일 전용 10% 할인', total_quantity: 10,
     discount: { type: 'percent', percent: 10, max_amount: 3000 } });
-  const page = await newPage(browser, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
-  await page.goto(server.base + '/');
+  const page = await newPage(env.browser, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  await page.goto(env.server.base + '/');
   await page.getByTestId('drop').first().waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling at 375 px (overflow ${overflow}px)`);
@@ -157,7 +146,7 @@ test('the drop page fits a phone and works from the keyboard', async () => {
 });
 
 test('the contrast check itself catches grey on white and passes dark text', async () => {
-  const page = await newPage(browser);
+  const page = await newPage(env.browser);
   await page.setContent('<body style="background:#fff"><p style="color:#aaa">too light</p><p style="color:#333">fine</p>'
     + '<p style="color:#777;font-size:30px">large enough at 4.48:1</p></body>');
   const failures = await contrastFailures(page);

@@ -104,6 +104,18 @@ pub struct Series {
     pub errors: Vec<u64>,
 }
 
+impl Series {
+    fn push(&mut self, c: OutcomeCounts) {
+        self.issued.push(c.issued);
+        self.replayed.push(c.replayed);
+        self.sold_out.push(c.sold_out);
+        self.limit_reached.push(c.limit_reached);
+        self.refused.push(c.refused);
+        self.rate_limited.push(c.rate_limited);
+        self.errors.push(c.errors);
+    }
+}
+
 /// Issue latency, milliseconds, since this instance started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct LatencySummary {
@@ -221,38 +233,19 @@ impl ClaimStats {
             step_secs: 1,
             ..Series::default()
         };
+        // A campaign without claims reads like a fresh entry: all zeros.
         let entry = self
             .campaigns
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&campaign)
-            .cloned();
-        let Some(entry) = entry else {
-            let zeros = vec![0; seconds];
-            per_second.issued = zeros.clone();
-            per_second.replayed = zeros.clone();
-            per_second.sold_out = zeros.clone();
-            per_second.limit_reached = zeros.clone();
-            per_second.refused = zeros.clone();
-            per_second.rate_limited = zeros.clone();
-            per_second.errors = zeros;
-            return CampaignStats {
-                per_second,
-                ..CampaignStats::default()
-            };
-        };
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Mutex::new(Entry::new())));
         let e = entry.lock().unwrap_or_else(|p| p.into_inner());
         for s in first..=last {
             let (stamp, counts) = e.seconds[slot(s)];
             let c = if stamp == s { counts } else { [0; OUTCOMES] };
-            let c = OutcomeCounts::of(&c.map(u64::from));
-            per_second.issued.push(c.issued);
-            per_second.replayed.push(c.replayed);
-            per_second.sold_out.push(c.sold_out);
-            per_second.limit_reached.push(c.limit_reached);
-            per_second.refused.push(c.refused);
-            per_second.rate_limited.push(c.rate_limited);
-            per_second.errors.push(c.errors);
+            per_second.push(OutcomeCounts::of(&c.map(u64::from)));
         }
         let ms = |micros: u64| micros as f64 / 1000.0;
         let latency = if e.latency.is_empty() {
