@@ -11,26 +11,31 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::admission::{
+    Gate, GroupCommit, MemoryGate, RedisGate, RowWriter, Stockpile, WriterConfig, WriterHandle,
+    reconcile_forever,
+};
 use crate::auth::{PasswordHasher, TokenKeys, load_or_create_secret};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::domain::account::{Email, Password};
 use crate::events::EventBus;
-use crate::gate::redis::RedisConn;
-use crate::gate::{Gate, MemoryGate, RedisGate};
-use crate::group_commit::{GroupCommit, WriterConfig, WriterHandle};
 use crate::http::{self, RateLimits};
+use crate::issuing::{CouponRows, CouponStock};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::redis_conn::RedisConn;
 use crate::settings::{Mode, Settings};
 use crate::state::{AppState, Shared};
-use crate::store::{CampaignStore, CouponStore, PgStore, SqliteStore, Store};
+use crate::store::{NewCouponRow, PgStore, SqliteStore, Store};
 
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer: WriterHandle,
+    /// Every kind of stock the admission core serves (the reconciler's list).
+    stockpiles: Vec<Arc<dyn Stockpile>>,
     reconcile_after: Duration,
 }
 
@@ -38,7 +43,6 @@ pub struct Application {
 struct Engines {
     store: Arc<dyn Store>,
     gate: Arc<dyn Gate>,
-    redis: Option<Arc<RedisGate>>,
     events: EventBus,
     writer: WriterConfig,
     /// Group-commit writers to run.
@@ -50,17 +54,13 @@ async fn embedded(settings: &Settings) -> anyhow::Result<Engines> {
     let store = SqliteStore::open(&settings.data_dir, settings.sqlite_synchronous)
         .await
         .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
     let gate = MemoryGate::default();
-    let mut issued = store.issued_by_campaign().await?;
-    for campaign in store.all_campaigns().await? {
-        let coupons = issued.remove(&campaign.id).unwrap_or_default();
-        gate.restore(&campaign, coupons.into_iter().map(Into::into));
-    }
+    gate.load(&CouponStock(store.clone())).await?;
     Ok(Engines {
         secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
-        store: Arc::new(store),
+        store,
         gate: Arc::new(gate),
-        redis: None,
         events: EventBus::local(),
         // SQLite serialises writers anyway; more would only wait on its lock.
         writers: 1,
@@ -89,7 +89,7 @@ async fn scale_out(
     let gate = Arc::new(RedisGate::new(
         conn.clone(),
         &settings.redis_prefix,
-        store.clone(),
+        vec![Arc::new(CouponStock(store.clone()))],
         metrics.clone(),
     ));
     let channel = format!("{}:events", settings.redis_prefix);
@@ -97,8 +97,7 @@ async fn scale_out(
     Ok(Engines {
         secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
         store,
-        gate: gate.clone(),
-        redis: Some(gate),
+        gate,
         events: EventBus::over_redis(conn, redis[0].clone(), channel),
         writers: settings.commit_writers.unwrap_or(1).max(1),
         writer: WriterConfig {
@@ -127,10 +126,13 @@ impl Application {
         );
         let passwords = PasswordHasher::new()?;
         ensure_first_admin(settings, &*engines.store, &passwords, &clock).await?;
-        let mut writers = Vec::with_capacity(engines.writers);
+        let mut writers: Vec<Box<dyn RowWriter<NewCouponRow>>> =
+            Vec::with_capacity(engines.writers);
         for _ in 0..engines.writers {
-            writers.push(engines.store.writer().await?);
+            writers.push(Box::new(CouponRows(engines.store.writer().await?)));
         }
+        let stockpiles: Vec<Arc<dyn Stockpile>> =
+            vec![Arc::new(CouponStock(engines.store.clone()))];
         let (commit, writer) = GroupCommit::start(
             writers,
             engines.gate.clone(),
@@ -151,7 +153,6 @@ impl Application {
         let state = AppState(Arc::new(Shared {
             store: engines.store,
             gate: engines.gate,
-            redis: engines.redis,
             catalog: Catalog::default(),
             commit,
             events: engines.events,
@@ -168,6 +169,7 @@ impl Application {
             listener,
             state,
             writer,
+            stockpiles,
             reconcile_after: Duration::from_millis(settings.reconcile_after_ms.max(1)),
         })
     }
@@ -193,6 +195,7 @@ impl Application {
             listener,
             state,
             writer,
+            stockpiles,
             reconcile_after,
         } = self;
         let mut background: Vec<JoinHandle<()>> = vec![tokio::spawn({
@@ -210,9 +213,11 @@ impl Application {
             background.push(tokio::spawn(upkeep));
         }
         background.extend(state.notifier.start());
-        if state.redis.is_some() {
-            background.push(tokio::spawn(reconcile(state.clone(), reconcile_after)));
-        }
+        background.push(tokio::spawn(reconcile_forever(
+            state.gate.clone(),
+            stockpiles,
+            reconcile_after,
+        )));
         let app = http::router(state.clone());
         let notifier = state.notifier.clone();
         axum::serve(
@@ -231,32 +236,6 @@ impl Application {
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// Scale-out: every instance looks for claims left in flight longer than
-/// `after` (their instance died between the gate and the commit) and settles
-/// them from the record; the settle script makes concurrent passes harmless.
-async fn reconcile(state: AppState, after: Duration) {
-    let Some(gate) = state.redis.clone() else {
-        return;
-    };
-    let mut every = tokio::time::interval((after / 4).max(Duration::from_millis(100)));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let campaigns = match state.store.all_campaigns().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "reconciler: the record is unreachable");
-                continue;
-            }
-        };
-        for c in campaigns {
-            if let Err(e) = gate.reconcile(c.id, after).await {
-                tracing::debug!(error = %e, campaign = %c.id, "reconciler: will retry");
-            }
-        }
     }
 }
 

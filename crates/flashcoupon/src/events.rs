@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
-use crate::gate::redis::RedisConn;
+use crate::redis_conn::RedisConn;
 
 /// Events a slow local listener may fall behind by before it starts missing some.
 /// Sized for a drop: a sell-out announces itself to every subscriber at once.

@@ -2,14 +2,14 @@
 //!
 //! A guided tour, in the order a claim travels:
 
+/// The admission core: gate (memory or Redis) and group commit, for any kind of stock.
+pub mod admission;
 /// `Application::build`: wires everything from `Settings`; `main` and the tests start here.
 pub mod app;
 /// Token and password handling, and the `AuthUser` / `AdminUser` extractors.
 pub mod auth;
 /// Campaigns cached per instance (their immutable terms), read by claims.
 pub mod catalog;
-/// The hot path: gate decision, then group commit, then the answer.
-pub mod claim;
 /// Per-campaign claim outcomes per second and latency, for the admin dashboard.
 pub mod claim_stats;
 /// System time plus a test-only offset.
@@ -18,18 +18,18 @@ pub mod clock;
 pub mod domain;
 /// Live events, in process and (scale-out) across instances over Redis pub/sub.
 pub mod events;
-/// The admission gate: in memory (embedded) or a Redis Lua script (scale-out).
-pub mod gate;
-/// Batches admitted claims into one durable transaction each.
-pub mod group_commit;
 /// Routes, extractors, errors, views, OpenAPI.
 pub mod http;
+/// Issuing coupons: the claim (gate, then group commit, then the answer), campaigns as stock.
+pub mod issuing;
 /// `flashcoupon loadtest`: replay a drop, verify every promise, report.
 pub mod loadtest;
 /// Every Prometheus metric, with help text.
 pub mod metrics;
 /// What users and shops are told: sockets, live channels, inbox, scheduler, webhooks.
 pub mod notify;
+/// One Redis connection type (a server or a cluster), reconnecting by itself.
+pub mod redis_conn;
 /// Flags and `FLASHCOUPON_*` variables.
 pub mod settings;
 /// What handlers share.

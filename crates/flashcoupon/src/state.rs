@@ -3,17 +3,16 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::admission::{Gate, GroupCommit};
 use crate::auth::{PasswordHasher, TokenKeys};
 use crate::catalog::Catalog;
 use crate::claim_stats::ClaimStats;
 use crate::clock::Clock;
 use crate::events::EventBus;
-use crate::gate::{Gate, RedisGate};
-use crate::group_commit::GroupCommit;
 use crate::http::RateLimits;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::store::Store;
+use crate::store::{NewCouponRow, Store};
 
 #[derive(Debug, Clone)]
 pub struct AppState(pub Arc<Shared>);
@@ -22,10 +21,9 @@ pub struct AppState(pub Arc<Shared>);
 pub struct Shared {
     pub store: Arc<dyn Store>,
     pub gate: Arc<dyn Gate>,
-    /// The same gate when it is Redis (scale-out): readiness and reconciliation.
-    pub redis: Option<Arc<RedisGate>>,
     pub catalog: Catalog,
-    pub commit: GroupCommit,
+    /// Coupons admitted by the gate, on their way into the record.
+    pub commit: GroupCommit<NewCouponRow>,
     pub events: EventBus,
     pub notifier: Arc<Notifier>,
     pub tokens: TokenKeys,

@@ -192,28 +192,6 @@ impl NewCampaign {
     }
 }
 
-#[cfg(test)]
-impl Campaign {
-    /// A campaign issuing on [100 ms, 200 ms), for unit tests of the gate and the writer.
-    pub fn for_tests(total_quantity: u32, per_user_limit: u32) -> Self {
-        Campaign {
-            id: CampaignId::generate(),
-            name: "test".into(),
-            terms: CouponTerms {
-                discount: Discount::Fixed { amount: 1 },
-                min_order_amount: 0,
-                validity: Validity::Days(1),
-            },
-            total_quantity,
-            per_user_limit,
-            issue_starts_at: Timestamp(100),
-            issue_ends_at: Timestamp(200),
-            paused: false,
-            created_at: Timestamp(0),
-        }
-    }
-}
-
 /// A fixed validity end must outlast issuing, or late claims would be born expired.
 pub fn check_valid_until(until: Timestamp, issue_ends_at: Timestamp) -> Result<(), InvalidInput> {
     if until < issue_ends_at {

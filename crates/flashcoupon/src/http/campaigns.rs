@@ -19,6 +19,7 @@ use crate::domain::campaign::Campaign;
 use crate::domain::campaign::{CampaignPatch, NewCampaign};
 use crate::domain::ids::CampaignId;
 use crate::events::Event;
+use crate::issuing::{drop_of, terms_of};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -63,7 +64,10 @@ pub async fn create(
         state.store.insert_campaign(&campaign).await?;
         // If this fails (Redis unreachable) the campaign is in the record
         // without a gate; the first claim or read rebuilds it from the record.
-        state.gate.open(&campaign).await?;
+        state
+            .gate
+            .open(drop_of(campaign.id), &terms_of(&campaign))
+            .await?;
         state.catalog.insert(campaign.clone());
         view(&state, &campaign).await
     })
@@ -110,7 +114,7 @@ pub async fn show(
 
 /// The stored campaign with its live numbers from the gate.
 async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, ApiError> {
-    let stock = state.gate.stock(campaign).await?;
+    let stock = state.gate.stock(drop_of(campaign.id)).await?;
     Ok(CampaignView::new(campaign, &stock, state.clock.now()))
 }
 
@@ -155,7 +159,7 @@ async fn apply_patch(
         .get_campaign(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let stock = state.gate.stock(&campaign).await?;
+    let stock = state.gate.stock(drop_of(id)).await?;
     let new_total = body.validate(&campaign)?;
     let below_issued = |highest: u32| {
         ApiError::conflict(
@@ -170,7 +174,7 @@ async fn apply_patch(
         Some(total) if total < stock.total => Some(
             state
                 .gate
-                .set_total(&campaign, total)
+                .set_total(drop_of(id), total)
                 .await?
                 .map_err(|e| below_issued(e.highest_seq))?,
         ),
@@ -182,7 +186,7 @@ async fn apply_patch(
         .await
     {
         if let Some(old) = shrunk_from {
-            let _ = state.gate.set_total(&campaign, old).await;
+            let _ = state.gate.set_total(drop_of(id), old).await;
         }
         return Err(match err {
             StoreError::Constraint(_) => below_issued(stock.issued),
@@ -195,15 +199,15 @@ async fn apply_patch(
     {
         state
             .gate
-            .set_total(&campaign, total)
+            .set_total(drop_of(id), total)
             .await?
             .map_err(|e| below_issued(e.highest_seq))?;
     }
     if let Some(paused) = body.paused {
-        state.gate.set_paused(&campaign, paused).await?;
+        state.gate.set_paused(drop_of(id), paused).await?;
     }
     if let Some(ends) = body.issue_ends_at {
-        state.gate.set_ends_at(&campaign, ends).await?;
+        state.gate.set_ends_at(drop_of(id), ends).await?;
     }
     let campaign = state
         .store

@@ -19,6 +19,7 @@ use crate::domain::campaign::Campaign;
 use crate::domain::coupon::{Coupon, CouponStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
+use crate::issuing::drop_of;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -74,7 +75,7 @@ pub async fn stats(
         .into());
     }
     let campaign = campaign(&state, &id).await?;
-    let stock = state.gate.stock(&campaign).await?;
+    let stock = state.gate.stock(drop_of(campaign.id)).await?;
     let now = state.clock.now();
     Ok(Json(DashboardView {
         campaign: CampaignView::new(&campaign, &stock, now),

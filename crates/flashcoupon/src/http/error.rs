@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::admission::GateError;
 use crate::domain::InvalidInput;
-use crate::gate::GateError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,7 @@ impl From<StoreError> for ApiError {
 impl From<GateError> for ApiError {
     fn from(e: GateError) -> Self {
         match e {
-            GateError::NoSuchCampaign => ApiError::NotFound,
+            GateError::NoSuchDrop => ApiError::NotFound,
             GateError::Unavailable(why) => ApiError::Unavailable(why),
         }
     }

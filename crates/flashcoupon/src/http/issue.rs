@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, IdempotencyKey, Json, parse_path_id};
+use crate::admission::Rejection;
 use crate::auth::AuthUser;
-use crate::claim::{ClaimError, ClaimOutcome, claim_coupon};
 use crate::claim_stats::Outcome;
 use crate::domain::ids::CampaignId;
-use crate::gate::Rejection;
+use crate::issuing::claim::{ClaimError, ClaimOutcome, claim_coupon};
 use crate::state::AppState;
 use crate::store::CouponFilter;
 

@@ -8,6 +8,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::domain::ids::CampaignId;
+use crate::issuing::drop_of;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,9 +34,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         tracing::warn!(error = %e, "not ready: the record is unreachable");
         down.push("the record (database)");
     }
-    if let Some(redis) = &state.redis
-        && let Err(e) = redis.ping().await
-    {
+    if let Err(e) = state.gate.ping().await {
         tracing::warn!(error = %e, "not ready: the gate is unreachable");
         down.push("the gate (Redis)");
     }
@@ -69,7 +68,7 @@ async fn stock(state: &AppState) -> Vec<(CampaignId, u32)> {
     };
     let mut out = Vec::with_capacity(campaigns.len());
     for c in &campaigns {
-        if let Ok(s) = state.gate.stock(c).await {
+        if let Ok(s) = state.gate.stock(drop_of(c.id)).await {
             out.push((c.id, s.remaining));
         }
     }

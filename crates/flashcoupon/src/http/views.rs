@@ -3,12 +3,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::admission::Stock;
 use crate::domain::campaign::{Campaign, CampaignStatus, Validity, campaign_status};
 use crate::domain::coupon::{Coupon, CouponStatus};
 use crate::domain::discount::Discount;
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
-use crate::gate::Stock;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CampaignView {

@@ -18,10 +18,10 @@ use tokio::time::Instant;
 
 use super::lock;
 
+use crate::admission::Stock;
 use crate::domain::campaign::{Campaign, CampaignStatus, campaign_status};
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
-use crate::gate::Stock;
 
 /// At most one update per campaign per this period (10 a second).
 pub const COALESCE: Duration = Duration::from_millis(100);

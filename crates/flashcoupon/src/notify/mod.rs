@@ -26,13 +26,14 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
+use crate::admission::{Gate, Stock};
 use crate::clock::Clock;
 use crate::domain::campaign::Campaign;
 use crate::domain::coupon::Coupon;
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::events::{Event, EventBus};
-use crate::gate::{Gate, Stock};
+use crate::issuing::drop_of;
 use crate::metrics::Metrics;
 use crate::store::notify::NotificationRow;
 use crate::store::{Store, StoreError};
@@ -464,7 +465,7 @@ impl Notifier {
             slot.insert(c);
         }
         let campaign = &campaigns[&id];
-        let stock = self.gate.stock(campaign).await?;
+        let stock = self.gate.stock(drop_of(campaign.id)).await?;
         self.live
             .publish(LiveSnapshot::new(campaign, &stock, self.clock.now()));
         // Telling every subscriber of a sell-out takes a while: not here,

@@ -14,6 +14,7 @@ use super::{Announcement, Notifier, before, kinds};
 use crate::domain::campaign::{Campaign, Validity};
 use crate::domain::timestamp::Timestamp;
 use crate::events::Event;
+use crate::issuing::drop_of;
 
 /// Expiring coupons handled per campaign per pass (the rest come next pass).
 const REMINDER_PAGE: u32 = 1_000;
@@ -49,7 +50,7 @@ impl Notifier {
             return Ok(());
         }
         // The end may have been moved by a patch: the gate has the live value.
-        let stock = self.gate.stock(c).await?;
+        let stock = self.gate.stock(drop_of(c.id)).await?;
         if now >= stock.ends_at {
             return Ok(());
         }

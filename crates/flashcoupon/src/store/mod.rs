@@ -27,7 +27,6 @@ use crate::domain::campaign::Campaign;
 use crate::domain::coupon::{Coupon, CouponStatus, Spend};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
-use crate::gate::RestoredCoupon;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -132,18 +131,6 @@ pub struct IssuedRow {
     pub seq: u32,
     pub user_seq: u32,
     pub key: Option<String>,
-}
-
-impl From<IssuedRow> for RestoredCoupon {
-    fn from(r: IssuedRow) -> Self {
-        RestoredCoupon {
-            id: r.id,
-            user: r.user,
-            seq: r.seq,
-            user_seq: r.user_seq,
-            key: r.key,
-        }
-    }
 }
 
 /// What a gate rebuild starts from: the campaign's live settings, its new

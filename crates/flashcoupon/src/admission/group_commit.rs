@@ -1,6 +1,7 @@
 //! Group commit: claims the gate admitted are written in batches, one
 //! transaction per batch, and each claim is answered only after its batch
-//! committed (promise 3).
+//! committed (promise 3). Generic over the [`Row`] a kind of stock writes
+//! and the [`RowWriter`] that writes a batch of them.
 //!
 //! One writer task per instance owns a dedicated connection to the record. It waits for the first
 //! pending claim, takes every other claim already queued (up to `max_batch`),
@@ -19,29 +20,63 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::domain::ids::CouponId;
-use crate::gate::{Gate, Outcome, Ticket};
+use async_trait::async_trait;
+
+use super::{Gate, Outcome, Ticket, UnitId};
 use crate::metrics::Metrics;
-use crate::store::{CouponWriter, NewCouponRow};
+
+/// One admitted unit, ready to be written by a [`RowWriter`].
+pub trait Row: Send + Sync + 'static {
+    /// The id it will have in the record (the one the gate was given).
+    fn unit(&self) -> UnitId;
+}
+
+/// A batch write that did not answer "written".
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    /// A constraint of the record refused it: certainly not written. Any
+    /// other error may have come after a write that landed.
+    pub refused: bool,
+    pub message: String,
+}
+
+impl WriteError {
+    pub fn is_constraint(&self) -> bool {
+        self.refused
+    }
+}
+
+/// A group-commit writer's own connection to the record.
+#[async_trait]
+pub trait RowWriter<R: Row>: Send {
+    /// Write one batch in one transaction: all rows or an error. Rows whose
+    /// gate generation is stale are left out; the answer is what landed.
+    async fn insert(&mut self, rows: &[&R]) -> Result<HashSet<UnitId>, WriteError>;
+    /// Which of these units are in the record (to settle a batch whose
+    /// commit reported an error: a COMMIT can fail to answer yet land).
+    /// Waits for a transaction still writing them to finish first.
+    async fn existing(&mut self, rows: &[&R]) -> Result<HashSet<UnitId>, WriteError>;
+}
 
 /// Why an admitted claim did not become durable. Nothing was issued; its
 /// stock is back in the pool, or will be once the reconciler has checked.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the coupon could not be recorded: {0}")]
+#[error("the claim could not be recorded: {0}")]
 pub struct CommitFailed(pub String);
 
-struct Pending {
-    row: NewCouponRow,
-    queued: Instant,
+pub(super) struct Pending<R> {
+    pub(super) row: R,
+    pub(super) queued: Instant,
     /// Taken by [`finish`]; if a `Pending` is dropped unfinished (a panic, the
     /// runtime shutting down) its `Drop` hands it to [`Gate::abandon`], so its
     /// stock, user slot and idempotency key are never stranded.
-    ticket: Option<Ticket>,
-    gate: Arc<dyn Gate>,
-    reply: Option<oneshot::Sender<Result<(), CommitFailed>>>,
+    pub(super) ticket: Option<Ticket>,
+    pub(super) gate: Arc<dyn Gate>,
+    pub(super) reply: Option<oneshot::Sender<Result<(), CommitFailed>>>,
 }
 
-impl Drop for Pending {
+impl<R> Drop for Pending<R> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.gate.abandon(ticket);
@@ -56,17 +91,24 @@ impl Drop for Pending {
 
 /// The queue into the writer. Sending never awaits, so a request cancelled
 /// after admission cannot leave a claim taken but never queued.
-#[derive(Debug, Clone)]
-pub struct GroupCommit {
-    queue: mpsc::UnboundedSender<Pending>,
+pub struct GroupCommit<R> {
+    queue: mpsc::UnboundedSender<Pending<R>>,
     gate: Arc<dyn Gate>,
 }
 
-impl std::fmt::Debug for Pending {
+// By hand: a derive would ask `R: Clone + Debug` for no reason.
+impl<R> Clone for GroupCommit<R> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for GroupCommit<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("coupon", &self.row.id)
-            .finish()
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
     }
 }
 
@@ -88,7 +130,7 @@ impl WriterHandle {
 }
 
 /// The queue, shared by the writers: a free writer takes everything queued.
-type SharedQueue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>;
+type SharedQueue<R> = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending<R>>>>;
 
 /// How the writer behaves.
 #[derive(Debug, Clone, Copy)]
@@ -99,19 +141,19 @@ pub struct WriterConfig {
     pub max_age: Option<Duration>,
 }
 
-impl GroupCommit {
+impl<R: Row> GroupCommit<R> {
     /// One writer task per connection in `writers`. SQLite takes one writer
     /// at a time, so embedded mode passes one; PostgreSQL commits concurrent
     /// transactions in parallel and merges their WAL flushes, so several
     /// writers let one batch gather while others commit.
     pub fn start(
-        writers: Vec<Box<dyn CouponWriter>>,
+        writers: Vec<Box<dyn RowWriter<R>>>,
         gate: Arc<dyn Gate>,
         config: WriterConfig,
         metrics: Metrics,
     ) -> (Self, WriterHandle) {
         let (queue, rx) = mpsc::unbounded_channel();
-        let rx: SharedQueue = Arc::new(tokio::sync::Mutex::new(rx));
+        let rx: SharedQueue<R> = Arc::new(tokio::sync::Mutex::new(rx));
         let (stop, stop_rx) = watch::channel(false);
         let tasks = writers
             .into_iter()
@@ -135,11 +177,7 @@ impl GroupCommit {
     }
 
     /// Queue an admitted claim; the receiver yields once it is durable or failed.
-    pub fn submit(
-        &self,
-        ticket: Ticket,
-        row: NewCouponRow,
-    ) -> oneshot::Receiver<Result<(), CommitFailed>> {
+    pub fn submit(&self, ticket: Ticket, row: R) -> oneshot::Receiver<Result<(), CommitFailed>> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             row,
@@ -155,14 +193,21 @@ impl GroupCommit {
     }
 }
 
-struct Writer {
-    conn: Box<dyn CouponWriter>,
+/// A claim of a batch with its answer and how the gate should settle it.
+type Answered<R> = (Pending<R>, Result<(), CommitFailed>, Outcome);
+
+struct Writer<R> {
+    conn: Box<dyn RowWriter<R>>,
     gate: Arc<dyn Gate>,
     config: WriterConfig,
     metrics: Metrics,
 }
 
-async fn run_writer(mut w: Writer, queue: SharedQueue, mut stop: watch::Receiver<bool>) {
+async fn run_writer<R: Row>(
+    mut w: Writer<R>,
+    queue: SharedQueue<R>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut batch = Vec::with_capacity(w.config.max_batch);
     let mut stopping = false;
     loop {
@@ -195,11 +240,11 @@ async fn run_writer(mut w: Writer, queue: SharedQueue, mut stop: watch::Receiver
     tracing::info!("group commit writer drained");
 }
 
-impl Writer {
-    async fn commit(&mut self, batch: &mut Vec<Pending>) {
-        let mut outcomes: Vec<(Pending, Result<(), CommitFailed>, Outcome)> = Vec::new();
+impl<R: Row> Writer<R> {
+    async fn commit(&mut self, batch: &mut Vec<Pending<R>>) {
+        let mut outcomes: Vec<Answered<R>> = Vec::new();
         if let Some(max_age) = self.config.max_age {
-            let (stale, fresh): (Vec<Pending>, Vec<Pending>) =
+            let (stale, fresh): (Vec<Pending<R>>, Vec<Pending<R>>) =
                 batch.drain(..).partition(|p| p.queued.elapsed() > max_age);
             batch.extend(fresh);
             for p in stale {
@@ -208,7 +253,7 @@ impl Writer {
             }
         }
         let started = Instant::now();
-        let rows: Vec<&NewCouponRow> = batch.iter().map(|p| &p.row).collect();
+        let rows: Vec<&R> = batch.iter().map(|p| &p.row).collect();
         let result = if rows.is_empty() {
             Ok(HashSet::new())
         } else {
@@ -236,7 +281,7 @@ impl Writer {
                             // record refusing an over-issue or a limit breach
                             // (promise 7). A constraint failure is certain: the
                             // row is not there.
-                            tracing::error!(error = %err, coupon = %p.row.id, seq = p.row.seq, "the record refused a coupon the gate admitted");
+                            tracing::error!(error = %err, unit = %p.row.unit(), seq = p.ticket.as_ref().map(|t| t.seq), "the record refused a unit the gate admitted");
                             let outcome = if err.is_constraint() {
                                 Outcome::Refused
                             } else {
@@ -249,12 +294,12 @@ impl Writer {
             }
             Err(err) => {
                 // An I/O error can be reported for a COMMIT that did reach the
-                // disk. Releasing such a coupon would re-offer its seq and key,
+                // disk. Releasing such a unit would re-offer its seq and key,
                 // so ask the record which rows are there. If it cannot say, the
                 // outcome is unknown: the gate keeps the claims in flight until
                 // the record answers (the reconciler), or, in one process with
                 // nobody to ask later, releases them.
-                let rows: Vec<&NewCouponRow> = batch.iter().map(|p| &p.row).collect();
+                let rows: Vec<&R> = batch.iter().map(|p| &p.row).collect();
                 let present = if err.is_constraint() {
                     // A lone row the record refused: certainly not there.
                     Ok(HashSet::new())
@@ -265,8 +310,8 @@ impl Writer {
                 let failed = CommitFailed(err.to_string());
                 for p in batch.drain(..) {
                     let outcome = match &present {
-                        Ok(present) if present.contains(&p.row.id) => {
-                            let id = p.row.id;
+                        Ok(present) if present.contains(&p.row.unit()) => {
+                            let id = p.row.unit();
                             outcomes.push((p, Ok(()), Outcome::Committed(id)));
                             continue;
                         }
@@ -283,7 +328,7 @@ impl Writer {
 
     /// Settle every claim in the gate, then answer its request: settling
     /// first keeps it correct when the client already disconnected.
-    async fn finish(&mut self, outcomes: Vec<(Pending, Result<(), CommitFailed>, Outcome)>) {
+    async fn finish(&mut self, outcomes: Vec<Answered<R>>) {
         let mut settle = Vec::with_capacity(outcomes.len());
         let mut replies = Vec::with_capacity(outcomes.len());
         for (mut p, result, outcome) in outcomes {
@@ -303,76 +348,12 @@ impl Writer {
 
 /// A row of a batch that committed: it landed, or its gate generation was
 /// fenced off (a rebuild happened since it was admitted) and it was skipped.
-fn landed_or_fenced(
-    p: Pending,
-    landed: &HashSet<CouponId>,
-) -> (Pending, Result<(), CommitFailed>, Outcome) {
-    if landed.contains(&p.row.id) {
-        let id = p.row.id;
+fn landed_or_fenced<R: Row>(p: Pending<R>, landed: &HashSet<UnitId>) -> Answered<R> {
+    let id = p.row.unit();
+    if landed.contains(&id) {
         (p, Ok(()), Outcome::Committed(id))
     } else {
         let failed = CommitFailed("the gate was rebuilt while this claim was in flight".into());
         (p, Err(failed), Outcome::Failed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::campaign::Campaign;
-    use crate::domain::ids::UserId;
-    use crate::domain::timestamp::Timestamp;
-    use crate::gate::{Decision, MemoryGate};
-
-    #[tokio::test]
-    async fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
-        let campaign = Campaign::for_tests(1, 1);
-        let gate = Arc::new(MemoryGate::default());
-        gate.open(&campaign).await.unwrap();
-        let user = UserId::generate();
-        let claim = || {
-            gate.claim(
-                &campaign,
-                user,
-                CouponId::generate(),
-                Some("k"),
-                Timestamp(150),
-            )
-        };
-        let Ok(Decision::Admitted(ticket)) = claim().await else {
-            panic!("admitted")
-        };
-        assert_eq!(gate.stock(&campaign).await.unwrap().remaining, 0);
-        let (reply, mut answer) = oneshot::channel();
-        let row = NewCouponRow {
-            id: CouponId::generate(),
-            campaign_id: campaign.id,
-            user_id: user,
-            seq: ticket.seq,
-            user_seq: ticket.user_seq,
-            idempotency_key: ticket.key.clone(),
-            issued_at: Timestamp(50),
-            valid_from: Timestamp(50),
-            valid_until: Timestamp(60),
-            gate_epoch: 0,
-        };
-        // As if the writer panicked or the runtime stopped with it queued.
-        drop(Pending {
-            row,
-            queued: Instant::now(),
-            ticket: Some(ticket),
-            gate: gate.clone(),
-            reply: Some(reply),
-        });
-        assert!(
-            matches!(answer.try_recv(), Ok(Err(_))),
-            "the request is told it failed"
-        );
-        let stock = gate.stock(&campaign).await.unwrap();
-        assert_eq!((stock.remaining, stock.issued), (1, 0), "the stock is back");
-        assert!(
-            matches!(claim().await, Ok(Decision::Admitted(_))),
-            "the key is free again, not stuck in flight"
-        );
     }
 }

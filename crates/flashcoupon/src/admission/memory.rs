@@ -1,5 +1,5 @@
-//! The embedded gate: one [`CampaignGate`] per campaign, in process memory,
-//! rebuilt from SQLite at start-up. Every decision is O(1) and never awaits.
+//! The embedded gate: one [`DropGate`] per drop, in process memory, rebuilt
+//! from the record at start-up. Every decision is O(1) and never awaits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -7,42 +7,50 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    Admission, CampaignGate, Decision, Gate, GateError, Outcome, RestoredCoupon, Settled, Stock,
-    StockBelowIssued, Ticket,
+    Admission, Decision, DropGate, DropId, Gate, GateError, Held, Outcome, Settled, Stock,
+    StockBelowIssued, Stockpile, Terms, Ticket, UnitId,
 };
-use crate::domain::campaign::Campaign;
-use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
 
-/// Every campaign's gate, by id. The map lock is held only to clone an `Arc`,
+/// Every drop's gate, by id. The map lock is held only to clone an `Arc`,
 /// never during a decision.
 #[derive(Debug, Default)]
 pub struct MemoryGate {
-    campaigns: RwLock<HashMap<CampaignId, Arc<CampaignGate>>>,
+    drops: RwLock<HashMap<DropId, Arc<DropGate>>>,
 }
 
 impl MemoryGate {
-    /// Add a campaign with what the record already issued for it.
-    pub fn restore(&self, campaign: &Campaign, issued: impl IntoIterator<Item = RestoredCoupon>) {
-        let gate = CampaignGate::new(campaign);
-        gate.restore(issued);
-        self.campaigns
+    /// Add a drop with what the record already holds for it.
+    pub fn restore(&self, drop: DropId, terms: &Terms, held: impl IntoIterator<Item = Held>) {
+        let gate = DropGate::new(drop, terms);
+        gate.restore(held);
+        self.drops
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(campaign.id, Arc::new(gate));
+            .insert(drop, Arc::new(gate));
     }
 
-    fn get(&self, id: CampaignId) -> Result<Arc<CampaignGate>, GateError> {
-        self.campaigns
+    /// Add every drop of one kind of stock, as its record holds them.
+    pub async fn load(&self, stock: &dyn Stockpile) -> anyhow::Result<()> {
+        let kind = stock.kind();
+        for (id, terms, held) in stock.load_all().await? {
+            self.restore(DropId { kind, id }, &terms, held);
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: DropId) -> Result<Arc<DropGate>, GateError> {
+        self.drops
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .cloned()
-            .ok_or(GateError::NoSuchCampaign)
+            .ok_or(GateError::NoSuchDrop)
     }
 
     fn settle_one(&self, ticket: Ticket, outcome: Outcome) {
-        if let Ok(gate) = self.get(ticket.campaign) {
+        if let Ok(gate) = self.get(ticket.drop) {
             // In one process nothing else could learn the answer later, so an
             // unknown outcome is settled as failed: the stock goes back.
             let committed = match outcome {
@@ -56,20 +64,20 @@ impl MemoryGate {
 
 #[async_trait]
 impl Gate for MemoryGate {
-    async fn open(&self, campaign: &Campaign) -> Result<(), GateError> {
-        self.restore(campaign, []);
+    async fn open(&self, drop: DropId, terms: &Terms) -> Result<(), GateError> {
+        self.restore(drop, terms, []);
         Ok(())
     }
 
     async fn claim(
         &self,
-        campaign: &Campaign,
+        drop: DropId,
         user: UserId,
-        _coupon: CouponId,
+        _unit: UnitId,
         key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GateError> {
-        let gate = self.get(campaign.id)?;
+        let gate = self.get(drop)?;
         Ok(match gate.claim(user, key, now) {
             Admission::Admitted(ticket) => Decision::Admitted(ticket),
             Admission::Rejected(r) => Decision::Rejected(r),
@@ -96,8 +104,8 @@ impl Gate for MemoryGate {
         self.settle_one(ticket, Outcome::Failed);
     }
 
-    async fn stock(&self, campaign: &Campaign) -> Result<Stock, GateError> {
-        let g = self.get(campaign.id)?;
+    async fn stock(&self, drop: DropId) -> Result<Stock, GateError> {
+        let g = self.get(drop)?;
         Ok(Stock {
             total: g.total(),
             remaining: g.remaining(),
@@ -109,19 +117,19 @@ impl Gate for MemoryGate {
 
     async fn set_total(
         &self,
-        campaign: &Campaign,
+        drop: DropId,
         total: u32,
     ) -> Result<Result<u32, StockBelowIssued>, GateError> {
-        Ok(self.get(campaign.id)?.set_total(total))
+        Ok(self.get(drop)?.set_total(total))
     }
 
-    async fn set_paused(&self, campaign: &Campaign, paused: bool) -> Result<(), GateError> {
-        self.get(campaign.id)?.set_paused(paused);
+    async fn set_paused(&self, drop: DropId, paused: bool) -> Result<(), GateError> {
+        self.get(drop)?.set_paused(paused);
         Ok(())
     }
 
-    async fn set_ends_at(&self, campaign: &Campaign, ends: Timestamp) -> Result<(), GateError> {
-        self.get(campaign.id)?.set_ends_at(ends);
+    async fn set_ends_at(&self, drop: DropId, ends: Timestamp) -> Result<(), GateError> {
+        self.get(drop)?.set_ends_at(ends);
         Ok(())
     }
 }

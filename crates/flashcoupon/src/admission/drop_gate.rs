@@ -1,15 +1,15 @@
-//! One campaign's admission state and the claim decision.
+//! One drop's admission state and the claim decision, in memory.
 //!
 //! Invariants (checked by the tests below and by the concurrency tests):
 //! - `seq` values handed out are `1..=high` minus `released`; `high <= total`
 //!   always, because both live in one atomic word and only move by CAS.
 //!   Released seqs (a commit failed) are handed out again first, so the
 //!   issued seqs stay gapless (promises 1, 5, 6).
-//! - A user's `held` counts coupons committed or in flight; a claim is
+//! - A user's `held` counts units committed or in flight; a claim is
 //!   admitted only while `held < per_user_limit`, decided under that user's
 //!   shard lock, so concurrent claims of one user cannot both pass (promise 2).
-//! - An `Idempotency-Key` maps to its in-flight claim or its issued coupon,
-//!   under the same lock, so a repeated key never takes a second coupon
+//! - An `Idempotency-Key` maps to its in-flight claim or its durable unit,
+//!   under the same lock, so a repeated key never takes a second unit
 //!   (promise 4).
 //!
 //! Lock order: user shard, then `released`. No lock is held across an await.
@@ -21,9 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 
 use tokio::sync::watch;
 
-use super::{Rejection, RestoredCoupon, Settled, StockBelowIssued, Ticket};
-use crate::domain::campaign::Campaign;
-use crate::domain::ids::{CampaignId, CouponId, UserId};
+use super::{DropId, Held, Rejection, Settled, StockBelowIssued, Terms, Ticket, UnitId};
+use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
 
 /// Enough shards that two cores never wait on each other for different users.
@@ -31,11 +30,11 @@ const USER_SHARDS: usize = 64;
 
 #[derive(Debug)]
 pub enum Admission {
-    /// Stock and a user slot are taken: write the coupon, then [`CampaignGate::settle`].
+    /// Stock and a user slot are taken: write the unit, then [`DropGate::settle`].
     Admitted(Ticket),
     Rejected(Rejection),
-    /// This key already issued that coupon.
-    Replay(CouponId),
+    /// This key already took that unit.
+    Replay(UnitId),
     /// This key's first request is still being committed: wait for its end.
     InFlight(watch::Receiver<Option<Settled>>),
 }
@@ -43,7 +42,7 @@ pub enum Admission {
 #[derive(Debug)]
 enum KeyState {
     InFlight(watch::Receiver<Option<Settled>>),
-    Issued(CouponId),
+    Issued(UnitId),
 }
 
 #[derive(Debug, Default)]
@@ -77,8 +76,8 @@ impl UserSlot {
 }
 
 #[derive(Debug)]
-pub struct CampaignGate {
-    pub id: CampaignId,
+pub struct DropGate {
+    pub id: DropId,
     pub per_user_limit: u32,
     pub starts_at: Timestamp,
     ends_at: AtomicI64,
@@ -90,7 +89,7 @@ pub struct CampaignGate {
     released: Mutex<Vec<u32>>,
     /// `released.len()`, readable without the lock (a hint; the lock decides).
     released_len: AtomicUsize,
-    /// Coupons durable in the record.
+    /// Units durable in the record.
     committed: AtomicU32,
     shards: Box<[Mutex<HashMap<UserId, UserSlot>>]>,
     hasher: RandomState,
@@ -111,15 +110,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl CampaignGate {
-    pub fn new(campaign: &Campaign) -> Self {
+impl DropGate {
+    pub fn new(id: DropId, terms: &Terms) -> Self {
         Self {
-            id: campaign.id,
-            per_user_limit: campaign.per_user_limit,
-            starts_at: campaign.issue_starts_at,
-            ends_at: AtomicI64::new(campaign.issue_ends_at.0),
-            paused: AtomicBool::new(campaign.paused),
-            stock: AtomicU64::new(pack(campaign.total_quantity, 0)),
+            id,
+            per_user_limit: terms.per_user_limit,
+            starts_at: terms.starts_at,
+            ends_at: AtomicI64::new(terms.ends_at.0),
+            paused: AtomicBool::new(terms.paused),
+            stock: AtomicU64::new(pack(terms.total, 0)),
             released: Mutex::new(Vec::new()),
             released_len: AtomicUsize::new(0),
             committed: AtomicU32::new(0),
@@ -132,9 +131,9 @@ impl CampaignGate {
 
     /// Load what the record holds. Seqs missing below the highest one (claims
     /// that died before their commit) become free again.
-    pub fn restore(&self, coupons: impl IntoIterator<Item = RestoredCoupon>) {
+    pub fn restore(&self, held: impl IntoIterator<Item = Held>) {
         let mut seen = Vec::new();
-        for c in coupons {
+        for c in held {
             let mut shard = lock(self.shard(c.user));
             let slot = shard.entry(c.user).or_default();
             slot.take(c.user_seq);
@@ -209,7 +208,7 @@ impl CampaignGate {
             None => (None, None),
         };
         Admission::Admitted(Ticket {
-            campaign: self.id,
+            drop: self.id,
             epoch: 0,
             user,
             seq,
@@ -245,9 +244,9 @@ impl CampaignGate {
         }
     }
 
-    /// End an admitted claim: committed (`Some(coupon id)`) or not (`None`),
+    /// End an admitted claim: committed (`Some(unit id)`) or not (`None`),
     /// in which case its stock and user slot return to the pool (promise 5).
-    pub fn settle(&self, ticket: Ticket, committed: Option<CouponId>) {
+    pub fn settle(&self, ticket: Ticket, committed: Option<UnitId>) {
         {
             let mut shard = lock(self.shard(ticket.user));
             let slot = shard.entry(ticket.user).or_default();
@@ -283,7 +282,7 @@ impl CampaignGate {
         unpack(self.stock.load(Ordering::Acquire)).0
     }
 
-    /// Coupons durable in the record.
+    /// Units durable in the record.
     pub fn issued(&self) -> u32 {
         self.committed.load(Ordering::Acquire)
     }
@@ -311,7 +310,7 @@ impl CampaignGate {
     }
 
     /// Change the stock; refused below the highest seq handed out (which
-    /// covers every issued and in-flight coupon). Returns the old total.
+    /// covers every durable and in-flight unit). Returns the old total.
     pub fn set_total(&self, new_total: u32) -> Result<u32, StockBelowIssued> {
         let mut word = self.stock.load(Ordering::Acquire);
         loop {
@@ -336,11 +335,14 @@ impl CampaignGate {
 mod tests {
     use super::*;
 
-    fn gate(total: u32, limit: u32) -> CampaignGate {
-        CampaignGate::new(&Campaign::for_tests(total, limit))
+    fn gate(total: u32, limit: u32) -> DropGate {
+        DropGate::new(
+            super::super::tests::DROP,
+            &super::super::tests::terms(total, limit),
+        )
     }
 
-    fn admit(g: &CampaignGate, u: UserId, key: Option<&str>) -> Ticket {
+    fn admit(g: &DropGate, u: UserId, key: Option<&str>) -> Ticket {
         match g.claim(u, key, Timestamp(150)) {
             Admission::Admitted(t) => t,
             other => panic!("expected admission, got {other:?}"),
@@ -404,21 +406,21 @@ mod tests {
         );
         let lost = ta.seq;
         g.settle(ta, None);
-        g.settle(tb, Some(CouponId::generate()));
+        g.settle(tb, Some(UnitId::generate()));
         assert_eq!((g.remaining(), g.issued()), (1, 1));
         let again = admit(&g, a, None);
         assert_eq!((again.seq, again.user_seq), (lost, 1));
     }
 
     #[test]
-    fn a_repeated_key_never_takes_a_second_coupon() {
+    fn a_repeated_key_never_takes_a_second_unit() {
         let g = gate(10, 5);
         let u = UserId::generate();
         let t = admit(&g, u, Some("k1"));
         let Admission::InFlight(mut rx) = g.claim(u, Some("k1"), Timestamp(150)) else {
             panic!("second request with the same key must wait for the first")
         };
-        let id = CouponId::generate();
+        let id = UnitId::generate();
         g.settle(t, Some(id));
         assert_eq!(*rx.borrow_and_update(), Some(Settled::Issued(id)));
         assert!(matches!(g.claim(u, Some("k1"), Timestamp(999)), Admission::Replay(r) if r == id));
@@ -450,17 +452,17 @@ mod tests {
     fn restore_rebuilds_counts_gaps_and_keys() {
         let g = gate(10, 3);
         let (a, b) = (UserId::generate(), UserId::generate());
-        let kept = CouponId::generate();
+        let kept = UnitId::generate();
         g.restore([
-            RestoredCoupon {
+            Held {
                 id: kept,
                 user: a,
                 seq: 1,
                 user_seq: 1,
                 key: Some("k".into()),
             },
-            RestoredCoupon {
-                id: CouponId::generate(),
+            Held {
+                id: UnitId::generate(),
                 user: b,
                 seq: 4,
                 user_seq: 2,
@@ -501,7 +503,7 @@ mod tests {
                                 won.pop();
                                 g.settle(ticket, None);
                             } else {
-                                g.settle(ticket, Some(CouponId::generate()));
+                                g.settle(ticket, Some(UnitId::generate()));
                             }
                         }
                     }

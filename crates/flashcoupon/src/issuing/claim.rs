@@ -10,9 +10,10 @@
 //!                          └─ commit failed (stock back) ▶ 503 unavailable
 //! ```
 
+use super::drop_of;
+use crate::admission::{Decision, GateError, Rejection, UnitId};
 use crate::domain::coupon::{Coupon, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
-use crate::gate::{Decision, GateError, Rejection};
 use crate::state::Shared;
 use crate::store::{NewCouponRow, StoreError};
 
@@ -40,7 +41,7 @@ pub enum ClaimError {
 impl From<GateError> for ClaimError {
     fn from(e: GateError) -> Self {
         match e {
-            GateError::NoSuchCampaign => ClaimError::NoSuchCampaign,
+            GateError::NoSuchDrop => ClaimError::NoSuchCampaign,
             GateError::Unavailable(why) => ClaimError::Unavailable(why),
         }
     }
@@ -60,9 +61,13 @@ pub async fn claim_coupon(
         .ok_or(ClaimError::NoSuchCampaign)?;
     let now = state.clock.now();
     let id = CouponId::generate();
-    match state.gate.claim(&terms, user, id, key, now).await? {
+    match state
+        .gate
+        .claim(drop_of(campaign), user, UnitId(id.0), key, now)
+        .await?
+    {
         Decision::Rejected(reason) => Ok(ClaimOutcome::Rejected(reason)),
-        Decision::Replay(id) => replay(state, id).await,
+        Decision::Replay(unit) => replay(state, CouponId(unit.0)).await,
         Decision::Retry(why) => Err(ClaimError::Unavailable(why.into())),
         Decision::Admitted(ticket) => {
             let (valid_from, valid_until) = terms.terms.validity.for_issue(now);

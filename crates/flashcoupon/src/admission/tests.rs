@@ -1,0 +1,251 @@
+//! The admission core driven by a kind of stock that is not a coupon: a
+//! test-only kind whose "record" is a list in memory. It shows what a new
+//! kind implements (a [`Row`] and a [`RowWriter`]) and that the gate and the
+//! group commit keep promises 1–5 for it with no coupon code involved.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::group_commit::Pending;
+use super::*;
+use crate::metrics::Metrics;
+
+/// The test kind's one drop.
+pub(super) const DROP: DropId = DropId {
+    kind: Kind("t"),
+    id: Uuid::nil(),
+};
+
+/// Open from 100 to 200.
+pub(super) fn terms(total: u32, per_user_limit: u32) -> Terms {
+    Terms {
+        total,
+        per_user_limit,
+        starts_at: Timestamp(100),
+        ends_at: Timestamp(200),
+        paused: false,
+    }
+}
+
+/// A seat at a concert, say: what this kind writes for an admitted claim.
+#[derive(Debug, Clone)]
+struct Seat {
+    id: UnitId,
+    user: UserId,
+    seq: u32,
+}
+
+impl Row for Seat {
+    fn unit(&self) -> UnitId {
+        self.id
+    }
+}
+
+/// The test kind's record: seats in memory, with promise 7's UNIQUE(seq)
+/// as a check, and every third batch failing when `flaky` is set.
+#[derive(Debug, Default)]
+struct Seats {
+    rows: Mutex<Vec<Seat>>,
+    batches: Mutex<u32>,
+    flaky: bool,
+}
+
+struct SeatWriter(Arc<Seats>);
+
+#[async_trait]
+impl RowWriter<Seat> for SeatWriter {
+    async fn insert(&mut self, rows: &[&Seat]) -> Result<HashSet<UnitId>, WriteError> {
+        let mut batches = self.0.batches.lock().unwrap();
+        *batches += 1;
+        if self.0.flaky && *batches % 3 == 0 {
+            return Err(WriteError {
+                refused: false,
+                message: "disk on fire".into(),
+            });
+        }
+        let mut stored = self.0.rows.lock().unwrap();
+        let taken: HashSet<u32> = stored.iter().map(|s| s.seq).collect();
+        if rows.iter().any(|r| taken.contains(&r.seq)) {
+            return Err(WriteError {
+                refused: true,
+                message: "UNIQUE (seq)".into(),
+            });
+        }
+        stored.extend(rows.iter().map(|r| (*r).clone()));
+        Ok(rows.iter().map(|r| r.id).collect())
+    }
+
+    async fn existing(&mut self, rows: &[&Seat]) -> Result<HashSet<UnitId>, WriteError> {
+        let stored = self.0.rows.lock().unwrap();
+        let ids: HashSet<UnitId> = stored.iter().map(|s| s.id).collect();
+        Ok(rows
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| ids.contains(id))
+            .collect())
+    }
+}
+
+async fn claim_seat(
+    gate: &MemoryGate,
+    commit: &GroupCommit<Seat>,
+    user: UserId,
+    key: Option<&str>,
+) -> Result<Result<UnitId, Rejection>, String> {
+    let id = UnitId(Uuid::now_v7());
+    match gate.claim(DROP, user, id, key, Timestamp(150)).await {
+        Ok(Decision::Admitted(ticket)) => {
+            let seat = Seat {
+                id,
+                user,
+                seq: ticket.seq,
+            };
+            match commit.submit(ticket, seat).await {
+                Ok(Ok(())) => Ok(Ok(id)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("writer gone".into()),
+            }
+        }
+        Ok(Decision::Replay(id)) => Ok(Ok(id)),
+        Ok(Decision::Rejected(r)) => Ok(Err(r)),
+        Ok(Decision::Retry(why)) => Err(why.into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kind_that_is_not_a_coupon_keeps_every_promise_through_failing_commits() {
+    let gate = Arc::new(MemoryGate::default());
+    gate.open(DROP, &terms(300, 2)).await.unwrap();
+    let record = Arc::new(Seats {
+        flaky: true,
+        ..Default::default()
+    });
+    let (commit, writer) = GroupCommit::start(
+        vec![Box::new(SeatWriter(record.clone())) as Box<dyn RowWriter<Seat>>],
+        gate.clone(),
+        WriterConfig {
+            max_batch: 8,
+            max_age: None,
+        },
+        Metrics::new(),
+    );
+    let users: Vec<UserId> = (0..120).map(|_| UserId::generate()).collect();
+    // 120 users × 5 presses for 300 seats, limit 2: more demand than stock,
+    // and a third of the batches fail and must give their seats back.
+    let mut tasks = Vec::new();
+    for round in 0..5 {
+        for &user in &users {
+            let (gate, commit) = (gate.clone(), commit.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match claim_seat(&gate, &commit, user, None).await {
+                        Err(_) => continue, // a failed commit: press again
+                        Ok(answer) => return (user, round, answer),
+                    }
+                }
+            }));
+        }
+    }
+    let mut won: HashMap<UserId, u32> = HashMap::new();
+    let mut answered_ok = HashSet::new();
+    for t in tasks {
+        let (user, _, answer) = t.await.unwrap();
+        match answer {
+            Ok(id) => {
+                *won.entry(user).or_default() += 1;
+                answered_ok.insert(id);
+            }
+            Err(r) => assert!(
+                matches!(r, Rejection::LimitReached | Rejection::SoldOut),
+                "unexpected rejection {r:?}"
+            ),
+        }
+    }
+    writer.drain().await;
+    let rows = record.rows.lock().unwrap().clone();
+    assert_eq!(rows.len(), 240, "each of 120 users got their limit of 2");
+    assert!(won.values().all(|&n| n == 2), "per-user limit held");
+    let stored: HashSet<UnitId> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(
+        stored, answered_ok,
+        "every success answered is in the record, and nothing else"
+    );
+    let mut seqs: Vec<u32> = rows.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert!(
+        seqs.iter().copied().eq(1..=240),
+        "seqs are dense: failed commits gave theirs back"
+    );
+    for user in &users {
+        assert_eq!(rows.iter().filter(|r| r.user == *user).count(), 2);
+    }
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!((stock.issued, stock.remaining), (240, 60));
+    assert!(*record.batches.lock().unwrap() >= 3, "some batches failed");
+}
+
+#[tokio::test]
+async fn a_repeated_key_replays_the_unit_of_its_first_claim() {
+    let gate = Arc::new(MemoryGate::default());
+    gate.open(DROP, &terms(5, 5)).await.unwrap();
+    let record = Arc::new(Seats::default());
+    let (commit, writer) = GroupCommit::start(
+        vec![Box::new(SeatWriter(record.clone())) as Box<dyn RowWriter<Seat>>],
+        gate.clone(),
+        WriterConfig {
+            max_batch: 8,
+            max_age: None,
+        },
+        Metrics::new(),
+    );
+    let user = UserId::generate();
+    let first = claim_seat(&gate, &commit, user, Some("k")).await.unwrap();
+    let again = claim_seat(&gate, &commit, user, Some("k")).await.unwrap();
+    assert_eq!(first, again);
+    writer.drain().await;
+    assert_eq!(record.rows.lock().unwrap().len(), 1);
+    assert_eq!(gate.stock(DROP).await.unwrap().remaining, 4);
+}
+
+#[tokio::test]
+async fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
+    let gate = Arc::new(MemoryGate::default());
+    gate.open(DROP, &terms(1, 1)).await.unwrap();
+    let user = UserId::generate();
+    let unit = UnitId(Uuid::now_v7());
+    let claim = || gate.claim(DROP, user, unit, Some("k"), Timestamp(150));
+    let Ok(Decision::Admitted(ticket)) = claim().await else {
+        panic!("admitted")
+    };
+    assert_eq!(gate.stock(DROP).await.unwrap().remaining, 0);
+    let (reply, mut answer) = oneshot::channel();
+    let seat = Seat {
+        id: unit,
+        user,
+        seq: ticket.seq,
+    };
+    // As if the writer panicked or the runtime stopped with it queued.
+    drop(Pending {
+        row: seat,
+        queued: Instant::now(),
+        ticket: Some(ticket),
+        gate: gate.clone(),
+        reply: Some(reply),
+    });
+    assert!(
+        matches!(answer.try_recv(), Ok(Err(_))),
+        "the request is told it failed"
+    );
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!((stock.remaining, stock.issued), (1, 0), "the stock is back");
+    assert!(
+        matches!(claim().await, Ok(Decision::Admitted(_))),
+        "the key is free again, not stuck in flight"
+    );
+}
