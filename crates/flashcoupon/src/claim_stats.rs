@@ -42,21 +42,6 @@ pub enum Outcome {
 const OUTCOMES: usize = 7;
 
 impl Outcome {
-    /// From the `result` label of `flashcoupon_issue_outcomes_total`; `None`
-    /// for answers that are not about the campaign (an unknown id).
-    pub fn from_label(label: &str) -> Option<Self> {
-        Some(match label {
-            "issued" => Self::Issued,
-            "replayed" => Self::Replayed,
-            "sold_out" => Self::SoldOut,
-            "limit_reached" => Self::LimitReached,
-            "not_open" | "ended" | "paused" => Self::Refused,
-            "rate_limited" => Self::RateLimited,
-            "not_found" => return None,
-            _ => Self::Error,
-        })
-    }
-
     fn index(self) -> usize {
         self as usize
     }
@@ -331,13 +316,10 @@ mod tests {
     }
 
     #[test]
-    fn an_unseen_campaign_reads_as_zeros_and_labels_map_as_the_dashboard_groups_them() {
+    fn an_unseen_campaign_reads_as_zeros() {
         let stats = ClaimStats::default();
         let read = stats.read(CampaignId::generate(), 60, Timestamp(5_000));
         assert_eq!(read.per_second.issued, vec![0; 60]);
         assert_eq!(read.latency.count, 0);
-        assert_eq!(Outcome::from_label("paused"), Some(Outcome::Refused));
-        assert_eq!(Outcome::from_label("unavailable"), Some(Outcome::Error));
-        assert_eq!(Outcome::from_label("not_found"), None);
     }
 }

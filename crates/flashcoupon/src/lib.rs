@@ -28,10 +28,14 @@ pub mod loadtest;
 pub mod metrics;
 /// What users and shops are told: sockets, live channels, inbox, scheduler, webhooks.
 pub mod notify;
+/// Per-user claim and per-address sign-in rate limits (GCRA).
+pub mod rate_limit;
 /// One Redis connection type (a server or a cluster), reconnecting by itself.
 pub mod redis_conn;
 /// Flags and `FLASHCOUPON_*` variables.
 pub mod settings;
+/// Spending coupons: use on an order, preview, cancel a use.
+pub mod spending;
 /// What handlers share.
 pub mod state;
 /// The record: SQLite (embedded) or PostgreSQL (scale-out), one trait.

@@ -9,9 +9,9 @@ use crate::catalog::Catalog;
 use crate::claim_stats::ClaimStats;
 use crate::clock::Clock;
 use crate::events::EventBus;
-use crate::http::RateLimits;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::rate_limit::RateLimits;
 use crate::store::{NewCouponRow, Store};
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,5 @@
-//! Campaigns: admins create and patch, anyone reads.
-//!
-//! Writes change the record and the gate together, under `campaign_writes`,
-//! ordered so the gate never admits a seq the record would refuse: stock
-//! grows in the record first, and shrinks in the gate first.
+//! Campaigns: admins create and patch (`issuing::campaigns` keeps the record
+//! and the gate in step), anyone reads.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,10 +15,9 @@ use crate::auth::AdminUser;
 use crate::domain::campaign::Campaign;
 use crate::domain::campaign::{CampaignPatch, NewCampaign};
 use crate::domain::ids::CampaignId;
-use crate::events::Event;
-use crate::issuing::{drop_of, terms_of};
+use crate::issuing::campaigns::{self, CampaignWriteError};
+use crate::issuing::drop_of;
 use crate::state::AppState;
-use crate::store::StoreError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,22 +52,9 @@ pub async fn create(
     _admin: AdminUser,
     Json(body): Json<NewCampaign>,
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
-    let now = state.clock.now();
-    let campaign = body.parse(CampaignId::generate(), now)?;
-    // Spawned, so a client hanging up cannot cancel it between the record and the gate.
-    let view = detached(state.clone(), move |state| async move {
-        let _writes = state.campaign_writes.lock().await;
-        state.store.insert_campaign(&campaign).await?;
-        // If this fails (Redis unreachable) the campaign is in the record
-        // without a gate; the first claim or read rebuilds it from the record.
-        state
-            .gate
-            .open(drop_of(campaign.id), &terms_of(&campaign))
-            .await?;
-        state.catalog.insert(campaign.clone());
-        view(&state, &campaign).await
-    })
-    .await?;
+    let campaign = body.parse(CampaignId::generate(), state.clock.now())?;
+    let (campaign, stock) = campaigns::create(&state, campaign).await?;
+    let view = CampaignView::new(&campaign, &stock, state.clock.now());
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -130,98 +113,27 @@ pub async fn patch(
     Json(body): Json<CampaignPatch>,
 ) -> Result<Json<CampaignView>, ApiError> {
     let id: CampaignId = parse_path_id(&id)?;
-    // Spawned, so a client hanging up cannot leave the gate and the record
-    // half-changed (e.g. the gate's stock shrunk but the record's not).
-    detached(state, move |state| apply_patch(state, id, body)).await
-}
-
-/// Run `work` on its own task and wait for it: dropping the request future
-/// (the client went away) no longer cancels it half-way.
-async fn detached<T, F, Fut>(state: AppState, work: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(AppState) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
-{
-    tokio::spawn(work(state))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("campaign write task failed: {e}")))?
-}
-
-async fn apply_patch(
-    state: AppState,
-    id: CampaignId,
-    body: CampaignPatch,
-) -> Result<Json<CampaignView>, ApiError> {
-    let _writes = state.campaign_writes.lock().await;
-    let campaign = state
-        .store
-        .get_campaign(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let stock = state.gate.stock(drop_of(id)).await?;
-    let new_total = body.validate(&campaign)?;
-    let below_issued = |highest: u32| {
-        ApiError::conflict(
-            "quantity_below_issued",
-            format!(
-                "total_quantity cannot go below the {highest} coupons already issued or being issued"
-            ),
-        )
-    };
-    // Shrinking: close the gate first, so no claim takes a seq above the new total.
-    let shrunk_from = match new_total {
-        Some(total) if total < stock.total => Some(
-            state
-                .gate
-                .set_total(drop_of(id), total)
-                .await?
-                .map_err(|e| below_issued(e.highest_seq))?,
-        ),
-        _ => None,
-    };
-    if let Err(err) = state
-        .store
-        .update_campaign(id, body.paused, body.issue_ends_at, new_total)
-        .await
-    {
-        if let Some(old) = shrunk_from {
-            let _ = state.gate.set_total(drop_of(id), old).await;
-        }
-        return Err(match err {
-            StoreError::Constraint(_) => below_issued(stock.issued),
-            other => other.into(),
-        });
-    }
-    // Growing: the record allows it now, so the gate may hand out more.
-    if let Some(total) = new_total
-        && shrunk_from.is_none()
-    {
-        state
-            .gate
-            .set_total(drop_of(id), total)
-            .await?
-            .map_err(|e| below_issued(e.highest_seq))?;
-    }
-    if let Some(paused) = body.paused {
-        state.gate.set_paused(drop_of(id), paused).await?;
-    }
-    if let Some(ends) = body.issue_ends_at {
-        state.gate.set_ends_at(drop_of(id), ends).await?;
-    }
-    let campaign = state
-        .store
-        .get_campaign(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let view = view(&state, &campaign).await?;
-    state.events.publish(Event::new(
-        "campaign.updated",
+    let (campaign, stock) = campaigns::patch(&state, id, body).await?;
+    Ok(Json(CampaignView::new(
+        &campaign,
+        &stock,
         state.clock.now(),
-        None,
-        Some(id),
-        serde_json::json!({"paused": view.paused, "total_quantity": view.total_quantity,
-            "remaining_quantity": view.remaining_quantity}),
-    ));
-    Ok(Json(view))
+    )))
+}
+
+impl From<CampaignWriteError> for ApiError {
+    fn from(e: CampaignWriteError) -> Self {
+        match e {
+            CampaignWriteError::NotFound => ApiError::NotFound,
+            CampaignWriteError::Invalid(e) => e.into(),
+            e @ CampaignWriteError::BelowIssued(_) => {
+                ApiError::conflict("quantity_below_issued", e.to_string())
+            }
+            CampaignWriteError::Gate(e) => e.into(),
+            CampaignWriteError::Store(e) => e.into(),
+            CampaignWriteError::Task(e) => {
+                ApiError::Internal(anyhow::anyhow!("campaign write task failed: {e}"))
+            }
+        }
+    }
 }

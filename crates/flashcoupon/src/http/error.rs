@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::admission::GateError;
 use crate::domain::InvalidInput;
+use crate::rate_limit::RetryAfter;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,14 @@ impl From<StoreError> for ApiError {
             ApiError::Unavailable("storage is unavailable; retry shortly".into())
         } else {
             ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<RetryAfter> for ApiError {
+    fn from(r: RetryAfter) -> Self {
+        ApiError::RateLimited {
+            retry_after_secs: r.secs,
         }
     }
 }

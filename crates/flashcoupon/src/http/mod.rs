@@ -12,7 +12,6 @@ mod notifications;
 mod openapi;
 mod ops;
 mod paging;
-mod rate_limit;
 mod spending;
 mod ui;
 pub mod views;
@@ -34,7 +33,6 @@ pub use accounts::{BulkUser, BulkUsersResponse, LoginResponse, SignupResponse};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{IdempotencyKey, Json, Query};
 pub use openapi::ApiDoc;
-pub use rate_limit::RateLimits;
 
 use crate::state::AppState;
 

@@ -1,21 +1,19 @@
-//! Spending: use a coupon on an order, and cancel that use. Owner only: a
-//! coupon of somebody else is `404 not_found`, as if it did not exist.
+//! Spending over HTTP: use a coupon on an order, preview it, cancel a use
+//! (the rules are in `crate::spending`). Somebody else's coupon is
+//! `404 not_found`, as if it did not exist.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
 use crate::auth::AuthUser;
-use crate::domain::coupon::{
-    CancelUseRequest, Coupon, Spend, UseDecision, UseRejection, UseRequest, check_order_id,
-};
+use crate::domain::coupon::{CancelUseRequest, UseRejection, UseRequest};
 use crate::domain::ids::CouponId;
-use crate::notify::kinds;
+use crate::spending::{self, SpendError, Spent};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -30,15 +28,6 @@ pub struct UseResponse {
     pub coupon: CouponView,
     pub discount_amount: i64,
     pub payable_amount: i64,
-}
-
-async fn own_coupon(state: &AppState, user: &AuthUser, id: CouponId) -> Result<Coupon, ApiError> {
-    state
-        .store
-        .get_coupon(id)
-        .await?
-        .filter(|c| c.user_id == user.id)
-        .ok_or(ApiError::NotFound)
 }
 
 fn use_rejection(r: UseRejection) -> ApiError {
@@ -74,50 +63,12 @@ pub async fn use_coupon(
     Json(body): Json<UseRequest>,
 ) -> Result<Json<UseResponse>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
-    body.validate()?;
-    // Two rounds at most: if a concurrent spend wins the conditional update,
-    // the second read decides (a replay for the same order, else already_used).
-    for _ in 0..2 {
-        let coupon = own_coupon(&state, &user, id).await?;
-        let mut applied = false;
-        let now = state.clock.now();
-        let spend = match coupon.decide_use(&body.order_id, body.order_amount, now) {
-            UseDecision::Reject(r) => return Err(use_rejection(r)),
-            UseDecision::Replay(spend) => spend,
-            UseDecision::Apply { discount_amount } => {
-                let spend = Spend {
-                    order_id: body.order_id.clone(),
-                    order_amount: body.order_amount,
-                    discount_amount,
-                    used_at: now,
-                };
-                if !state.store.mark_used(id, &spend).await? {
-                    continue;
-                }
-                applied = true;
-                spend
-            }
-        };
-        let coupon = own_coupon(&state, &user, id).await?;
-        if applied {
-            state.notifier.coupon_event(
-                kinds::USED,
-                &coupon,
-                json!({"coupon_id": id, "order_id": spend.order_id, "order_amount": spend.order_amount,
-                    "discount_amount": spend.discount_amount}),
-                format!(
-                    "🧾 Coupon {id} used on order {}: {} off {}.",
-                    spend.order_id, spend.discount_amount, spend.order_amount
-                ),
-            );
-        }
-        return Ok(Json(UseResponse {
-            coupon: CouponView::new(&coupon, now),
-            discount_amount: spend.discount_amount,
-            payable_amount: spend.order_amount - spend.discount_amount,
-        }));
-    }
-    Err(use_rejection(UseRejection::AlreadyUsed))
+    let Spent { coupon, spend } = spending::use_coupon(&state, user.id, id, &body).await?;
+    Ok(Json(UseResponse {
+        coupon: CouponView::new(&coupon, state.clock.now()),
+        discount_amount: spend.discount_amount,
+        payable_amount: spend.order_amount - spend.discount_amount,
+    }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -141,14 +92,7 @@ pub async fn preview(
     Json(body): Json<UseRequest>,
 ) -> Result<Json<PreviewResponse>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
-    body.validate()?;
-    let coupon = own_coupon(&state, &user, id).await?;
-    let (order_amount, discount_amount) =
-        match coupon.decide_use(&body.order_id, body.order_amount, state.clock.now()) {
-            UseDecision::Reject(r) => return Err(use_rejection(r)),
-            UseDecision::Replay(spend) => (spend.order_amount, spend.discount_amount),
-            UseDecision::Apply { discount_amount } => (body.order_amount, discount_amount),
-        };
+    let (order_amount, discount_amount) = spending::preview(&state, user.id, id, &body).await?;
     Ok(Json(PreviewResponse {
         discount_amount,
         payable_amount: order_amount - discount_amount,
@@ -167,24 +111,20 @@ pub async fn cancel_use(
     Json(body): Json<CancelUseRequest>,
 ) -> Result<Json<CouponView>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
-    check_order_id(&body.order_id)?;
-    let coupon = own_coupon(&state, &user, id).await?;
-    if !coupon.can_cancel_use(&body.order_id) || !state.store.cancel_use(id, &body.order_id).await?
-    {
-        return Err(ApiError::conflict(
-            "not_used",
-            "this coupon is not used by that order",
-        ));
-    }
-    let coupon = own_coupon(&state, &user, id).await?;
-    state.notifier.coupon_event(
-        kinds::USE_CANCELLED,
-        &coupon,
-        json!({"coupon_id": id, "order_id": body.order_id}),
-        format!(
-            "↩️ Coupon {id}: the use on order {} was cancelled.",
-            body.order_id
-        ),
-    );
+    let coupon = spending::cancel_use(&state, user.id, id, &body.order_id).await?;
     Ok(Json(CouponView::new(&coupon, state.clock.now())))
+}
+
+impl From<SpendError> for ApiError {
+    fn from(e: SpendError) -> Self {
+        match e {
+            SpendError::NotFound => ApiError::NotFound,
+            SpendError::Invalid(e) => e.into(),
+            SpendError::Rejected(r) => use_rejection(r),
+            SpendError::NotUsed => {
+                ApiError::conflict("not_used", "this coupon is not used by that order")
+            }
+            SpendError::Store(e) => e.into(),
+        }
+    }
 }

@@ -1,19 +1,27 @@
 //! Claiming a coupon, the hot path: the gate decides (in memory, or in one
-//! Redis script in scale-out mode), the group
-//! commit makes an admitted claim durable, and only then is it "issued".
+//! Redis script in scale-out mode), the group commit makes an admitted claim
+//! durable, and only then is it "issued". Every door into a claim (the
+//! button today; codes and triggers next) calls [`claim`], which also counts
+//! the answer and tells the user, so no door can forget to.
 //!
 //! ```text
-//! gate.claim(user, key, now) ── Rejected ──────────────▶ 409 sold_out / limit_reached / …
+//! rate limit ── refused ───────────────────────────────▶ rate_limited
+//! gate.claim(user, key, now) ── Rejected ──────────────▶ sold_out / limit_reached / …
 //!          │ Admitted(ticket: seq, user_seq)
 //!          ▼
-//! group_commit.submit(row) ── batch committed ─────────▶ 201 coupon
-//!                          └─ commit failed (stock back) ▶ 503 unavailable
+//! group_commit.submit(row) ── batch committed ─────────▶ issued (durable)
+//!                          └─ commit failed (stock back) ▶ unavailable
+//! then: metrics, dashboard statistics, the user's notification
 //! ```
+
+use std::time::Instant;
 
 use super::drop_of;
 use crate::admission::{Decision, GateError, Rejection, UnitId};
+use crate::claim_stats;
 use crate::domain::coupon::{Coupon, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::rate_limit::RetryAfter;
 use crate::state::Shared;
 use crate::store::{NewCouponRow, StoreError};
 
@@ -30,6 +38,8 @@ pub enum ClaimOutcome {
 pub enum ClaimError {
     #[error("no such campaign")]
     NoSuchCampaign,
+    #[error("too many claims; retry in {} s", .0.secs)]
+    RateLimited(RetryAfter),
     /// Nothing was issued; the stock went back to the pool (or will, once
     /// the reconciler checked the record).
     #[error("{0}")]
@@ -47,12 +57,111 @@ impl From<GateError> for ClaimError {
     }
 }
 
+pub type ClaimResult = Result<ClaimOutcome, ClaimError>;
+
+/// The stable code and the shopper's message of a refused claim: the API's
+/// error, the metric's label and the notification all say the same.
+pub fn refusal(r: Rejection) -> (&'static str, &'static str) {
+    match r {
+        Rejection::SoldOut => ("sold_out", "no coupons left"),
+        Rejection::LimitReached => (
+            "limit_reached",
+            "you already hold as many as one person may",
+        ),
+        Rejection::NotOpen => ("not_open", "issuing has not started yet"),
+        Rejection::Ended => ("ended", "issuing has ended"),
+        Rejection::Paused => ("paused", "issuing is paused"),
+    }
+}
+
+/// What the shopper is told when storage could not answer.
+const STORAGE_UNAVAILABLE: &str = "storage is unavailable; retry shortly";
+
+/// Claim one coupon through the per-user rate limit, then count the answer
+/// (metrics, the dashboard) and tell the user of a refusal.
+pub async fn claim(
+    state: &Shared,
+    campaign: CampaignId,
+    user: UserId,
+    key: Option<&str>,
+) -> ClaimResult {
+    let started = Instant::now();
+    let result = match state.limits.check_claim(user) {
+        Err(wait) => Err(ClaimError::RateLimited(wait)),
+        Ok(()) => claim_coupon(state, campaign, user, key).await,
+    };
+    record(state, campaign, user, &result, started);
+    result
+}
+
+/// How the answer is counted and told. Unknown campaigns get no dashboard
+/// entry (made-up ids cannot grow the table) and no notification; neither do
+/// rate limits, which describe the request rather than the campaign.
+fn record(
+    state: &Shared,
+    campaign: CampaignId,
+    user: UserId,
+    result: &ClaimResult,
+    started: Instant,
+) {
+    let took = started.elapsed();
+    let (label, bucket) = counted(result);
+    state.metrics.issue_latency.observe(took.as_secs_f64());
+    state
+        .metrics
+        .issue_outcomes
+        .with_label_values(&[label])
+        .inc();
+    if let Some(bucket) = bucket
+        && state.catalog.contains(campaign)
+    {
+        state
+            .claim_stats
+            .record(campaign, bucket, took, state.clock.now());
+    }
+    let told = match result {
+        Ok(ClaimOutcome::Rejected(r)) => Some(refusal(*r)),
+        Err(ClaimError::Unavailable(why)) => Some(("unavailable", why.as_str())),
+        Err(ClaimError::Store(e)) if e.is_unavailable() => {
+            Some(("unavailable", STORAGE_UNAVAILABLE))
+        }
+        _ => None,
+    };
+    if let Some((code, message)) = told {
+        state.notifier.claim_failed(user, campaign, code, message);
+    }
+}
+
+/// The `result` label of `flashcoupon_issue_outcomes_total` and the
+/// dashboard's bucket (none for an unknown campaign) of one answer.
+fn counted(result: &ClaimResult) -> (&'static str, Option<claim_stats::Outcome>) {
+    use claim_stats::Outcome as Bucket;
+    match result {
+        Ok(ClaimOutcome::Issued(_)) => ("issued", Some(Bucket::Issued)),
+        Ok(ClaimOutcome::Replayed(_)) => ("replayed", Some(Bucket::Replayed)),
+        Ok(ClaimOutcome::Rejected(r)) => (
+            refusal(*r).0,
+            Some(match r {
+                Rejection::SoldOut => Bucket::SoldOut,
+                Rejection::LimitReached => Bucket::LimitReached,
+                Rejection::NotOpen | Rejection::Ended | Rejection::Paused => Bucket::Refused,
+            }),
+        ),
+        Err(ClaimError::NoSuchCampaign) => ("not_found", None),
+        Err(ClaimError::RateLimited(_)) => ("rate_limited", Some(Bucket::RateLimited)),
+        Err(ClaimError::Unavailable(_)) => ("unavailable", Some(Bucket::Error)),
+        Err(ClaimError::Store(e)) if e.is_unavailable() => ("unavailable", Some(Bucket::Error)),
+        Err(ClaimError::Store(_)) => ("error", Some(Bucket::Error)),
+    }
+}
+
+/// The claim itself: gate, then group commit. Counts nothing.
 pub async fn claim_coupon(
     state: &Shared,
     campaign: CampaignId,
     user: UserId,
     key: Option<&str>,
-) -> Result<ClaimOutcome, ClaimError> {
+) -> ClaimResult {
     let terms = state
         .catalog
         .get(&*state.store, campaign)
@@ -109,11 +218,46 @@ pub async fn claim_coupon(
     }
 }
 
-async fn replay(state: &Shared, id: CouponId) -> Result<ClaimOutcome, ClaimError> {
+async fn replay(state: &Shared, id: CouponId) -> ClaimResult {
     // The gate only learns a key's coupon after it committed, so it is there.
     let coupon =
         state.store.get_coupon(id).await?.ok_or_else(|| {
             ClaimError::Unavailable("the replayed coupon is not readable yet".into())
         })?;
     Ok(ClaimOutcome::Replayed(coupon))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim_stats::Outcome as Bucket;
+
+    #[test]
+    fn answers_are_labelled_and_bucketed_as_the_dashboard_groups_them() {
+        let rejected = |r| counted(&Ok(ClaimOutcome::Rejected(r)));
+        assert_eq!(
+            rejected(Rejection::Paused),
+            ("paused", Some(Bucket::Refused))
+        );
+        assert_eq!(
+            rejected(Rejection::NotOpen),
+            ("not_open", Some(Bucket::Refused))
+        );
+        assert_eq!(
+            rejected(Rejection::SoldOut),
+            ("sold_out", Some(Bucket::SoldOut))
+        );
+        assert_eq!(
+            counted(&Err(ClaimError::Unavailable("x".into()))),
+            ("unavailable", Some(Bucket::Error))
+        );
+        assert_eq!(
+            counted(&Err(ClaimError::RateLimited(RetryAfter { secs: 1 }))),
+            ("rate_limited", Some(Bucket::RateLimited))
+        );
+        assert_eq!(
+            counted(&Err(ClaimError::NoSuchCampaign)),
+            ("not_found", None)
+        );
+    }
 }

@@ -7,8 +7,13 @@ use std::num::NonZeroU32;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::ApiError;
 use crate::domain::ids::UserId;
+
+/// Refused by a rate limit: try again in `secs` seconds (rounded up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter {
+    pub secs: u64,
+}
 
 #[derive(Debug)]
 pub struct RateLimits {
@@ -26,14 +31,14 @@ fn quota(per_second: u32) -> Option<Quota> {
 fn check<K: std::hash::Hash + Eq + Clone>(
     limiter: &Option<DefaultKeyedRateLimiter<K>>,
     key: &K,
-) -> Result<(), ApiError> {
+) -> Result<(), RetryAfter> {
     let Some(limiter) = limiter else {
         return Ok(());
     };
     limiter.check_key(key).map_err(|not_until| {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::RateLimited {
-            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        RetryAfter {
+            secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         }
     })
 }
@@ -46,11 +51,11 @@ impl RateLimits {
         }
     }
 
-    pub fn check_claim(&self, user: UserId) -> Result<(), ApiError> {
+    pub fn check_claim(&self, user: UserId) -> Result<(), RetryAfter> {
         check(&self.claims, &user)
     }
 
-    pub fn check_auth(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub fn check_auth(&self, ip: IpAddr) -> Result<(), RetryAfter> {
         check(&self.auth, &ip)
     }
 

@@ -1,0 +1,133 @@
+//! Spending coupons: use one on an order, preview what that would take off,
+//! and cancel a use. Owner only: somebody else's coupon is "not found", as
+//! if it did not exist. Called by the HTTP handlers (and, next, by the
+//! broker's payment events), so the rules and the notifications live here.
+
+use serde_json::json;
+
+use crate::domain::InvalidInput;
+use crate::domain::coupon::{Coupon, Spend, UseDecision, UseRejection, UseRequest, check_order_id};
+use crate::domain::ids::{CouponId, UserId};
+use crate::notify::kinds;
+use crate::state::Shared;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpendError {
+    #[error("no such coupon")]
+    NotFound,
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("the coupon cannot be used: {0:?}")]
+    Rejected(UseRejection),
+    /// A cancel for an order that did not spend this coupon.
+    #[error("this coupon is not used by that order")]
+    NotUsed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A spend, with the coupon as it now reads.
+#[derive(Debug)]
+pub struct Spent {
+    pub coupon: Coupon,
+    pub spend: Spend,
+}
+
+async fn own_coupon(state: &Shared, owner: UserId, id: CouponId) -> Result<Coupon, SpendError> {
+    state
+        .store
+        .get_coupon(id)
+        .await?
+        .filter(|c| c.user_id == owner)
+        .ok_or(SpendError::NotFound)
+}
+
+/// Spend a coupon on an order. The same `order_id` again returns the first
+/// spend (and tells nobody twice).
+pub async fn use_coupon(
+    state: &Shared,
+    owner: UserId,
+    id: CouponId,
+    order: &UseRequest,
+) -> Result<Spent, SpendError> {
+    order.validate()?;
+    // Two rounds at most: if a concurrent spend wins the conditional update,
+    // the second read decides (a replay for the same order, else already_used).
+    for _ in 0..2 {
+        let coupon = own_coupon(state, owner, id).await?;
+        let now = state.clock.now();
+        let (spend, applied) = match coupon.decide_use(&order.order_id, order.order_amount, now) {
+            UseDecision::Reject(r) => return Err(SpendError::Rejected(r)),
+            UseDecision::Replay(spend) => (spend, false),
+            UseDecision::Apply { discount_amount } => {
+                let spend = Spend {
+                    order_id: order.order_id.clone(),
+                    order_amount: order.order_amount,
+                    discount_amount,
+                    used_at: now,
+                };
+                if !state.store.mark_used(id, &spend).await? {
+                    continue;
+                }
+                (spend, true)
+            }
+        };
+        let coupon = own_coupon(state, owner, id).await?;
+        if applied {
+            state.notifier.coupon_event(
+                kinds::USED,
+                &coupon,
+                json!({"coupon_id": id, "order_id": spend.order_id, "order_amount": spend.order_amount,
+                    "discount_amount": spend.discount_amount}),
+                format!(
+                    "🧾 Coupon {id} used on order {}: {} off {}.",
+                    spend.order_id, spend.discount_amount, spend.order_amount
+                ),
+            );
+        }
+        return Ok(Spent { coupon, spend });
+    }
+    Err(SpendError::Rejected(UseRejection::AlreadyUsed))
+}
+
+/// What [`use_coupon`] would take off this order, writing nothing: the same
+/// rules and refusals. The order that already spent the coupon previews its
+/// recorded spend. Returns `(order amount, discount)`.
+pub async fn preview(
+    state: &Shared,
+    owner: UserId,
+    id: CouponId,
+    order: &UseRequest,
+) -> Result<(i64, i64), SpendError> {
+    order.validate()?;
+    let coupon = own_coupon(state, owner, id).await?;
+    match coupon.decide_use(&order.order_id, order.order_amount, state.clock.now()) {
+        UseDecision::Reject(r) => Err(SpendError::Rejected(r)),
+        UseDecision::Replay(spend) => Ok((spend.order_amount, spend.discount_amount)),
+        UseDecision::Apply { discount_amount } => Ok((order.order_amount, discount_amount)),
+    }
+}
+
+/// Cancel the use made by `order_id`; the coupon is available again if
+/// still valid.
+pub async fn cancel_use(
+    state: &Shared,
+    owner: UserId,
+    id: CouponId,
+    order_id: &str,
+) -> Result<Coupon, SpendError> {
+    check_order_id(order_id)?;
+    let coupon = own_coupon(state, owner, id).await?;
+    if !coupon.can_cancel_use(order_id) || !state.store.cancel_use(id, order_id).await? {
+        return Err(SpendError::NotUsed);
+    }
+    let coupon = own_coupon(state, owner, id).await?;
+    state.notifier.coupon_event(
+        kinds::USE_CANCELLED,
+        &coupon,
+        json!({"coupon_id": id, "order_id": order_id}),
+        format!("↩️ Coupon {id}: the use on order {order_id} was cancelled."),
+    );
+    Ok(coupon)
+}
