@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::admission::{
     Gate, GroupCommit, MemoryGate, RedisGate, RowWriter, Stockpile, WriterConfig, WriterHandle,
@@ -29,6 +28,11 @@ use crate::redis_conn::RedisConn;
 use crate::settings::{Mode, Settings};
 use crate::state::{AppState, Shared};
 use crate::store::{NewCouponRow, PgStore, SqliteStore, Store};
+use crate::tasks::Tasks;
+
+/// How long background tasks may take to finish after the server stopped
+/// answering (a webhook send times out after 10 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(12);
 
 #[derive(Debug)]
 pub struct Application {
@@ -37,6 +41,8 @@ pub struct Application {
     writer: WriterHandle,
     /// Every kind of stock the admission core serves (the reconciler's list).
     stockpiles: Vec<Arc<dyn Stockpile>>,
+    /// Background loops started while building (the event relay).
+    tasks: Tasks,
     reconcile_after: Duration,
 }
 
@@ -78,6 +84,7 @@ async fn scale_out(
     cluster: bool,
     postgres: &str,
     metrics: &Metrics,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<Engines> {
     let store: Arc<dyn Store> = Arc::new(
         PgStore::connect(postgres)
@@ -99,7 +106,7 @@ async fn scale_out(
         secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
         store,
         gate,
-        events: EventBus::over_redis(conn, redis[0].clone(), channel),
+        events: EventBus::over_redis(conn, redis[0].clone(), channel, tasks),
         writers: settings.commit_writers.unwrap_or(1).max(1),
         writer: WriterConfig {
             max_batch: settings.commit_max_batch,
@@ -113,13 +120,14 @@ async fn scale_out(
 impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
+        let mut tasks = Tasks::default();
         let engines = match settings.mode()? {
             Mode::Embedded => embedded(settings).await?,
             Mode::ScaleOut {
                 redis,
                 cluster,
                 postgres,
-            } => scale_out(settings, &redis, cluster, &postgres, &metrics).await?,
+            } => scale_out(settings, &redis, cluster, &postgres, &metrics, &mut tasks).await?,
         };
         let tokens = TokenKeys::new(
             &engines.secret,
@@ -171,6 +179,7 @@ impl Application {
             state,
             writer,
             stockpiles,
+            tasks,
             reconcile_after: Duration::from_millis(settings.reconcile_after_ms.max(1)),
         })
     }
@@ -197,9 +206,10 @@ impl Application {
             state,
             writer,
             stockpiles,
+            mut tasks,
             reconcile_after,
         } = self;
-        let mut background: Vec<JoinHandle<()>> = vec![tokio::spawn({
+        tasks.spawn_loop("forget idle limits and statistics", {
             let state = state.clone();
             async move {
                 let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -209,16 +219,15 @@ impl Application {
                     state.claim_stats.forget_idle(state.clock.now());
                 }
             }
-        })];
+        });
         if let Some(upkeep) = state.store.upkeep() {
-            background.push(tokio::spawn(upkeep));
+            tasks.spawn_loop("record upkeep", upkeep);
         }
-        background.extend(state.notifier.start());
-        background.push(tokio::spawn(reconcile_forever(
-            state.gate.clone(),
-            stockpiles,
-            reconcile_after,
-        )));
+        state.notifier.start(&mut tasks);
+        tasks.spawn_loop(
+            "reconciler",
+            reconcile_forever(state.gate.clone(), stockpiles, reconcile_after),
+        );
         let app = http::router(state.clone());
         let notifier = state.notifier.clone();
         axum::serve(
@@ -232,7 +241,7 @@ impl Application {
             notifier.shutdown().await;
         })
         .await?;
-        background.iter().for_each(JoinHandle::abort);
+        tasks.drain(SHUTDOWN_GRACE).await;
         writer.drain().await;
         state.store.close().await;
         tracing::info!("stopped");

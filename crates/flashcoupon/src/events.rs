@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::redis_conn::RedisConn;
+use crate::tasks::Tasks;
 
 /// Events a slow local listener may fall behind by before it starts missing some.
 /// Sized for a drop: a sell-out announces itself to every subscriber at once.
@@ -82,16 +83,24 @@ impl EventBus {
     /// publisher and the relay that hands other instances' events to local
     /// listeners. `subscribe_url` is a plain Redis URL (on a cluster, any node:
     /// Redis Cluster propagates PUBLISH to every node).
-    pub fn over_redis(conn: RedisConn, subscribe_url: String, channel: String) -> Self {
+    pub fn over_redis(
+        conn: RedisConn,
+        subscribe_url: String,
+        channel: String,
+        tasks: &mut Tasks,
+    ) -> Self {
         let mut bus = Self::local();
         let (tx, rx) = mpsc::channel(REMOTE_BUFFER);
-        tokio::spawn(publisher(conn, channel.clone(), rx));
-        tokio::spawn(relay(
-            subscribe_url,
-            channel,
-            bus.local.clone(),
-            bus.instance.clone(),
-        ));
+        tasks.spawn_loop("event publisher", publisher(conn, channel.clone(), rx));
+        tasks.spawn_loop(
+            "event relay",
+            relay(
+                subscribe_url,
+                channel,
+                bus.local.clone(),
+                bus.instance.clone(),
+            ),
+        );
         bus.remote = Some(tx);
         bus
     }

@@ -40,5 +40,7 @@ pub mod spending;
 pub mod state;
 /// The record: SQLite (embedded) or PostgreSQL (scale-out), one trait.
 pub mod store;
+/// Background tasks: one shutdown signal, awaited at exit.
+pub mod tasks;
 /// Logging set-up.
 pub mod telemetry;

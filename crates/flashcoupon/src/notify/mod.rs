@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::task::JoinHandle;
 
 use crate::admission::{Gate, Stock};
 use crate::clock::Clock;
@@ -37,6 +36,7 @@ use crate::issuing::drop_of;
 use crate::metrics::Metrics;
 use crate::store::notify::NotificationRow;
 use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
 
 pub use hub::Hub;
 pub use live::{Live, LiveSnapshot};
@@ -148,13 +148,14 @@ impl Notifier {
     }
 
     /// The background tasks: socket dispatch, live refresh, scheduler, webhook deliverer.
-    pub fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
-        vec![
-            tokio::spawn(self.clone().dispatch()),
-            tokio::spawn(self.clone().run_live()),
-            tokio::spawn(self.clone().run_scheduler()),
-            tokio::spawn(self.webhooks.clone().run()),
-        ]
+    pub fn start(self: &Arc<Self>, tasks: &mut Tasks) {
+        tasks.spawn_loop("socket dispatch", self.clone().dispatch());
+        tasks.spawn_loop("live channels", self.clone().run_live());
+        tasks.spawn_loop("scheduler", self.clone().run_scheduler());
+        tasks.spawn(
+            "webhook deliverer",
+            self.webhooks.clone().run(tasks.shutdown()),
+        );
     }
 
     /// Push an event to its user (on every instance) and keep it in their inbox.

@@ -24,6 +24,7 @@ use crate::events::Event;
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::notify::{AttemptRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord};
+use crate::tasks::Shutdown;
 
 /// The event types an endpoint may ask for.
 pub const EVENT_TYPES: &[&str] = &[
@@ -167,11 +168,13 @@ impl Webhooks {
         Ok(added)
     }
 
-    /// The deliverer: lease due deliveries and send them, forever, up to
+    /// The deliverer: lease due deliveries and send them, up to
     /// [`PARALLEL`] at a time, so one hanging endpoint holds one slot only.
-    pub async fn run(self: Arc<Self>) {
+    /// At shutdown it leases nothing more and finishes the sends under way
+    /// (each bounded by its request timeout).
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut sending = JoinSet::new();
-        loop {
+        while !shutdown.is_begun() {
             while sending.try_join_next().is_some() {}
             let free = PARALLEL.saturating_sub(sending.len() as u32);
             if free > 0 {
@@ -197,11 +200,13 @@ impl Webhooks {
                 }
             }
             tokio::select! {
+                () = shutdown.begun() => {}
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.poll) => {}
                 Some(_) = sending.join_next(), if !sending.is_empty() => {}
             }
         }
+        while sending.join_next().await.is_some() {}
     }
 
     async fn deliver(&self, d: LeasedDelivery) {
