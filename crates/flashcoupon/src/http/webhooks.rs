@@ -13,7 +13,8 @@ use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::AdminUser;
 use crate::domain::InvalidInput;
 use crate::domain::timestamp::Timestamp;
-use crate::notify::webhooks::{EVENT_TYPES, FORMATS};
+use crate::events::EventKind;
+use crate::notify::webhooks::FORMATS;
 use crate::state::AppState;
 use crate::store::notify::{DeliveryRecord, WebhookRecord};
 
@@ -93,25 +94,19 @@ impl NewWebhook {
         if url.as_str().len() > 2048 {
             return Err(InvalidInput::new("url", "must be at most 2048 characters"));
         }
-        if self.events.is_empty() || self.events.len() > EVENT_TYPES.len() {
+        let known = EventKind::webhook_names();
+        if self.events.is_empty() || self.events.len() > known.len() {
             return Err(InvalidInput::new(
                 "events",
-                format!(
-                    "give 1 to {} of {}",
-                    EVENT_TYPES.len(),
-                    EVENT_TYPES.join(", ")
-                ),
+                format!("give 1 to {} of {}", known.len(), known.join(", ")),
             ));
         }
         let mut events = Vec::new();
         for e in self.events {
-            if !EVENT_TYPES.contains(&e.as_str()) {
+            if !known.contains(&e.as_str()) {
                 return Err(InvalidInput::new(
                     "events",
-                    format!(
-                        "unknown event type {e:?}; known: {}",
-                        EVENT_TYPES.join(", ")
-                    ),
+                    format!("unknown event type {e:?}; known: {}", known.join(", ")),
                 ));
             }
             if !events.contains(&e) {
@@ -125,7 +120,7 @@ impl NewWebhook {
                 format!("must be one of {}", FORMATS.join(", ")),
             ));
         }
-        let wants_low = events.iter().any(|e| e == "campaign.stock_low");
+        let wants_low = events.iter().any(|e| e == EventKind::StockLow.as_str());
         match (wants_low, self.stock_low_threshold) {
             (true, None) => {
                 return Err(InvalidInput::new(

@@ -11,7 +11,7 @@ use crate::admission::{GateError, Stock};
 use crate::domain::InvalidInput;
 use crate::domain::campaign::{Campaign, CampaignPatch};
 use crate::domain::ids::CampaignId;
-use crate::events::Event;
+use crate::events::{Event, Payload};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -128,13 +128,13 @@ async fn apply_patch(state: AppState, id: CampaignId, body: CampaignPatch) -> Wr
         .await?
         .ok_or(CampaignWriteError::NotFound)?;
     let stock = state.gate.stock(drop).await?;
-    state.events.publish(Event::new(
-        "campaign.updated",
-        state.clock.now(),
-        None,
-        Some(id),
-        serde_json::json!({"paused": stock.paused, "total_quantity": stock.total,
-            "remaining_quantity": stock.remaining}),
-    ));
+    let updated = Payload::CampaignUpdated {
+        paused: stock.paused,
+        total_quantity: stock.total,
+        remaining_quantity: stock.remaining,
+    };
+    state
+        .events
+        .publish(Event::new(updated, state.clock.now(), None, Some(id)));
     Ok((campaign, stock))
 }

@@ -29,9 +29,9 @@ use crate::admission::{Gate, Stock};
 use crate::clock::Clock;
 use crate::domain::campaign::Campaign;
 use crate::domain::coupon::Coupon;
-use crate::domain::ids::{CampaignId, CouponId, UserId};
+use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
-use crate::events::{Event, EventBus};
+use crate::events::{Event, EventBus, EventKind, Payload, StockNumbers};
 use crate::issuing::drop_of;
 use crate::metrics::Metrics;
 use crate::store::notify::NotificationRow;
@@ -41,21 +41,6 @@ use crate::tasks::Tasks;
 pub use hub::Hub;
 pub use live::{Live, LiveSnapshot};
 pub use webhooks::Webhooks;
-
-/// Event types, as sent to clients and stored in the inbox.
-pub mod kinds {
-    pub const COUPON_ISSUED: &str = "coupon.issued";
-    pub const CLAIM_FAILED: &str = "coupon.claim_failed";
-    pub const OPENING_SOON: &str = "campaign.opening_soon";
-    pub const OPENED: &str = "campaign.opened";
-    pub const SOLD_OUT: &str = "campaign.sold_out";
-    pub const STOCK_LOW: &str = "campaign.stock_low";
-    pub const EXPIRING_SOON: &str = "coupon.expiring_soon";
-    pub const USED: &str = "coupon.used";
-    pub const USE_CANCELLED: &str = "coupon.use_cancelled";
-    /// Not a notification: tells live channels a campaign's settings changed.
-    pub const CAMPAIGN_UPDATED: &str = "campaign.updated";
-}
 
 /// The knobs of notifications (see `Settings`).
 #[derive(Debug, Clone)]
@@ -169,12 +154,16 @@ impl Notifier {
     /// A coupon committed: push `coupon.issued` (its id is the coupon's), and
     /// store it unless the group commit already did.
     pub fn coupon_issued(&self, coupon: &Coupon) {
+        let issued = Payload::CouponIssued {
+            coupon_id: coupon.id,
+            seq: coupon.seq,
+            valid_until: coupon.valid_until,
+        };
         let mut event = Event::new(
-            kinds::COUPON_ISSUED,
+            issued,
             coupon.issued_at,
             Some(coupon.user_id),
             Some(coupon.campaign_id),
-            issued_payload(coupon.id, coupon.seq, coupon.valid_until),
         );
         event.id = coupon.id.0;
         if self.store.writes_issued_inbox() {
@@ -218,13 +207,11 @@ impl Notifier {
         reason: &'static str,
         message: &str,
     ) {
-        let event = Event::new(
-            kinds::CLAIM_FAILED,
-            self.clock.now(),
-            Some(user),
-            Some(campaign),
-            json!({"reason": reason, "message": message}),
-        );
+        let failed = Payload::ClaimFailed {
+            reason,
+            message: message.to_owned(),
+        };
+        let event = Event::new(failed, self.clock.now(), Some(user), Some(campaign));
         let first = {
             let mut told = lock(&self.told_failures);
             if told.len() >= 200_000 {
@@ -261,19 +248,13 @@ impl Notifier {
 
     /// Something happened to one coupon (used, use cancelled): its owner is
     /// told, and so are the shop's endpoints that asked for it.
-    pub fn coupon_event(
-        self: &Arc<Self>,
-        kind: &'static str,
-        coupon: &Coupon,
-        data: serde_json::Value,
-        text: String,
-    ) {
+    pub fn coupon_event(self: &Arc<Self>, coupon: &Coupon, payload: Payload, text: String) {
+        let kind = payload.kind();
         let event = Event::new(
-            kind,
+            payload,
             self.clock.now(),
             Some(coupon.user_id),
             Some(coupon.campaign_id),
-            data,
         );
         let me = self.clone();
         let for_shop = event.clone();
@@ -286,15 +267,14 @@ impl Notifier {
         self.emit(event);
     }
 
-    /// Tell every subscriber of `campaign` about `kind`, once each.
+    /// Tell every subscriber of `campaign` about it, once each.
     pub async fn tell_subscribers(
         &self,
         campaign: &Campaign,
-        kind: &str,
-        data: serde_json::Value,
+        payload: Payload,
     ) -> Result<usize, StoreError> {
         const PAGE: u32 = 1_000;
-        let once_key = format!("{kind}:{}", campaign.id);
+        let once_key = format!("{}:{}", payload.kind(), campaign.id);
         let mut told = 0;
         loop {
             let users = self
@@ -305,7 +285,7 @@ impl Notifier {
             let events = users
                 .iter()
                 .map(|u| {
-                    let e = Event::new(kind, now, Some(*u), Some(campaign.id), data.clone());
+                    let e = Event::new(payload.clone(), now, Some(*u), Some(campaign.id));
                     (e, once_key.clone())
                 })
                 .collect::<Vec<_>>();
@@ -330,10 +310,9 @@ impl Notifier {
             return Ok(());
         }
         if subscribers {
-            self.tell_subscribers(campaign, a.kind, a.data.clone())
-                .await?;
+            self.tell_subscribers(campaign, a.payload.clone()).await?;
         }
-        let event = Event::new(a.kind, self.clock.now(), None, Some(campaign.id), a.data);
+        let event = Event::new(a.payload, self.clock.now(), None, Some(campaign.id));
         self.webhooks
             .enqueue(&event, &a.key, &a.text, accept)
             .await?;
@@ -343,19 +322,17 @@ impl Notifier {
 
     /// React to a campaign's live numbers: sold out, stock low.
     pub async fn on_stock(&self, campaign: &Campaign, stock: &Stock) -> Result<(), StoreError> {
-        let data = json!({
-            "campaign_name": campaign.name,
-            "total_quantity": stock.total,
-            "issued_count": stock.issued,
-            "remaining_quantity": stock.remaining,
-        });
         // Sold out once every coupon is durable (not while the last claims
         // are still committing: one of them could fail and free its stock).
         if stock.total > 0 && stock.issued >= stock.total {
             let a = Announcement {
-                kind: kinds::SOLD_OUT,
-                key: format!("{}:{}:{}", kinds::SOLD_OUT, campaign.id, stock.total),
-                data: data.clone(),
+                key: format!("{}:{}:{}", EventKind::SoldOut, campaign.id, stock.total),
+                payload: Payload::SoldOut(StockNumbers {
+                    campaign_name: campaign.name.clone(),
+                    total_quantity: stock.total,
+                    issued_count: stock.issued,
+                    remaining_quantity: stock.remaining,
+                }),
                 text: format!(
                     "🎟️ \"{}\" sold out: all {} coupons issued.",
                     campaign.name, stock.total
@@ -369,18 +346,16 @@ impl Notifier {
             let Some(threshold) = w.stock_low_threshold else {
                 continue;
             };
-            if remaining <= threshold && w.events.iter().any(|e| e == kinds::STOCK_LOW) {
+            let low = EventKind::StockLow;
+            if remaining <= threshold && w.events.iter().any(|e| e == low.as_str()) {
                 let a = Announcement {
-                    kind: kinds::STOCK_LOW,
-                    key: format!(
-                        "{}:{}:{}:{}",
-                        kinds::STOCK_LOW,
-                        campaign.id,
-                        w.id,
-                        threshold
-                    ),
-                    data: json!({"threshold": threshold, "campaign_name": campaign.name,
-                           "remaining_quantity": stock.remaining, "total_quantity": stock.total}),
+                    key: format!("{low}:{}:{}:{threshold}", campaign.id, w.id),
+                    payload: Payload::StockLow {
+                        threshold,
+                        campaign_name: campaign.name.clone(),
+                        remaining_quantity: stock.remaining,
+                        total_quantity: stock.total,
+                    },
                     text: format!(
                         "⚠️ \"{}\": {} of {} coupons left (threshold {threshold}).",
                         campaign.name, stock.remaining, stock.total
@@ -430,7 +405,7 @@ impl Notifier {
                 got = rx.recv() => match got {
                     Ok(event) => {
                         if let Some(c) = event.campaign
-                            && (event.kind == kinds::COUPON_ISSUED || event.kind == kinds::CAMPAIGN_UPDATED)
+                            && matches!(event.kind, EventKind::CouponIssued | EventKind::CampaignUpdated)
                         {
                             self.live.mark(c);
                         }
@@ -500,19 +475,12 @@ impl Notifier {
     }
 }
 
-/// A once-only campaign event: its type, once key, payload and chat text.
+/// A once-only campaign event: its once key, payload and chat text.
 #[derive(Debug)]
 struct Announcement {
-    kind: &'static str,
     key: String,
-    data: serde_json::Value,
+    payload: Payload,
     text: String,
-}
-
-/// The payload of `coupon.issued`: the same whether the group commit stored
-/// it (embedded) or the inbox writer does.
-pub fn issued_payload(coupon: CouponId, seq: u32, valid_until: Timestamp) -> serde_json::Value {
-    json!({"coupon_id": coupon, "seq": seq, "valid_until": valid_until})
 }
 
 /// The JSON a client receives for an event.
@@ -531,7 +499,7 @@ fn row(event: &Event, user: UserId, once_key: Option<String>) -> NotificationRow
     NotificationRow {
         id: event.id,
         user,
-        kind: event.kind.clone(),
+        kind: event.kind.as_str().to_owned(),
         campaign: event.campaign,
         payload: event.data.to_string(),
         at: event.at,

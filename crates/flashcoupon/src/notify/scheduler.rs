@@ -8,12 +8,10 @@
 //! the instance whose insert landed pushes it. A restart finds the rows and
 //! sends nothing twice.
 
-use serde_json::json;
-
-use super::{Announcement, Notifier, before, kinds};
+use super::{Announcement, Notifier, before};
 use crate::domain::campaign::{Campaign, Validity};
 use crate::domain::timestamp::Timestamp;
-use crate::events::Event;
+use crate::events::{Event, EventKind, Opening, Payload};
 use crate::issuing::drop_of;
 
 /// Expiring coupons handled per campaign per pass (the rest come next pass).
@@ -39,13 +37,14 @@ impl Notifier {
     }
 
     async fn campaign_pass(&self, c: &Campaign, now: Timestamp) -> anyhow::Result<()> {
-        let data = json!({
-            "campaign_name": c.name,
-            "issue_starts_at": c.issue_starts_at,
-        });
+        let opening = Opening {
+            campaign_name: c.name.clone(),
+            issue_starts_at: c.issue_starts_at,
+        };
         if now < c.issue_starts_at {
             if now >= before(c.issue_starts_at, self.settings.opening_lead) {
-                self.tell_subscribers(c, kinds::OPENING_SOON, data).await?;
+                self.tell_subscribers(c, Payload::OpeningSoon(opening))
+                    .await?;
             }
             return Ok(());
         }
@@ -56,9 +55,8 @@ impl Notifier {
         }
         if !stock.paused && now < stock.ends_at && stock.remaining > 0 {
             let a = Announcement {
-                kind: kinds::OPENED,
-                key: format!("{}:{}", kinds::OPENED, c.id),
-                data,
+                key: format!("{}:{}", EventKind::Opened, c.id),
+                payload: Payload::Opened(opening),
                 text: format!(
                     "🟢 \"{}\" is open: {} coupons to claim.",
                     c.name, stock.remaining
@@ -96,18 +94,13 @@ impl Notifier {
             let events = coupons
                 .iter()
                 .map(|coupon| {
-                    let e = Event::new(
-                        kinds::EXPIRING_SOON,
-                        now,
-                        Some(coupon.user),
-                        Some(c.id),
-                        json!({
-                            "coupon_id": coupon.id,
-                            "campaign_name": c.name,
-                            "valid_until": coupon.valid_until,
-                        }),
-                    );
-                    (e, format!("{}:{}", kinds::EXPIRING_SOON, coupon.id))
+                    let reminder = Payload::ExpiringSoon {
+                        coupon_id: coupon.id,
+                        campaign_name: c.name.clone(),
+                        valid_until: coupon.valid_until,
+                    };
+                    let e = Event::new(reminder, now, Some(coupon.user), Some(c.id));
+                    (e, format!("{}:{}", EventKind::ExpiringSoon, coupon.id))
                 })
                 .collect::<Vec<_>>();
             self.emit_once(events).await?;

@@ -26,15 +26,6 @@ use crate::store::StoreError;
 use crate::store::notify::{AttemptRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord};
 use crate::tasks::Shutdown;
 
-/// The event types an endpoint may ask for.
-pub const EVENT_TYPES: &[&str] = &[
-    "campaign.opened",
-    "campaign.sold_out",
-    "campaign.stock_low",
-    "coupon.used",
-    "coupon.use_cancelled",
-];
-
 /// Payload formats: our JSON envelope, or a chat message.
 pub const FORMATS: &[&str] = &["json", "discord", "slack"];
 
@@ -150,12 +141,12 @@ impl Webhooks {
         let endpoints = self.endpoints().await?;
         let rows: Vec<NewDelivery> = endpoints
             .iter()
-            .filter(|w| w.events.contains(&event.kind) && accept(w))
+            .filter(|w| w.events.iter().any(|e| e == event.kind.as_str()) && accept(w))
             .map(|w| NewDelivery {
                 id: uuid::Uuid::now_v7(),
                 webhook: w.id,
                 event_id: event.id,
-                event_type: event.kind.clone(),
+                event_type: event.kind.as_str().to_owned(),
                 once_key: once_key.to_owned(),
                 body: body_for(&w.format, event, text),
                 at: self.clock.now(),

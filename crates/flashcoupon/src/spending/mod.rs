@@ -3,12 +3,10 @@
 //! if it did not exist. Called by the HTTP handlers (and, next, by the
 //! broker's payment events), so the rules and the notifications live here.
 
-use serde_json::json;
-
 use crate::domain::InvalidInput;
 use crate::domain::coupon::{Coupon, Spend, UseDecision, UseRejection, UseRequest, check_order_id};
 use crate::domain::ids::{CouponId, UserId};
-use crate::notify::kinds;
+use crate::events::Payload;
 use crate::state::Shared;
 use crate::store::StoreError;
 
@@ -76,10 +74,13 @@ pub async fn use_coupon(
         let coupon = own_coupon(state, owner, id).await?;
         if applied {
             state.notifier.coupon_event(
-                kinds::USED,
                 &coupon,
-                json!({"coupon_id": id, "order_id": spend.order_id, "order_amount": spend.order_amount,
-                    "discount_amount": spend.discount_amount}),
+                Payload::CouponUsed {
+                    coupon_id: id,
+                    order_id: spend.order_id.clone(),
+                    order_amount: spend.order_amount,
+                    discount_amount: spend.discount_amount,
+                },
                 format!(
                     "🧾 Coupon {id} used on order {}: {} off {}.",
                     spend.order_id, spend.discount_amount, spend.order_amount
@@ -124,9 +125,11 @@ pub async fn cancel_use(
     }
     let coupon = own_coupon(state, owner, id).await?;
     state.notifier.coupon_event(
-        kinds::USE_CANCELLED,
         &coupon,
-        json!({"coupon_id": id, "order_id": order_id}),
+        Payload::UseCancelled {
+            coupon_id: id,
+            order_id: order_id.to_owned(),
+        },
         format!("↩️ Coupon {id}: the use on order {order_id} was cancelled."),
     );
     Ok(coupon)

@@ -285,12 +285,15 @@ async fn a_client_that_does_not_read_is_closed_not_buffered_for() {
     let user: flashcoupon::domain::ids::UserId = user.parse().unwrap();
     let padding = "x".repeat(1_000);
     for _ in 0..50_000 {
+        let failed = flashcoupon::events::Payload::ClaimFailed {
+            reason: "sold_out",
+            message: padding.clone(),
+        };
         app.state.events.publish(flashcoupon::events::Event::new(
-            "coupon.claim_failed",
+            failed,
             app.clock.now(),
             Some(user),
             None,
-            json!({"reason": "sold_out", "padding": padding}),
         ));
         tokio::task::yield_now().await;
     }

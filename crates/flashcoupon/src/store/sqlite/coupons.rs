@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::{Connection, SqliteConnection};
 
 use crate::domain::ids::CouponId;
+use crate::events::{EventKind, Payload};
 use crate::store::{CouponWriter, NewCouponRow, StoreError};
 
 /// The writer's dedicated connection, and the store's write turn (see
@@ -29,7 +30,7 @@ fn inbox_sql(rows: usize) -> &'static str {
             .map(|&n| {
                 format!(
                     "INSERT INTO notifications (id, user_id, kind, campaign_id, payload, created_at) VALUES {}",
-                    vec!["(?, ?, 'coupon.issued', ?, ?, ?)"; n].join(", ")
+                    vec![format!("(?, ?, '{}', ?, ?, ?)", EventKind::CouponIssued); n].join(", ")
                 )
             })
             .collect()
@@ -93,7 +94,14 @@ impl CouponWriter for SqliteWriter {
                     .bind(r.id.to_string())
                     .bind(r.user_id.to_string())
                     .bind(r.campaign_id.to_string())
-                    .bind(crate::notify::issued_payload(r.id, r.seq, r.valid_until).to_string())
+                    .bind(
+                        Payload::CouponIssued {
+                            coupon_id: r.id,
+                            seq: r.seq,
+                            valid_until: r.valid_until,
+                        }
+                        .data_json(),
+                    )
                     .bind(r.issued_at.0);
             }
             inbox.execute(&mut *tx).await?;

@@ -8,6 +8,8 @@
 //! Publishing never blocks a claim; when Redis is unreachable the backlog is
 //! bounded and the oldest events are dropped.
 
+mod kinds;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,6 +21,8 @@ use crate::domain::timestamp::Timestamp;
 use crate::redis_conn::RedisConn;
 use crate::tasks::Tasks;
 
+pub use kinds::{EventKind, Opening, Payload, StockNumbers};
+
 /// Events a slow local listener may fall behind by before it starts missing some.
 /// Sized for a drop: a sell-out announces itself to every subscriber at once.
 const LOCAL_BUFFER: usize = 65_536;
@@ -28,9 +32,8 @@ const REMOTE_BUFFER: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: uuid::Uuid,
-    /// e.g. `coupon.issued`, `campaign.updated`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventKind,
     pub at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserId>,
@@ -44,19 +47,18 @@ pub struct Event {
 
 impl Event {
     pub fn new(
-        kind: &str,
+        payload: Payload,
         at: Timestamp,
         user: Option<UserId>,
         campaign: Option<CampaignId>,
-        data: serde_json::Value,
     ) -> Self {
         Self {
             id: uuid::Uuid::now_v7(),
-            kind: kind.to_owned(),
+            kind: payload.kind(),
             at,
             user,
             campaign,
-            data,
+            data: payload.data(),
             origin: String::new(),
         }
     }

@@ -1,0 +1,224 @@
+//! The one list of event types, each with its typed payload. Push, inbox,
+//! webhooks (and next the outbox) all take their type names and payload
+//! shapes from here, so a client sees the same `type` and `data` wherever
+//! an event reaches it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::CouponId;
+use crate::domain::timestamp::Timestamp;
+
+/// An event's type, as sent to clients, stored in the inbox and offered to
+/// webhooks (`"coupon.issued"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "coupon.issued")]
+    CouponIssued,
+    #[serde(rename = "coupon.claim_failed")]
+    ClaimFailed,
+    #[serde(rename = "coupon.used")]
+    CouponUsed,
+    #[serde(rename = "coupon.use_cancelled")]
+    UseCancelled,
+    #[serde(rename = "coupon.expiring_soon")]
+    ExpiringSoon,
+    #[serde(rename = "campaign.opening_soon")]
+    OpeningSoon,
+    #[serde(rename = "campaign.opened")]
+    Opened,
+    #[serde(rename = "campaign.sold_out")]
+    SoldOut,
+    #[serde(rename = "campaign.stock_low")]
+    StockLow,
+    /// Not a notification: tells live channels a campaign's settings changed.
+    #[serde(rename = "campaign.updated")]
+    CampaignUpdated,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::CouponIssued,
+        EventKind::ClaimFailed,
+        EventKind::ExpiringSoon,
+        EventKind::OpeningSoon,
+        EventKind::Opened,
+        EventKind::SoldOut,
+        EventKind::StockLow,
+        EventKind::CouponUsed,
+        EventKind::UseCancelled,
+        EventKind::CampaignUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::CouponIssued => "coupon.issued",
+            EventKind::ClaimFailed => "coupon.claim_failed",
+            EventKind::CouponUsed => "coupon.used",
+            EventKind::UseCancelled => "coupon.use_cancelled",
+            EventKind::ExpiringSoon => "coupon.expiring_soon",
+            EventKind::OpeningSoon => "campaign.opening_soon",
+            EventKind::Opened => "campaign.opened",
+            EventKind::SoldOut => "campaign.sold_out",
+            EventKind::StockLow => "campaign.stock_low",
+            EventKind::CampaignUpdated => "campaign.updated",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// May a shop's webhook endpoint ask for it?
+    pub fn for_webhooks(self) -> bool {
+        matches!(
+            self,
+            EventKind::Opened
+                | EventKind::SoldOut
+                | EventKind::StockLow
+                | EventKind::CouponUsed
+                | EventKind::UseCancelled
+        )
+    }
+
+    /// The types a webhook endpoint may ask for, by name.
+    pub fn webhook_names() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|k| k.for_webhooks())
+            .map(Self::as_str)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened, with the fields clients read in `data`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Payload {
+    CouponIssued {
+        coupon_id: CouponId,
+        seq: u32,
+        valid_until: Timestamp,
+    },
+    ClaimFailed {
+        reason: &'static str,
+        message: String,
+    },
+    CouponUsed {
+        coupon_id: CouponId,
+        order_id: String,
+        order_amount: i64,
+        discount_amount: i64,
+    },
+    UseCancelled {
+        coupon_id: CouponId,
+        order_id: String,
+    },
+    ExpiringSoon {
+        coupon_id: CouponId,
+        campaign_name: String,
+        valid_until: Timestamp,
+    },
+    OpeningSoon(Opening),
+    Opened(Opening),
+    SoldOut(StockNumbers),
+    StockLow {
+        threshold: i64,
+        campaign_name: String,
+        remaining_quantity: u32,
+        total_quantity: u32,
+    },
+    CampaignUpdated {
+        paused: bool,
+        total_quantity: u32,
+        remaining_quantity: u32,
+    },
+}
+
+/// The payload of `campaign.opening_soon` and `campaign.opened`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Opening {
+    pub campaign_name: String,
+    pub issue_starts_at: Timestamp,
+}
+
+/// The payload of `campaign.sold_out`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StockNumbers {
+    pub campaign_name: String,
+    pub total_quantity: u32,
+    pub issued_count: u32,
+    pub remaining_quantity: u32,
+}
+
+impl Payload {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Payload::CouponIssued { .. } => EventKind::CouponIssued,
+            Payload::ClaimFailed { .. } => EventKind::ClaimFailed,
+            Payload::CouponUsed { .. } => EventKind::CouponUsed,
+            Payload::UseCancelled { .. } => EventKind::UseCancelled,
+            Payload::ExpiringSoon { .. } => EventKind::ExpiringSoon,
+            Payload::OpeningSoon(_) => EventKind::OpeningSoon,
+            Payload::Opened(_) => EventKind::Opened,
+            Payload::SoldOut(_) => EventKind::SoldOut,
+            Payload::StockLow { .. } => EventKind::StockLow,
+            Payload::CampaignUpdated { .. } => EventKind::CampaignUpdated,
+        }
+    }
+
+    /// The `data` object clients receive.
+    pub fn data(&self) -> serde_json::Value {
+        // Plain fields of ids, numbers and strings: serialising cannot fail.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// [`Payload::data`] as JSON text, without building a `Value` first
+    /// (the group commit writes one per coupon).
+    pub fn data_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_its_name_and_serde_agrees() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, serde_json::Value::from(kind.as_str()));
+        }
+        assert_eq!(EventKind::parse("coupon.nonsense"), None);
+        assert_eq!(
+            EventKind::webhook_names(),
+            [
+                "campaign.opened",
+                "campaign.sold_out",
+                "campaign.stock_low",
+                "coupon.used",
+                "coupon.use_cancelled"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_payload_names_its_kind_and_serialises_its_fields_as_data() {
+        let p = Payload::UseCancelled {
+            coupon_id: CouponId(uuid::Uuid::nil()),
+            order_id: "o-1".into(),
+        };
+        assert_eq!(p.kind(), EventKind::UseCancelled);
+        assert_eq!(
+            p.data(),
+            serde_json::json!({"coupon_id": "00000000-0000-0000-0000-000000000000", "order_id": "o-1"})
+        );
+    }
+}
