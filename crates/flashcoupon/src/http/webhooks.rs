@@ -16,7 +16,7 @@ use crate::domain::timestamp::Timestamp;
 use crate::events::EventKind;
 use crate::notify::webhooks::FORMATS;
 use crate::state::AppState;
-use crate::store::notify::{DeliveryRecord, WebhookRecord};
+use crate::store::{DeliveryRecord, WebhookRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()

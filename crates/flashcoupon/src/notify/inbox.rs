@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::NotificationRow;
 use crate::store::Store;
-use crate::store::notify::NotificationRow;
 
 /// Events waiting to be stored; beyond this the newest are not kept (the
 /// push still happens).

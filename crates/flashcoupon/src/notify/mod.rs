@@ -34,7 +34,7 @@ use crate::domain::timestamp::Timestamp;
 use crate::events::{Event, EventBus, EventKind, Payload, StockNumbers};
 use crate::issuing::drop_of;
 use crate::metrics::Metrics;
-use crate::store::notify::NotificationRow;
+use crate::store::NotificationRow;
 use crate::store::{Store, StoreError};
 use crate::tasks::Tasks;
 
@@ -303,7 +303,7 @@ impl Notifier {
         &self,
         campaign: &Campaign,
         a: Announcement,
-        accept: impl Fn(&crate::store::notify::WebhookRecord) -> bool,
+        accept: impl Fn(&crate::store::WebhookRecord) -> bool,
         subscribers: bool,
     ) -> Result<(), StoreError> {
         if lock(&self.announced).contains(&a.key) {

@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::events::Event;
 use crate::store::Store;
 use crate::store::StoreError;
-use crate::store::notify::{AttemptRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord};
+use crate::store::{AttemptRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord};
 use crate::tasks::Shutdown;
 
 /// Payload formats: our JSON envelope, or a chat message.

@@ -2,17 +2,27 @@
 //! (scale-out). Both keep promise 7 as schema constraints; both answer the
 //! same [`Store`] trait, so everything above this module is shared.
 //!
+//! One file per aggregate (accounts, campaigns, coupons, inbox,
+//! subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
+//! differs (the group-commit writer, the gate fence, migrations).
+//!
 //! Plain runtime queries (`sqlx::query`), not the compile-time macros, so
 //! building needs no database. Where the two dialects agree the SQL text is
 //! shared (`$N` placeholders work in both), and rows decode through one set of
-//! functions over [`rows::Columns`].
+//! functions over `columns::Columns`.
 
-pub mod notify;
+mod accounts;
+mod campaigns;
+mod columns;
+mod coupons;
+mod inbox;
 pub mod postgres;
-mod rows;
 pub mod sqlite;
+mod subscriptions;
+mod webhooks;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Debug;
 
 use std::borrow::Cow;
@@ -22,14 +32,21 @@ use futures_core::future::BoxFuture;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType};
 
-use crate::domain::account::{Email, Role};
-use crate::domain::campaign::Campaign;
-use crate::domain::coupon::{Coupon, CouponStatus, Spend};
-use crate::domain::ids::{CampaignId, CouponId, UserId};
-use crate::domain::timestamp::Timestamp;
+use crate::domain::ids::{CampaignId, CouponId};
 
+pub use accounts::{AccountStore, UserRecord};
+pub use campaigns::CampaignStore;
+pub use coupons::{
+    CouponFilter, CouponStore, CouponWriter, FencedCampaign, IssuedRow, NewCouponRow,
+};
+pub use inbox::{ExpiringCoupon, InboxStore, NotificationRow, StoredNotification};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use subscriptions::SubscriptionStore;
+pub use webhooks::{
+    AttemptRecord, DeliveryRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord,
+    WebhookStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,157 +108,19 @@ impl StoreError {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct UserRecord {
-    pub id: UserId,
-    pub password_hash: String,
-    pub role: Role,
-}
-
-/// A coupon the gate admitted, ready to be written.
-#[derive(Debug, Clone)]
-pub struct NewCouponRow {
-    pub id: CouponId,
-    pub campaign_id: CampaignId,
-    pub user_id: UserId,
-    pub seq: u32,
-    pub user_seq: u32,
-    pub idempotency_key: Option<Box<str>>,
-    pub issued_at: Timestamp,
-    pub valid_from: Timestamp,
-    pub valid_until: Timestamp,
-    /// The gate generation that admitted it: PostgreSQL refuses the row if the
-    /// gate was rebuilt since (see [`CouponStore::fence_and_load`]).
-    pub gate_epoch: u64,
-}
-
-/// Which coupons a wallet read returns.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CouponFilter {
-    pub campaign: Option<CampaignId>,
-    pub status: Option<CouponStatus>,
-}
-
-/// One coupon of a campaign as the record holds it, in `seq` order: what the
-/// gate is rebuilt from and what the tests check the promises against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedRow {
-    pub id: CouponId,
-    pub user: UserId,
-    pub seq: u32,
-    pub user_seq: u32,
-    pub key: Option<String>,
-}
-
-/// What a gate rebuild starts from: the campaign's live settings, its new
-/// gate generation and every coupon it issued.
-#[derive(Debug)]
-pub struct FencedCampaign {
-    pub campaign: Campaign,
-    pub epoch: u64,
-    pub issued: Vec<IssuedRow>,
-}
-
-#[async_trait]
-pub trait AccountStore {
-    /// `Err(StoreError::Unique)` when the e-mail is taken.
-    async fn insert_user(
-        &self,
-        id: UserId,
-        email: &Email,
-        password_hash: &str,
-        role: Role,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
-    /// Many users sharing one password hash, all or none.
-    async fn insert_users(
-        &self,
-        users: &[(UserId, Email)],
-        password_hash: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
-    async fn user_exists(&self, id: UserId) -> Result<bool, StoreError>;
-    /// Make `email` an admin: create it with `create_hash` if absent; if it
-    /// exists, promote it and, when a hash is given, reset its password.
-    async fn upsert_admin(
-        &self,
-        email: &Email,
-        create_hash: &str,
-        reset_hash: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(UserId, bool), StoreError>;
-}
-
-#[async_trait]
-pub trait CampaignStore {
-    async fn insert_campaign(&self, c: &Campaign) -> Result<(), StoreError>;
-    async fn get_campaign(&self, id: CampaignId) -> Result<Option<Campaign>, StoreError>;
-    /// Newest first; `before` is the last id of the previous page.
-    async fn list_campaigns(
-        &self,
-        limit: u32,
-        before: Option<CampaignId>,
-    ) -> Result<Vec<Campaign>, StoreError>;
-    async fn all_campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
-    /// Apply the fields that are `Some`, in one statement.
-    async fn update_campaign(
-        &self,
-        id: CampaignId,
-        paused: Option<bool>,
-        issue_ends_at: Option<Timestamp>,
-        total_quantity: Option<u32>,
-    ) -> Result<(), StoreError>;
-}
-
-#[async_trait]
-pub trait CouponStore {
-    async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError>;
-    /// A user's coupons, newest first; `before` is the last id of the previous page.
-    async fn list_coupons(
-        &self,
-        user: UserId,
-        filter: CouponFilter,
-        now: Timestamp,
-        limit: u32,
-        before: Option<CouponId>,
-    ) -> Result<Vec<Coupon>, StoreError>;
-    /// Spend an available coupon. `false` if it was no longer available (a
-    /// concurrent spend won): the caller re-reads and answers from that.
-    async fn mark_used(&self, id: CouponId, spend: &Spend) -> Result<bool, StoreError>;
-    /// Undo the spend made by `order_id`. `false` if the coupon was not used by it.
-    async fn cancel_use(&self, id: CouponId, order_id: &str) -> Result<bool, StoreError>;
-    /// A campaign's coupons with their owners' emails, in `seq` order,
-    /// from `after_seq + 1` on (the winners list).
-    async fn winners(
-        &self,
-        campaign: CampaignId,
-        after_seq: u32,
-        limit: u32,
-    ) -> Result<Vec<(Coupon, String)>, StoreError>;
-    /// Every coupon of one campaign, in `seq` order.
-    async fn issued_rows(&self, campaign: CampaignId) -> Result<Vec<IssuedRow>, StoreError>;
-    /// Every issued coupon, by campaign, for rebuilding the embedded gate.
-    async fn issued_by_campaign(&self) -> Result<HashMap<CampaignId, Vec<IssuedRow>>, StoreError>;
-}
-
-/// The group-commit writer's own connection.
-#[async_trait]
-pub trait CouponWriter: Send {
-    /// Write one batch in one transaction: all rows or an error. Rows whose
-    /// gate generation is stale are left out; the answer is what landed.
-    async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError>;
-    /// Which of these coupons are in the record (to settle a batch whose
-    /// commit reported an error: a COMMIT can fail to answer yet land).
-    /// Waits for a transaction still writing them to finish first.
-    async fn existing(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError>;
-}
-
 /// Everything the platform needs of its record. The account, campaign and
 /// coupon queries are the same SQL on both backends; what is here differs.
 #[async_trait]
 pub trait Store:
-    AccountStore + CampaignStore + CouponStore + notify::NotifyStore + Send + Sync + Debug
+    AccountStore
+    + CampaignStore
+    + CouponStore
+    + InboxStore
+    + SubscriptionStore
+    + WebhookStore
+    + Send
+    + Sync
+    + Debug
 {
     /// Start a new gate generation for a campaign and read what it issued, as
     /// one step: commits of claims admitted by an older generation either
@@ -272,6 +151,20 @@ pub trait Store:
     async fn close(&self);
 }
 
+/// Every aggregate's shared queries for a store with a `pool` of database
+/// `$db` (the SQL is written once; see each aggregate's module).
+macro_rules! shared_queries {
+    ($store:ty, $db:ty) => {
+        $crate::store::accounts::account_queries!($store, $db);
+        $crate::store::campaigns::campaign_queries!($store, $db);
+        $crate::store::coupons::coupon_queries!($store, $db);
+        $crate::store::inbox::inbox_queries!($store, $db);
+        $crate::store::subscriptions::subscriptions_queries!($store, $db);
+        $crate::store::webhooks::webhooks_queries!($store, $db);
+    };
+}
+pub(crate) use shared_queries;
+
 /// Migrations compiled into the binary, in order.
 #[derive(Debug)]
 pub(crate) struct Migrations(pub &'static [(i64, &'static str, &'static str)]);
@@ -294,10 +187,4 @@ impl MigrationSource<'static> for Migrations {
                 .collect())
         })
     }
-}
-
-/// Column helpers: ids are stored as text, and the schema's CHECKs keep them parseable.
-fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, sqlx::Error> {
-    raw.parse()
-        .map_err(|_| sqlx::Error::Decode(format!("malformed id in the record: {raw:?}").into()))
 }

@@ -21,11 +21,10 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
-use super::notify::notify_queries;
-use super::rows::{self, common_queries};
+use super::columns::parse_id;
 use super::{
     CouponFilter, CouponWriter, FencedCampaign, IssuedRow, Migrations, Store, StoreError,
-    UserRecord, parse_id,
+    UserRecord,
 };
 use crate::domain::account::{Email, Role};
 use crate::domain::campaign::Campaign;
@@ -93,8 +92,7 @@ impl PgStore {
     }
 }
 
-common_queries!(PgStore, sqlx::Postgres);
-notify_queries!(PgStore, sqlx::Postgres);
+super::shared_queries!(PgStore, sqlx::Postgres);
 
 #[async_trait]
 impl Store for PgStore {
@@ -109,20 +107,23 @@ impl Store for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-        let row = sqlx::query(&format!("{} WHERE id = $1", rows::select_campaigns()))
-            .bind(campaign.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-        let found = rows::campaign(&row)?;
+        let row = sqlx::query(&format!(
+            "{} WHERE id = $1",
+            super::campaigns::select_campaigns()
+        ))
+        .bind(campaign.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let found = super::campaigns::campaign(&row)?;
         let issued = sqlx::query(&format!(
             "SELECT {} FROM coupons WHERE campaign_id = $1 ORDER BY seq",
-            rows::ISSUED_COLUMNS
+            super::coupons::ISSUED_COLUMNS
         ))
         .bind(campaign.to_string())
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(rows::issued)
+        .map(super::coupons::issued)
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
         Ok(FencedCampaign {
@@ -147,7 +148,7 @@ impl Store for PgStore {
         let seqs: Vec<i64> = claims.iter().map(|&(s, _)| s as i64).collect();
         let found = sqlx::query(&format!(
             "SELECT {} FROM coupons WHERE campaign_id = $1 AND seq = ANY($2)",
-            rows::ISSUED_COLUMNS
+            super::coupons::ISSUED_COLUMNS
         ))
         .bind(campaign.to_string())
         .bind(&seqs)
@@ -155,7 +156,7 @@ impl Store for PgStore {
         .await?;
         let found: HashMap<u32, IssuedRow> = found
             .iter()
-            .map(|row| rows::issued(row).map(|r| (r.seq, r)))
+            .map(|row| super::coupons::issued(row).map(|r| (r.seq, r)))
             .collect::<Result<_, _>>()?;
         // Still under the lock: write off the claims that did not land, so a
         // writer that had them queued all along skips them (its INSERT checks).

@@ -16,11 +16,10 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 
-use super::notify::notify_queries;
-use super::rows::{self, common_queries};
+use super::columns::parse_id;
 use super::{
     CampaignStore, CouponFilter, CouponStore, CouponWriter, FencedCampaign, IssuedRow, Migrations,
-    Store, StoreError, UserRecord, parse_id,
+    Store, StoreError, UserRecord,
 };
 use crate::domain::account::{Email, Role};
 use crate::domain::campaign::Campaign;
@@ -118,8 +117,7 @@ impl SqliteStore {
     }
 }
 
-common_queries!(SqliteStore, sqlx::Sqlite);
-notify_queries!(SqliteStore, sqlx::Sqlite);
+super::shared_queries!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -147,14 +145,14 @@ impl Store for SqliteStore {
         for &(seq, _) in claims {
             let row = sqlx::query(&format!(
                 "SELECT {} FROM coupons WHERE campaign_id = $1 AND seq = $2",
-                rows::ISSUED_COLUMNS
+                super::coupons::ISSUED_COLUMNS
             ))
             .bind(campaign.to_string())
             .bind(seq as i64)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(row) = row {
-                found.insert(seq, rows::issued(&row)?);
+                found.insert(seq, super::coupons::issued(&row)?);
             }
         }
         Ok(found)

@@ -1,0 +1,169 @@
+//! Accounts: users, their password hashes and roles.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use super::columns::{Columns, parse_id};
+use crate::domain::account::{Email, Role};
+use crate::domain::ids::UserId;
+use crate::domain::timestamp::Timestamp;
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[async_trait]
+pub trait AccountStore {
+    /// `Err(StoreError::Unique)` when the e-mail is taken.
+    async fn insert_user(
+        &self,
+        id: UserId,
+        email: &Email,
+        password_hash: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Many users sharing one password hash, all or none.
+    async fn insert_users(
+        &self,
+        users: &[(UserId, Email)],
+        password_hash: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_exists(&self, id: UserId) -> Result<bool, StoreError>;
+    /// Make `email` an admin: create it with `create_hash` if absent; if it
+    /// exists, promote it and, when a hash is given, reset its password.
+    async fn upsert_admin(
+        &self,
+        email: &Email,
+        create_hash: &str,
+        reset_hash: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(UserId, bool), StoreError>;
+}
+
+pub(super) const INSERT_USER: &str =
+    "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub(super) fn user(row: &impl Columns) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: parse_id(&row.text("id")?)?,
+        password_hash: row.text("password_hash")?,
+        role: Role::parse(&row.text("role")?).unwrap_or(Role::User),
+    })
+}
+
+/// [`AccountStore`] for a store with a `pool` of database `$db` (the SQL is
+/// the same on both backends; only the pool's type differs, and a macro says
+/// that without sqlx's generic executor bounds).
+macro_rules! account_queries {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::AccountStore for $store {
+            async fn insert_user(
+                &self,
+                id: UserId,
+                email: &Email,
+                password_hash: &str,
+                role: Role,
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::accounts::INSERT_USER)
+                    .bind(id.to_string())
+                    .bind(email.as_str())
+                    .bind(password_hash)
+                    .bind(role.as_str())
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_users(
+                &self,
+                users: &[(UserId, Email)],
+                password_hash: &str,
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (id, email) in users {
+                    sqlx::query($crate::store::accounts::INSERT_USER)
+                        .bind(id.to_string())
+                        .bind(email.as_str())
+                        .bind(password_hash)
+                        .bind(Role::User.as_str())
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_user_by_email(
+                &self,
+                email: &Email,
+            ) -> Result<Option<UserRecord>, StoreError> {
+                let row = sqlx::query("SELECT id, password_hash, role FROM users WHERE email = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.as_ref().map($crate::store::accounts::user).transpose()?)
+            }
+
+            async fn user_exists(&self, id: UserId) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn upsert_admin(
+                &self,
+                email: &Email,
+                create_hash: &str,
+                reset_hash: Option<&str>,
+                now: Timestamp,
+            ) -> Result<(UserId, bool), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let existing = sqlx::query("SELECT id, password_hash, role FROM users WHERE email = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match existing {
+                    Some(row) => {
+                        let id = $crate::store::accounts::user(&row)?.id;
+                        sqlx::query(
+                            "UPDATE users SET role = 'admin', password_hash = COALESCE($1, password_hash) WHERE id = $2",
+                        )
+                        .bind(reset_hash)
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                        (id, false)
+                    }
+                    None => {
+                        let id = UserId::generate();
+                        sqlx::query($crate::store::accounts::INSERT_USER)
+                            .bind(id.to_string())
+                            .bind(email.as_str())
+                            .bind(create_hash)
+                            .bind(Role::Admin.as_str())
+                            .bind(now.0)
+                            .execute(&mut *tx)
+                            .await?;
+                        (id, true)
+                    }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+    };
+}
+pub(super) use account_queries;
