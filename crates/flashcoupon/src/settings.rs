@@ -151,33 +151,29 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
+/// `Settings` alone as a command, to read its defaults.
+#[derive(Debug, clap::Parser)]
+struct DefaultsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
 impl Settings {
-    /// Defaults for a server on a free port over `data_dir` (tests, tools).
+    /// The defaults (the ones `serve --help` shows: written once, on the
+    /// flags above) for a server on a free port over `data_dir`, ignoring
+    /// the environment (tests, tools).
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data_dir.into(),
-            jwt_secret: None,
-            token_ttl_secs: 86_400,
-            admin_email: None,
-            admin_password: None,
-            commit_max_batch: 512,
-            commit_writers: None,
-            sqlite_synchronous: Durability::Full,
-            claim_rate_per_user: 20,
-            auth_rate_per_ip: 50,
-            log_format: LogFormat::Text,
-            redis_url: None,
-            redis_cluster: false,
-            redis_prefix: "fc".into(),
-            postgres_url: None,
-            reconcile_after_ms: 30_000,
-            opening_soon_lead_secs: 600,
-            scheduler_tick_ms: 1_000,
-            webhook_retry_base_ms: 30_000,
-            webhook_give_up_secs: 86_400,
-            ws_queue: 256,
-        }
+        use clap::{CommandFactory, FromArgMatches};
+        let command = DefaultsOnly::command().mut_args(|a| a.env(None::<&'static str>));
+        let matches = command
+            .try_get_matches_from(["flashcoupon"])
+            .expect("every setting has a default or is optional");
+        let mut settings = DefaultsOnly::from_arg_matches(&matches)
+            .expect("the defaults parse")
+            .settings;
+        settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.data_dir = data_dir.into();
+        settings
     }
 }
 
@@ -242,5 +238,22 @@ impl Settings {
                 "--postgres-url needs --redis-url (FLASHCOUPON_REDIS_URL): scale-out mode uses both"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_flags_and_ignore_the_environment() {
+        let s = Settings::for_data_dir("/tmp/x");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.listen.port(), 0);
+        assert_eq!(s.commit_max_batch, 512);
+        assert_eq!(s.redis_prefix, "fc");
+        assert_eq!(s.sqlite_synchronous, Durability::Full);
+        assert!(s.redis_url.is_none() && s.postgres_url.is_none());
+        assert_eq!(s.mode().unwrap(), Mode::Embedded);
     }
 }

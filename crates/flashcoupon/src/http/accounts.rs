@@ -2,12 +2,12 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ErrorBody, Json};
 use crate::auth::AdminUser;
@@ -19,11 +19,11 @@ use crate::store::StoreError;
 
 pub const MAX_BULK_USERS: i64 = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/signup", post(signup))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/admin/users/bulk", post(bulk_users))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(bulk_users))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

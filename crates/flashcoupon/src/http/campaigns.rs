@@ -1,12 +1,12 @@
 //! Campaigns: admins create and patch (`issuing::campaigns` keeps the record
 //! and the gate in step), anyone reads.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::paging::Page;
 use super::views::CampaignView;
@@ -19,10 +19,10 @@ use crate::issuing::campaigns::{self, CampaignWriteError};
 use crate::issuing::drop_of;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/campaigns", get(list).post(create))
-        .route("/api/v1/campaigns/{id}", get(show).patch(patch))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, patch))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -1,14 +1,14 @@
 //! What the admin console's campaign dashboard reads: live claim statistics
 //! and the winners in `seq` order, as JSON pages or one CSV download.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::paging::Page;
 use super::views::{CampaignView, CouponView};
@@ -22,11 +22,11 @@ use crate::domain::timestamp::Timestamp;
 use crate::issuing::drop_of;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/campaigns/{id}/stats", get(stats))
-        .route("/api/v1/admin/campaigns/{id}/winners", get(winners))
-        .route("/api/v1/admin/campaigns/{id}/winners.csv", get(winners_csv))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stats))
+        .routes(routes!(winners))
+        .routes(routes!(winners_csv))
 }
 
 async fn campaign(state: &AppState, id: &str) -> Result<Campaign, ApiError> {

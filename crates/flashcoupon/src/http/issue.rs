@@ -1,12 +1,12 @@
 //! The hot path: `POST /api/v1/campaigns/{id}/issue`, and the caller's own
 //! view of a campaign.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, IdempotencyKey, Json, parse_path_id};
@@ -17,10 +17,10 @@ use crate::issuing::claim::{ClaimError, ClaimOutcome, ClaimResult, claim, refusa
 use crate::state::AppState;
 use crate::store::CouponFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/campaigns/{id}/issue", post(issue))
-        .route("/api/v1/campaigns/{id}/me", get(my_campaign))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue))
+        .routes(routes!(my_campaign))
 }
 
 /// How a claim's answer reads over HTTP.

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use accounts::{BulkUser, BulkUsersResponse, LoginResponse, SignupResponse};
@@ -39,23 +40,36 @@ use crate::state::AppState;
 /// Request bodies are capped: nothing in the API needs more.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-/// Every route:
+/// Every route. Each resource module's `router()` lists its handlers, and
+/// each handler's `#[utoipa::path]` is the one place its method and path are
+/// written: the router and `/openapi.json` both come from it.
 ///
-/// | route | module |
+/// | module | what |
 /// | --- | --- |
-/// | `POST /api/v1/auth/signup`, `POST /api/v1/auth/login`, `POST /api/v1/admin/users/bulk` | [`accounts`] |
-/// | `GET, POST /api/v1/campaigns`, `GET, PATCH /api/v1/campaigns/{id}` | [`campaigns`] |
-/// | `POST /api/v1/campaigns/{id}/issue`, `GET /api/v1/campaigns/{id}/me` | [`issue`] |
-/// | `GET /api/v1/me/coupons`, `GET /api/v1/users/{user_id}/coupons`, `GET /api/v1/coupons/{id}` | [`wallet`] |
-/// | `POST /api/v1/coupons/{id}/use`, `POST /api/v1/coupons/{id}/cancel-use`, `POST /api/v1/coupons/{id}/preview` | [`spending`] |
-/// | `GET /api/v1/notifications/ws`, `GET /api/v1/campaigns/{id}/live`, `GET /api/v1/live`, `GET, PUT, DELETE /api/v1/campaigns/{id}/subscription`, `GET /api/v1/me/notifications`, `POST /api/v1/me/notifications/read` | [`notifications`] |
-/// | `GET, POST /api/v1/admin/webhooks`, `GET, DELETE /api/v1/admin/webhooks/{id}`, `GET /api/v1/admin/webhooks/{id}/deliveries` | [`webhooks`] |
-/// | `GET /api/v1/admin/campaigns/{id}/stats`, `GET /api/v1/admin/campaigns/{id}/winners`, `GET /api/v1/admin/campaigns/{id}/winners.csv` | [`dashboard`] |
-/// | `GET /`, `GET /admin`, `GET /assets/{*path}` (the web UI) | [`ui`] |
-/// | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`ops`] |
-/// | `GET /openapi.json`, `GET /api/docs` | [`openapi`] |
+/// | [`accounts`] | sign-up, log-in, bulk users |
+/// | [`campaigns`] | create, list, read, patch campaigns |
+/// | [`issue`] | the claim (hot path), the caller's view of a campaign |
+/// | [`wallet`] | wallets and one coupon |
+/// | [`spending`] | use, preview, cancel a use |
+/// | [`notifications`] | the socket, live stock (SSE), subscriptions, inbox |
+/// | [`webhooks`] | the shop's endpoints and their delivery log |
+/// | [`dashboard`] | per-campaign claim statistics and winners |
+/// | [`ops`] | health, readiness, metrics |
+/// | [`ui`] | the web UI (`/`, `/admin`, `/assets/*`), not in the OpenAPI document |
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let (api, doc) = api().split_for_parts();
+    api.merge(ui::router())
+        .merge(SwaggerUi::new("/api/docs").url("/openapi.json", doc))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The API's routes, with the OpenAPI document they describe.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::router())
         .merge(campaigns::router())
         .merge(issue::router())
@@ -64,14 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(webhooks::router())
         .merge(dashboard::router())
-        .merge(ui::router())
         .merge(ops::router())
-        .merge(SwaggerUi::new("/api/docs").url("/openapi.json", ApiDoc::openapi()))
-        .fallback(|| async { ApiError::NotFound })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// A path id that does not parse names nothing that exists: 404, like an unknown one.

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -13,10 +12,11 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::paging::Page;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
@@ -28,17 +28,14 @@ use crate::domain::timestamp::Timestamp;
 use crate::notify::hub::CLOSE_SLOW;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/notifications/ws", get(socket))
-        .route("/api/v1/campaigns/{id}/live", get(live))
-        .route("/api/v1/live", get(live_many))
-        .route(
-            "/api/v1/campaigns/{id}/subscription",
-            get(subscription).put(subscribe).delete(unsubscribe),
-        )
-        .route("/api/v1/me/notifications", get(inbox))
-        .route("/api/v1/me/notifications/read", post(mark_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(socket))
+        .routes(routes!(live))
+        .routes(routes!(live_many))
+        .routes(routes!(subscription, subscribe, unsubscribe))
+        .routes(routes!(inbox))
+        .routes(routes!(mark_read))
 }
 
 /// Close codes of the notification socket.

@@ -1,29 +1,14 @@
-//! The OpenAPI document served at `/openapi.json` (and browsed at `/api/docs`).
+//! The OpenAPI document's frame (title, tags, the bearer scheme); the paths
+//! come from the routers (`super::router`), where each is written once.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use super::{
-    accounts, campaigns, dashboard, issue, notifications, ops, spending, wallet, webhooks,
-};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "flashcoupon",
         description = "First-come-first-served coupon drops: exactly the stock, per-user limits, durable answers."
-    ),
-    paths(
-        accounts::signup, accounts::login, accounts::bulk_users,
-        campaigns::create, campaigns::list, campaigns::show, campaigns::patch,
-        issue::issue, issue::my_campaign,
-        wallet::my_coupons, wallet::user_coupons, wallet::show,
-        spending::use_coupon, spending::cancel_use, spending::preview,
-        notifications::socket, notifications::live, notifications::live_many, notifications::subscription, notifications::subscribe,
-        notifications::unsubscribe, notifications::inbox, notifications::mark_read,
-        webhooks::create, webhooks::list, webhooks::show, webhooks::remove, webhooks::deliveries,
-        dashboard::stats, dashboard::winners, dashboard::winners_csv,
-        ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth),
     tags(

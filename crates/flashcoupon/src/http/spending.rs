@@ -2,11 +2,11 @@
 //! (the rules are in `crate::spending`). Somebody else's coupon is
 //! `404 not_found`, as if it did not exist.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
@@ -16,11 +16,11 @@ use crate::domain::ids::CouponId;
 use crate::spending::{self, SpendError, Spent};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/coupons/{id}/use", post(use_coupon))
-        .route("/api/v1/coupons/{id}/cancel-use", post(cancel_use))
-        .route("/api/v1/coupons/{id}/preview", post(preview))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(use_coupon))
+        .routes(routes!(cancel_use))
+        .routes(routes!(preview))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -1,10 +1,10 @@
 //! Wallets: the caller's coupons, or a user's for themself or an admin.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::paging::Page;
 use super::views::{CouponList, CouponView};
@@ -16,11 +16,11 @@ use crate::domain::ids::{CouponId, UserId};
 use crate::state::AppState;
 use crate::store::CouponFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/me/coupons", get(my_coupons))
-        .route("/api/v1/users/{user_id}/coupons", get(user_coupons))
-        .route("/api/v1/coupons/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(my_coupons))
+        .routes(routes!(user_coupons))
+        .routes(routes!(show))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

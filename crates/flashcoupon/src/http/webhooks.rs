@@ -1,12 +1,12 @@
 //! Admin: shop-side webhook endpoints and their delivery log.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::paging::Page;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
@@ -18,11 +18,11 @@ use crate::notify::webhooks::FORMATS;
 use crate::state::AppState;
 use crate::store::{DeliveryRecord, WebhookRecord};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/webhooks", get(list).post(create))
-        .route("/api/v1/admin/webhooks/{id}", get(show).delete(remove))
-        .route("/api/v1/admin/webhooks/{id}/deliveries", get(deliveries))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, remove))
+        .routes(routes!(deliveries))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
