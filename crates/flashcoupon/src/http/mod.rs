@@ -8,10 +8,12 @@ mod dashboard;
 mod error;
 mod extract;
 mod issue;
+mod live;
 mod notifications;
 mod openapi;
 mod ops;
 mod paging;
+mod socket;
 mod spending;
 mod ui;
 pub mod views;
@@ -51,7 +53,9 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// | [`issue`] | the claim (hot path), the caller's view of a campaign |
 /// | [`wallet`] | wallets and one coupon |
 /// | [`spending`] | use, preview, cancel a use |
-/// | [`notifications`] | the socket, live stock (SSE), subscriptions, inbox |
+/// | [`socket`] | the notification WebSocket |
+/// | [`live`] | live stock (Server-Sent Events) |
+/// | [`notifications`] | subscriptions, inbox |
 /// | [`webhooks`] | the shop's endpoints and their delivery log |
 /// | [`dashboard`] | per-campaign claim statistics and winners |
 /// | [`ops`] | health, readiness, metrics |
@@ -75,6 +79,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(issue::router())
         .merge(wallet::router())
         .merge(spending::router())
+        .merge(socket::router())
+        .merge(live::router())
         .merge(notifications::router())
         .merge(webhooks::router())
         .merge(dashboard::router())

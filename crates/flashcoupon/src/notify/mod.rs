@@ -12,6 +12,8 @@
 //! Events are never the record: a lost push loses no coupon, and the inbox
 //! keeps what was pushed. Nothing here is awaited by the claim path.
 
+mod announce;
+mod background;
 pub mod hub;
 mod inbox;
 pub mod live;
@@ -23,16 +25,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 
-use crate::admission::{Gate, Stock};
+use crate::admission::Gate;
 use crate::clock::Clock;
-use crate::domain::campaign::Campaign;
 use crate::domain::coupon::Coupon;
 use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
-use crate::events::{Event, EventBus, EventKind, Payload, StockNumbers};
-use crate::issuing::drop_of;
+use crate::events::{Event, EventBus, Payload};
 use crate::metrics::Metrics;
 use crate::store::NotificationRow;
 use crate::store::{Store, StoreError};
@@ -266,221 +265,6 @@ impl Notifier {
         });
         self.emit(event);
     }
-
-    /// Tell every subscriber of `campaign` about it, once each.
-    pub async fn tell_subscribers(
-        &self,
-        campaign: &Campaign,
-        payload: Payload,
-    ) -> Result<usize, StoreError> {
-        const PAGE: u32 = 1_000;
-        let once_key = format!("{}:{}", payload.kind(), campaign.id);
-        let mut told = 0;
-        loop {
-            let users = self
-                .store
-                .subscribers_missing(campaign.id, &once_key, PAGE)
-                .await?;
-            let now = self.clock.now();
-            let events = users
-                .iter()
-                .map(|u| {
-                    let e = Event::new(payload.clone(), now, Some(*u), Some(campaign.id));
-                    (e, once_key.clone())
-                })
-                .collect::<Vec<_>>();
-            told += self.emit_once(events).await?;
-            if (users.len() as u32) < PAGE {
-                return Ok(told);
-            }
-        }
-    }
-
-    /// A campaign-level event for subscribers (if `subscribers`) and the
-    /// shop's endpoints that `accept` it, once. It is skipped quickly if this
-    /// instance already announced it.
-    async fn announce(
-        &self,
-        campaign: &Campaign,
-        a: Announcement,
-        accept: impl Fn(&crate::store::WebhookRecord) -> bool,
-        subscribers: bool,
-    ) -> Result<(), StoreError> {
-        if lock(&self.announced).contains(&a.key) {
-            return Ok(());
-        }
-        if subscribers {
-            self.tell_subscribers(campaign, a.payload.clone()).await?;
-        }
-        let event = Event::new(a.payload, self.clock.now(), None, Some(campaign.id));
-        self.webhooks
-            .enqueue(&event, &a.key, &a.text, accept)
-            .await?;
-        lock(&self.announced).insert(a.key);
-        Ok(())
-    }
-
-    /// React to a campaign's live numbers: sold out, stock low.
-    pub async fn on_stock(&self, campaign: &Campaign, stock: &Stock) -> Result<(), StoreError> {
-        // Sold out once every coupon is durable (not while the last claims
-        // are still committing: one of them could fail and free its stock).
-        if stock.total > 0 && stock.issued >= stock.total {
-            let a = Announcement {
-                key: format!("{}:{}:{}", EventKind::SoldOut, campaign.id, stock.total),
-                payload: Payload::SoldOut(StockNumbers {
-                    campaign_name: campaign.name.clone(),
-                    total_quantity: stock.total,
-                    issued_count: stock.issued,
-                    remaining_quantity: stock.remaining,
-                }),
-                text: format!(
-                    "🎟️ \"{}\" sold out: all {} coupons issued.",
-                    campaign.name, stock.total
-                ),
-            };
-            self.announce(campaign, a, |_| true, true).await?;
-        }
-        let remaining = i64::from(stock.remaining);
-        let endpoints = self.webhooks.endpoints().await?;
-        for w in endpoints.iter() {
-            let Some(threshold) = w.stock_low_threshold else {
-                continue;
-            };
-            let low = EventKind::StockLow;
-            if remaining <= threshold && w.events.iter().any(|e| e == low.as_str()) {
-                let a = Announcement {
-                    key: format!("{low}:{}:{}:{threshold}", campaign.id, w.id),
-                    payload: Payload::StockLow {
-                        threshold,
-                        campaign_name: campaign.name.clone(),
-                        remaining_quantity: stock.remaining,
-                        total_quantity: stock.total,
-                    },
-                    text: format!(
-                        "⚠️ \"{}\": {} of {} coupons left (threshold {threshold}).",
-                        campaign.name, stock.remaining, stock.total
-                    ),
-                };
-                self.announce(campaign, a, |candidate| candidate.id == w.id, false)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Hand events for users to this instance's sockets.
-    async fn dispatch(self: Arc<Self>) {
-        let mut rx = self.events.subscribe();
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    let Some(user) = event.user else { continue };
-                    if self.hub.connections(user) == 0 {
-                        continue;
-                    }
-                    let json: Arc<str> = client_json(&event).into();
-                    self.hub.send(user, &json);
-                }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        missed = n,
-                        "socket dispatch fell behind; those events are in the inbox only"
-                    );
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    }
-
-    /// Keep live channels current: claims and patches mark their campaign;
-    /// once per period the dirty ones are read from the gate and published.
-    async fn run_live(self: Arc<Self>) {
-        let mut rx = self.events.subscribe();
-        let mut period = tokio::time::interval(live::COALESCE);
-        period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks: u64 = 0;
-        let mut campaigns: std::collections::HashMap<CampaignId, Campaign> = Default::default();
-        loop {
-            tokio::select! {
-                got = rx.recv() => match got {
-                    Ok(event) => {
-                        if let Some(c) = event.campaign
-                            && matches!(event.kind, EventKind::CouponIssued | EventKind::CampaignUpdated)
-                        {
-                            self.live.mark(c);
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => self.live.mark_watched(),
-                    Err(RecvError::Closed) => return,
-                },
-                _ = period.tick() => {
-                    ticks += 1;
-                    // Statuses change with time alone (opening, ending): once a second.
-                    if ticks % 10 == 0 {
-                        self.live.mark_watched();
-                    }
-                    for id in self.live.take_dirty() {
-                        if let Err(e) = self.refresh(id, &mut campaigns).await {
-                            tracing::debug!(error = %e, campaign = %id, "live: cannot read the campaign now");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn refresh(
-        self: &Arc<Self>,
-        id: CampaignId,
-        campaigns: &mut std::collections::HashMap<CampaignId, Campaign>,
-    ) -> anyhow::Result<()> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = campaigns.entry(id) {
-            let Some(c) = self.store.get_campaign(id).await? else {
-                return Ok(());
-            };
-            slot.insert(c);
-        }
-        let campaign = &campaigns[&id];
-        let stock = self.gate.stock(drop_of(campaign.id)).await?;
-        self.live
-            .publish(LiveSnapshot::new(campaign, &stock, self.clock.now()));
-        // Telling every subscriber of a sell-out takes a while: not here,
-        // where it would hold up every live channel, and once at a time.
-        if lock(&self.reacting).insert(id) {
-            let me = self.clone();
-            let campaign = campaign.clone();
-            tokio::spawn(async move {
-                if let Err(e) = me.on_stock(&campaign, &stock).await {
-                    tracing::debug!(error = %e, campaign = %campaign.id, "stock reactions will retry");
-                }
-                lock(&me.reacting).remove(&campaign.id);
-            });
-        }
-        Ok(())
-    }
-
-    async fn run_scheduler(self: Arc<Self>) {
-        let mut every = tokio::time::interval(self.settings.tick.max(Duration::from_millis(10)));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks: u64 = 0;
-        loop {
-            every.tick().await;
-            // Expiry reminders scan coupons: once a minute is plenty.
-            let reminders = ticks % 60 == 0;
-            ticks += 1;
-            if let Err(e) = self.tick(self.clock.now(), reminders).await {
-                tracing::debug!(error = %e, "scheduler: will retry");
-            }
-        }
-    }
-}
-
-/// A once-only campaign event: its once key, payload and chat text.
-#[derive(Debug)]
-struct Announcement {
-    key: String,
-    payload: Payload,
-    text: String,
 }
 
 /// The JSON a client receives for an event.

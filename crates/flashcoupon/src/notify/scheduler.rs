@@ -8,7 +8,8 @@
 //! the instance whose insert landed pushes it. A restart finds the rows and
 //! sends nothing twice.
 
-use super::{Announcement, Notifier, before};
+use super::announce::Announcement;
+use super::{Notifier, before};
 use crate::domain::campaign::{Campaign, Validity};
 use crate::domain::timestamp::Timestamp;
 use crate::events::{Event, EventKind, Opening, Payload};

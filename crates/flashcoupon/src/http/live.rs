@@ -1,0 +1,141 @@
+//! Live stock over Server-Sent Events: one campaign, or several on one
+//! stream (a page of drops), public.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_core::Stream;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ErrorBody, Query, parse_path_id};
+use crate::domain::InvalidInput;
+use crate::domain::ids::CampaignId;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(live_many))
+}
+
+/// A campaign's remaining stock and status, live (Server-Sent Events).
+///
+/// Public. Each `stock` event carries a snapshot (`status`,
+/// `total_quantity`, `remaining_quantity`, `issued_count`, `paused`, the
+/// window, and `at`, the server's time when it was sent); the first arrives at once, the next
+/// whenever something changed, at most 10 a second.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/live", tag = "notifications",
+    params(("id" = String, Path, description = "campaign id")),
+    responses((status = 200, content_type = "text/event-stream", description = "`stock` events"),
+        (status = 404, body = ErrorBody)))]
+pub async fn live(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let id: CampaignId = parse_path_id(&id)?;
+    state
+        .catalog
+        .get(&*state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let snapshots = stock_events(state.notifier.live.watch(id), state.clock.clone());
+    let snapshots = futures_util::StreamExt::take_until(snapshots, state.notifier.stopping());
+    Ok(Sse::new(snapshots).keep_alive(KeepAlive::default()))
+}
+
+/// A campaign's snapshots as `stock` events: the current one, then each change.
+///
+/// `at` is stamped when the event is sent: a snapshot is only republished
+/// when something changed (watched campaigns are re-read every second), so
+/// the state it carries still holds then, and pages set their countdown
+/// clock from it. The snapshot in the channel may be hours old.
+fn stock_events(
+    rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<crate::notify::LiveSnapshot>>>,
+    clock: crate::clock::Clock,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static {
+    Box::pin(futures_util::stream::unfold(
+        (rx, false),
+        move |(mut rx, wait)| {
+            let clock = clock.clone();
+            async move {
+                if wait {
+                    rx.changed().await.ok()?;
+                }
+                loop {
+                    let current = rx.borrow_and_update().clone();
+                    if let Some(snapshot) = current {
+                        let snapshot = crate::notify::LiveSnapshot {
+                            at: clock.now(),
+                            ..(*snapshot).clone()
+                        };
+                        let event = SseEvent::default()
+                            .event("stock")
+                            .json_data(&snapshot)
+                            .unwrap_or_else(|_| {
+                                SseEvent::default().comment("unserialisable snapshot")
+                            });
+                        return Some((Ok(event), (rx, true)));
+                    }
+                    rx.changed().await.ok()?;
+                }
+            }
+        },
+    ))
+}
+
+/// The most campaigns one multiplexed live stream may watch.
+pub const MAX_LIVE_CAMPAIGNS: usize = 50;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LiveManyParams {
+    /// Comma-separated campaign ids, 1..=50.
+    pub campaigns: String,
+}
+
+/// Several campaigns' live stock on one stream (Server-Sent Events).
+///
+/// Public. The same `stock` events as `/campaigns/{id}/live`, each naming
+/// its `campaign_id`: a drops page watches every card over one connection
+/// (browsers allow only six per host over HTTP/1.1).
+#[utoipa::path(get, path = "/api/v1/live", tag = "notifications", params(LiveManyParams),
+    responses((status = 200, content_type = "text/event-stream", description = "`stock` events"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn live_many(
+    State(state): State<AppState>,
+    Query(params): Query<LiveManyParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let mut ids: Vec<CampaignId> = Vec::new();
+    for raw in params.campaigns.split(',').map(str::trim) {
+        let id: CampaignId = raw
+            .parse()
+            .map_err(|_| InvalidInput::new("campaigns", format!("{raw:?} is not a campaign id")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.len() > MAX_LIVE_CAMPAIGNS {
+        return Err(InvalidInput::new(
+            "campaigns",
+            format!("at most {MAX_LIVE_CAMPAIGNS} campaigns"),
+        )
+        .into());
+    }
+    for &id in &ids {
+        state
+            .catalog
+            .get(&*state.store, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
+    let all = futures_util::stream::select_all(
+        ids.into_iter()
+            .map(|id| stock_events(state.notifier.live.watch(id), state.clock.clone())),
+    );
+    let all = futures_util::StreamExt::take_until(all, state.notifier.stopping());
+    Ok(Sse::new(all).keep_alive(KeepAlive::default()))
+}

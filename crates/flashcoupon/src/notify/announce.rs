@@ -1,0 +1,121 @@
+//! Telling many at once: every subscriber of a campaign, once each (the
+//! once key in the record decides who was told), and the shop's endpoints,
+//! for campaign-level news (opened, sold out, stock low).
+
+use crate::admission::Stock;
+use crate::domain::campaign::Campaign;
+use crate::events::{Event, EventKind, Payload, StockNumbers};
+use crate::store::StoreError;
+
+use super::{Notifier, lock};
+
+/// A once-only campaign event: its once key, payload and chat text.
+#[derive(Debug)]
+pub(super) struct Announcement {
+    pub key: String,
+    pub payload: Payload,
+    pub text: String,
+}
+
+impl Notifier {
+    /// Tell every subscriber of `campaign` about it, once each.
+    pub async fn tell_subscribers(
+        &self,
+        campaign: &Campaign,
+        payload: Payload,
+    ) -> Result<usize, StoreError> {
+        const PAGE: u32 = 1_000;
+        let once_key = format!("{}:{}", payload.kind(), campaign.id);
+        let mut told = 0;
+        loop {
+            let users = self
+                .store
+                .subscribers_missing(campaign.id, &once_key, PAGE)
+                .await?;
+            let now = self.clock.now();
+            let events = users
+                .iter()
+                .map(|u| {
+                    let e = Event::new(payload.clone(), now, Some(*u), Some(campaign.id));
+                    (e, once_key.clone())
+                })
+                .collect::<Vec<_>>();
+            told += self.emit_once(events).await?;
+            if (users.len() as u32) < PAGE {
+                return Ok(told);
+            }
+        }
+    }
+
+    /// A campaign-level event for subscribers (if `subscribers`) and the
+    /// shop's endpoints that `accept` it, once. It is skipped quickly if this
+    /// instance already announced it.
+    pub(super) async fn announce(
+        &self,
+        campaign: &Campaign,
+        a: Announcement,
+        accept: impl Fn(&crate::store::WebhookRecord) -> bool,
+        subscribers: bool,
+    ) -> Result<(), StoreError> {
+        if lock(&self.announced).contains(&a.key) {
+            return Ok(());
+        }
+        if subscribers {
+            self.tell_subscribers(campaign, a.payload.clone()).await?;
+        }
+        let event = Event::new(a.payload, self.clock.now(), None, Some(campaign.id));
+        self.webhooks
+            .enqueue(&event, &a.key, &a.text, accept)
+            .await?;
+        lock(&self.announced).insert(a.key);
+        Ok(())
+    }
+
+    /// React to a campaign's live numbers: sold out, stock low.
+    pub async fn on_stock(&self, campaign: &Campaign, stock: &Stock) -> Result<(), StoreError> {
+        // Sold out once every coupon is durable (not while the last claims
+        // are still committing: one of them could fail and free its stock).
+        if stock.total > 0 && stock.issued >= stock.total {
+            let a = Announcement {
+                key: format!("{}:{}:{}", EventKind::SoldOut, campaign.id, stock.total),
+                payload: Payload::SoldOut(StockNumbers {
+                    campaign_name: campaign.name.clone(),
+                    total_quantity: stock.total,
+                    issued_count: stock.issued,
+                    remaining_quantity: stock.remaining,
+                }),
+                text: format!(
+                    "🎟️ \"{}\" sold out: all {} coupons issued.",
+                    campaign.name, stock.total
+                ),
+            };
+            self.announce(campaign, a, |_| true, true).await?;
+        }
+        let remaining = i64::from(stock.remaining);
+        let endpoints = self.webhooks.endpoints().await?;
+        for w in endpoints.iter() {
+            let Some(threshold) = w.stock_low_threshold else {
+                continue;
+            };
+            let low = EventKind::StockLow;
+            if remaining <= threshold && w.events.iter().any(|e| e == low.as_str()) {
+                let a = Announcement {
+                    key: format!("{low}:{}:{}:{threshold}", campaign.id, w.id),
+                    payload: Payload::StockLow {
+                        threshold,
+                        campaign_name: campaign.name.clone(),
+                        remaining_quantity: stock.remaining,
+                        total_quantity: stock.total,
+                    },
+                    text: format!(
+                        "⚠️ \"{}\": {} of {} coupons left (threshold {threshold}).",
+                        campaign.name, stock.remaining, stock.total
+                    ),
+                };
+                self.announce(campaign, a, |candidate| candidate.id == w.id, false)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
