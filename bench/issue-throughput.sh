@@ -19,6 +19,7 @@
 # Knobs (env): MODE=embedded|scale-out DURATION=10s CONNECTIONS=64 THREADS=2 USERS=20000 WARMUP=2s
 #   USER_ORDER=shuffled|signup (order of the tokens; see below)
 #   BENCH_TMPDIR (parent of the temp data dir; default $TMPDIR or /tmp)
+#   SERVER_BIN, BASELINE_BIN, LABEL (prebuilt binaries; see below)
 #   FLASHCOUPON_COMMIT_MAX_BATCH etc. pass through to the server.
 # A dated one-line summary is appended to bench-out/issue-throughput.log.
 set -euo pipefail
@@ -60,10 +61,16 @@ if ((${#need[@]})); then
 fi
 
 # --- build -------------------------------------------------------------------
-say "building (release)"
-cargo build --release -p flashcoupon --bin flashcoupon --example bare_baseline
-SERVER_BIN="$TARGET/release/flashcoupon"
-BASELINE_BIN="$TARGET/release/examples/bare_baseline"
+# SERVER_BIN (and BASELINE_BIN) run prebuilt binaries instead, e.g. two
+# builds of different commits measured interleaved in one session; LABEL then
+# names the server in the log line.
+if [[ -z "${SERVER_BIN:-}" ]]; then
+    say "building (release)"
+    cargo build --release -p flashcoupon --bin flashcoupon --example bare_baseline
+    SERVER_BIN="$TARGET/release/flashcoupon"
+fi
+BASELINE_BIN="${BASELINE_BIN:-$TARGET/release/examples/bare_baseline}"
+[[ -x "$SERVER_BIN" && -x "$BASELINE_BIN" ]] || die "missing binaries: $SERVER_BIN $BASELINE_BIN"
 
 # --- process handling --------------------------------------------------------
 WORK="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/flashcoupon-bench.XXXXXX")"
@@ -269,6 +276,7 @@ fi
 
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty="$(git status --porcelain -- crates 2>/dev/null | head -c1)"
+if [[ -n "${LABEL:-}" ]]; then rev="$LABEL" dirty=""; fi
 printf '%s mode=%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s redis_rt_per_claim=%s\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$rev" "${dirty:+-dirty}" "$THREADS" "$CONNECTIONS" "$DURATION" "$USERS" "$USER_ORDER" \
     "$B_RPS" "$F_RPS" "$RATIO" "$B_P50" "$F_P50" "$B_P99" "$F_P99" "$BATCH_MEAN" "$COMMIT_MS" "$WRITER_BUSY" \
