@@ -249,3 +249,184 @@ async fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
         "the key is free again, not stuck in flight"
     );
 }
+
+/// The test kind's record as the admission core sees it: for a Redis gate's
+/// rebuild and reconciler.
+#[derive(Debug)]
+struct SeatRecord {
+    seats: Arc<Seats>,
+    terms: Terms,
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl SeatRecord {
+    fn held(&self) -> Vec<Held> {
+        let rows = self.seats.rows.lock().unwrap();
+        let mut per_user: HashMap<UserId, u32> = HashMap::new();
+        rows.iter()
+            .map(|r| {
+                let n = per_user.entry(r.user).or_default();
+                *n += 1;
+                Held {
+                    id: r.id,
+                    user: r.user,
+                    seq: r.seq,
+                    user_seq: *n,
+                    key: None,
+                }
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Stockpile for SeatRecord {
+    fn kind(&self) -> Kind {
+        DROP.kind
+    }
+
+    async fn load_all(&self) -> anyhow::Result<Vec<(Uuid, Terms, Vec<Held>)>> {
+        Ok(vec![(DROP.id, self.terms, self.held())])
+    }
+
+    async fn drops(&self) -> anyhow::Result<Vec<Uuid>> {
+        Ok(vec![DROP.id])
+    }
+
+    async fn fence_and_load(&self, drop: Uuid) -> Result<Fenced, GateError> {
+        if drop != DROP.id {
+            return Err(GateError::NoSuchDrop);
+        }
+        let epoch = self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        Ok(Fenced {
+            terms: self.terms,
+            epoch,
+            held: self.held(),
+        })
+    }
+
+    async fn resolve_stale(
+        &self,
+        _drop: Uuid,
+        claims: &[(u32, UnitId)],
+    ) -> anyhow::Result<HashMap<u32, Held>> {
+        let held = self.held();
+        Ok(claims
+            .iter()
+            .filter_map(|(seq, _)| held.iter().find(|h| h.seq == *seq))
+            .map(|h| (h.seq, h.clone()))
+            .collect())
+    }
+}
+
+/// The same core over the real Redis (the local server the test command
+/// starts): a claim whose instance died is reconciled from the test kind's
+/// record, and a gate Redis lost is rebuilt from it — no coupon anywhere.
+#[tokio::test]
+async fn a_redis_gate_rebuilds_and_reconciles_a_kind_that_is_not_a_coupon() {
+    let conn = crate::redis_conn::RedisConn::open(&["redis://127.0.0.1:6379".into()], false)
+        .await
+        .expect("the local Redis (scripts/services.sh starts it)");
+    let prefix = format!("admission-test-{}", Uuid::now_v7());
+    let seats = Arc::new(Seats::default());
+    let record = Arc::new(SeatRecord {
+        seats: seats.clone(),
+        terms: terms(10, 2),
+        epoch: Default::default(),
+    });
+    let gate = Arc::new(RedisGate::new(
+        conn.clone(),
+        &prefix,
+        vec![record.clone() as Arc<dyn Stockpile>],
+        Metrics::new(),
+    ));
+    gate.open(DROP, &terms(10, 2)).await.unwrap();
+    let (commit, writer) = GroupCommit::start(
+        vec![Box::new(SeatWriter(seats.clone())) as Box<dyn RowWriter<Seat>>],
+        gate.clone(),
+        WriterConfig {
+            max_batch: 8,
+            max_age: None,
+        },
+        Metrics::new(),
+    );
+    let claim = |user: UserId| {
+        let (gate, commit) = (gate.clone(), commit.clone());
+        async move {
+            let id = UnitId::generate();
+            match gate
+                .claim(DROP, user, id, None, Timestamp(150))
+                .await
+                .unwrap()
+            {
+                Decision::Admitted(t) => {
+                    let seat = Seat {
+                        id,
+                        user,
+                        seq: t.seq,
+                    };
+                    commit
+                        .submit(t, seat)
+                        .await
+                        .unwrap()
+                        .map(|()| id)
+                        .map_err(|e| e.to_string())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        }
+    };
+    let (a, b) = (UserId::generate(), UserId::generate());
+    claim(a).await.unwrap();
+    claim(a).await.unwrap();
+    assert!(claim(a).await.unwrap_err().contains("LimitReached"));
+
+    // b is admitted, then its instance "dies": nothing is written or settled.
+    let Decision::Admitted(lost) = gate
+        .claim(DROP, b, UnitId::generate(), None, Timestamp(150))
+        .await
+        .unwrap()
+    else {
+        panic!("admitted")
+    };
+    assert_eq!(lost.seq, 3);
+    drop(lost);
+    assert_eq!(gate.stock(DROP).await.unwrap().remaining, 7);
+    let settled = gate
+        .reconcile(DROP, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(settled, 1, "the stale claim was found and settled");
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!(
+        (stock.remaining, stock.issued),
+        (8, 2),
+        "its stock came back"
+    );
+
+    // Redis loses the gate: the next claim rebuilds it from the record.
+    let mut c = conn.clone();
+    let _: i64 = ::redis::cmd("DEL")
+        .arg(format!("{prefix}:{{{DROP}}}:meta"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    claim(b).await.unwrap();
+    claim(b).await.unwrap();
+    assert!(claim(b).await.unwrap_err().contains("LimitReached"));
+    writer.drain().await;
+    let mut seqs: Vec<u32> = seats.rows.lock().unwrap().iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        [1, 2, 3, 4],
+        "the lost claim's seq was reused, none twice"
+    );
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!((stock.remaining, stock.issued), (6, 4));
+    assert_eq!(
+        record.epoch.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "opened, then rebuilt once"
+    );
+}

@@ -1,5 +1,6 @@
 //! Campaigns: the terms of a drop, checked once when they arrive, and the
-//! status a campaign shows at a given instant.
+//! status a campaign shows at a given instant. (A third of the file is the
+//! boundary tests of those rules.)
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,6 +1,7 @@
 //! The loadtest report: latency percentiles from HDR histograms (overall and
 //! per outcome), throughput, time to sell out, outcome counts, the timeline
 //! per 100 ms, violations; written as JSON and as a self-contained HTML page.
+//! (Long because the HTML page and its styles are here, as one template.)
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;

@@ -1,6 +1,7 @@
 //! What the web UI needs beyond API.md: the admin dashboard's statistics and
 //! winners (JSON and CSV), the checkout preview, the multiplexed live stream,
-//! and the embedded pages themselves.
+//! and the embedded pages themselves. (A little over 400 lines: one test per
+//! console feature, kept together.)
 
 use std::time::Duration;
 

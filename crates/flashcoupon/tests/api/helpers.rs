@@ -1,5 +1,6 @@
 //! `spawn_app()`: a real server on port 0 over fresh storage of its own, plus
-//! small request helpers. Every test gets its own.
+//! small request helpers. Every test gets its own. (Over 400 lines: it is
+//! the one harness of both modes, and splitting it would scatter it.)
 //!
 //! The mode comes from `FLASHCOUPON_TEST_MODE`: unset or `embedded`, a
 //! SQLite data dir; `scale-out`, a PostgreSQL schema and a Redis key prefix

@@ -19,6 +19,7 @@
 //! the reconciler from what the record holds (`rebuild.rs`).
 
 mod rebuild;
+mod scripts;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 use redis::{FromRedisValue, Script};
 
 use crate::redis_conn::RedisConn;
+use scripts::{Keys, Scripts};
 
 use super::{
     Decision, DropId, Gate, GateError, Kind, Outcome, Rejection, Stock, StockBelowIssued,
@@ -43,59 +45,6 @@ const REBUILD_LOCK_MS: u64 = 60_000;
 const CHUNK: usize = 1_000;
 /// How long a request repeating an in-flight key waits for its first answer.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
-
-struct Scripts {
-    claim: Script,
-    settle: Script,
-    stock: Script,
-    update: Script,
-    stale: Script,
-    publish: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            claim: Script::new(include_str!("claim.lua")),
-            settle: Script::new(include_str!("settle.lua")),
-            stock: Script::new(include_str!("stock.lua")),
-            update: Script::new(include_str!("update.lua")),
-            stale: Script::new(include_str!("stale.lua")),
-            // KEYS: meta, lock; ARGV: token, then field/value pairs.
-            publish: Script::new(
-                "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end \
-                 redis.call('HSET', KEYS[1], unpack(ARGV, 2)) return 1",
-            ),
-        }
-    }
-}
-
-/// The six keys of one drop, in the order the scripts take them.
-struct Keys([String; 6]);
-
-impl Keys {
-    fn meta(&self) -> &str {
-        &self.0[0]
-    }
-    fn free(&self) -> &str {
-        &self.0[1]
-    }
-    fn pend(&self) -> &str {
-        &self.0[2]
-    }
-    fn pinfo(&self) -> &str {
-        &self.0[3]
-    }
-    fn slots(&self) -> &str {
-        &self.0[4]
-    }
-    fn keys(&self) -> &str {
-        &self.0[5]
-    }
-    fn all(&self) -> Vec<&str> {
-        self.0.iter().map(String::as_str).collect()
-    }
-}
 
 pub struct RedisGate {
     conn: RedisConn,

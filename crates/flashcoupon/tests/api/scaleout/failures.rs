@@ -1,0 +1,242 @@
+//! Failures mid-storm: `kill -9` of an instance, Redis restarting empty,
+//! PostgreSQL stopping; and a Redis Cluster.
+
+use super::*;
+
+/// The real binary as one scale-out instance.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Instance {
+    fn start(postgres: &str, redis: &str, prefix: &str) -> Self {
+        let (child, base) = start_binary(
+            Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env("FLASHCOUPON_POSTGRES_URL", postgres)
+                .env("FLASHCOUPON_REDIS_URL", redis)
+                .env("FLASHCOUPON_REDIS_PREFIX", prefix)
+                .env("FLASHCOUPON_JWT_SECRET", JWT_SECRET)
+                .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
+                .env("FLASHCOUPON_RECONCILE_AFTER_MS", "1500")
+                .env("RUST_LOG", "error"),
+        );
+        Instance { child, base }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_9_of_one_instance_mid_storm_loses_and_leaks_nothing() {
+    const STOCK: usize = 1_000;
+    let postgres = fresh_postgres().await;
+    let prefix = prefix();
+    let mut doomed = Instance::start(&postgres, &redis_url(), &prefix);
+    let others = [
+        Instance::start(&postgres, &redis_url(), &prefix),
+        Instance::start(&postgres, &redis_url(), &prefix),
+    ];
+    let targets: Vec<String> = std::iter::once(doomed.base.clone())
+        .chain(others.iter().map(|i| i.base.clone()))
+        .collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[1]).await;
+    let users = bulk_users(&client, &targets[1], &admin, "kill", 3_000).await;
+    let campaign = create_campaign(&client, &targets[1], &admin, STOCK).await;
+
+    // SIGKILL the first instance once 300 coupons are out; its users' claims
+    // fail over (same key) to the survivors.
+    let pid = doomed.child.id();
+    let killed = Arc::new(AtomicUsize::new(0));
+    let flag = killed.clone();
+    let issued = storm(&client, &targets, &campaign, &users, "kill", move |n| {
+        if n >= 300 && flag.swap(1, Ordering::SeqCst) == 0 {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    })
+    .await;
+    assert_eq!(
+        killed.load(Ordering::SeqCst),
+        1,
+        "the instance was killed mid-storm"
+    );
+    let _ = doomed.child.wait();
+
+    let survivors: Vec<String> = targets[1..].to_vec();
+    let late = finish_the_drop(&client, &survivors, &admin, &campaign, STOCK).await;
+    let rows = record(&postgres, &campaign).await;
+    let all: Vec<Issued> = issued.into_iter().chain(late).collect();
+    check_promises(&rows, &all, STOCK);
+    assert_eq!(rows.len(), STOCK, "sold out exactly: nothing leaked");
+    let mut reconciled = 0.0;
+    for base in &survivors {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        reconciled += text
+            .lines()
+            .find_map(|l| l.strip_prefix("flashcoupon_gate_reconciled_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert!(
+        reconciled > 0.0,
+        "the dead instance's claims in flight were reconciled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restarting_empty_mid_storm_is_rebuilt_from_the_record() {
+    const STOCK: usize = 600;
+    let mut redis = RedisServer::start();
+    let postgres = fresh_postgres().await;
+    let settings = shared_settings(&postgres, &redis.url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    let users = bulk_users(&client, &targets[0], &admin, "redis", 1_500).await;
+    let campaign = create_campaign(&client, &targets[0], &admin, STOCK).await;
+
+    let storm_task = storm_in_background(&client, &targets, &campaign, users, "redis", 200).await;
+    redis.kill();
+    // Fail closed while Redis is gone: no claim succeeds, /readyz says so.
+    let (_, token) = apps[0].signup("while-down@example.com").await;
+    let r = apps[0].issue(&campaign, &token, None).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        apps[0].get("/readyz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.restart();
+    let issued = storm_task.await.unwrap();
+
+    let late = finish_the_drop(&client, &targets, &admin, &campaign, STOCK).await;
+    assert_eq!(apps[0].get("/readyz", None).await.status(), StatusCode::OK);
+    let rows = record(&postgres, &campaign).await;
+    let all: Vec<Issued> = issued.into_iter().chain(late).collect();
+    check_promises(&rows, &all, STOCK);
+    assert_eq!(rows.len(), STOCK);
+    let rebuilds = apps
+        .iter()
+        .map(|a| a.state.metrics.gate_rebuilds.get())
+        .sum::<u64>();
+    assert!(
+        rebuilds >= 2,
+        "created once, rebuilt after the restart ({rebuilds})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stopping_mid_storm_fails_closed_and_recovers() {
+    const STOCK: usize = 600;
+    let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let postgres = private_database(&pg).await;
+    let settings = shared_settings(&postgres, &redis_url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    let users = bulk_users(&client, &targets[0], &admin, "pg", 1_500).await;
+    let (_, token) = apps[0].signup("while-down@example.com").await;
+    let campaign = create_campaign(&client, &targets[0], &admin, STOCK).await;
+    // A second drop, to probe while the storm may already have sold out the first.
+    let probe = create_campaign(&client, &targets[0], &admin, 10).await;
+
+    let storm_task = storm_in_background(&client, &targets, &campaign, users, "pg", 200).await;
+    eprintln!("stopping PostgreSQL mid-storm");
+    let pg = Arc::new(pg);
+    tokio::task::spawn_blocking({
+        let pg = pg.clone();
+        move || pg.stop()
+    })
+    .await
+    .unwrap();
+    let r = apps[0].issue(&probe, &token, Some("probe")).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "fails closed");
+    assert_eq!(
+        apps[0].get("/readyz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!("starting PostgreSQL again");
+    tokio::task::spawn_blocking({
+        let pg = pg.clone();
+        move || pg.restart()
+    })
+    .await
+    .unwrap();
+    let issued = storm_task.await.unwrap();
+    eprintln!("storm over; finishing the drop");
+
+    let late = finish_the_drop(&client, &targets, &admin, &campaign, STOCK).await;
+    assert_eq!(apps[0].get("/readyz", None).await.status(), StatusCode::OK);
+    let rows = record(&postgres, &campaign).await;
+    let all: Vec<Issued> = issued.into_iter().chain(late).collect();
+    check_promises(&rows, &all, STOCK);
+    assert_eq!(rows.len(), STOCK);
+
+    // The probe's claim was answered 503: it is not in the record, its stock
+    // came back (at once, or via the reconciler if its outcome was unknown),
+    // and retrying its key now issues exactly one coupon.
+    assert!(record(&postgres, &probe).await.is_empty());
+    let mut back = false;
+    for _ in 0..40 {
+        let view = campaign_view(&client, &targets[1], &probe).await;
+        if view["remaining_quantity"] == 10 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(back, "the probe's stock returned to the pool");
+    let r = apps[1].issue(&probe, &token, Some("probe")).await;
+    let r_status = r.status();
+    let r = body(r).await;
+    assert_eq!(r_status, StatusCode::CREATED, "{r}");
+    let again = apps[0].issue(&probe, &token, Some("probe")).await;
+    assert_eq!(body(again).await["id"], r["id"]);
+    assert_eq!(record(&postgres, &probe).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_cluster_keeps_every_promise() {
+    const STOCK: usize = 500;
+    let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
+    create_cluster(&nodes);
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let postgres = fresh_postgres().await;
+    let settings = shared_settings(&postgres, &urls.join(","), &prefix());
+    let apps = instances(&settings, 2).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    let users = bulk_users(&client, &targets[0], &admin, "cluster", 1_000).await;
+    // Several campaigns, so their hash tags land on different masters.
+    let mut campaigns = Vec::new();
+    for _ in 0..3 {
+        campaigns.push(create_campaign(&client, &targets[1], &admin, STOCK).await);
+    }
+    for campaign in &campaigns {
+        let issued = storm(&client, &targets, campaign, &users, campaign, |_| {}).await;
+        let rows = record(&postgres, campaign).await;
+        check_promises(&rows, &issued, STOCK);
+        assert_eq!(rows.len(), STOCK);
+        assert_eq!(issued.len(), STOCK);
+    }
+}

@@ -1,0 +1,115 @@
+//! Several instances, one truth: a storm across three, and a socket on one
+//! instance hearing claims made on another.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_share_one_truth_under_a_storm() {
+    const STOCK: usize = 1_000;
+    let postgres = fresh_postgres().await;
+    let settings = shared_settings(&postgres, &redis_url(), &prefix());
+    let apps = instances(&settings, 3).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    let mut users = Vec::new();
+    for (i, base) in targets.iter().enumerate() {
+        users.extend(bulk_users(&client, base, &admin, &format!("three{i}"), 1_000).await);
+    }
+    let campaign = create_campaign(&client, &targets[1], &admin, STOCK).await;
+
+    let issued = storm(&client, &targets, &campaign, &users, "three", |_| {}).await;
+
+    let rows = record(&postgres, &campaign).await;
+    check_promises(&rows, &issued, STOCK);
+    assert_eq!(rows.len(), STOCK, "3,000 users × 3 claims sell out 1,000");
+    assert_eq!(
+        issued.len(),
+        STOCK,
+        "every coupon was answered 201 to someone"
+    );
+    for base in &targets {
+        let view = campaign_view(&client, base, &campaign).await;
+        assert_eq!(
+            (view["issued_count"].as_u64(), view["status"].as_str()),
+            (Some(STOCK as u64), Some("sold_out")),
+            "every instance sees the same gate"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_socket_on_one_instance_hears_claims_and_the_sell_out_made_on_another() {
+    let settings = shared_settings(&fresh_postgres().await, &redis_url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    // Publish only once both instances' relays are subscribed.
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}:events", settings.redis_prefix);
+    for _ in 0..100 {
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if listeners >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let c = apps[1].create_campaign(json!({"total_quantity": 2})).await;
+    let id = c["id"].as_str().unwrap();
+    let (_, alice) = apps[1].signup("listener@example.com").await;
+    let (_, bob) = apps[1].signup("closer@example.com").await;
+    let r = apps[1]
+        .client
+        .put(apps[1].url(&format!("/api/v1/campaigns/{id}/subscription")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Alice listens on instance A and claims on instance B.
+    let mut ws = ws_connect(&apps[0].base, &alice).await;
+    let r = apps[1].issue(id, &alice, None).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let coupon = body(r).await;
+    let heard = next_of(&mut ws, "coupon.issued").await;
+    assert_eq!(heard["data"]["coupon_id"], coupon["id"]);
+
+    // Bob takes the last one on B. Both instances notice the sell-out; the
+    // subscriber hears it once.
+    assert_eq!(
+        apps[1].issue(id, &bob, None).await.status(),
+        StatusCode::CREATED
+    );
+    let sold_out = next_of(&mut ws, "campaign.sold_out").await;
+    assert_eq!(sold_out["campaign_id"], id);
+    for app in &apps {
+        app.state
+            .notifier
+            .tick(app.clock.now(), true)
+            .await
+            .unwrap();
+    }
+    let inbox = body(apps[0].get("/api/v1/me/notifications", Some(&alice)).await).await;
+    let sold_outs = inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "campaign.sold_out")
+        .count();
+    assert_eq!(sold_outs, 1, "{inbox}");
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"type":"ping"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let mut after = next_json(&mut ws).await;
+    // `campaign.opened` may still be on its way from the scheduler; a second sell-out may not.
+    while after["type"] == "campaign.opened" {
+        after = next_json(&mut ws).await;
+    }
+    assert_eq!(after["type"], "pong", "no second sell-out: {after}");
+}
