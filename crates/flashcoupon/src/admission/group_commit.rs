@@ -62,7 +62,7 @@ pub trait RowWriter<R: Row>: Send {
 /// Why an admitted claim did not become durable. Nothing was issued; its
 /// stock is back in the pool, or will be once the reconciler has checked.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the claim could not be recorded: {0}")]
+#[error("{0}")]
 pub struct CommitFailed(pub String);
 
 pub(super) struct Pending<R> {

@@ -46,10 +46,14 @@ pub use redis::RedisGate;
 use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
 
-/// A kind of limited stock, named by the short tag its Redis keys carry
-/// (`{<tag>:<id>}`), e.g. `c` for coupon campaigns.
+/// A kind of limited stock: the short tag its Redis keys carry
+/// (`{<tag>:<id>}`, e.g. `c` for coupon campaigns) and what its drops are
+/// called in messages (e.g. "campaign").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Kind(pub &'static str);
+pub struct Kind {
+    pub tag: &'static str,
+    pub drop_name: &'static str,
+}
 
 /// One drop: a kind of stock and the id of its drop (a campaign, a sale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,7 +65,7 @@ pub struct DropId {
 impl fmt::Display for DropId {
     /// `<tag>:<uuid>`: also the Redis hash tag of the drop's keys.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind.0, self.id.as_hyphenated())
+        write!(f, "{}:{}", self.kind.tag, self.id.as_hyphenated())
     }
 }
 

@@ -17,7 +17,10 @@ use crate::metrics::Metrics;
 
 /// The test kind's one drop.
 pub(super) const DROP: DropId = DropId {
-    kind: Kind("t"),
+    kind: Kind {
+        tag: "t",
+        drop_name: "concert",
+    },
     id: Uuid::nil(),
 };
 

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::redis_conn::RedisConn;
-use crate::tasks::Tasks;
+use crate::tasks::{Shutdown, Tasks};
 
 pub use kinds::{EventKind, Opening, Payload, StockNumbers};
 
@@ -28,6 +28,8 @@ pub use kinds::{EventKind, Opening, Payload, StockNumbers};
 const LOCAL_BUFFER: usize = 65_536;
 /// Events waiting to be published to Redis.
 const REMOTE_BUFFER: usize = 10_000;
+/// How long the publisher may spend on what is still queued at shutdown.
+const PUBLISH_AT_EXIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -93,7 +95,10 @@ impl EventBus {
     ) -> Self {
         let mut bus = Self::local();
         let (tx, rx) = mpsc::channel(REMOTE_BUFFER);
-        tasks.spawn_loop("event publisher", publisher(conn, channel.clone(), rx));
+        tasks.spawn(
+            "event publisher",
+            publisher(conn, channel.clone(), rx, tasks.shutdown()),
+        );
         tasks.spawn_loop(
             "event relay",
             relay(
@@ -124,8 +129,16 @@ impl EventBus {
     }
 }
 
-async fn publisher(mut conn: RedisConn, channel: String, mut rx: mpsc::Receiver<String>) {
-    while let Some(json) = rx.recv().await {
+/// Publish queued events to other instances. At shutdown (the server has
+/// answered its last request) it publishes what is still queued, for at most
+/// [`PUBLISH_AT_EXIT`], then stops.
+async fn publisher(
+    mut conn: RedisConn,
+    channel: String,
+    mut rx: mpsc::Receiver<String>,
+    mut shutdown: Shutdown,
+) {
+    let mut publish = async |json: String| {
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(&channel)
             .arg(&json)
@@ -134,7 +147,22 @@ async fn publisher(mut conn: RedisConn, channel: String, mut rx: mpsc::Receiver<
         if let Err(e) = sent {
             tracing::debug!(error = %e, "could not publish an event to other instances");
         }
+    };
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Some(json) => publish(json).await,
+                None => return,
+            },
+            () = shutdown.begun() => break,
+        }
     }
+    let _ = tokio::time::timeout(PUBLISH_AT_EXIT, async {
+        while let Ok(json) = rx.try_recv() {
+            publish(json).await;
+        }
+    })
+    .await;
 }
 
 /// Forward other instances' events to local listeners, reconnecting forever.

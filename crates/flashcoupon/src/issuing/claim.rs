@@ -209,7 +209,9 @@ pub async fn claim_coupon(
                     state.notifier.coupon_issued(&coupon);
                     Ok(ClaimOutcome::Issued(coupon))
                 }
-                Ok(Err(failed)) => Err(ClaimError::Unavailable(failed.to_string())),
+                Ok(Err(failed)) => Err(ClaimError::Unavailable(format!(
+                    "the coupon could not be recorded: {failed}"
+                ))),
                 Err(_) => Err(ClaimError::Unavailable(
                     "the writer stopped before answering".into(),
                 )),

@@ -17,7 +17,10 @@ use crate::store::{CouponWriter, IssuedRow, NewCouponRow, Store, StoreError};
 
 /// Coupon campaigns. The tag keeps the Redis keys `{c:<campaign id>}` they
 /// always had.
-pub const COUPONS: Kind = Kind("c");
+pub const COUPONS: Kind = Kind {
+    tag: "c",
+    drop_name: "campaign",
+};
 
 /// A campaign's drop in the admission core.
 pub fn drop_of(campaign: CampaignId) -> DropId {

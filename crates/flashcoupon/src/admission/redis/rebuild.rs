@@ -27,9 +27,10 @@ impl RedisGate {
             .await
             .map_err(unavailable)?;
         if got.is_none() {
-            return Err(GateError::Unavailable(
-                "this drop's gate is being rebuilt; retry".into(),
-            ));
+            return Err(GateError::Unavailable(format!(
+                "this {}'s gate is being rebuilt; retry",
+                drop.kind.drop_name
+            )));
         }
         let result = self.rebuild_locked(drop, &keys, &lock, &token).await;
         let _: Result<i64, _> = Script::new(
@@ -78,9 +79,10 @@ impl RedisGate {
         if written == 1 {
             Ok(())
         } else {
-            Err(GateError::Unavailable(
-                "this drop's gate was rebuilt by another instance meanwhile; retry".into(),
-            ))
+            Err(GateError::Unavailable(format!(
+                "this {}'s gate was rebuilt by another instance meanwhile; retry",
+                drop.kind.drop_name
+            )))
         }
     }
 
