@@ -17,7 +17,8 @@ use crate::admission::{
 use crate::auth::{PasswordHasher, TokenKeys, load_or_create_secret};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
-use crate::domain::account::{Email, Password};
+use crate::domain::account::{Email, Password, Role};
+use crate::domain::ids::UserId;
 use crate::events::EventBus;
 use crate::http;
 use crate::issuing::{CouponRows, CouponStock};
@@ -27,7 +28,7 @@ use crate::rate_limit::RateLimits;
 use crate::redis_conn::RedisConn;
 use crate::settings::{Mode, Settings};
 use crate::state::{AppState, Shared};
-use crate::store::{NewCouponRow, PgStore, SqliteStore, Store};
+use crate::store::{NewCouponRow, PgStore, SqliteStore, Store, StoreError};
 use crate::tasks::Tasks;
 
 /// How long background tasks may take to finish after the server stopped
@@ -268,20 +269,42 @@ async fn ensure_first_admin(
     };
     let email = Email::parse(email).context("FLASHCOUPON_ADMIN_EMAIL")?;
     let password = Password::parse(password.clone()).context("FLASHCOUPON_ADMIN_PASSWORD")?;
-    let hash = passwords.hash(password.expose().to_owned()).await?;
-    // Instances starting together may race to create the admin: the loser
-    // hits the e-mail's UNIQUE and finds it on a second try.
-    let created = match store.upsert_admin(&email, &hash, None, clock.now()).await {
-        Err(crate::store::StoreError::Unique(_)) => {
-            store
-                .upsert_admin(&email, &hash, None, clock.now())
-                .await?
-                .1
-        }
-        other => other?.1,
-    };
-    if created {
-        tracing::info!(email = email.as_str(), "created the first admin");
+    // Start-up creates the admin if absent and never promotes an existing
+    // account: whoever signed up with this e-mail first (perhaps not the
+    // operator) would otherwise become admin. Promotion is `admin create`,
+    // which also resets the password.
+    if existing_admin(store, &email).await? {
+        return Ok(());
     }
-    Ok(())
+    let hash = passwords.hash(password.expose().to_owned()).await?;
+    match store
+        .insert_user(UserId::generate(), &email, &hash, Role::Admin, clock.now())
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(email = email.as_str(), "created the first admin");
+            Ok(())
+        }
+        // Another instance starting with us created it, or somebody signed
+        // up with it meanwhile: the record decides which.
+        Err(StoreError::Unique(_)) => existing_admin(store, &email).await.map(drop),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `true` if `email` is an admin's, `false` if nobody has it; an error that
+/// says what to do if it belongs to an account that is not an admin.
+async fn existing_admin(store: &dyn Store, email: &Email) -> anyhow::Result<bool> {
+    match store.find_user_by_email(email).await? {
+        None => Ok(false),
+        Some(user) if user.role == Role::Admin => Ok(true),
+        Some(_) => anyhow::bail!(
+            "FLASHCOUPON_ADMIN_EMAIL {} belongs to an existing account that is not an admin; \
+             start-up will not promote it (whoever signed up with it would become admin). \
+             If the account is yours, run `flashcoupon admin create --email {}` (it also \
+             resets the password); otherwise choose another admin e-mail",
+            email.as_str(),
+            email.as_str()
+        ),
+    }
 }

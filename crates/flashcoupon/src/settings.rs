@@ -46,7 +46,8 @@ pub struct Settings {
     pub token_ttl_secs: u64,
 
     /// With --admin-password: make sure this admin exists at start-up
-    /// (created if absent, promoted if a user).
+    /// (created if absent). Start-up refuses to run if a non-admin account
+    /// has this e-mail: it never promotes one (`admin create` does).
     #[arg(long, env = "FLASHCOUPON_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
 

@@ -1,6 +1,8 @@
 //! Accounts and authentication.
 
-use flashcoupon::domain::account::Role;
+use flashcoupon::app::Application;
+use flashcoupon::clock::Clock;
+use flashcoupon::domain::account::{Email, Role};
 use flashcoupon::domain::ids::UserId;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -283,4 +285,38 @@ async fn too_many_logins_from_one_address_are_429_with_retry_after() {
         }
     }
     assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn start_up_never_makes_an_admin_of_an_account_somebody_else_signed_up_with() {
+    let mut app = spawn_app().await;
+    // Somebody signs up with the e-mail the operator is about to configure.
+    let (squatter, _) = app.signup("boss@example.com").await;
+    app.stop().await;
+
+    let mut settings = app.same_storage();
+    settings.admin_email = Some("boss@example.com".into());
+    settings.admin_password = Some("the-operators-password".into());
+    let refused = Application::build(&settings, Clock::default())
+        .await
+        .expect_err("start-up refuses to promote the account");
+    let why = format!("{refused:#}");
+    assert!(
+        why.contains("not an admin") && why.contains("admin create"),
+        "the message says what to do: {why}"
+    );
+
+    // The record is untouched: still a shopper, with the squatter's password.
+    let again = Application::build(&app.same_storage(), Clock::default())
+        .await
+        .expect("starts with the usual admin");
+    let account = again
+        .state()
+        .store
+        .find_user_by_email(&Email::parse("boss@example.com").unwrap())
+        .await
+        .unwrap()
+        .expect("still there");
+    assert_eq!(account.id.to_string(), squatter);
+    assert_eq!(account.role, Role::User);
 }

@@ -197,6 +197,22 @@ impl TestApp {
         }
     }
 
+    /// Settings for another instance over this one's storage (the same data
+    /// dir, or the same PostgreSQL schema with a fresh Redis prefix, whose
+    /// gate is rebuilt from the record).
+    pub fn same_storage(&self) -> Settings {
+        let mut settings = Settings::for_data_dir(self.dir.path());
+        if let Some(postgres) = &self.postgres {
+            settings.postgres_url = Some(postgres.clone());
+            settings.redis_url = Some(redis_url());
+            settings.redis_prefix = format!("t{}", uuid::Uuid::now_v7().simple());
+            settings.jwt_secret = Some(JWT_SECRET.into());
+        }
+        settings.admin_email = Some(ADMIN_EMAIL.into());
+        settings.admin_password = Some(ADMIN_PASSWORD.into());
+        settings
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
