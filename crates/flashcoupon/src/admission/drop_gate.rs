@@ -173,7 +173,13 @@ impl DropGate {
 
     /// Decide one claim. Order: a repeated key first (its first answer stands
     /// even after the window closes), then window, pause, limit, stock.
-    pub fn claim(&self, user: UserId, key: Option<&str>, now: Timestamp) -> Admission {
+    pub fn claim(
+        &self,
+        user: UserId,
+        unit: UnitId,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Admission {
         let mut shard = lock(self.shard(user));
         if let Some(key) = key
             && let Some(state) = shard.get(&user).and_then(|slot| slot.keys.get(key))
@@ -212,6 +218,7 @@ impl DropGate {
         };
         Admission::Admitted(Ticket {
             drop: self.id,
+            unit,
             epoch: 0,
             user,
             seq,
@@ -346,7 +353,7 @@ mod tests {
     }
 
     fn admit(g: &DropGate, u: UserId, key: Option<&str>) -> Ticket {
-        match g.claim(u, key, Timestamp(150)) {
+        match g.claim(u, UnitId::generate(), key, Timestamp(150)) {
             Admission::Admitted(t) => t,
             other => panic!("expected admission, got {other:?}"),
         }
@@ -364,22 +371,22 @@ mod tests {
         let g = gate(10, 1);
         let u = UserId::generate();
         assert_eq!(
-            rejection(g.claim(u, None, Timestamp(99))),
+            rejection(g.claim(u, UnitId::generate(), None, Timestamp(99))),
             Rejection::NotOpen
         );
         assert_eq!(
-            rejection(g.claim(u, None, Timestamp(200))),
+            rejection(g.claim(u, UnitId::generate(), None, Timestamp(200))),
             Rejection::Ended
         );
         g.set_paused(true);
         assert_eq!(
-            rejection(g.claim(u, None, Timestamp(150))),
+            rejection(g.claim(u, UnitId::generate(), None, Timestamp(150))),
             Rejection::Paused
         );
         g.set_paused(false);
         g.set_ends_at(Timestamp(300));
         assert!(matches!(
-            g.claim(u, None, Timestamp(250)),
+            g.claim(u, UnitId::generate(), None, Timestamp(250)),
             Admission::Admitted(_)
         ));
     }
@@ -391,7 +398,7 @@ mod tests {
         let seqs: Vec<u32> = (0..3).map(|_| admit(&g, u, None).seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
         assert_eq!(
-            rejection(g.claim(UserId::generate(), None, Timestamp(150))),
+            rejection(g.claim(UserId::generate(), UnitId::generate(), None, Timestamp(150))),
             Rejection::SoldOut
         );
         assert_eq!(g.remaining(), 0);
@@ -404,7 +411,7 @@ mod tests {
         let ta = admit(&g, a, None);
         let tb = admit(&g, b, None);
         assert_eq!(
-            rejection(g.claim(a, None, Timestamp(150))),
+            rejection(g.claim(a, UnitId::generate(), None, Timestamp(150))),
             Rejection::LimitReached
         );
         let lost = ta.seq;
@@ -420,16 +427,25 @@ mod tests {
         let g = gate(10, 5);
         let u = UserId::generate();
         let t = admit(&g, u, Some("k1"));
-        let Admission::InFlight(mut rx) = g.claim(u, Some("k1"), Timestamp(150)) else {
+        let Admission::InFlight(mut rx) =
+            g.claim(u, UnitId::generate(), Some("k1"), Timestamp(150))
+        else {
             panic!("second request with the same key must wait for the first")
         };
         let id = UnitId::generate();
         g.settle(t, Some(id));
         assert_eq!(*rx.borrow_and_update(), Some(Settled::Issued(id)));
-        assert!(matches!(g.claim(u, Some("k1"), Timestamp(999)), Admission::Replay(r) if r == id));
+        assert!(
+            matches!(g.claim(u, UnitId::generate(), Some("k1"), Timestamp(999)), Admission::Replay(r) if r == id)
+        );
         // Another user may use the same key string.
         assert!(matches!(
-            g.claim(UserId::generate(), Some("k1"), Timestamp(150)),
+            g.claim(
+                UserId::generate(),
+                UnitId::generate(),
+                Some("k1"),
+                Timestamp(150)
+            ),
             Admission::Admitted(_)
         ));
         assert_eq!(g.remaining(), 8);
@@ -444,7 +460,7 @@ mod tests {
         assert_eq!(g.set_total(1), Err(StockBelowIssued { highest_seq: 2 }));
         assert_eq!(g.set_total(2), Ok(5));
         assert_eq!(
-            rejection(g.claim(u, None, Timestamp(150))),
+            rejection(g.claim(u, UnitId::generate(), None, Timestamp(150))),
             Rejection::SoldOut
         );
         assert_eq!(g.set_total(4), Ok(2));
@@ -474,14 +490,14 @@ mod tests {
         ]);
         assert_eq!((g.issued(), g.remaining()), (2, 8));
         assert!(
-            matches!(g.claim(a, Some("k"), Timestamp(150)), Admission::Replay(id) if id == kept)
+            matches!(g.claim(a, UnitId::generate(), Some("k"), Timestamp(150)), Admission::Replay(id) if id == kept)
         );
         // b's free user_seq 1 and the missing seq 2 are reused first.
         let t = admit(&g, b, None);
         assert_eq!((t.seq, t.user_seq), (2, 1));
         assert_eq!(admit(&g, b, None).seq, 3);
         assert_eq!(
-            rejection(g.claim(b, None, Timestamp(150))),
+            rejection(g.claim(b, UnitId::generate(), None, Timestamp(150))),
             Rejection::LimitReached
         );
         assert_eq!(admit(&g, a, None).seq, 5);
@@ -499,7 +515,9 @@ mod tests {
                     let mut won = Vec::new();
                     for i in 0..2_000 {
                         let u = users[(i * 7 + t * 13) % users.len()];
-                        if let Admission::Admitted(ticket) = g.claim(u, None, Timestamp(150)) {
+                        if let Admission::Admitted(ticket) =
+                            g.claim(u, UnitId::generate(), None, Timestamp(150))
+                        {
                             won.push((u, ticket.seq, ticket.user_seq));
                             // Every fifth commit "fails" and must come back.
                             if i % 5 == 0 {

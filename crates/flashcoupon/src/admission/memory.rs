@@ -73,12 +73,12 @@ impl Gate for MemoryGate {
         &self,
         drop: DropId,
         user: UserId,
-        _unit: UnitId,
+        unit: UnitId,
         key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GateError> {
         let gate = self.get(drop)?;
-        Ok(match gate.claim(user, key, now) {
+        Ok(match gate.claim(user, unit, key, now) {
             Admission::Admitted(ticket) => Decision::Admitted(ticket),
             Admission::Rejected(r) => Decision::Rejected(r),
             Admission::Replay(id) => Decision::Replay(id),

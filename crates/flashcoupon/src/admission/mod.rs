@@ -138,6 +138,9 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Ticket {
     pub drop: DropId,
+    /// The id the unit will have: settling names it, so a late settle can
+    /// only end this claim, never another that took its seq since.
+    pub unit: UnitId,
     /// The gate generation that admitted it (always 0 in memory).
     pub epoch: u64,
     pub user: UserId,

@@ -433,3 +433,61 @@ async fn a_redis_gate_rebuilds_and_reconciles_a_kind_that_is_not_a_coupon() {
         "opened, then rebuilt once"
     );
 }
+
+/// A claim written off by the reconciler (its instance was slow, not dead)
+/// settles late, after its seq went to another live claim: the late settle
+/// must end only the claim it was given, never the live one holding the seq.
+/// (Matched by seq alone, it freed the live claim's seq for a third claim:
+/// two claims, one seq, refused by the record and a burst of 503s.)
+#[tokio::test]
+async fn a_late_settle_never_ends_the_live_claim_that_took_its_seq_since() {
+    let conn = crate::redis_conn::RedisConn::open(&["redis://127.0.0.1:6379".into()], false)
+        .await
+        .expect("the local Redis (scripts/services.sh starts it)");
+    let prefix = format!("admission-test-{}", Uuid::now_v7());
+    let record = Arc::new(SeatRecord {
+        seats: Arc::new(Seats::default()),
+        terms: terms(10, 5),
+        epoch: Default::default(),
+    });
+    let gate = RedisGate::new(
+        conn,
+        &prefix,
+        vec![record.clone() as Arc<dyn Stockpile>],
+        Metrics::new(),
+    );
+    gate.open(DROP, &terms(10, 5)).await.unwrap();
+    let admit = |user: UserId| {
+        let gate = &gate;
+        async move {
+            match gate
+                .claim(DROP, user, UnitId::generate(), None, Timestamp(150))
+                .await
+                .unwrap()
+            {
+                Decision::Admitted(t) => t,
+                other => panic!("expected admission, got {other:?}"),
+            }
+        }
+    };
+    let slow = admit(UserId::generate()).await;
+    assert_eq!(slow.seq, 1);
+    // The reconciler finds nothing in the record for it and writes it off.
+    assert_eq!(
+        gate.reconcile(DROP, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    let live = admit(UserId::generate()).await;
+    assert_eq!(live.seq, 1, "the written-off seq is handed out again");
+    // The slow instance's writer now gives up on its claim and settles it.
+    gate.settle(vec![(slow, Outcome::Failed)]).await;
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!(stock.remaining, 9, "the live claim still holds seq 1");
+    let third = admit(UserId::generate()).await;
+    assert_eq!(third.seq, 2, "seq 1 is not handed out twice");
+    gate.settle(vec![(live, Outcome::Committed(UnitId::generate()))])
+        .await;
+    assert_eq!(gate.stock(DROP).await.unwrap().issued, 1);
+}

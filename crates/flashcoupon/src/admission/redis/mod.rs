@@ -204,6 +204,7 @@ impl Gate for RedisGate {
             return match reply.first().map(String::as_str) {
                 Some("admitted") => Ok(Decision::Admitted(Ticket {
                     drop,
+                    unit,
                     seq: parse(reply.get(1))?,
                     user_seq: parse(reply.get(2))?,
                     epoch: parse(reply.get(3))?,
@@ -259,6 +260,7 @@ impl Gate for RedisGate {
                 t.seq.to_string(),
                 t.user.to_string(),
                 t.user_seq.to_string(),
+                t.unit.to_string(),
                 t.key.as_deref().unwrap_or("").to_owned(),
                 out,
             ]);

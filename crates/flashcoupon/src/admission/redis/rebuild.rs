@@ -125,7 +125,7 @@ impl RedisGate {
             .resolve_stale(drop.id, &ids)
             .await?;
         let mut args = vec![epoch.clone()];
-        for (seq, user, user_seq, _, key) in &claims {
+        for (seq, user, user_seq, unit, key) in &claims {
             let outcome = match landed.get(seq) {
                 Some(row)
                     if row.user.to_string() == *user && row.user_seq.to_string() == *user_seq =>
@@ -140,6 +140,7 @@ impl RedisGate {
                 seq.to_string(),
                 (*user).to_owned(),
                 (*user_seq).to_owned(),
+                unit.to_string(),
                 (*key).to_owned(),
                 outcome,
             ]);

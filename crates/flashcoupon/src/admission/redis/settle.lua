@@ -1,16 +1,21 @@
 -- End in-flight claims of one gate generation. Each is settled once: only
--- while it is still in `pend` (the owner and the reconciler may both try).
+-- while it is still in `pend` (the owner and the reconciler may both try),
+-- and only if the claim in flight at that seq is this one (same user, slot,
+-- unit and key): a late settle of a claim the reconciler wrote off must not
+-- end the live claim that took its seq since.
 -- KEYS: meta, free, pend, pinfo, slots, keys
--- ARGV: epoch, then per claim: seq, user, user_seq, key ('' none), outcome
+-- ARGV: epoch, then per claim: seq, user, user_seq, unit, key ('' none), outcome
 --   outcome 'c:<coupon id>' committed; 'f' failed (stock back);
 --   'x' the record holds this seq for another claim, or refused it: the
 --       claim ends, its slot and key are freed, the seq is not reused (the
 --       caller rebuilds the gate from the record when the record refused)
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -1 end
 local done = 0
-for i = 2, #ARGV, 5 do
-  local seq, user, user_seq, key, out = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  if redis.call('ZREM', KEYS[3], seq) == 1 then
+for i = 2, #ARGV, 6 do
+  local seq, user, user_seq, unit, key, out =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local claim = user .. '|' .. user_seq .. '|' .. unit .. '|' .. key
+  if redis.call('HGET', KEYS[4], seq) == claim and redis.call('ZREM', KEYS[3], seq) == 1 then
     redis.call('HDEL', KEYS[4], seq)
     done = done + 1
     if string.sub(out, 1, 2) == 'c:' then
