@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
-use crate::auth::AuthUser;
+use crate::auth::{AdminUser, AuthUser};
 use crate::domain::coupon::{CancelUseRequest, UseRejection, UseRequest};
 use crate::domain::ids::CouponId;
 use crate::spending::{self, SpendError, Spent};
@@ -99,19 +99,22 @@ pub async fn preview(
     }))
 }
 
-/// Cancel the use made by `order_id`; the coupon is available again if still valid.
+/// Cancel the use made by `order_id` (a shop action: an admin, or the shop's
+/// order system; a shopper could otherwise spend one coupon on many orders);
+/// the coupon is available again if still valid.
 #[utoipa::path(post, path = "/api/v1/coupons/{id}/cancel-use", tag = "spending", request_body = CancelUseRequest,
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
-    responses((status = 200, body = CouponView), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not_used")))]
+    responses((status = 200, body = CouponView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden: not a shop account"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not_used")))]
 pub async fn cancel_use(
     State(state): State<AppState>,
-    user: AuthUser,
+    _shop: AdminUser,
     Path(id): Path<String>,
     Json(body): Json<CancelUseRequest>,
 ) -> Result<Json<CouponView>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
-    let coupon = spending::cancel_use(&state, user.id, id, &body.order_id).await?;
+    let coupon = spending::cancel_use(&state, id, &body.order_id).await?;
     Ok(Json(CouponView::new(&coupon, state.clock.now())))
 }
 

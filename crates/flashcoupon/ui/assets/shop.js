@@ -327,10 +327,8 @@ async function loadWallet() {
 }
 
 function couponCard(c, name) {
+  // Cancelling a use is the shop's (its order system's) to do, not the shopper's.
   const form = c.status === 'available' ? checkoutForm(c) : null;
-  const cancel = c.status === 'used' && c.order_id
-    ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'cancel-use', onclick: () => cancelUse(c) }, t('wallet.cancel_use'))
-    : null;
   return h('article', { class: `card coupon coupon-${c.status}`, 'data-coupon': c.id, 'data-testid': 'coupon' },
     h('div', { class: 'row spread' }, h('h2', {}, name), h('span', { class: `badge coupon-${c.status}`, 'data-testid': 'coupon-status' }, t(`coupon.${c.status}`))),
     h('p', { class: 'discount' }, discountText(c.discount)),
@@ -340,7 +338,7 @@ function couponCard(c, name) {
     ].filter(Boolean).join(' · ')),
     h('p', { class: 'muted small' }, t('wallet.valid', { from: dateTime(c.valid_from), until: dateTime(c.valid_until) })),
     c.order_id ? h('p', { class: 'muted small' }, t('wallet.used_on', { order: c.order_id })) : null,
-    form, cancel);
+    form);
 }
 
 function checkoutForm(c) {
@@ -393,15 +391,6 @@ function checkoutForm(c) {
       h('button', { type: 'button', class: 'secondary', onclick: preview, 'data-testid': 'preview' }, t('checkout.preview')),
       h('button', { type: 'submit', 'data-testid': 'pay' }, t('checkout.pay'))),
     out);
-}
-
-async function cancelUse(c) {
-  try {
-    await api(session, 'POST', `/api/v1/coupons/${c.id}/cancel-use`, { order_id: c.order_id });
-    loadWallet();
-  } catch (err) {
-    toast(err.text, 'error');
-  }
 }
 
 // ---- inbox and live events ---------------------------------------------------------------
