@@ -176,6 +176,12 @@ impl<R: Row> GroupCommit<R> {
         (Self { queue, gate }, WriterHandle { stop, tasks })
     }
 
+    /// Is any writer still taking claims? (The queue closes when the last
+    /// one stops: drained at shutdown, or dead.)
+    pub fn writers_alive(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Queue an admitted claim; the receiver yields once it is durable or failed.
     pub fn submit(&self, ticket: Ticket, row: R) -> oneshot::Receiver<Result<(), CommitFailed>> {
         let (reply, answer) = oneshot::channel();

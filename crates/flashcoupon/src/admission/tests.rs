@@ -491,3 +491,41 @@ async fn a_late_settle_never_ends_the_live_claim_that_took_its_seq_since() {
         .await;
     assert_eq!(gate.stock(DROP).await.unwrap().issued, 1);
 }
+
+/// A writer that panics mid-batch.
+struct PanickingWriter;
+
+#[async_trait]
+impl RowWriter<Seat> for PanickingWriter {
+    async fn insert(&mut self, _rows: &[&Seat]) -> Result<HashSet<UnitId>, WriteError> {
+        panic!("a bug in the writer");
+    }
+
+    async fn existing(&mut self, _rows: &[&Seat]) -> Result<HashSet<UnitId>, WriteError> {
+        unreachable!()
+    }
+}
+
+#[tokio::test]
+async fn a_dead_writer_is_seen_and_its_claims_give_their_stock_back() {
+    let gate = Arc::new(MemoryGate::default());
+    gate.open(DROP, &terms(3, 3)).await.unwrap();
+    let (commit, _writer) = GroupCommit::start(
+        vec![Box::new(PanickingWriter) as Box<dyn RowWriter<Seat>>],
+        gate.clone(),
+        WriterConfig {
+            max_batch: 8,
+            max_age: None,
+        },
+        Metrics::new(),
+    );
+    assert!(commit.writers_alive());
+    let answer = claim_seat(&gate, &commit, UserId::generate(), None).await;
+    assert!(answer.is_err(), "the claim is told it failed: {answer:?}");
+    assert!(
+        !commit.writers_alive(),
+        "readiness can see the writer is gone"
+    );
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!((stock.remaining, stock.issued), (3, 0), "nothing leaked");
+}

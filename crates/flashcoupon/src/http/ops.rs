@@ -24,15 +24,19 @@ pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// The record (and, in scale-out mode, the Redis gate) is reachable; 503
-/// naming what is not.
+/// The record (and, in scale-out mode, the Redis gate) is reachable and a
+/// group-commit writer is running; 503 naming what is not.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, description = "storage unreachable")))]
+    responses((status = 200, description = "ready"), (status = 503, description = "storage unreachable or no commit writer")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let mut down = Vec::new();
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "not ready: the record is unreachable");
         down.push("the record (database)");
+    }
+    if !state.commit.writers_alive() {
+        tracing::error!("not ready: every group-commit writer has stopped");
+        down.push("the group-commit writer");
     }
     if let Err(e) = state.gate.ping().await {
         tracing::warn!(error = %e, "not ready: the gate is unreachable");
@@ -41,7 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if down.is_empty() {
         return (StatusCode::OK, axum::Json(json!({"status": "ready"})));
     }
-    let message = format!("storage is unreachable: {}", down.join(", "));
+    let message = format!("not ready: {} unavailable", down.join(", "));
     (
         StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(json!({"error": {"code": "unavailable", "message": message}})),
