@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rate_limit::RateLimits;
 use crate::redis_conn::RedisConn;
-use crate::settings::{Mode, Settings};
+use crate::settings::{Mode, Secret, Settings};
 use crate::state::{AppState, Shared};
 use crate::store::{NewCouponRow, PgStore, SqliteStore, Store, StoreError};
 use crate::tasks::Tasks;
@@ -68,7 +68,10 @@ async fn embedded(settings: &Settings) -> anyhow::Result<Engines> {
     let gate = MemoryGate::default();
     gate.load(&CouponStock(store.clone())).await?;
     Ok(Engines {
-        secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
+        secret: load_or_create_secret(
+            settings.jwt_secret.as_ref().map(Secret::expose),
+            &settings.data_dir,
+        )?,
         store,
         gate: Arc::new(gate),
         events: EventBus::local(),
@@ -106,7 +109,10 @@ async fn scale_out(
     let channel = format!("{}:events", settings.redis_prefix);
     let reconcile_after = Duration::from_millis(settings.reconcile_after_ms.max(1));
     Ok(Engines {
-        secret: load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?,
+        secret: load_or_create_secret(
+            settings.jwt_secret.as_ref().map(Secret::expose),
+            &settings.data_dir,
+        )?,
         store,
         gate,
         events: EventBus::over_redis(conn, redis[0].clone(), channel, tasks),
@@ -268,7 +274,8 @@ async fn ensure_first_admin(
         ),
     };
     let email = Email::parse(email).context("FLASHCOUPON_ADMIN_EMAIL")?;
-    let password = Password::parse(password.clone()).context("FLASHCOUPON_ADMIN_PASSWORD")?;
+    let password =
+        Password::parse(password.expose().to_owned()).context("FLASHCOUPON_ADMIN_PASSWORD")?;
     // Start-up creates the admin if absent and never promotes an existing
     // account: whoever signed up with this e-mail first (perhaps not the
     // operator) would otherwise become admin. Promotion is `admin create`,

@@ -14,6 +14,8 @@ pub mod catalog;
 pub mod claim_stats;
 /// System time plus a test-only offset.
 pub mod clock;
+/// The data dir: created private (0700), its files 0600.
+pub mod data_dir;
 /// Pure types and rules: campaigns, coupons, discounts, accounts.
 pub mod domain;
 /// Live events, in process and (scale-out) across instances over Redis pub/sub.

@@ -26,6 +26,35 @@ pub enum Durability {
     Normal,
 }
 
+/// A setting that must never be printed: `Debug` shows `"***"`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on (port 0 picks a free one).
@@ -39,7 +68,7 @@ pub struct Settings {
     /// Token signing secret (32+ characters). Default: generated on first start
     /// and kept in <data-dir>/jwt_secret (mode 0600).
     #[arg(long, env = "FLASHCOUPON_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     /// How long a token from sign-up or log-in stays valid, in seconds.
     #[arg(long, env = "FLASHCOUPON_TOKEN_TTL_SECS", default_value_t = 86_400)]
@@ -53,7 +82,7 @@ pub struct Settings {
 
     /// The first admin's password (used only when the admin is created).
     #[arg(long, env = "FLASHCOUPON_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
 
     /// The most coupons one group-commit transaction writes.
     #[arg(long, env = "FLASHCOUPON_COMMIT_MAX_BATCH", default_value_t = 512)]
@@ -256,5 +285,18 @@ mod tests {
         assert_eq!(s.sqlite_synchronous, Durability::Full);
         assert!(s.redis_url.is_none() && s.postgres_url.is_none());
         assert_eq!(s.mode().unwrap(), Mode::Embedded);
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let mut s = Settings::for_data_dir("/tmp/x");
+        s.jwt_secret = Some("a-very-secret-signing-key-0123456789".into());
+        s.admin_password = Some("the-admins-password".into());
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("a-very-secret") && !shown.contains("the-admins"),
+            "{shown}"
+        );
+        assert!(shown.contains("jwt_secret: Some(\"***\")"), "{shown}");
     }
 }

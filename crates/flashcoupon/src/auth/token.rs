@@ -68,7 +68,7 @@ pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyho
             let mut raw = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut raw);
             let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            std::fs::create_dir_all(data_dir)?;
+            crate::data_dir::create_private(data_dir)?;
             let mut file =
                 secret_file(&path).with_context(|| format!("creating {}", path.display()))?;
             file.write_all(hex.as_bytes())?;

@@ -142,3 +142,21 @@ async fn a_coupon_the_record_refuses_is_answered_503_never_201() {
     }
     assert_eq!(issued.len() + refused, users.len());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_its_files_are_private_to_the_server_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app_with(|s| s.data_dir = s.data_dir.join("private")).await;
+    let dir = app.dir.path().join("private");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data dir it created");
+    for file in [
+        "flashcoupon.db",
+        "flashcoupon.db-wal",
+        "flashcoupon.db-shm",
+        "jwt_secret",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}

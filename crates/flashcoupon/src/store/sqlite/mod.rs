@@ -66,7 +66,7 @@ pub(super) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
 impl SqliteStore {
     /// Open (creating if needed) `flashcoupon.db` in `data_dir` and migrate it.
     pub async fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::data_dir::create_private(data_dir)?;
         let path = data_dir.join("flashcoupon.db");
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&path)
@@ -92,6 +92,10 @@ impl SqliteStore {
             .await?
             .run(&pool)
             .await?;
+        // The pool's first connection created the file and, in WAL mode, its
+        // -wal and -shm companions; SQLite keeps the mode it finds.
+        let companions = ["flashcoupon.db-wal", "flashcoupon.db-shm"].map(|f| data_dir.join(f));
+        crate::data_dir::restrict(&[&path, &companions[0], &companions[1]])?;
         Ok(Self {
             pool,
             options,
