@@ -6,5 +6,5 @@ mod password;
 mod token;
 
 pub use extract::{AdminUser, AuthUser};
-pub use password::{PasswordHasher, hash_password};
+pub use password::{HashError, PasswordHasher, hash_password};
 pub use token::{Claims, TokenKeys, load_or_create_secret};

@@ -49,7 +49,8 @@ pub struct LoginResponse {
 /// Create a shopper account and sign it in.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = Credentials,
     responses((status = 201, body = SignupResponse), (status = 400, body = ErrorBody, description = "invalid_input"),
-        (status = 409, body = ErrorBody, description = "email_taken"), (status = 429, body = ErrorBody, description = "rate_limited")))]
+        (status = 409, body = ErrorBody, description = "email_taken"), (status = 429, body = ErrorBody, description = "rate_limited"),
+        (status = 503, body = ErrorBody, description = "unavailable: too many sign-ins being hashed at once")))]
 pub async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -84,7 +85,8 @@ pub async fn signup(
 /// Exchange e-mail and password for a token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = Credentials,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody, description = "invalid_credentials"),
-        (status = 429, body = ErrorBody, description = "rate_limited")))]
+        (status = 429, body = ErrorBody, description = "rate_limited"),
+        (status = 503, body = ErrorBody, description = "unavailable: too many sign-ins being hashed at once")))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::admission::GateError;
+use crate::auth::HashError;
 use crate::domain::InvalidInput;
 use crate::rate_limit::RetryAfter;
 use crate::store::StoreError;
@@ -101,6 +102,15 @@ impl From<StoreError> for ApiError {
             ApiError::Unavailable("storage is unavailable; retry shortly".into())
         } else {
             ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            e @ HashError::Busy => ApiError::Unavailable(e.to_string()),
+            HashError::Failed(e) => ApiError::Internal(e),
         }
     }
 }
