@@ -179,7 +179,11 @@ impl Application {
             passwords,
             clock,
             metrics,
-            limits: RateLimits::new(settings.claim_rate_per_user, settings.auth_rate_per_ip),
+            limits: RateLimits::new(
+                settings.claim_rate_per_user,
+                settings.auth_rate_per_ip,
+                settings.trusted_proxies.clone(),
+            ),
             claim_stats: Default::default(),
             campaign_writes: tokio::sync::Mutex::new(()),
         }));

@@ -1,11 +1,18 @@
 //! Rate limits (GCRA, from `governor`): claims per user, and sign-ups and
 //! log-ins per client address. A limit of 0 turns that limiter off.
+//!
+//! A client address is the peer's, or, when the peer is a configured trusted
+//! proxy, the first address in `X-Forwarded-For` (from the right) that is not
+//! one: a header anybody else sends is ignored. IPv6 clients are keyed by
+//! their /64, the block one subscriber usually holds, so rotating addresses
+//! inside it does not buy more attempts.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 
 use crate::domain::ids::UserId;
 
@@ -19,6 +26,7 @@ pub struct RetryAfter {
 pub struct RateLimits {
     claims: Option<DefaultKeyedRateLimiter<UserId>>,
     auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpNet>,
 }
 
 /// `per_second` sustained, with bursts of twice that.
@@ -44,19 +52,43 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl RateLimits {
-    pub fn new(claims_per_user_per_sec: u32, auth_per_ip_per_sec: u32) -> Self {
+    pub fn new(
+        claims_per_user_per_sec: u32,
+        auth_per_ip_per_sec: u32,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Self {
         Self {
             claims: quota(claims_per_user_per_sec).map(RateLimiter::keyed),
             auth: quota(auth_per_ip_per_sec).map(RateLimiter::keyed),
+            trusted_proxies,
         }
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy
+    /// (see the module's doc).
+    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for hop in forwarded_for.unwrap_or("").rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted(&ip) => client = ip,
+                Ok(ip) => return ip,
+                // Garbage where an address belongs: trust nothing further left.
+                Err(_) => return client,
+            }
+        }
+        client
     }
 
     pub fn check_claim(&self, user: UserId) -> Result<(), RetryAfter> {
         check(&self.claims, &user)
     }
 
-    pub fn check_auth(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        check(&self.auth, &ip)
+    pub fn check_auth(&self, client: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.auth, &address_key(client))
     }
 
     /// Drop the state of keys that are back to a full quota, so memory does not
@@ -70,5 +102,65 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
+    }
+}
+
+/// The key a client address is limited under: IPv4 as is (also when mapped
+/// into IPv6), IPv6 by its /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
+        assert_eq!(
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(address_key(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+        let limits = RateLimits::new(0, 1, vec![]);
+        // A burst of two for the whole /64, whichever address asks.
+        assert!(limits.check_auth(ip("2001:db8:1:2::1")).is_ok());
+        assert!(limits.check_auth(ip("2001:db8:1:2::2")).is_ok());
+        assert!(limits.check_auth(ip("2001:db8:1:2::3")).is_err());
+        assert!(limits.check_auth(ip("2001:db8:9:9::1")).is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let proxies = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.1/32".parse().unwrap(),
+        ];
+        let limits = RateLimits::new(0, 1, proxies);
+        let xff = Some("198.51.100.1, 203.0.113.5, 10.1.1.1");
+        // From the proxy: the right-most address that is not a proxy.
+        assert_eq!(limits.client(ip("127.0.0.1"), xff), ip("203.0.113.5"));
+        // From anybody else: the header is theirs to forge, and ignored.
+        assert_eq!(limits.client(ip("192.0.2.9"), xff), ip("192.0.2.9"));
+        // No header, or garbage: the last trusted hop.
+        assert_eq!(limits.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
+        assert_eq!(
+            limits.client(ip("127.0.0.1"), Some("nonsense, 10.2.2.2")),
+            ip("10.2.2.2")
+        );
     }
 }

@@ -26,6 +26,13 @@ pub enum Durability {
     Normal,
 }
 
+/// An address (`10.0.0.1`, a single host) or a block (`10.0.0.0/8`).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR block"))
+}
+
 /// A setting that must never be printed: `Debug` shows `"***"`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -112,6 +119,12 @@ pub struct Settings {
     /// twice that); 0 = unlimited. Raise it behind a reverse proxy.
     #[arg(long, env = "FLASHCOUPON_AUTH_RATE_PER_IP", default_value_t = 50)]
     pub auth_rate_per_ip: u32,
+
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
+    /// `X-Forwarded-For` names the client for the sign-in limit; the header
+    /// from anybody else is ignored. Default: none.
+    #[arg(long = "trusted-proxy", env = "FLASHCOUPON_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Scale-out mode: the Redis gate, e.g. redis://127.0.0.1:6379. A
     /// comma-separated list of nodes means a Redis Cluster. Needs

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,9 +55,13 @@ pub struct LoginResponse {
 pub async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    state.limits.check_auth(peer.ip())?;
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    state
+        .limits
+        .check_auth(state.limits.client(peer.ip(), forwarded))?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse(body.password)?;
     let hash = state.passwords.hash(password.expose().to_owned()).await?;
@@ -90,9 +95,13 @@ pub async fn signup(
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<Credentials>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    state.limits.check_auth(peer.ip())?;
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    state
+        .limits
+        .check_auth(state.limits.client(peer.ip(), forwarded))?;
     // A malformed e-mail cannot belong to anyone: same answer as a wrong one.
     let user = match Email::parse(&body.email) {
         Ok(email) => state.store.find_user_by_email(&email).await?,

@@ -320,3 +320,49 @@ async fn start_up_never_makes_an_admin_of_an_account_somebody_else_signed_up_wit
     assert_eq!(account.id.to_string(), squatter);
     assert_eq!(account.role, Role::User);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_sign_in_limit_counts_each_forwarded_client() {
+    let login = async |app: &crate::helpers::TestApp, forwarded: &str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"email": "nobody@example.com", "password": "password-123"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // The test client is 127.0.0.1: trusted here, so each forwarded client
+    // has its own burst of two.
+    let proxied = spawn_app_with(|s| {
+        s.auth_rate_per_ip = 1;
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    for i in 0..4 {
+        let status = login(&proxied, &format!("203.0.113.{i}")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "client {i} is not limited"
+        );
+    }
+    let statuses: Vec<StatusCode> =
+        futures::future::join_all((0..3).map(|_| login(&proxied, "198.51.100.7"))).await;
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+
+    // Not trusted: the header is the client's to forge, and ignored.
+    let direct = spawn_app_with(|s| s.auth_rate_per_ip = 1).await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(login(&direct, &format!("203.0.113.{i}")).await);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
