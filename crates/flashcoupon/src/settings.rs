@@ -180,6 +180,12 @@ pub struct Settings {
     )]
     pub webhook_give_up_secs: u64,
 
+    /// Webhooks go to public addresses only; these blocks (addresses or
+    /// CIDR, comma-separated) are allowed besides, e.g. a shop's back end on
+    /// the private network. Default: none.
+    #[arg(long = "webhook-allow", env = "FLASHCOUPON_WEBHOOK_ALLOW", value_delimiter = ',', value_parser = parse_net)]
+    pub webhook_allow: Vec<ipnet::IpNet>,
+
     /// Events a notification socket may have queued before it is closed as too slow.
     #[arg(long, env = "FLASHCOUPON_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
@@ -230,6 +236,7 @@ impl Settings {
             webhook_retry_base: retry_base,
             webhook_give_up: Duration::from_secs(self.webhook_give_up_secs),
             webhook_poll: retry_base.min(Duration::from_millis(500)),
+            webhook_allow: self.webhook_allow.clone(),
             socket_queue: self.ws_queue.max(1),
             ..Default::default()
         }

@@ -14,6 +14,7 @@
 
 mod announce;
 mod background;
+pub mod egress;
 pub mod hub;
 mod inbox;
 pub mod live;
@@ -56,6 +57,8 @@ pub struct NotifySettings {
     pub webhook_give_up: Duration,
     /// How often the deliverer looks for due retries.
     pub webhook_poll: Duration,
+    /// Where webhooks may go besides public addresses.
+    pub webhook_allow: Vec<ipnet::IpNet>,
     /// Events a socket may have queued before it is cut off as too slow.
     pub socket_queue: usize,
 }
@@ -69,6 +72,7 @@ impl Default for NotifySettings {
             webhook_retry_base: Duration::from_secs(30),
             webhook_give_up: Duration::from_secs(86_400),
             webhook_poll: Duration::from_millis(500),
+            webhook_allow: Vec::new(),
             socket_queue: 256,
         }
     }
@@ -114,6 +118,7 @@ impl Notifier {
                 settings.webhook_retry_base,
                 settings.webhook_give_up,
                 settings.webhook_poll,
+                egress::Egress::new(settings.webhook_allow.clone()),
             )?),
             store,
             gate,

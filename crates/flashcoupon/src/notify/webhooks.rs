@@ -26,6 +26,8 @@ use crate::store::StoreError;
 use crate::store::{AttemptRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord};
 use crate::tasks::Shutdown;
 
+use super::egress::{Egress, Refused};
+
 /// Payload formats: our JSON envelope, or a chat message.
 pub const FORMATS: &[&str] = &["json", "discord", "slack"];
 
@@ -79,6 +81,8 @@ pub struct Webhooks {
     store: Arc<dyn Store>,
     clock: Clock,
     client: reqwest::Client,
+    /// Judges every destination (see `egress`).
+    egress: Egress,
     wake: Notify,
     cache: Mutex<Option<(Instant, Arc<Vec<WebhookRecord>>)>>,
     retry_base: Duration,
@@ -93,11 +97,14 @@ impl Webhooks {
         retry_base: Duration,
         give_up: Duration,
         poll: Duration,
+        egress: Egress,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             store,
             clock,
+            egress: egress.clone(),
             client: reqwest::Client::builder()
+                .dns_resolver(Arc::new(egress))
                 .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
@@ -200,6 +207,55 @@ impl Webhooks {
         while sending.join_next().await.is_some() {}
     }
 
+    /// POST one delivery. The log keeps what the shop needs (the status, a
+    /// timeout, "could not connect", a refused destination), never the
+    /// transport's own words, which would describe our network.
+    async fn send(
+        &self,
+        endpoint: &WebhookRecord,
+        d: &LeasedDelivery,
+        timestamp: i64,
+    ) -> (Option<i64>, Option<String>) {
+        // An address written in the URL never goes through the resolver.
+        let literal = reqwest::Url::parse(&endpoint.url).ok().and_then(|u| {
+            let host = u.host_str()?;
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .ok()
+        });
+        if literal.is_some_and(|ip| !self.egress.permits(ip)) {
+            return (None, Some(Refused.to_string()));
+        }
+        let answer = self
+            .client
+            .post(&endpoint.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Flashcoupon-Event", &d.event_type)
+            .header("X-Flashcoupon-Delivery", d.id.to_string())
+            .header("X-Flashcoupon-Timestamp", timestamp.to_string())
+            .header(
+                "X-Flashcoupon-Signature",
+                sign(&endpoint.secret, timestamp, &d.body),
+            )
+            .body(d.body.clone())
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => (Some(r.status().as_u16() as i64), None),
+            Ok(r) => (
+                Some(r.status().as_u16() as i64),
+                Some(format!("the endpoint answered {}", r.status())),
+            ),
+            Err(e) if e.is_timeout() => (None, Some("timed out".to_owned())),
+            Err(e) if refused(&e) => (None, Some(Refused.to_string())),
+            Err(e) if e.is_connect() => {
+                (None, Some("could not connect to the endpoint".to_owned()))
+            }
+            Err(_) => (None, Some("the request failed".to_owned())),
+        }
+    }
+
     async fn deliver(&self, d: LeasedDelivery) {
         let endpoint = match self.store.webhook(d.webhook).await {
             Ok(Some(w)) => w,
@@ -229,29 +285,7 @@ impl Webhooks {
         let sent_at = self.clock.now();
         let timestamp = sent_at.0.div_euclid(1000);
         let started = Instant::now();
-        let answer = self
-            .client
-            .post(&endpoint.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Flashcoupon-Event", &d.event_type)
-            .header("X-Flashcoupon-Delivery", d.id.to_string())
-            .header("X-Flashcoupon-Timestamp", timestamp.to_string())
-            .header(
-                "X-Flashcoupon-Signature",
-                sign(&endpoint.secret, timestamp, &d.body),
-            )
-            .body(d.body.clone())
-            .send()
-            .await;
-        let (status_code, error) = match answer {
-            Ok(r) if r.status().is_success() => (Some(r.status().as_u16() as i64), None),
-            Ok(r) => (
-                Some(r.status().as_u16() as i64),
-                Some(format!("the endpoint answered {}", r.status())),
-            ),
-            Err(e) if e.is_timeout() => (None, Some("timed out".to_owned())),
-            Err(e) => (None, Some(format!("request failed: {e}"))),
-        };
+        let (status_code, error) = self.send(&endpoint, &d, timestamp).await;
         let now = self.clock.now();
         let next = if error.is_none() {
             NextStep::Delivered
@@ -277,6 +311,18 @@ impl Webhooks {
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Vec<WebhookRecord>>)>> {
         super::lock(&self.cache)
     }
+}
+
+/// Did the egress check refuse this request's destination?
+fn refused(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<Refused>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 #[cfg(test)]

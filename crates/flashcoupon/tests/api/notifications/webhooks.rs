@@ -62,6 +62,12 @@ fn signature_ok(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     sig == expected
 }
 
+/// The test's receivers listen on loopback, which webhooks refuse unless
+/// the operator allows it (`--webhook-allow 127.0.0.1`).
+fn loopback() -> Vec<ipnet::IpNet> {
+    vec!["127.0.0.1/32".parse().unwrap()]
+}
+
 async fn register(app: &TestApp, b: Value) -> Value {
     let r = app
         .post_json("/api/v1/admin/webhooks", Some(&app.admin), &b)
@@ -83,7 +89,11 @@ async fn delivery_log(app: &TestApp, hook: &str) -> Value {
 
 #[tokio::test]
 async fn webhooks_are_signed_retried_with_backoff_and_logged() {
-    let app = spawn_app_with(|s| s.webhook_retry_base_ms = 50).await;
+    let app = spawn_app_with(|s| {
+        s.webhook_retry_base_ms = 50;
+        s.webhook_allow = loopback();
+    })
+    .await;
     let receiver = Receiver::default();
     receiver.statuses.lock().unwrap().extend([500, 503]);
     let url = receiver.clone().start(false).await;
@@ -191,7 +201,7 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
 
 #[tokio::test]
 async fn chat_formats_and_a_hanging_endpoint_never_hold_up_claims() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.webhook_allow = loopback()).await;
     let hanging = Receiver::default();
     let hang_url = hanging.clone().start(true).await;
     let chat = Receiver::default();
@@ -288,4 +298,37 @@ async fn bad_webhook_input_is_400_and_registers_nothing() {
         "not_found",
     )
     .await;
+}
+
+#[tokio::test]
+async fn webhooks_never_reach_inside_the_network_unless_the_operator_allows_it() {
+    let app = spawn_app_with(|s| s.webhook_retry_base_ms = 3_600_000).await;
+    let inside = Receiver::default();
+    let url = inside.clone().start(false).await; // http://127.0.0.1:<port>/…
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let mut hooks = Vec::new();
+    for u in [&url, &by_name] {
+        let hook = register(&app, json!({"url": u, "events": ["campaign.sold_out"]})).await;
+        hooks.push(hook["id"].as_str().unwrap().to_owned());
+    }
+    let c = app.create_campaign(json!({"total_quantity": 1})).await;
+    let (_, user) = app.signup("buyer@example.com").await;
+    app.issue(c["id"].as_str().unwrap(), &user, None).await;
+    for hook in &hooks {
+        let log = eventually(|| async {
+            let log = delivery_log(&app, hook).await;
+            match log["deliveries"][0]["log"][0]["error"].as_str() {
+                Some(_) => Ok(log),
+                None => Err(log.to_string()),
+            }
+        })
+        .await;
+        let error = log["deliveries"][0]["log"][0]["error"].as_str().unwrap();
+        assert!(error.contains("not a public one"), "{error}");
+        assert!(
+            !error.contains("127.0.0.1") && !error.contains("os error"),
+            "{error}"
+        );
+    }
+    assert!(inside.requests().is_empty(), "nothing reached the inside");
 }
