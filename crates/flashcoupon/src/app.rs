@@ -181,6 +181,7 @@ impl Application {
             metrics,
             limits: RateLimits::new(
                 settings.claim_rate_per_user,
+                settings.write_rate_per_user,
                 settings.auth_rate_per_ip,
                 settings.trusted_proxies.clone(),
             ),

@@ -1,5 +1,7 @@
-//! Rate limits (GCRA, from `governor`): claims per user, and sign-ups and
-//! log-ins per client address. A limit of 0 turns that limiter off.
+//! Rate limits (GCRA, from `governor`): claims per user, every other write a
+//! shopper makes (subscriptions, mark-read, preview, use) per user, and
+//! sign-ups and log-ins per client address. A limit of 0 turns that limiter
+//! off.
 //!
 //! A client address is the peer's, or, when the peer is a configured trusted
 //! proxy, the first address in `X-Forwarded-For` (from the right) that is not
@@ -25,6 +27,7 @@ pub struct RetryAfter {
 #[derive(Debug)]
 pub struct RateLimits {
     claims: Option<DefaultKeyedRateLimiter<UserId>>,
+    writes: Option<DefaultKeyedRateLimiter<UserId>>,
     auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
     trusted_proxies: Vec<IpNet>,
 }
@@ -54,11 +57,13 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 impl RateLimits {
     pub fn new(
         claims_per_user_per_sec: u32,
+        writes_per_user_per_sec: u32,
         auth_per_ip_per_sec: u32,
         trusted_proxies: Vec<IpNet>,
     ) -> Self {
         Self {
             claims: quota(claims_per_user_per_sec).map(RateLimiter::keyed),
+            writes: quota(writes_per_user_per_sec).map(RateLimiter::keyed),
             auth: quota(auth_per_ip_per_sec).map(RateLimiter::keyed),
             trusted_proxies,
         }
@@ -87,6 +92,11 @@ impl RateLimits {
         check(&self.claims, &user)
     }
 
+    /// A shopper's write other than a claim.
+    pub fn check_write(&self, user: UserId) -> Result<(), RetryAfter> {
+        check(&self.writes, &user)
+    }
+
     pub fn check_auth(&self, client: IpAddr) -> Result<(), RetryAfter> {
         check(&self.auth, &address_key(client))
     }
@@ -94,7 +104,7 @@ impl RateLimits {
     /// Drop the state of keys that are back to a full quota, so memory does not
     /// grow with every user ever seen.
     pub fn forget_idle(&self) {
-        if let Some(l) = &self.claims {
+        for l in [&self.claims, &self.writes].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -136,7 +146,7 @@ mod tests {
             address_key(ip("2001:db8:1:3::1"))
         );
         assert_eq!(address_key(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
-        let limits = RateLimits::new(0, 1, vec![]);
+        let limits = RateLimits::new(0, 0, 1, vec![]);
         // A burst of two for the whole /64, whichever address asks.
         assert!(limits.check_auth(ip("2001:db8:1:2::1")).is_ok());
         assert!(limits.check_auth(ip("2001:db8:1:2::2")).is_ok());
@@ -150,7 +160,7 @@ mod tests {
             "10.0.0.0/8".parse().unwrap(),
             "127.0.0.1/32".parse().unwrap(),
         ];
-        let limits = RateLimits::new(0, 1, proxies);
+        let limits = RateLimits::new(0, 0, 1, proxies);
         let xff = Some("198.51.100.1, 203.0.113.5, 10.1.1.1");
         // From the proxy: the right-most address that is not a proxy.
         assert_eq!(limits.client(ip("127.0.0.1"), xff), ip("203.0.113.5"));

@@ -115,6 +115,11 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_CLAIM_RATE_PER_USER", default_value_t = 20)]
     pub claim_rate_per_user: u32,
 
+    /// Other writes per second per shopper (subscribe, mark read, preview,
+    /// use; bursts of twice that); 0 = unlimited. Claims have their own limit.
+    #[arg(long, env = "FLASHCOUPON_WRITE_RATE_PER_USER", default_value_t = 10)]
+    pub write_rate_per_user: u32,
+
     /// Sign-ups and log-ins per second from one client address (bursts of
     /// twice that); 0 = unlimited. Raise it behind a reverse proxy.
     #[arg(long, env = "FLASHCOUPON_AUTH_RATE_PER_IP", default_value_t = 50)]

@@ -16,6 +16,24 @@ pub struct AuthUser {
     pub role: Role,
 }
 
+/// A signed-in caller making a write other than a claim, within the
+/// per-user write limit (else 429): what a shopper cannot use to slow a drop.
+#[derive(Debug, Clone, Copy)]
+pub struct WritingUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for WritingUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        state.limits.check_write(user.id)?;
+        Ok(WritingUser(user))
+    }
+}
+
 /// A signed-in admin. A valid token of another role: 403.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminUser(pub AuthUser);

@@ -5,6 +5,6 @@ mod extract;
 mod password;
 mod token;
 
-pub use extract::{AdminUser, AuthUser};
+pub use extract::{AdminUser, AuthUser, WritingUser};
 pub use password::{HashError, PasswordHasher, hash_password};
 pub use token::{Claims, TokenKeys, load_or_create_secret};

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::paging::Page;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, WritingUser};
 use crate::domain::InvalidInput;
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
@@ -62,10 +62,11 @@ pub async fn subscription(
 /// for this campaign. Idempotent.
 #[utoipa::path(put, path = "/api/v1/campaigns/{id}/subscription", tag = "notifications",
     params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
-    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn subscribe(
     State(state): State<AppState>,
-    user: AuthUser,
+    WritingUser(user): WritingUser,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let campaign = existing_campaign(&state, &id).await?;
@@ -79,10 +80,11 @@ pub async fn subscribe(
 /// Stop notifying. Idempotent.
 #[utoipa::path(delete, path = "/api/v1/campaigns/{id}/subscription", tag = "notifications",
     params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
-    user: AuthUser,
+    WritingUser(user): WritingUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let campaign = existing_campaign(&state, &id).await?;
@@ -180,10 +182,11 @@ pub struct MarkedRead {
 /// Mark notifications read.
 #[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "notifications",
     request_body = MarkRead, security(("bearer" = [])),
-    responses((status = 200, body = MarkedRead), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = MarkedRead), (status = 400, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn mark_read(
     State(state): State<AppState>,
-    user: AuthUser,
+    WritingUser(user): WritingUser,
     Json(body): Json<MarkRead>,
 ) -> Result<Json<MarkedRead>, ApiError> {
     let ids = match (body.ids, body.all) {

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
-use crate::auth::{AdminUser, AuthUser};
+use crate::auth::{AdminUser, WritingUser};
 use crate::domain::coupon::{CancelUseRequest, UseRejection, UseRequest};
 use crate::domain::ids::CouponId;
 use crate::spending::{self, SpendError, Spent};
@@ -55,10 +55,11 @@ fn use_rejection(r: UseRejection) -> ApiError {
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
     responses((status = 200, body = UseResponse), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "already_used, expired, not_yet_valid, below_min_order or reserved")))]
+        (status = 409, body = ErrorBody, description = "already_used, expired, not_yet_valid, below_min_order or reserved"),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn use_coupon(
     State(state): State<AppState>,
-    user: AuthUser,
+    WritingUser(user): WritingUser,
     Path(id): Path<String>,
     Json(body): Json<UseRequest>,
 ) -> Result<Json<UseResponse>, ApiError> {
@@ -84,10 +85,11 @@ pub struct PreviewResponse {
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
     responses((status = 200, body = PreviewResponse), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "already_used, expired, not_yet_valid, below_min_order or reserved")))]
+        (status = 409, body = ErrorBody, description = "already_used, expired, not_yet_valid, below_min_order or reserved"),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn preview(
     State(state): State<AppState>,
-    user: AuthUser,
+    WritingUser(user): WritingUser,
     Path(id): Path<String>,
     Json(body): Json<UseRequest>,
 ) -> Result<Json<PreviewResponse>, ApiError> {

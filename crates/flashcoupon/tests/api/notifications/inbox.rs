@@ -288,3 +288,39 @@ async fn the_expiry_reminder_is_sent_once_and_only_once_across_a_restart() {
     let next = next_json(&mut ws).await;
     assert_eq!(next["type"], "pong", "nothing else came first: {next}");
 }
+
+#[tokio::test]
+async fn toggling_a_subscription_in_a_loop_is_rate_limited_per_user() {
+    let app = spawn_app_with(|s| s.write_rate_per_user = 1).await;
+    let c = app.create_campaign(json!({})).await;
+    let path = format!(
+        "/api/v1/campaigns/{}/subscription",
+        c["id"].as_str().unwrap()
+    );
+    let (_, noisy) = app.signup("noisy@example.com").await;
+    let (_, quiet) = app.signup("quiet@example.com").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = app
+            .client
+            .put(app.url(&path))
+            .bearer_auth(&noisy)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Another shopper is not held up by the noisy one.
+    let r = app
+        .client
+        .put(app.url(&path))
+        .bearer_auth(&quiet)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
