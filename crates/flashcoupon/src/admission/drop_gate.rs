@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 
 use tokio::sync::watch;
 
-use super::{DropId, Held, Rejection, Settled, StockBelowIssued, Terms, Ticket, UnitId};
+use super::{DropId, Held, Outcome, Rejection, Settled, StockBelowIssued, Terms, Ticket, UnitId};
 use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
 
@@ -254,36 +254,49 @@ impl DropGate {
         }
     }
 
-    /// End an admitted claim: committed (`Some(unit id)`) or not (`None`),
-    /// in which case its stock and user slot return to the pool (promise 5).
-    pub fn settle(&self, ticket: Ticket, committed: Option<UnitId>) {
+    /// End an admitted claim.
+    /// - `Committed`: durable; its key replays the unit.
+    /// - `Failed`: certainly not in the record: its stock and user slot
+    ///   return to the pool (promise 5).
+    /// - `Refused` or `Unknown`: the record refused the row (so the gate and
+    ///   the record disagree about this seq) or could not say whether it
+    ///   landed. The user's slot and key are freed (the record's constraints
+    ///   still hold the limit), but the seq is *not* handed out again: one
+    ///   the record holds or refuses would be refused for every claim that
+    ///   took it, forever. It stays out until the next start-up rebuilds the
+    ///   gate from the record, which finds it landed or missing.
+    pub fn settle(&self, ticket: Ticket, outcome: Outcome) {
         {
             let mut shard = lock(self.shard(ticket.user));
             let slot = shard.entry(ticket.user).or_default();
-            match committed {
-                Some(id) => {
+            match outcome {
+                Outcome::Committed(id) => {
                     if let Some(key) = ticket.key {
                         slot.keys.insert(key, KeyState::Issued(id));
                     }
                     self.committed.fetch_add(1, Ordering::AcqRel);
                 }
-                None => {
+                Outcome::Failed | Outcome::Refused | Outcome::Unknown => {
                     slot.give_back(ticket.user_seq);
                     if let Some(key) = &ticket.key {
                         slot.keys.remove(key);
                     }
-                    let mut released = lock(&self.released);
-                    released.push(ticket.seq);
-                    // Keep the lowest free seq on top, so reuse keeps ranks dense.
-                    released.sort_unstable_by(|a, b| b.cmp(a));
-                    self.released_len.store(released.len(), Ordering::Release);
+                    if outcome == Outcome::Failed {
+                        let mut released = lock(&self.released);
+                        released.push(ticket.seq);
+                        // Keep the lowest free seq on top, so reuse keeps ranks dense.
+                        released.sort_unstable_by(|a, b| b.cmp(a));
+                        self.released_len.store(released.len(), Ordering::Release);
+                    } else {
+                        tracing::error!(drop = %self.id, seq = ticket.seq, ?outcome, "a seq the record refused or could not confirm is kept out until the next start-up");
+                    }
                 }
             }
         }
         if let Some(done) = ticket.done {
-            let _ = done.send(Some(match committed {
-                Some(id) => Settled::Issued(id),
-                None => Settled::Failed,
+            let _ = done.send(Some(match outcome {
+                Outcome::Committed(id) => Settled::Issued(id),
+                _ => Settled::Failed,
             }));
         }
     }
@@ -415,8 +428,8 @@ mod tests {
             Rejection::LimitReached
         );
         let lost = ta.seq;
-        g.settle(ta, None);
-        g.settle(tb, Some(UnitId::generate()));
+        g.settle(ta, Outcome::Failed);
+        g.settle(tb, Outcome::Committed(UnitId::generate()));
         assert_eq!((g.remaining(), g.issued()), (1, 1));
         let again = admit(&g, a, None);
         assert_eq!((again.seq, again.user_seq), (lost, 1));
@@ -433,7 +446,7 @@ mod tests {
             panic!("second request with the same key must wait for the first")
         };
         let id = UnitId::generate();
-        g.settle(t, Some(id));
+        g.settle(t, Outcome::Committed(id));
         assert_eq!(*rx.borrow_and_update(), Some(Settled::Issued(id)));
         assert!(
             matches!(g.claim(u, UnitId::generate(), Some("k1"), Timestamp(999)), Admission::Replay(r) if r == id)
@@ -522,9 +535,9 @@ mod tests {
                             // Every fifth commit "fails" and must come back.
                             if i % 5 == 0 {
                                 won.pop();
-                                g.settle(ticket, None);
+                                g.settle(ticket, Outcome::Failed);
                             } else {
-                                g.settle(ticket, Some(UnitId::generate()));
+                                g.settle(ticket, Outcome::Committed(UnitId::generate()));
                             }
                         }
                     }

@@ -51,13 +51,7 @@ impl MemoryGate {
 
     fn settle_one(&self, ticket: Ticket, outcome: Outcome) {
         if let Ok(gate) = self.get(ticket.drop) {
-            // In one process nothing else could learn the answer later, so an
-            // unknown outcome is settled as failed: the stock goes back.
-            let committed = match outcome {
-                Outcome::Committed(id) => Some(id),
-                Outcome::Failed | Outcome::Refused | Outcome::Unknown => None,
-            };
-            gate.settle(ticket, committed);
+            gate.settle(ticket, outcome);
         }
     }
 }

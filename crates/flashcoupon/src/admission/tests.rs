@@ -529,3 +529,57 @@ async fn a_dead_writer_is_seen_and_its_claims_give_their_stock_back() {
     let stock = gate.stock(DROP).await.unwrap();
     assert_eq!((stock.remaining, stock.issued), (3, 0), "nothing leaked");
 }
+
+/// The record already holds seq 1 (the gate is out of step with it): the
+/// claim that took seq 1 is refused, and seq 1 must not be handed out again,
+/// or every later claim would take it and be refused too.
+#[tokio::test]
+async fn a_seq_the_record_refused_is_not_handed_out_again() {
+    let gate = Arc::new(MemoryGate::default());
+    gate.open(DROP, &terms(5, 5)).await.unwrap();
+    let record = Arc::new(Seats::default());
+    record.rows.lock().unwrap().push(Seat {
+        id: UnitId::generate(),
+        user: UserId::generate(),
+        seq: 1,
+    });
+    let (commit, writer) = GroupCommit::start(
+        vec![Box::new(SeatWriter(record.clone())) as Box<dyn RowWriter<Seat>>],
+        gate.clone(),
+        WriterConfig {
+            max_batch: 8,
+            max_age: None,
+        },
+        Metrics::new(),
+    );
+    let user = UserId::generate();
+    let refused = claim_seat(&gate, &commit, user, Some("k")).await;
+    assert!(refused.is_err(), "the record refused seq 1: {refused:?}");
+    for _ in 0..3 {
+        let landed = claim_seat(&gate, &commit, user, None).await;
+        assert!(
+            matches!(landed, Ok(Ok(_))),
+            "later claims take other seqs and land: {landed:?}"
+        );
+    }
+    // The refused claim's key is free again: a retry is a fresh claim.
+    let retried = claim_seat(&gate, &commit, user, Some("k")).await;
+    assert!(
+        matches!(retried, Ok(Ok(_))),
+        "the key is not stuck on the refused claim: {retried:?}"
+    );
+    writer.drain().await;
+    let mut seqs: Vec<u32> = record.rows.lock().unwrap().iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        [1, 2, 3, 4, 5],
+        "one seq 1 (the record's own), then 2..5"
+    );
+    let stock = gate.stock(DROP).await.unwrap();
+    assert_eq!(
+        (stock.issued, stock.remaining),
+        (4, 0),
+        "seq 1 is kept out, not remaining"
+    );
+}
