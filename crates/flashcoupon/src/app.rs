@@ -14,7 +14,7 @@ use crate::admission::{
     Gate, GroupCommit, MemoryGate, RedisGate, RowWriter, Stockpile, WriterConfig, WriterHandle,
     reconcile_forever,
 };
-use crate::auth::{PasswordHasher, TokenKeys, load_or_create_secret};
+use crate::auth::{PasswordHasher, Revocations, TokenKeys, load_or_create_secret};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::domain::account::{Email, Password, Role};
@@ -138,10 +138,21 @@ impl Application {
                 postgres,
             } => scale_out(settings, &redis, cluster, &postgres, &metrics, &mut tasks).await?,
         };
+        let generation = engines
+            .store
+            .record_generation(&uuid::Uuid::now_v7().to_string())
+            .await
+            .context("reading the record's generation")?;
         let tokens = TokenKeys::new(
             &engines.secret,
             Duration::from_secs(settings.token_ttl_secs.max(1)),
+            &generation,
         );
+        let revocations = Arc::new(Revocations::default());
+        revocations
+            .refresh(&*engines.store)
+            .await
+            .context("reading revoked tokens")?;
         let passwords = PasswordHasher::new()?;
         ensure_first_admin(settings, &*engines.store, &passwords, &clock).await?;
         let mut writers: Vec<Box<dyn RowWriter<NewCouponRow>>> =
@@ -176,6 +187,7 @@ impl Application {
             events: engines.events,
             notifier,
             tokens,
+            revocations,
             passwords,
             clock,
             metrics,
@@ -238,6 +250,19 @@ impl Application {
             tasks.spawn_loop("record upkeep", upkeep);
         }
         state.notifier.start(&mut tasks);
+        tasks.spawn_loop("token revocations", {
+            let state = state.clone();
+            async move {
+                let mut every = tokio::time::interval(crate::auth::REVOCATION_POLL);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    if let Err(e) = state.revocations.refresh(&*state.store).await {
+                        tracing::debug!(error = %e, "revocations: the record is unreachable; will retry");
+                    }
+                }
+            }
+        });
         tasks.spawn_loop(
             "reconciler",
             reconcile_forever(state.gate.clone(), stockpiles, reconcile_after),

@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::admission::{Gate, GroupCommit};
-use crate::auth::{PasswordHasher, TokenKeys};
+use crate::auth::{Claims, PasswordHasher, Revocations, TokenKeys};
 use crate::catalog::Catalog;
 use crate::claim_stats::ClaimStats;
 use crate::clock::Clock;
@@ -27,6 +27,8 @@ pub struct Shared {
     pub events: EventBus,
     pub notifier: Arc<Notifier>,
     pub tokens: TokenKeys,
+    /// Accounts whose older tokens are refused (polled from the record).
+    pub revocations: Arc<Revocations>,
     pub passwords: PasswordHasher,
     pub clock: Clock,
     pub metrics: Metrics,
@@ -36,6 +38,16 @@ pub struct Shared {
     /// Serialises this instance's campaign writes (create, patch) so the
     /// record and the gate change together; claims never take it.
     pub campaign_writes: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// The claims of a bearer token that is well signed, unexpired, issued by
+    /// this record and not revoked since; `None` otherwise (401).
+    pub fn authenticate(&self, token: &str) -> Option<Claims> {
+        self.tokens
+            .verify(token)
+            .filter(|c| !self.revocations.is_revoked(c.sub, c.iat))
+    }
 }
 
 impl Deref for AppState {

@@ -26,6 +26,9 @@ pub struct Claims {
     pub role: Role,
     pub iat: u64,
     pub exp: u64,
+    /// The generation of the record that issued it (see `store::AccountStore::record_generation`).
+    #[serde(default)]
+    pub generation: String,
 }
 
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    /// Tokens of another record (same secret, other database) are refused.
+    generation: String,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -104,7 +109,7 @@ fn unix_now() -> u64 {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    pub fn new(secret: &[u8], ttl: Duration, generation: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -113,6 +118,7 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
+            generation: generation.to_owned(),
         }
     }
 
@@ -128,6 +134,7 @@ impl TokenKeys {
             role,
             iat,
             exp,
+            generation: self.generation.clone(),
         };
         // Encoding HS256 with a valid key cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -138,6 +145,7 @@ impl TokenKeys {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|data| data.claims)
+            .filter(|claims| claims.generation == self.generation)
     }
 }
 
@@ -146,7 +154,7 @@ mod tests {
     use super::*;
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(&[7u8; 32], Duration::from_secs(60))
+        TokenKeys::new(&[7u8; 32], Duration::from_secs(60), "g1")
     }
 
     #[test]
@@ -164,7 +172,7 @@ mod tests {
             k.verify(&k.issue_with_expiry(UserId::generate(), Role::User, now - 100, now - 1))
                 .is_none()
         );
-        let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60));
+        let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60), "g1");
         assert!(
             k.verify(&other.issue(UserId::generate(), Role::User))
                 .is_none()
@@ -173,6 +181,12 @@ mod tests {
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIwMTkzMDAwMC0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDAiLCJyb2xlIjoiYWRtaW4iLCJpYXQiOjAsImV4cCI6OTk5OTk5OTk5OX0.";
         assert!(k.verify(none).is_none());
         assert!(k.verify("not.a.token").is_none());
+        // The same secret, another record: refused.
+        let elsewhere = TokenKeys::new(&[7u8; 32], Duration::from_secs(60), "g2");
+        assert!(
+            k.verify(&elsewhere.issue(UserId::generate(), Role::User))
+                .is_none()
+        );
     }
 
     #[test]

@@ -175,8 +175,7 @@ async fn authenticate(
 ) -> Result<Claims, Option<(u16, &'static str)>> {
     let verify = |token: &str| {
         state
-            .tokens
-            .verify(token)
+            .authenticate(token)
             .ok_or(Some((close::UNAUTHORIZED, "invalid or expired token")))
     };
     if let Some(token) = header_token {

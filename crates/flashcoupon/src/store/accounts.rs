@@ -36,7 +36,8 @@ pub trait AccountStore {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
     async fn user_exists(&self, id: UserId) -> Result<bool, StoreError>;
     /// Make `email` an admin: create it with `create_hash` if absent; if it
-    /// exists, promote it and, when a hash is given, reset its password.
+    /// exists, promote it and, when a hash is given, reset its password. A
+    /// promotion or a reset revokes the account's earlier tokens.
     async fn upsert_admin(
         &self,
         email: &Email,
@@ -44,6 +45,14 @@ pub trait AccountStore {
         reset_hash: Option<&str>,
         now: Timestamp,
     ) -> Result<(UserId, bool), StoreError>;
+    /// The role the record gives a user; `None` if there is no such user.
+    async fn user_role(&self, id: UserId) -> Result<Option<Role>, StoreError>;
+    /// Users whose tokens issued before `tokens_valid_after` (ms) are
+    /// revoked, for those changed after `since` (ms).
+    async fn revocations_since(&self, since: i64) -> Result<Vec<(UserId, i64)>, StoreError>;
+    /// This record's generation: `candidate` if it has none yet (the first
+    /// start), else the one it keeps.
+    async fn record_generation(&self, candidate: &str) -> Result<String, StoreError>;
 }
 
 pub(super) const INSERT_USER: &str =
@@ -138,10 +147,16 @@ macro_rules! account_queries {
                 let outcome = match existing {
                     Some(row) => {
                         let id = $crate::store::accounts::user(&row)?.id;
+                        // Tokens issued before now stop working: the role or
+                        // the password they were issued under changed. The
+                        // cut is on a whole second, as tokens carry `iat` in
+                        // seconds (one issued right after it stays valid).
                         sqlx::query(
-                            "UPDATE users SET role = 'admin', password_hash = COALESCE($1, password_hash) WHERE id = $2",
+                            "UPDATE users SET role = 'admin', password_hash = COALESCE($1, password_hash), \
+                             tokens_valid_after = $2 WHERE id = $3",
                         )
                         .bind(reset_hash)
+                        .bind(now.0.div_euclid(1000) * 1000)
                         .bind(id.to_string())
                         .execute(&mut *tx)
                         .await?;
@@ -162,6 +177,55 @@ macro_rules! account_queries {
                 };
                 tx.commit().await?;
                 Ok(outcome)
+            }
+
+            async fn user_role(&self, id: UserId) -> Result<Option<Role>, StoreError> {
+                let row = sqlx::query("SELECT role FROM users WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some(
+                        Role::parse(&$crate::store::columns::Columns::text(&row, "role")?)
+                            .unwrap_or(Role::User),
+                    ),
+                    None => None,
+                })
+            }
+
+            async fn revocations_since(
+                &self,
+                since: i64,
+            ) -> Result<Vec<(UserId, i64)>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > $1",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        use $crate::store::columns::Columns;
+                        Ok((
+                            parse_id(&row.text("id")?)?,
+                            row.int("tokens_valid_after")?,
+                        ))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn record_generation(&self, candidate: &str) -> Result<String, StoreError> {
+                sqlx::query(
+                    "INSERT INTO record_meta (key, value) VALUES ('generation', $1) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(candidate)
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query("SELECT value FROM record_meta WHERE key = 'generation'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok($crate::store::columns::Columns::text(&row, "value")?)
             }
         }
     };

@@ -144,8 +144,9 @@ async fn missing_malformed_expired_forged_and_unsigned_tokens_are_401() {
         .state
         .tokens
         .issue_with_expiry(user, Role::User, now - 7200, now - 3600);
-    let forged = flashcoupon::auth::TokenKeys::new(&[42u8; 32], std::time::Duration::from_secs(60))
-        .issue(user, Role::Admin);
+    let forged =
+        flashcoupon::auth::TokenKeys::new(&[42u8; 32], std::time::Duration::from_secs(60), "any")
+            .issue(user, Role::Admin);
     // {"alg":"none"} claiming to be an admin, without a signature.
     let unsigned = format!(
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
@@ -365,4 +366,70 @@ async fn behind_a_trusted_proxy_the_sign_in_limit_counts_each_forwarded_client()
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn a_token_signed_with_the_same_secret_for_another_record_is_401() {
+    let secret = "one-secret-shared-by-two-records-0123456789";
+    let here = spawn_app_with(|s| s.jwt_secret = Some(secret.into())).await;
+    let there = spawn_app_with(|s| s.jwt_secret = Some(secret.into())).await;
+    let (_, token) = there.signup("elsewhere@example.com").await;
+    assert_eq!(
+        there.get("/api/v1/me/coupons", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    let r = here.get("/api/v1/me/coupons", Some(&token)).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn a_password_reset_or_promotion_revokes_the_tokens_issued_before_it() {
+    let app = spawn_app().await;
+    let (_, token) = app.signup("kim@example.com").await;
+    assert_eq!(
+        app.get("/api/v1/me/coupons", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    // `flashcoupon admin create --email kim@example.com` a second later:
+    // promoted, with a new password.
+    let hash = flashcoupon::auth::hash_password("a-new-password-9").unwrap();
+    let later = flashcoupon::domain::timestamp::Timestamp(app.clock.now().0 + 1_500);
+    app.state
+        .store
+        .upsert_admin(
+            &Email::parse("kim@example.com").unwrap(),
+            &hash,
+            Some(&hash),
+            later,
+        )
+        .await
+        .unwrap();
+    // Every instance polls the record for revocations: the old token stops
+    // working within a poll.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let status = app.get("/api/v1/me/coupons", Some(&token)).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_route_asks_the_record_not_only_the_token() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/api/v1/admin/webhooks", Some(&app.admin))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    app.execute(&format!(
+        "UPDATE users SET role = 'user' WHERE email = '{ADMIN_EMAIL}'"
+    ))
+    .await;
+    let r = app.get("/api/v1/admin/webhooks", Some(&app.admin)).await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
 }

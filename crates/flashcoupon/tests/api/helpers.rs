@@ -339,6 +339,32 @@ impl TestApp {
             .expect("open the database")
     }
 
+    /// Run one statement on the record behind the API's back (SQLite or
+    /// PostgreSQL, whichever this app writes to): how a test plays an
+    /// operator editing the database.
+    pub async fn execute(&self, sql: &str) {
+        match &self.postgres {
+            Some(url) => {
+                let mut conn = PgConnection::connect(url).await.expect("PostgreSQL");
+                sqlx::query(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("statement");
+            }
+            None => {
+                let url = format!(
+                    "sqlite://{}",
+                    self.dir.path().join("flashcoupon.db").display()
+                );
+                let mut conn = SqliteConnection::connect(&url).await.expect("SQLite");
+                sqlx::query(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("statement");
+            }
+        }
+    }
+
     /// The coupons of one campaign in the record, in `seq` order, read with
     /// plain SQL (SQLite or PostgreSQL, whichever this app writes to).
     pub async fn record(&self, campaign: &str) -> Vec<RecordRow> {

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbox",
         include_str!("../../../migrations/postgres/0003_inbox.sql"),
     ),
+    (
+        4,
+        "token revocation",
+        include_str!("../../../migrations/common/0004_token_revocation.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

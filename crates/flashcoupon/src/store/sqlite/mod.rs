@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbox",
         include_str!("../../../migrations/sqlite/0003_inbox.sql"),
     ),
+    (
+        4,
+        "token revocation",
+        include_str!("../../../migrations/common/0004_token_revocation.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated
