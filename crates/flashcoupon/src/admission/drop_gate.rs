@@ -332,22 +332,42 @@ impl DropGate {
         self.ends_at.store(ends.0, Ordering::Release);
     }
 
-    /// Change the stock; refused below the highest seq handed out (which
-    /// covers every durable and in-flight unit). Returns the old total.
+    /// Change the stock. It may drop below seqs handed out whose claims
+    /// failed (released), which are then forgotten, never below a seq a
+    /// claim holds (durable or in flight). Returns the old total.
     pub fn set_total(&self, new_total: u32) -> Result<u32, StockBelowIssued> {
+        // Held across the change: no claim takes a released seq meanwhile,
+        // and no failed claim releases one (lock order: `released` alone).
+        let mut released = lock(&self.released);
         let mut word = self.stock.load(Ordering::Acquire);
         loop {
             let (total, high) = unpack(word);
-            if new_total < high {
-                return Err(StockBelowIssued { highest_seq: high });
-            }
+            let lowered = if new_total < high {
+                let free: std::collections::HashSet<u32> = released
+                    .iter()
+                    .copied()
+                    .filter(|&s| s > new_total)
+                    .collect();
+                if let Some(held) = (new_total + 1..=high).rev().find(|s| !free.contains(s)) {
+                    return Err(StockBelowIssued { highest_seq: held });
+                }
+                new_total
+            } else {
+                high
+            };
             match self.stock.compare_exchange_weak(
                 word,
-                pack(new_total, high),
+                pack(new_total, lowered),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(total),
+                Ok(_) => {
+                    if lowered < high {
+                        released.retain(|&s| s <= new_total);
+                        self.released_len.store(released.len(), Ordering::Release);
+                    }
+                    return Ok(total);
+                }
                 Err(now) => word = now,
             }
         }
@@ -478,6 +498,34 @@ mod tests {
         );
         assert_eq!(g.set_total(4), Ok(2));
         assert_eq!(admit(&g, u, None).seq, 3);
+    }
+
+    #[test]
+    fn stock_may_drop_below_seqs_whose_claims_failed() {
+        // Found by the model test: seqs 2 and 3 failed and were released,
+        // yet the stock could not go below 3 ("3 coupons already issued"
+        // while 1 was).
+        let g = gate(5, 5);
+        let u = UserId::generate();
+        let kept = admit(&g, u, None);
+        let (t2, t3) = (admit(&g, u, None), admit(&g, u, None));
+        g.settle(t3, Outcome::Failed);
+        g.settle(t2, Outcome::Failed);
+        assert_eq!(g.set_total(1), Ok(5));
+        assert_eq!((g.total(), g.remaining()), (1, 0));
+        assert_eq!(
+            rejection(g.claim(u, UnitId::generate(), None, Timestamp(150))),
+            Rejection::SoldOut,
+            "the forgotten seqs are not handed out"
+        );
+        assert_eq!(g.set_total(0), Err(StockBelowIssued { highest_seq: 1 }));
+        g.settle(kept, Outcome::Committed(UnitId::generate()));
+        assert_eq!(g.set_total(3), Ok(1));
+        assert_eq!(
+            admit(&g, u, None).seq,
+            2,
+            "seqs above the old total come back in order"
+        );
     }
 
     #[test]

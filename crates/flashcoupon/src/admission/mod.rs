@@ -22,6 +22,8 @@
 mod drop_gate;
 mod group_commit;
 mod memory;
+#[cfg(test)]
+mod model_tests;
 mod reconcile;
 pub mod redis;
 #[cfg(test)]

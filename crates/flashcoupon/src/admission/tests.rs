@@ -256,13 +256,22 @@ async fn a_claim_dropped_before_its_commit_gives_back_its_stock_and_key() {
 /// The test kind's record as the admission core sees it: for a Redis gate's
 /// rebuild and reconciler.
 #[derive(Debug)]
-struct SeatRecord {
+pub(super) struct SeatRecord {
     seats: Arc<Seats>,
     terms: Terms,
     epoch: std::sync::atomic::AtomicU64,
 }
 
 impl SeatRecord {
+    /// An empty record for one drop on these terms.
+    pub(super) fn new(terms: Terms) -> Self {
+        Self {
+            seats: Arc::new(Seats::default()),
+            terms,
+            epoch: Default::default(),
+        }
+    }
+
     fn held(&self) -> Vec<Held> {
         let rows = self.seats.rows.lock().unwrap();
         let mut per_user: HashMap<UserId, u32> = HashMap::new();

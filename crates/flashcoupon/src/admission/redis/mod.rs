@@ -164,7 +164,7 @@ impl RedisGate {
         self.run_live(
             drop,
             &self.scripts.update,
-            &[keys.meta()],
+            &[keys.meta(), keys.free()],
             &[field.to_owned(), value],
         )
         .await
