@@ -34,7 +34,7 @@ use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::events::{Event, EventBus, Payload};
 use crate::metrics::Metrics;
-use crate::store::NotificationRow;
+use crate::store::{NewDelivery, NotificationRow};
 use crate::store::{Store, StoreError};
 use crate::tasks::Tasks;
 
@@ -250,26 +250,45 @@ impl Notifier {
         }
     }
 
-    /// Something happened to one coupon (used, use cancelled): its owner is
-    /// told, and so are the shop's endpoints that asked for it.
-    pub fn coupon_event(self: &Arc<Self>, coupon: &Coupon, payload: Payload, text: String) {
-        let kind = payload.kind();
+    /// Something is about to happen to one coupon (used, use cancelled):
+    /// the event, and the deliveries to the shop's endpoints that asked for
+    /// it, which the caller writes in the same transaction as the change so
+    /// a crash cannot keep one and lose the other.
+    pub async fn prepare_coupon_event(
+        &self,
+        coupon: &Coupon,
+        payload: Payload,
+        text: &str,
+    ) -> Result<CouponEvent, StoreError> {
         let event = Event::new(
             payload,
             self.clock.now(),
             Some(coupon.user_id),
             Some(coupon.campaign_id),
         );
-        let me = self.clone();
-        let for_shop = event.clone();
-        tokio::spawn(async move {
-            let key = format!("{kind}:{}", for_shop.id);
-            if let Err(e) = me.webhooks.enqueue(&for_shop, &key, &text, |_| true).await {
-                tracing::warn!(error = %e, "could not enqueue a webhook delivery");
-            }
-        });
-        self.emit(event);
+        let key = format!("{}:{}", event.kind, event.id);
+        let deliveries = self
+            .webhooks
+            .deliveries_for(&event, &key, text, |_| true)
+            .await?;
+        Ok(CouponEvent { event, deliveries })
     }
+
+    /// The change committed with its deliveries: tell the owner, wake the
+    /// deliverer.
+    pub fn coupon_event_committed(&self, committed: CouponEvent) {
+        if !committed.deliveries.is_empty() {
+            self.webhooks.wake();
+        }
+        self.emit(committed.event);
+    }
+}
+
+/// A coupon event and its webhook deliveries, written with the change.
+#[derive(Debug)]
+pub struct CouponEvent {
+    event: Event,
+    pub deliveries: Vec<NewDelivery>,
 }
 
 /// The JSON a client receives for an event.

@@ -145,8 +145,25 @@ impl Webhooks {
         text: &str,
         accept: impl Fn(&WebhookRecord) -> bool,
     ) -> Result<u64, StoreError> {
+        let rows = self.deliveries_for(event, once_key, text, accept).await?;
+        let added = self.store.enqueue_deliveries(&rows).await?;
+        if added > 0 {
+            self.wake();
+        }
+        Ok(added)
+    }
+
+    /// The deliveries of `event`, to write in the transaction of the change
+    /// it reports (then [`Webhooks::wake`] the deliverer).
+    pub async fn deliveries_for(
+        &self,
+        event: &Event,
+        once_key: &str,
+        text: &str,
+        accept: impl Fn(&WebhookRecord) -> bool,
+    ) -> Result<Vec<NewDelivery>, StoreError> {
         let endpoints = self.endpoints().await?;
-        let rows: Vec<NewDelivery> = endpoints
+        Ok(endpoints
             .iter()
             .filter(|w| w.events.iter().any(|e| e == event.kind.as_str()) && accept(w))
             .map(|w| NewDelivery {
@@ -158,12 +175,12 @@ impl Webhooks {
                 body: body_for(&w.format, event, text),
                 at: self.clock.now(),
             })
-            .collect();
-        let added = self.store.enqueue_deliveries(&rows).await?;
-        if added > 0 {
-            self.wake.notify_one();
-        }
-        Ok(added)
+            .collect())
+    }
+
+    /// New deliveries were written: look for due ones now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// The deliverer: lease due deliveries and send them, up to

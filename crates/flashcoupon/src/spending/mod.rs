@@ -55,9 +55,9 @@ pub async fn use_coupon(
     for _ in 0..2 {
         let coupon = own_coupon(state, owner, id).await?;
         let now = state.clock.now();
-        let (spend, applied) = match coupon.decide_use(&order.order_id, order.order_amount, now) {
+        let spend = match coupon.decide_use(&order.order_id, order.order_amount, now) {
             UseDecision::Reject(r) => return Err(SpendError::Rejected(r)),
-            UseDecision::Replay(spend) => (spend, false),
+            UseDecision::Replay(spend) => spend,
             UseDecision::Apply { discount_amount } => {
                 let spend = Spend {
                     order_id: order.order_id.clone(),
@@ -65,28 +65,28 @@ pub async fn use_coupon(
                     discount_amount,
                     used_at: now,
                 };
-                if !state.store.mark_used(id, &spend).await? {
-                    continue;
-                }
-                (spend, true)
-            }
-        };
-        let coupon = own_coupon(state, owner, id).await?;
-        if applied {
-            state.notifier.coupon_event(
-                &coupon,
-                Payload::CouponUsed {
+                let used = Payload::CouponUsed {
                     coupon_id: id,
                     order_id: spend.order_id.clone(),
                     order_amount: spend.order_amount,
                     discount_amount: spend.discount_amount,
-                },
-                format!(
+                };
+                let text = format!(
                     "🧾 Coupon {id} used on order {}: {} off {}.",
                     spend.order_id, spend.discount_amount, spend.order_amount
-                ),
-            );
-        }
+                );
+                let event = state
+                    .notifier
+                    .prepare_coupon_event(&coupon, used, &text)
+                    .await?;
+                if !state.store.mark_used(id, &spend, &event.deliveries).await? {
+                    continue;
+                }
+                state.notifier.coupon_event_committed(event);
+                spend
+            }
+        };
+        let coupon = own_coupon(state, owner, id).await?;
         return Ok(Spent { coupon, spend });
     }
     Err(SpendError::Rejected(UseRejection::AlreadyUsed))
@@ -127,17 +127,26 @@ pub async fn cancel_use(
             .ok_or(SpendError::NotFound)
     };
     let coupon = read().await?;
-    if !coupon.can_cancel_use(order_id) || !state.store.cancel_use(id, order_id).await? {
+    if !coupon.can_cancel_use(order_id) {
         return Err(SpendError::NotUsed);
     }
+    let cancelled = Payload::UseCancelled {
+        coupon_id: id,
+        order_id: order_id.to_owned(),
+    };
+    let text = format!("↩️ Coupon {id}: the use on order {order_id} was cancelled.");
+    let event = state
+        .notifier
+        .prepare_coupon_event(&coupon, cancelled, &text)
+        .await?;
+    if !state
+        .store
+        .cancel_use(id, order_id, &event.deliveries)
+        .await?
+    {
+        return Err(SpendError::NotUsed);
+    }
+    state.notifier.coupon_event_committed(event);
     let coupon = read().await?;
-    state.notifier.coupon_event(
-        &coupon,
-        Payload::UseCancelled {
-            coupon_id: id,
-            order_id: order_id.to_owned(),
-        },
-        format!("↩️ Coupon {id}: the use on order {order_id} was cancelled."),
-    );
     Ok(coupon)
 }

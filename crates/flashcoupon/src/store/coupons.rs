@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::StoreError;
 use super::campaigns::terms;
 use super::columns::{Columns, parse_id};
+use super::{NewDelivery, StoreError};
 use crate::domain::campaign::Campaign;
 use crate::domain::coupon::{Coupon, CouponStatus, Spend, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
@@ -69,11 +69,24 @@ pub trait CouponStore {
         limit: u32,
         before: Option<CouponId>,
     ) -> Result<Vec<Coupon>, StoreError>;
-    /// Spend an available coupon. `false` if it was no longer available (a
-    /// concurrent spend won): the caller re-reads and answers from that.
-    async fn mark_used(&self, id: CouponId, spend: &Spend) -> Result<bool, StoreError>;
-    /// Undo the spend made by `order_id`. `false` if the coupon was not used by it.
-    async fn cancel_use(&self, id: CouponId, order_id: &str) -> Result<bool, StoreError>;
+    /// Spend an available coupon and, in the same transaction, enqueue the
+    /// webhook deliveries that report it. `false` if it was no longer
+    /// available (a concurrent spend won; nothing is written): the caller
+    /// re-reads and answers from that.
+    async fn mark_used(
+        &self,
+        id: CouponId,
+        spend: &Spend,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError>;
+    /// Undo the spend made by `order_id`, with the deliveries that report it.
+    /// `false` if the coupon was not used by it (nothing is written).
+    async fn cancel_use(
+        &self,
+        id: CouponId,
+        order_id: &str,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError>;
     /// A campaign's coupons with their owners' emails, in `seq` order,
     /// from `after_seq + 1` on (the winners list).
     async fn winners(
@@ -211,25 +224,59 @@ macro_rules! coupon_queries {
                     .collect::<Result<_, _>>()?)
             }
 
-            async fn mark_used(&self, id: CouponId, spend: &Spend) -> Result<bool, StoreError> {
+            async fn mark_used(
+                &self,
+                id: CouponId,
+                spend: &Spend,
+                deliveries: &[$crate::store::NewDelivery],
+            ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::store::coupons::MARK_USED)
                     .bind(spend.used_at.0)
                     .bind(&spend.order_id)
                     .bind(spend.order_amount)
                     .bind(spend.discount_amount)
                     .bind(id.to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if !deliveries.is_empty() {
+                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
-            async fn cancel_use(&self, id: CouponId, order_id: &str) -> Result<bool, StoreError> {
+            async fn cancel_use(
+                &self,
+                id: CouponId,
+                order_id: &str,
+                deliveries: &[$crate::store::NewDelivery],
+            ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::store::coupons::CANCEL_USE)
                     .bind(id.to_string())
                     .bind(order_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if !deliveries.is_empty() {
+                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn winners(

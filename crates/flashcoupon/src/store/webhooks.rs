@@ -175,6 +175,31 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, sqlx::Error> 
     })
 }
 
+/// The INSERT of new deliveries (a `QueryBuilder` of database `$db`),
+/// skipping ones already enqueued: on its own, or inside the transaction of
+/// the change they report.
+macro_rules! insert_deliveries {
+    ($db:ty, $rows:expr) => {{
+        let mut q = sqlx::QueryBuilder::<$db>::new(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, once_key, body, \
+             next_attempt_at, created_at) ",
+        );
+        q.push_values($rows, |mut b, r| {
+            b.push_bind(r.id.to_string())
+                .push_bind(r.webhook.to_string())
+                .push_bind(r.event_id.to_string())
+                .push_bind(r.event_type.clone())
+                .push_bind(r.once_key.clone())
+                .push_bind(r.body.clone())
+                .push_bind(r.at.0)
+                .push_bind(r.at.0);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q
+    }};
+}
+pub(super) use insert_deliveries;
+
 /// [`WebhookStore`] for a store with a `pool` of database `$db`.
 macro_rules! webhooks_queries {
     ($store:ty, $db:ty) => {
@@ -260,22 +285,11 @@ macro_rules! webhooks_queries {
                     return Ok(0);
                 }
                 let _turn = self.write_turn().await;
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, once_key, body, \
-                     next_attempt_at, created_at) ",
-                );
-                q.push_values(rows, |mut b, r| {
-                    b.push_bind(r.id.to_string())
-                        .push_bind(r.webhook.to_string())
-                        .push_bind(r.event_id.to_string())
-                        .push_bind(r.event_type.clone())
-                        .push_bind(r.once_key.clone())
-                        .push_bind(r.body.clone())
-                        .push_bind(r.at.0)
-                        .push_bind(r.at.0);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                Ok(q.build().execute(&self.pool).await?.rows_affected())
+                Ok($crate::store::webhooks::insert_deliveries!($db, rows)
+                    .build()
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
 
             async fn lease_deliveries(

@@ -332,3 +332,70 @@ async fn webhooks_never_reach_inside_the_network_unless_the_operator_allows_it()
     }
     assert!(inside.requests().is_empty(), "nothing reached the inside");
 }
+
+#[tokio::test]
+async fn a_spend_and_its_webhook_delivery_are_written_together() {
+    let app = spawn_app_with(|s| s.webhook_allow = loopback()).await;
+    let receiver = Receiver::default();
+    let url = receiver.clone().start(false).await;
+    let hook = register(
+        &app,
+        json!({"url": url, "events": ["coupon.used", "coupon.use_cancelled"]}),
+    )
+    .await;
+    let hook = hook["id"].as_str().unwrap();
+    let c = app.create_campaign(json!({})).await;
+    let (_, user) = app.signup("buyer@example.com").await;
+    let coupon = body(app.issue(c["id"].as_str().unwrap(), &user, None).await).await;
+    let path = |action: &str| {
+        format!(
+            "/api/v1/coupons/{}/{action}",
+            coupon["id"].as_str().unwrap()
+        )
+    };
+    let r = app
+        .post_json(
+            &path("use"),
+            Some(&user),
+            &json!({"order_id": "o-1", "order_amount": 40000}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The delivery is in the record when the spend is: not enqueued later
+    // by a task a crash could lose.
+    let log = delivery_log(&app, hook).await;
+    let types: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["coupon.used"]);
+    let r = app
+        .post_json(
+            &path("cancel-use"),
+            Some(&app.admin),
+            &json!({"order_id": "o-1"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let log = delivery_log(&app, hook).await;
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), 2);
+    // A spend that does not happen enqueues nothing.
+    let r = app
+        .post_json(
+            &path("cancel-use"),
+            Some(&app.admin),
+            &json!({"order_id": "o-1"}),
+        )
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "not_used").await;
+    assert_eq!(
+        delivery_log(&app, hook).await["deliveries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    receiver.wait_for(2).await;
+}
