@@ -4,7 +4,8 @@
 #
 #   bash bench/ws-latency.sh
 #
-# For each run a fresh embedded server starts (release build, fresh data dir)
+# For each run a fresh embedded server starts (release build, fresh data dir;
+# the connection caps are lifted: every client here shares 127.0.0.1)
 # and crates/flashcoupon/examples/ws_latency.rs opens CLIENTS sockets, then
 # has CLAIMS of those users claim one coupon each at RATE claims/s, timing
 # "claim sent -> coupon.issued received" (an upper bound of commit -> client).
@@ -51,6 +52,8 @@ run() {
     rm -rf "$WORK/data"
     FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
         FLASHCOUPON_CLAIM_RATE_PER_USER=0 RUST_LOG="${RUST_LOG:-warn}" \
+        FLASHCOUPON_MAX_CONNECTIONS=0 FLASHCOUPON_MAX_CONNECTIONS_PER_ADDRESS=0 \
+        FLASHCOUPON_MAX_SOCKETS_WAITING=0 \
         "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/server.out" 2>"$WORK/server.err" &
     SERVER="$!"
     for _ in $(seq 1 300); do

@@ -17,6 +17,7 @@ use crate::admission::{
 use crate::auth::{PasswordHasher, Revocations, TokenKeys, load_or_create_secret};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
+use crate::connections::{Caps, Connections};
 use crate::domain::account::{Email, Password, Role};
 use crate::domain::ids::UserId;
 use crate::events::EventBus;
@@ -191,6 +192,12 @@ impl Application {
             passwords,
             clock,
             metrics,
+            connections: Connections::new(Caps {
+                total: settings.max_connections,
+                per_address: settings.max_connections_per_address,
+                per_user: settings.max_sockets_per_user,
+                waiting: settings.max_sockets_waiting,
+            }),
             limits: RateLimits::new(
                 settings.claim_rate_per_user,
                 settings.write_rate_per_user,

@@ -14,6 +14,8 @@ pub mod catalog;
 pub mod claim_stats;
 /// System time plus a test-only offset.
 pub mod clock;
+/// Caps on long-lived connections: in all, per address, per user, waiting to sign in.
+pub mod connections;
 /// The data dir: created private (0700), its files 0600.
 pub mod data_dir;
 /// Pure types and rules: campaigns, coupons, discounts, accounts.

@@ -191,6 +191,27 @@ pub struct Settings {
     #[arg(long = "webhook-allow", env = "FLASHCOUPON_WEBHOOK_ALLOW", value_delimiter = ',', value_parser = parse_net)]
     pub webhook_allow: Vec<ipnet::IpNet>,
 
+    /// Live connections (notification sockets and live streams) in all; 0 = no cap.
+    #[arg(long, env = "FLASHCOUPON_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Live connections from one client address (NATs put many shoppers
+    /// behind one); 0 = no cap.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 500
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Notification sockets one account may hold (tabs, devices); 0 = no cap.
+    #[arg(long, env = "FLASHCOUPON_MAX_SOCKETS_PER_USER", default_value_t = 8)]
+    pub max_sockets_per_user: usize,
+
+    /// Notification sockets connected but not yet signed in; 0 = no cap.
+    #[arg(long, env = "FLASHCOUPON_MAX_SOCKETS_WAITING", default_value_t = 1_000)]
+    pub max_sockets_waiting: usize,
+
     /// Events a notification socket may have queued before it is closed as too slow.
     #[arg(long, env = "FLASHCOUPON_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,

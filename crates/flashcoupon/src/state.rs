@@ -8,6 +8,7 @@ use crate::auth::{Claims, PasswordHasher, Revocations, TokenKeys};
 use crate::catalog::Catalog;
 use crate::claim_stats::ClaimStats;
 use crate::clock::Clock;
+use crate::connections::Connections;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub clock: Clock,
     pub metrics: Metrics,
     pub limits: RateLimits,
+    /// Caps on sockets and live streams.
+    pub connections: Arc<Connections>,
     /// Per-campaign claim outcomes and latency for the admin dashboard (this instance's claims).
     pub claim_stats: ClaimStats,
     /// Serialises this instance's campaign writes (create, patch) so the

@@ -1,16 +1,13 @@
 //! Accounts: sign-up, log-in, and the admin's bulk user creation.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ErrorBody, Json};
+use super::{ApiError, ClientAddr, ErrorBody, Json};
 use crate::auth::AdminUser;
 use crate::domain::InvalidInput;
 use crate::domain::account::{Email, Password, Role};
@@ -54,14 +51,10 @@ pub struct LoginResponse {
         (status = 503, body = ErrorBody, description = "unavailable: too many sign-ins being hashed at once")))]
 pub async fn signup(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddr(client): ClientAddr,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    state
-        .limits
-        .check_auth(state.limits.client(peer.ip(), forwarded))?;
+    state.limits.check_auth(client)?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse(body.password)?;
     let hash = state.passwords.hash(password.expose().to_owned()).await?;
@@ -94,14 +87,10 @@ pub async fn signup(
         (status = 503, body = ErrorBody, description = "unavailable: too many sign-ins being hashed at once")))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddr(client): ClientAddr,
     Json(body): Json<Credentials>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    state
-        .limits
-        .check_auth(state.limits.client(peer.ip(), forwarded))?;
+    state.limits.check_auth(client)?;
     // A malformed e-mail cannot belong to anyone: same answer as a wrong one.
     let user = match Email::parse(&body.email) {
         Ok(email) => state.store.find_user_by_email(&email).await?,

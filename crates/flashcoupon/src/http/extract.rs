@@ -112,3 +112,28 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         Ok(IdempotencyKey(Some(key.to_owned())))
     }
 }
+
+/// The client's address: the peer's, or the one a trusted proxy forwarded
+/// (`RateLimits::client`). Used by the sign-in limit and the connection caps.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<crate::state::AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no peer address")))?;
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Ok(ClientAddr(state.limits.client(peer, forwarded)))
+    }
+}

@@ -11,7 +11,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ErrorBody, Query, parse_path_id};
+use super::{ApiError, ClientAddr, ErrorBody, Query, parse_path_id};
+use crate::connections::Slot;
 use crate::domain::InvalidInput;
 use crate::domain::ids::CampaignId;
 use crate::state::AppState;
@@ -31,9 +32,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/live", tag = "notifications",
     params(("id" = String, Path, description = "campaign id")),
     responses((status = 200, content_type = "text/event-stream", description = "`stock` events"),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "unavailable: too many live connections")))]
 pub async fn live(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let id: CampaignId = parse_path_id(&id)?;
@@ -42,9 +45,27 @@ pub async fn live(
         .get(&*state.store, id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let slot = state
+        .connections
+        .open(client, false)
+        .map_err(|full| ApiError::Unavailable(full.to_string()))?;
     let snapshots = stock_events(state.notifier.live.watch(id), state.clock.clone());
-    let snapshots = futures_util::StreamExt::take_until(snapshots, state.notifier.stopping());
-    Ok(Sse::new(snapshots).keep_alive(KeepAlive::default()))
+    Ok(stream(snapshots, state.notifier.stopping(), slot))
+}
+
+/// The SSE answer: ends at shutdown, and holds the connection's place under
+/// the caps for as long as it is open.
+fn stream(
+    events: impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static,
+    stopping: impl std::future::Future<Output = ()> + Send + 'static,
+    slot: Slot,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let events = futures_util::StreamExt::take_until(events, stopping);
+    let events = futures_util::StreamExt::map(events, move |event| {
+        let _held = &slot;
+        event
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// A campaign's snapshots as `stock` events: the current one, then each change.
@@ -104,9 +125,11 @@ pub struct LiveManyParams {
 /// (browsers allow only six per host over HTTP/1.1).
 #[utoipa::path(get, path = "/api/v1/live", tag = "notifications", params(LiveManyParams),
     responses((status = 200, content_type = "text/event-stream", description = "`stock` events"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "unavailable: too many live connections")))]
 pub async fn live_many(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Query(params): Query<LiveManyParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let mut ids: Vec<CampaignId> = Vec::new();
@@ -136,6 +159,9 @@ pub async fn live_many(
         ids.into_iter()
             .map(|id| stock_events(state.notifier.live.watch(id), state.clock.clone())),
     );
-    let all = futures_util::StreamExt::take_until(all, state.notifier.stopping());
-    Ok(Sse::new(all).keep_alive(KeepAlive::default()))
+    let slot = state
+        .connections
+        .open(client, false)
+        .map_err(|full| ApiError::Unavailable(full.to_string()))?;
+    Ok(stream(all, state.notifier.stopping(), slot))
 }

@@ -34,7 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use accounts::{BulkUser, BulkUsersResponse, LoginResponse, SignupResponse};
 pub use error::{ApiError, ErrorBody};
-pub use extract::{IdempotencyKey, Json, Query};
+pub use extract::{ClientAddr, IdempotencyKey, Json, Query};
 pub use openapi::ApiDoc;
 
 use crate::state::AppState;

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ClientAddr, ErrorBody};
 use crate::auth::Claims;
+use crate::connections::Slot;
 use crate::notify::hub::CLOSE_SLOW;
 use crate::state::AppState;
 
@@ -33,6 +34,9 @@ pub mod close {
     pub const IDLE: u16 = 4000;
     /// The client read its events too slowly.
     pub const SLOW: u16 = super::CLOSE_SLOW;
+    /// The account holds as many sockets as it may (the standard "try
+    /// again later").
+    pub const BUSY: u16 = 1013;
 }
 
 /// A browser cannot set headers on a WebSocket: it sends this first.
@@ -68,13 +72,16 @@ enum ClientMessage {
 /// and answers `{"type":"ping"}` with `{"type":"pong"}`. Close codes: 4401
 /// bad or expired token (also when the token expires while the socket is
 /// open), 4408 no auth message in time, 4400 malformed auth message,
-/// 4000 heartbeat lost, 4429 the client read too slowly (its events stay in
+/// 4000 heartbeat lost, 1013 too many sockets for the account, 4429 the
+/// client read too slowly (its events stay in
 /// the inbox).
 #[utoipa::path(get, path = "/api/v1/notifications/ws", tag = "notifications",
     responses((status = 101, description = "switching to the WebSocket protocol"),
-        (status = 400, body = ErrorBody, description = "not a WebSocket upgrade request")))]
+        (status = 400, body = ErrorBody, description = "not a WebSocket upgrade request"),
+        (status = 503, body = ErrorBody, description = "unavailable: too many live connections (in all, from this address, or waiting to sign in)")))]
 pub async fn socket(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -83,6 +90,10 @@ pub async fn socket(
             "this endpoint speaks WebSocket: send a GET with Upgrade: websocket".into(),
         )
         .into_response();
+    };
+    let slot = match state.connections.open(client, true) {
+        Ok(slot) => slot,
+        Err(full) => return ApiError::Unavailable(full.to_string()).into_response(),
     };
     let header_token = headers
         .get(AUTHORIZATION)
@@ -98,15 +109,29 @@ pub async fn socket(
         // Clients send only small control messages.
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session(state, socket, header_token))
+        .on_upgrade(move |socket| session(state, socket, header_token, slot))
 }
 
-async fn session(state: AppState, mut socket: WebSocket, header_token: Option<String>) {
+async fn session(
+    state: AppState,
+    mut socket: WebSocket,
+    header_token: Option<String>,
+    // Held for the socket's life: its place under the connection caps.
+    mut slot: Slot,
+) {
     let (user, expires) = match authenticate(&state, &mut socket, header_token).await {
         Ok(claims) => (claims.sub, claims.exp),
         Err(Some((code, reason))) => return close_with(&mut socket, code, reason).await,
         Err(None) => return,
     };
+    if slot.signed_in(user).is_err() {
+        return close_with(
+            &mut socket,
+            close::BUSY,
+            "too many sockets for this account",
+        )
+        .await;
+    }
     let mut registration = state.notifier.hub.register(user);
     let ready = serde_json::json!({"type": "ready", "user_id": user}).to_string();
     if !send(&mut socket, Message::Text(ready.into())).await {

@@ -160,3 +160,53 @@ async fn a_client_that_does_not_read_is_closed_not_buffered_for() {
     assert_eq!(code, 4429, "{reason}");
     assert_eq!(app.state.notifier.hub.connections(user), 0);
 }
+
+/// A socket signed in by header, its first message not read yet.
+async fn ws_unread(base: &str, token: &str) -> Ws {
+    let url = format!(
+        "{}/api/v1/notifications/ws",
+        base.replace("http://", "ws://")
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+#[tokio::test]
+async fn live_connections_are_capped_per_account_and_per_address() {
+    let app = spawn_app_with(|s| {
+        s.max_sockets_per_user = 1;
+        s.max_connections_per_address = 3;
+    })
+    .await;
+    let (_, token) = app.signup("tabs@example.com").await;
+    let mut first = ws_connect(&app.base, &token).await;
+    // A second socket for the same account is closed with "try again later".
+    let mut second = ws_unread(&app.base, &token).await;
+    let (code, reason) = close_code(&mut second).await;
+    assert_eq!(code, 1013, "{reason}");
+    // Closing the first gives its place back.
+    first.close(None).await.unwrap();
+    drop(first);
+    let mut third = eventually(|| async {
+        let mut ws = ws_unread(&app.base, &token).await;
+        match next_json(&mut ws).await["type"].as_str() {
+            Some("ready") => Ok(ws),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // The address (127.0.0.1) holds one socket; two live streams fill it, the
+    // next is refused with a clear 503.
+    let c = app.create_campaign(json!({})).await;
+    let live = format!("/api/v1/campaigns/{}/live", c["id"].as_str().unwrap());
+    let s1 = app.get(&live, None).await;
+    let s2 = app.get(&live, None).await;
+    assert!(s1.status().is_success() && s2.status().is_success());
+    let r = app.get(&live, None).await;
+    let why = assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(why.contains("this address"), "{why}");
+    drop((s1, s2));
+    let _ = third.close(None).await;
+}
