@@ -290,6 +290,9 @@ impl Application {
         // Durable work first: no request is left to queue a claim, so the
         // writer commits what is queued and stops; then the background tasks.
         writer.drain().await;
+        // The requests that finished after the first flush (above, which
+        // ended the live streams) queued inbox rows too: flush again.
+        state.notifier.shutdown().await;
         tasks.drain(SHUTDOWN_GRACE).await;
         state.store.close().await;
         tracing::info!("stopped");

@@ -61,7 +61,8 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// | [`ops`] | health, readiness, metrics |
 /// | [`ui`] | the web UI (`/`, `/admin`, `/assets/*`), not in the OpenAPI document |
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api().split_for_parts();
+    let (api, mut doc) = api().split_for_parts();
+    openapi::add_common_responses(&mut doc);
     api.merge(ui::router())
         .merge(SwaggerUi::new("/api/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::NotFound })

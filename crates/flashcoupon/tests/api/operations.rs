@@ -78,6 +78,37 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_works_offline(
     ] {
         assert!(paths.contains_key(p), "{p} is documented");
     }
+    // The answers every route of its kind can give are listed too.
+    let codes = |path: &str, method: &str| -> Vec<String> {
+        paths[path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} has responses"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let issue = codes("/api/v1/campaigns/{id}/issue", "post");
+    for code in ["201", "401", "404", "409", "429", "503"] {
+        assert!(
+            issue.contains(&code.to_owned()),
+            "issue answers {code}: {issue:?}"
+        );
+    }
+    let signup = codes("/api/v1/auth/signup", "post");
+    for code in ["400", "413", "415", "429", "503"] {
+        assert!(
+            signup.contains(&code.to_owned()),
+            "signup answers {code}: {signup:?}"
+        );
+    }
+    assert!(
+        codes("/api/v1/campaigns", "get").contains(&"400".to_owned()),
+        "a bad query is 400"
+    );
+    assert!(
+        !codes("/healthz", "get").contains(&"503".to_owned()),
+        "health is not storage"
+    );
     let page = app.get("/api/docs/", None).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
