@@ -35,9 +35,38 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
     cluster: bool,
+    /// Speaks TLS only (a self-signed certificate made for the test).
+    tls: bool,
 }
 
 impl RedisServer {
+    /// A TLS-only server (`rediss://`), with a certificate made now.
+    pub fn start_tls() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(made.success(), "openssl made a certificate");
+        let mut s = RedisServer {
+            port: free_port(),
+            dir,
+            child: None,
+            cluster: false,
+            tls: true,
+        };
+        s.restart();
+        s
+    }
+
     pub fn start() -> Self {
         Self::start_with(false)
     }
@@ -52,12 +81,17 @@ impl RedisServer {
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
             cluster,
+            tls: false,
         };
         s.restart();
         s
     }
 
     pub fn url(&self) -> String {
+        if self.tls {
+            // `#insecure`: the test's self-signed certificate is not checked.
+            return format!("rediss://127.0.0.1:{}/#insecure", self.port);
+        }
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -73,8 +107,23 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+        if self.tls {
+            let (cert, key) = (
+                self.dir.path().join("cert.pem"),
+                self.dir.path().join("key.pem"),
+            );
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(&cert)
+                .args(["--tls-auth-clients", "no", "--bind", "127.0.0.1"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
+        }
+        cmd.args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

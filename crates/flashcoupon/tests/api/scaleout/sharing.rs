@@ -113,3 +113,87 @@ async fn a_socket_on_one_instance_hears_claims_and_the_sell_out_made_on_another(
     }
     assert_eq!(after["type"], "pong", "no second sell-out: {after}");
 }
+
+/// The SSL state of the record's connections that an instance opened under
+/// `application_name` (count, all encrypted).
+async fn ssl_of(application: &str) -> (i64, bool) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&crate::helpers::postgres_base())
+        .await
+        .unwrap();
+    sqlx::query_as(
+        "SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",
+    )
+    .bind(application)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_record_is_reached_over_tls_when_the_url_asks_for_it() {
+    let schema_url = crate::helpers::fresh_postgres().await;
+    let tls = format!("fc-tls-{}", uuid::Uuid::now_v7().simple());
+    let plain = format!("fc-plain-{}", uuid::Uuid::now_v7().simple());
+    let encrypted = instances(
+        &shared_settings(
+            &format!("{schema_url}&sslmode=require&application_name={tls}"),
+            &redis_url(),
+            &prefix(),
+        ),
+        1,
+    )
+    .await;
+    let unencrypted = instances(
+        &shared_settings(
+            &format!("{schema_url}&application_name={plain}"),
+            &redis_url(),
+            &prefix(),
+        ),
+        1,
+    )
+    .await;
+    // Both work end to end (a campaign is created and read back).
+    for app in encrypted.iter().chain(&unencrypted) {
+        let c = app.create_campaign(json!({})).await;
+        let r = app
+            .get(
+                &format!("/api/v1/campaigns/{}", c["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (n, all_ssl) = ssl_of(&tls).await;
+    assert!(
+        n > 0 && all_ssl,
+        "sslmode=require: {n} connections, all TLS: {all_ssl}"
+    );
+    let (n, any_ssl) = ssl_of(&plain).await;
+    assert!(n > 0 && !any_ssl, "no sslmode: {n} connections, plain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_is_reached_over_tls_with_a_rediss_url() {
+    // The server listens for TLS only: a claim that succeeds went over TLS.
+    let redis = RedisServer::start_tls();
+    let settings = shared_settings(
+        &crate::helpers::fresh_postgres().await,
+        &redis.url(),
+        &prefix(),
+    );
+    let app = instances(&settings, 1).await.remove(0);
+    let c = app.create_campaign(json!({"total_quantity": 2})).await;
+    let (_, token) = app.signup("tls@example.com").await;
+    let r = app.issue(c["id"].as_str().unwrap(), &token, None).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let view = app
+        .get(
+            &format!("/api/v1/campaigns/{}", c["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(body(view).await["remaining_quantity"], 1);
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+}
