@@ -39,6 +39,26 @@ done
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 pg_isready -h 127.0.0.1 -p 5432
 
+# The TLS tests need openssl (for a test Redis certificate) and PostgreSQL
+# with ssl on (Debian's clusters have it, with the snakeoil certificate);
+# turn it on with a certificate of our own if a cluster does not.
+if ! command -v openssl >/dev/null; then
+    echo "==> installing openssl from Debian"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq openssl
+fi
+if [ "$(psql -h 127.0.0.1 -U postgres -qAt -d postgres -c 'SHOW ssl')" != "on" ]; then
+    echo "==> turning TLS on in PostgreSQL (a self-signed certificate)"
+    datadir=$(psql -h 127.0.0.1 -U postgres -qAt -d postgres -c 'SHOW data_directory')
+    $SUDO openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
+        -keyout "$datadir/flashcoupon-test.key" -out "$datadir/flashcoupon-test.crt" 2>/dev/null
+    $SUDO chown postgres: "$datadir/flashcoupon-test.key" "$datadir/flashcoupon-test.crt" 2>/dev/null || true
+    $SUDO chmod 600 "$datadir/flashcoupon-test.key"
+    psql -h 127.0.0.1 -U postgres -qAt -d postgres \
+        -c "ALTER SYSTEM SET ssl_cert_file = '$datadir/flashcoupon-test.crt'" \
+        -c "ALTER SYSTEM SET ssl_key_file = '$datadir/flashcoupon-test.key'" \
+        -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+fi
+
 # The tests connect as postgres over TCP without a password (trust), as the
 # machines are set up; make a fresh database for their schemas.
 PSQL="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -qAt"
