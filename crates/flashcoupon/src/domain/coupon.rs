@@ -95,7 +95,10 @@ pub enum UseDecision {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UseRequest {
+    /// 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f]+$")]
     pub order_id: String,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub order_amount: i64,
 }
 
@@ -116,6 +119,8 @@ impl UseRequest {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelUseRequest {
+    /// 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f]+$")]
     pub order_id: String,
 }
 

@@ -27,6 +27,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// An e-mail address (compared in lower case).
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$"
+    )]
     pub email: String,
     pub password: String,
 }
@@ -113,6 +118,7 @@ pub async fn login(
 #[serde(deny_unknown_fields)]
 pub struct BulkUsersRequest {
     /// 1..=10,000 users.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub count: i64,
     /// Users are named `<email_prefix>-<n>@bulk.invalid`; letters, digits, `.`, `_`, `-`.
     pub email_prefix: String,

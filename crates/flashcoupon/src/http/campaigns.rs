@@ -37,6 +37,7 @@ pub struct CampaignList {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Page size, 1..=200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub before: Option<String>,

@@ -42,6 +42,7 @@ async fn campaign(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct StatsParams {
     /// How many seconds of per-second counts, 1..=600 (default 300).
+    #[param(minimum = 1, maximum = 600)]
     pub seconds: Option<u32>,
 }
 
@@ -88,6 +89,7 @@ pub async fn stats(
 #[serde(deny_unknown_fields)]
 pub struct WinnerParams {
     /// Page size, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` of the previous page: winners after this `seq`.
     pub after: Option<String>,

@@ -115,6 +115,7 @@ pub const MAX_LIVE_CAMPAIGNS: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct LiveManyParams {
     /// Comma-separated campaign ids, 1..=50.
+    #[param(pattern = r"^[0-9a-fA-F-]{36}(,[0-9a-fA-F-]{36}){0,49}$")]
     pub campaigns: String,
 }
 

@@ -96,6 +96,7 @@ pub async fn unsubscribe(
 #[serde(deny_unknown_fields)]
 pub struct InboxParams {
     /// Page size, 1..=200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub before: Option<String>,

@@ -95,10 +95,13 @@ pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             }
             let query = op.parameters.as_ref().is_some_and(|ps| {
                 ps.iter()
-                    .any(|p| matches!(p.parameter_in, ParameterIn::Query))
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Header))
             });
             if query {
-                add("400", "invalid_input: a query parameter breaks a rule");
+                add(
+                    "400",
+                    "invalid_input: a query parameter or header breaks a rule",
+                );
             }
             if path.contains('{') {
                 add("404", "not_found: no such resource (or not yours)");

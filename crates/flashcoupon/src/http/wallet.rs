@@ -29,6 +29,7 @@ pub struct WalletParams {
     /// Only coupons with this status.
     pub status: Option<CouponStatus>,
     /// Page size, 1..=500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub before: Option<String>,

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// An absolute `http://` or `https://` URL.
+    #[schema(max_length = 2048, pattern = r"^https?://[^\s/?#]+([/?#]\S*)?$")]
     pub url: String,
     /// Any of `campaign.opened`, `campaign.sold_out`, `campaign.stock_low`,
     /// `coupon.used`, `coupon.use_cancelled`.
@@ -247,6 +248,7 @@ pub async fn remove(
 #[serde(deny_unknown_fields)]
 pub struct LogParams {
     /// Page size, 1..=200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub before: Option<String>,
