@@ -40,12 +40,17 @@ pub enum Admission {
     Replay(UnitId),
     /// This key's first request is still being committed: wait for its end.
     InFlight(watch::Receiver<Option<Settled>>),
+    /// This key's first request may or may not have landed (the record
+    /// refused it or could not say): nothing new is taken until a start-up
+    /// reads the answer from the record.
+    Unsettled,
 }
 
 #[derive(Debug)]
 enum KeyState {
     InFlight(watch::Receiver<Option<Settled>>),
     Issued(UnitId),
+    Unsettled,
 }
 
 #[derive(Debug, Default)]
@@ -187,6 +192,7 @@ impl DropGate {
             return match state {
                 KeyState::Issued(id) => Admission::Replay(*id),
                 KeyState::InFlight(rx) => Admission::InFlight(rx.clone()),
+                KeyState::Unsettled => Admission::Unsettled,
             };
         }
         if now < self.starts_at {
@@ -256,15 +262,17 @@ impl DropGate {
 
     /// End an admitted claim.
     /// - `Committed`: durable; its key replays the unit.
-    /// - `Failed`: certainly not in the record: its stock and user slot
+    /// - `Failed`: certainly not in the record: its stock, user slot and key
     ///   return to the pool (promise 5).
-    /// - `Refused` or `Unknown`: the record refused the row (so the gate and
-    ///   the record disagree about this seq) or could not say whether it
-    ///   landed. The user's slot and key are freed (the record's constraints
-    ///   still hold the limit), but the seq is *not* handed out again: one
-    ///   the record holds or refuses would be refused for every claim that
-    ///   took it, forever. It stays out until the next start-up rebuilds the
-    ///   gate from the record, which finds it landed or missing.
+    /// - `Refused` or `Unknown`: the record refused the row (the gate and the
+    ///   record disagree about this claim) or could not say whether it
+    ///   landed. Nothing of it is handed out again, not the seq (one the
+    ///   record holds or refuses would fail every claim that took it), not
+    ///   the user's slot (the row may hold it: freed, a retry would take a
+    ///   second one and be refused in turn, and so on until the drop is
+    ///   gone), not the key (it answers "retry later" instead of a fresh
+    ///   claim). The next start-up rebuilds the gate from the record, which
+    ///   knows.
     pub fn settle(&self, ticket: Ticket, outcome: Outcome) {
         {
             let mut shard = lock(self.shard(ticket.user));
@@ -276,27 +284,30 @@ impl DropGate {
                     }
                     self.committed.fetch_add(1, Ordering::AcqRel);
                 }
-                Outcome::Failed | Outcome::Refused | Outcome::Unknown => {
+                Outcome::Failed => {
                     slot.give_back(ticket.user_seq);
                     if let Some(key) = &ticket.key {
                         slot.keys.remove(key);
                     }
-                    if outcome == Outcome::Failed {
-                        let mut released = lock(&self.released);
-                        released.push(ticket.seq);
-                        // Keep the lowest free seq on top, so reuse keeps ranks dense.
-                        released.sort_unstable_by(|a, b| b.cmp(a));
-                        self.released_len.store(released.len(), Ordering::Release);
-                    } else {
-                        tracing::error!(drop = %self.id, seq = ticket.seq, ?outcome, "a seq the record refused or could not confirm is kept out until the next start-up");
+                    let mut released = lock(&self.released);
+                    released.push(ticket.seq);
+                    // Keep the lowest free seq on top, so reuse keeps ranks dense.
+                    released.sort_unstable_by(|a, b| b.cmp(a));
+                    self.released_len.store(released.len(), Ordering::Release);
+                }
+                Outcome::Refused | Outcome::Unknown => {
+                    if let Some(key) = ticket.key {
+                        slot.keys.insert(key, KeyState::Unsettled);
                     }
+                    tracing::error!(drop = %self.id, seq = ticket.seq, user = %ticket.user, ?outcome, "a claim the record refused or could not confirm keeps its seq, slot and key until the next start-up");
                 }
             }
         }
         if let Some(done) = ticket.done {
             let _ = done.send(Some(match outcome {
                 Outcome::Committed(id) => Settled::Issued(id),
-                _ => Settled::Failed,
+                Outcome::Failed => Settled::Failed,
+                Outcome::Refused | Outcome::Unknown => Settled::Unsettled,
             }));
         }
     }

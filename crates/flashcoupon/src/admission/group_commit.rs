@@ -282,16 +282,28 @@ impl<R: Row> Writer<R> {
                 for p in batch.drain(..) {
                     match self.conn.insert(&[&p.row]).await {
                         Ok(landed) => outcomes.push(landed_or_fenced(p, &landed)),
-                        Err(err) => {
+                        Err(err) if err.is_constraint() => {
                             // With a correct gate this never happens: it is the
                             // record refusing an over-issue or a limit breach
                             // (promise 7). A constraint failure is certain: the
                             // row is not there.
                             tracing::error!(error = %err, unit = %p.row.unit(), seq = p.ticket.as_ref().map(|t| t.seq), "the record refused a unit the gate admitted");
-                            let outcome = if err.is_constraint() {
-                                Outcome::Refused
-                            } else {
-                                Outcome::Unknown
+                            outcomes.push((
+                                p,
+                                Err(CommitFailed(err.to_string())),
+                                Outcome::Refused,
+                            ));
+                        }
+                        Err(err) => {
+                            // Not a refusal: the row may have landed. Ask.
+                            let outcome = match self.conn.existing(&[&p.row]).await {
+                                Ok(present) if present.contains(&p.row.unit()) => {
+                                    let id = p.row.unit();
+                                    outcomes.push((p, Ok(()), Outcome::Committed(id)));
+                                    continue;
+                                }
+                                Ok(_) => Outcome::Failed,
+                                Err(_) => Outcome::Unknown,
                             };
                             outcomes.push((p, Err(CommitFailed(err.to_string())), outcome));
                         }
@@ -302,9 +314,9 @@ impl<R: Row> Writer<R> {
                 // An I/O error can be reported for a COMMIT that did reach the
                 // disk. Releasing such a unit would re-offer its seq and key,
                 // so ask the record which rows are there. If it cannot say, the
-                // outcome is unknown: the gate keeps the claims in flight until
-                // the record answers (the reconciler), or, in one process with
-                // nobody to ask later, releases them.
+                // outcome is unknown: the Redis gate keeps the claims in flight
+                // until the record answers (the reconciler); the memory gate
+                // keeps their seqs, slots and keys until the next start-up.
                 let rows: Vec<&R> = batch.iter().map(|p| &p.row).collect();
                 let present = if err.is_constraint() {
                     // A lone row the record refused: certainly not there.

@@ -13,6 +13,10 @@ use super::{
 use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
 
+/// What a key whose first claim could not be confirmed answers.
+const UNSETTLED: &str =
+    "the first request with this Idempotency-Key could not be confirmed; retry later";
+
 /// Every drop's gate, by id. The map lock is held only to clone an `Arc`,
 /// never during a decision.
 #[derive(Debug, Default)]
@@ -80,11 +84,13 @@ impl Gate for MemoryGate {
                 // The first request with this key is committing: its answer is ours.
                 match first.wait_for(Option::is_some).await.map(|v| *v) {
                     Ok(Some(Settled::Issued(id))) => Decision::Replay(id),
+                    Ok(Some(Settled::Unsettled)) => Decision::Retry(UNSETTLED),
                     _ => Decision::Retry(
                         "the first request with this Idempotency-Key failed; nothing was issued, retry",
                     ),
                 }
             }
+            Admission::Unsettled => Decision::Retry(UNSETTLED),
         })
     }
 

@@ -121,6 +121,8 @@ pub enum Rejection {
 pub enum Settled {
     Issued(UnitId),
     Failed,
+    /// The record refused it or could not say: settled at the next start-up.
+    Unsettled,
 }
 
 /// The gate's answer to one claim.

@@ -97,24 +97,25 @@ impl Model {
     }
 
     /// The claim ends: what the model keeps of it. Refused and unknown
-    /// commits keep their seq out (the memory gate's rule; the Redis runs
-    /// use committed and failed only).
+    /// commits keep their seq, slot and key (answering "retry") until a
+    /// start-up: the memory gate's rule; the Redis runs use committed and
+    /// failed only.
     fn end(&mut self, c: &Claimed, outcome: Outcome) {
-        if let Some(k) = c.key {
-            self.in_flight.remove(&(c.user, k));
-        }
         match outcome {
             Outcome::Committed(unit) => {
-                self.issued += 1;
                 if let Some(k) = c.key {
+                    self.in_flight.remove(&(c.user, k));
                     self.keys.insert((c.user, k), unit);
                 }
+                self.issued += 1;
             }
-            Outcome::Failed => self.free(c),
-            // The slot is freed, the seq kept out.
-            Outcome::Refused | Outcome::Unknown => {
-                *self.slots.entry(c.user).or_default() -= 1;
+            Outcome::Failed => {
+                if let Some(k) = c.key {
+                    self.in_flight.remove(&(c.user, k));
+                }
+                self.free(c);
             }
+            Outcome::Refused | Outcome::Unknown => {}
         }
     }
 
@@ -229,6 +230,7 @@ fn run_memory(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Admission::Rejected(r) => Decision::Rejected(r),
                     Admission::Replay(u) => Decision::Replay(u),
                     Admission::InFlight(_) => Decision::Retry("in flight"),
+                    Admission::Unsettled => Decision::Retry("unsettled"),
                 };
                 check_claim(&mut m, user, key, answer, unit, &mut claims)?;
             }

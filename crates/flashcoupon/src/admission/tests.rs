@@ -539,13 +539,15 @@ async fn a_dead_writer_is_seen_and_its_claims_give_their_stock_back() {
     assert_eq!((stock.remaining, stock.issued), (3, 0), "nothing leaked");
 }
 
-/// The record already holds seq 1 (the gate is out of step with it): the
-/// claim that took seq 1 is refused, and seq 1 must not be handed out again,
-/// or every later claim would take it and be refused too.
+/// The record already holds seq 1 (the gate is out of step with it), so the
+/// claim that took seq 1 is refused. Nothing of that claim may be handed out
+/// again: seq 1 would be refused for every later claim; the user's slot may
+/// be the record's (freed, each retry would take a new seq, be refused and
+/// so on until one user had eaten the drop); its key answers "retry later".
 #[tokio::test]
-async fn a_seq_the_record_refused_is_not_handed_out_again() {
+async fn a_claim_the_record_refused_keeps_its_seq_slot_and_key_until_start_up() {
     let gate = Arc::new(MemoryGate::default());
-    gate.open(DROP, &terms(5, 5)).await.unwrap();
+    gate.open(DROP, &terms(5, 2)).await.unwrap();
     let record = Arc::new(Seats::default());
     record.rows.lock().unwrap().push(Seat {
         id: UnitId::generate(),
@@ -561,34 +563,34 @@ async fn a_seq_the_record_refused_is_not_handed_out_again() {
         },
         Metrics::new(),
     );
-    let user = UserId::generate();
+    let (user, other) = (UserId::generate(), UserId::generate());
     let refused = claim_seat(&gate, &commit, user, Some("k")).await;
     assert!(refused.is_err(), "the record refused seq 1: {refused:?}");
-    for _ in 0..3 {
-        let landed = claim_seat(&gate, &commit, user, None).await;
-        assert!(
-            matches!(landed, Ok(Ok(_))),
-            "later claims take other seqs and land: {landed:?}"
-        );
-    }
-    // The refused claim's key is free again: a retry is a fresh claim.
-    let retried = claim_seat(&gate, &commit, user, Some("k")).await;
+    let again = claim_seat(&gate, &commit, user, Some("k")).await;
     assert!(
-        matches!(retried, Ok(Ok(_))),
-        "the key is not stuck on the refused claim: {retried:?}"
+        matches!(&again, Err(why) if why.contains("could not be confirmed")),
+        "the key answers retry-later, not a fresh claim: {again:?}"
     );
+    let second = claim_seat(&gate, &commit, user, None).await;
+    assert!(
+        matches!(second, Ok(Ok(_))),
+        "the user's other slot: {second:?}"
+    );
+    let third = claim_seat(&gate, &commit, user, None).await;
+    assert!(
+        matches!(third, Ok(Err(Rejection::LimitReached))),
+        "the refused claim still holds a slot: {third:?}"
+    );
+    let others = claim_seat(&gate, &commit, other, None).await;
+    assert!(matches!(others, Ok(Ok(_))), "{others:?}");
     writer.drain().await;
     let mut seqs: Vec<u32> = record.rows.lock().unwrap().iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
-    assert_eq!(
-        seqs,
-        [1, 2, 3, 4, 5],
-        "one seq 1 (the record's own), then 2..5"
-    );
+    assert_eq!(seqs, [1, 2, 3], "the record's own seq 1, then 2 and 3");
     let stock = gate.stock(DROP).await.unwrap();
     assert_eq!(
         (stock.issued, stock.remaining),
-        (4, 0),
+        (2, 2),
         "seq 1 is kept out, not remaining"
     );
 }
