@@ -26,6 +26,9 @@ pub struct Claims {
     pub role: Role,
     pub iat: u64,
     pub exp: u64,
+    /// When it was issued, in ms (`iat` is in seconds): revocations cut on it.
+    #[serde(default)]
+    pub iat_ms: u64,
     /// The generation of the record that issued it (see `store::AccountStore::record_generation`).
     #[serde(default)]
     pub generation: String,
@@ -127,6 +130,13 @@ impl TokenKeys {
         self.issue_with_expiry(user, role, iat, iat + self.ttl.as_secs())
     }
 
+    /// When tokens are issued, in ms.
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
     /// A token with an explicit expiry (also how tests make expired ones).
     pub fn issue_with_expiry(&self, user: UserId, role: Role, iat: u64, exp: u64) -> String {
         let claims = Claims {
@@ -134,6 +144,8 @@ impl TokenKeys {
             role,
             iat,
             exp,
+            // Tests back-date `iat`; keep the two consistent then.
+            iat_ms: Self::now_ms().min(iat.saturating_mul(1000) + 999),
             generation: self.generation.clone(),
         };
         // Encoding HS256 with a valid key cannot fail.

@@ -58,12 +58,18 @@ fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
+            let s = v6.segments();
+            // Addresses that carry an IPv4 one (and reach it through a
+            // gateway or a tunnel) are refused whole, whatever they carry.
+            let embeds_v4 = (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 64:ff9b::/96, 64:ff9b:1::/48
+                || s[0] == 0x2002 // 6to4 2002::/16
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32
+                || s[..6].iter().all(|&x| x == 0); // IPv4-compatible ::/96 (also :: and ::1)
+            !(embeds_v4
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique-local fc00::/7
-                || (first & 0xffc0) == 0xfe80) // link-local fe80::/10
+                || (s[0] & 0xfe00) == 0xfc00 // unique-local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0) // site-local fec0::/10
         }
     }
 }
@@ -110,6 +116,12 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "::127.0.0.1",
+            "2002:a00:1::1",
+            "fec0::1",
+            "2001:0:4136:e378::1",
         ] {
             assert!(!egress.permits(ip(inside)), "{inside} is refused");
         }

@@ -105,6 +105,9 @@ impl Webhooks {
             egress: egress.clone(),
             client: reqwest::Client::builder()
                 .dns_resolver(Arc::new(egress))
+                // A proxy from the environment would resolve the target
+                // itself, past the check above.
+                .no_proxy()
                 .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())

@@ -148,15 +148,13 @@ macro_rules! account_queries {
                     Some(row) => {
                         let id = $crate::store::accounts::user(&row)?.id;
                         // Tokens issued before now stop working: the role or
-                        // the password they were issued under changed. The
-                        // cut is on a whole second, as tokens carry `iat` in
-                        // seconds (one issued right after it stays valid).
+                        // the password they were issued under changed.
                         sqlx::query(
                             "UPDATE users SET role = 'admin', password_hash = COALESCE($1, password_hash), \
                              tokens_valid_after = $2 WHERE id = $3",
                         )
                         .bind(reset_hash)
-                        .bind(now.0.div_euclid(1000) * 1000)
+                        .bind(now.0)
                         .bind(id.to_string())
                         .execute(&mut *tx)
                         .await?;

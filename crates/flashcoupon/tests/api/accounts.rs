@@ -390,17 +390,16 @@ async fn a_password_reset_or_promotion_revokes_the_tokens_issued_before_it() {
         app.get("/api/v1/me/coupons", Some(&token)).await.status(),
         StatusCode::OK
     );
-    // `flashcoupon admin create --email kim@example.com` a second later:
-    // promoted, with a new password.
+    // `flashcoupon admin create --email kim@example.com`: promoted, with a
+    // new password.
     let hash = flashcoupon::auth::hash_password("a-new-password-9").unwrap();
-    let later = flashcoupon::domain::timestamp::Timestamp(app.clock.now().0 + 1_500);
     app.state
         .store
         .upsert_admin(
             &Email::parse("kim@example.com").unwrap(),
             &hash,
             Some(&hash),
-            later,
+            app.clock.now(),
         )
         .await
         .unwrap();
@@ -415,6 +414,23 @@ async fn a_password_reset_or_promotion_revokes_the_tokens_issued_before_it() {
         assert!(tokio::time::Instant::now() < deadline, "still {status}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // A token issued after the reset works, and carries the new role.
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "kim@example.com", "password": "a-new-password-9"}),
+        )
+        .await;
+    let fresh = body(r).await;
+    assert_eq!(fresh["role"], "admin");
+    let fresh = fresh["token"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v1/admin/webhooks", Some(fresh))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
