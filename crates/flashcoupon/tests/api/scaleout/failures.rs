@@ -240,3 +240,55 @@ async fn a_redis_cluster_keeps_every_promise() {
         assert_eq!(issued.len(), STOCK);
     }
 }
+
+/// Fault injection: this test's PostgreSQL backends (its instances' pool
+/// and group-commit connections, found by application name) are terminated
+/// every 25 ms while two instances are stormed, so batches die before,
+/// during and after their COMMIT. Every 201 must be in the record, nothing
+/// over-issued or duplicated, and the drop must still finish exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_backends_killed_mid_batch_lose_and_leak_nothing() {
+    use sqlx::Connection;
+    const STOCK: usize = 300;
+    let name = format!("fc-fault-{}", uuid::Uuid::now_v7().simple());
+    let postgres = format!("{}&application_name={name}", fresh_postgres().await);
+    let settings = shared_settings(&postgres, &redis_url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    let users = bulk_users(&client, &targets[0], &admin, "fault", 400).await;
+    let campaign = create_campaign(&client, &targets[0], &admin, STOCK).await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = tokio::spawn({
+        let (stop, name) = (stop.clone(), name.clone());
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&crate::helpers::postgres_base())
+                .await
+                .unwrap();
+            let mut killed = 0_i64;
+            while !stop.load(Ordering::SeqCst) {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = $1",
+                )
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                killed += n;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            killed
+        }
+    });
+    let mut issued = storm(&client, &targets, &campaign, &users, "fault", |_| {}).await;
+    stop.store(true, Ordering::SeqCst);
+    let killed = killer.await.unwrap();
+    assert!(killed > 10, "backends were killed mid-storm ({killed})");
+    issued.extend(finish_the_drop(&client, &targets, &admin, &campaign, STOCK).await);
+    let rows = record(&postgres, &campaign).await;
+    assert_eq!(rows.len(), STOCK, "the drop finished exactly");
+    check_promises(&rows, &issued, STOCK);
+}
