@@ -104,9 +104,12 @@ pub struct NewCampaign {
     pub name: String,
     pub discount: Discount,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub min_order_amount: i64,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub total_quantity: i64,
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1_000)]
     pub per_user_limit: i64,
     pub issue_starts_at: Timestamp,
     pub issue_ends_at: Timestamp,

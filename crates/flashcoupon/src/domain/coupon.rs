@@ -96,7 +96,11 @@ pub enum UseDecision {
 #[serde(deny_unknown_fields)]
 pub struct UseRequest {
     /// 1 to 128 characters, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub order_id: String,
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub order_amount: i64,
@@ -120,12 +124,17 @@ impl UseRequest {
 #[serde(deny_unknown_fields)]
 pub struct CancelUseRequest {
     /// 1 to 128 characters, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub order_id: String,
 }
 
 pub fn check_order_id(order_id: &str) -> Result<(), InvalidInput> {
-    if order_id.is_empty() || order_id.len() > 128 || order_id.chars().any(char::is_control) {
+    let chars = order_id.chars().count();
+    if !(1..=128).contains(&chars) || order_id.chars().any(char::is_control) {
         return Err(InvalidInput::new(
             "order_id",
             "must be 1 to 128 characters without control characters",
@@ -176,6 +185,20 @@ impl Coupon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_order_id_is_counted_in_characters_not_bytes() {
+        assert!(
+            check_order_id(&"주".repeat(128)).is_ok(),
+            "128 Korean characters"
+        );
+        assert!(check_order_id(&"주".repeat(129)).is_err());
+        assert!(check_order_id("").is_err());
+        assert!(
+            check_order_id("A-1\u{85}").is_err(),
+            "a C1 control character"
+        );
+    }
     use crate::domain::campaign::Validity;
     use crate::domain::discount::Discount;
 

@@ -17,11 +17,16 @@ pub const MAX_MONEY: i64 = 1_000_000_000_000;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Discount {
     /// A fixed amount off, e.g. 5,000 won.
-    Fixed { amount: i64 },
+    Fixed {
+        #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+        amount: i64,
+    },
     /// A percentage off (1..=100), optionally capped at `max_amount`.
     Percent {
+        #[schema(minimum = 1, maximum = 100)]
         percent: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
         max_amount: Option<i64>,
     },
 }

@@ -33,6 +33,8 @@ pub struct Credentials {
         pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$"
     )]
     pub email: String,
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
 }
 
@@ -121,8 +123,11 @@ pub struct BulkUsersRequest {
     #[schema(minimum = 1, maximum = 10_000)]
     pub count: i64,
     /// Users are named `<email_prefix>-<n>@bulk.invalid`; letters, digits, `.`, `_`, `-`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub email_prefix: String,
     /// Every user of the batch shares this password (hashed once).
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
 }
 

@@ -92,6 +92,7 @@ pub struct WinnerParams {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` of the previous page: winners after this `seq`.
+    #[param(pattern = r"^[0-9]{1,9}$")]
     pub after: Option<String>,
 }
 

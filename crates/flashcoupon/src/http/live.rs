@@ -115,7 +115,9 @@ pub const MAX_LIVE_CAMPAIGNS: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct LiveManyParams {
     /// Comma-separated campaign ids, 1..=50.
-    #[param(pattern = r"^[0-9a-fA-F-]{36}(,[0-9a-fA-F-]{36}){0,49}$")]
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,49}$"
+    )]
     pub campaigns: String,
 }
 

@@ -99,6 +99,9 @@ pub struct InboxParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub before: Option<String>,
     /// Only unread ones.
     pub unread: Option<bool>,

@@ -33,6 +33,7 @@ pub struct NewWebhook {
     pub url: String,
     /// Any of `campaign.opened`, `campaign.sold_out`, `campaign.stock_low`,
     /// `coupon.used`, `coupon.use_cancelled`.
+    #[schema(min_items = 1, max_items = 5)]
     pub events: Vec<String>,
     /// The HMAC key, 16..=256 printable ASCII characters. Default: 32 random bytes, hex.
     pub secret: Option<String>,
@@ -251,6 +252,9 @@ pub struct LogParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub before: Option<String>,
 }
 
