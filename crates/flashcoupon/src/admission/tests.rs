@@ -94,6 +94,22 @@ impl RowWriter<Seat> for SeatWriter {
     }
 }
 
+/// One group-commit writer over `writer`, batches of up to 8.
+fn start_writer(
+    gate: &Arc<impl Gate + 'static>,
+    writer: impl RowWriter<Seat> + 'static,
+) -> (GroupCommit<Seat>, WriterHandle) {
+    GroupCommit::start(
+        vec![Box::new(writer) as Box<dyn RowWriter<Seat>>],
+        gate.clone(),
+        WriterConfig {
+            max_batch: 8,
+            max_age: None,
+        },
+        Metrics::new(),
+    )
+}
+
 async fn claim_seat(
     gate: &MemoryGate,
     commit: &GroupCommit<Seat>,
@@ -129,15 +145,7 @@ async fn a_kind_that_is_not_a_coupon_keeps_every_promise_through_failing_commits
         flaky: true,
         ..Default::default()
     });
-    let (commit, writer) = GroupCommit::start(
-        vec![Box::new(SeatWriter(record.clone())) as Box<dyn RowWriter<Seat>>],
-        gate.clone(),
-        WriterConfig {
-            max_batch: 8,
-            max_age: None,
-        },
-        Metrics::new(),
-    );
+    let (commit, writer) = start_writer(&gate, SeatWriter(record.clone()));
     let users: Vec<UserId> = (0..120).map(|_| UserId::generate()).collect();
     // 120 users × 5 presses for 300 seats, limit 2: more demand than stock,
     // and a third of the batches fail and must give their seats back.
@@ -198,15 +206,7 @@ async fn a_repeated_key_replays_the_unit_of_its_first_claim() {
     let gate = Arc::new(MemoryGate::default());
     gate.open(DROP, &terms(5, 5)).await.unwrap();
     let record = Arc::new(Seats::default());
-    let (commit, writer) = GroupCommit::start(
-        vec![Box::new(SeatWriter(record.clone())) as Box<dyn RowWriter<Seat>>],
-        gate.clone(),
-        WriterConfig {
-            max_batch: 8,
-            max_age: None,
-        },
-        Metrics::new(),
-    );
+    let (commit, writer) = start_writer(&gate, SeatWriter(record.clone()));
     let user = UserId::generate();
     let first = claim_seat(&gate, &commit, user, Some("k")).await.unwrap();
     let again = claim_seat(&gate, &commit, user, Some("k")).await.unwrap();
@@ -353,15 +353,7 @@ async fn a_redis_gate_rebuilds_and_reconciles_a_kind_that_is_not_a_coupon() {
         Metrics::new(),
     ));
     gate.open(DROP, &terms(10, 2)).await.unwrap();
-    let (commit, writer) = GroupCommit::start(
-        vec![Box::new(SeatWriter(seats.clone())) as Box<dyn RowWriter<Seat>>],
-        gate.clone(),
-        WriterConfig {
-            max_batch: 8,
-            max_age: None,
-        },
-        Metrics::new(),
-    );
+    let (commit, writer) = start_writer(&gate, SeatWriter(seats.clone()));
     let claim = |user: UserId| {
         let (gate, commit) = (gate.clone(), commit.clone());
         async move {
@@ -519,15 +511,7 @@ impl RowWriter<Seat> for PanickingWriter {
 async fn a_dead_writer_is_seen_and_its_claims_give_their_stock_back() {
     let gate = Arc::new(MemoryGate::default());
     gate.open(DROP, &terms(3, 3)).await.unwrap();
-    let (commit, _writer) = GroupCommit::start(
-        vec![Box::new(PanickingWriter) as Box<dyn RowWriter<Seat>>],
-        gate.clone(),
-        WriterConfig {
-            max_batch: 8,
-            max_age: None,
-        },
-        Metrics::new(),
-    );
+    let (commit, _writer) = start_writer(&gate, PanickingWriter);
     assert!(commit.writers_alive());
     let answer = claim_seat(&gate, &commit, UserId::generate(), None).await;
     assert!(answer.is_err(), "the claim is told it failed: {answer:?}");
@@ -554,15 +538,7 @@ async fn a_claim_the_record_refused_keeps_its_seq_slot_and_key_until_start_up() 
         user: UserId::generate(),
         seq: 1,
     });
-    let (commit, writer) = GroupCommit::start(
-        vec![Box::new(SeatWriter(record.clone())) as Box<dyn RowWriter<Seat>>],
-        gate.clone(),
-        WriterConfig {
-            max_batch: 8,
-            max_age: None,
-        },
-        Metrics::new(),
-    );
+    let (commit, writer) = start_writer(&gate, SeatWriter(record.clone()));
     let (user, other) = (UserId::generate(), UserId::generate());
     let refused = claim_seat(&gate, &commit, user, Some("k")).await;
     assert!(refused.is_err(), "the record refused seq 1: {refused:?}");

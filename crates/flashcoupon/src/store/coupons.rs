@@ -166,6 +166,31 @@ pub(super) fn issued(row: &impl Columns) -> Result<IssuedRow, sqlx::Error> {
 /// [`CouponStore`] for a store with a `pool` of database `$db`.
 macro_rules! coupon_queries {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// One conditional UPDATE of a coupon and, if it changed the row,
+            /// the webhook deliveries that report it, in one transaction.
+            /// `false` (nothing written) if the UPDATE matched no row.
+            async fn update_reported<'q>(
+                &self,
+                update: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                deliveries: &[$crate::store::NewDelivery],
+            ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                if update.execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if !deliveries.is_empty() {
+                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::CouponStore for $store {
             async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError> {
@@ -230,27 +255,13 @@ macro_rules! coupon_queries {
                 spend: &Spend,
                 deliveries: &[$crate::store::NewDelivery],
             ) -> Result<bool, StoreError> {
-                let _turn = self.write_turn().await;
-                let mut tx = self.pool.begin().await?;
-                let done = sqlx::query($crate::store::coupons::MARK_USED)
+                let used = sqlx::query($crate::store::coupons::MARK_USED)
                     .bind(spend.used_at.0)
                     .bind(&spend.order_id)
                     .bind(spend.order_amount)
                     .bind(spend.discount_amount)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                if !deliveries.is_empty() {
-                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(true)
+                    .bind(id.to_string());
+                self.update_reported(used, deliveries).await
             }
 
             async fn cancel_use(
@@ -259,24 +270,10 @@ macro_rules! coupon_queries {
                 order_id: &str,
                 deliveries: &[$crate::store::NewDelivery],
             ) -> Result<bool, StoreError> {
-                let _turn = self.write_turn().await;
-                let mut tx = self.pool.begin().await?;
-                let done = sqlx::query($crate::store::coupons::CANCEL_USE)
+                let cancelled = sqlx::query($crate::store::coupons::CANCEL_USE)
                     .bind(id.to_string())
-                    .bind(order_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                if !deliveries.is_empty() {
-                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(true)
+                    .bind(order_id);
+                self.update_reported(cancelled, deliveries).await
             }
 
             async fn winners(
