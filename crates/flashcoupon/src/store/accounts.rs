@@ -81,6 +81,7 @@ macro_rules! account_queries {
                 role: Role,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query($crate::store::accounts::INSERT_USER)
                     .bind(id.to_string())
                     .bind(email.as_str())
@@ -98,6 +99,7 @@ macro_rules! account_queries {
                 password_hash: &str,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 for (id, email) in users {
                     sqlx::query($crate::store::accounts::INSERT_USER)
@@ -139,6 +141,7 @@ macro_rules! account_queries {
                 reset_hash: Option<&str>,
                 now: Timestamp,
             ) -> Result<(UserId, bool), StoreError> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let existing = sqlx::query("SELECT id, password_hash, role FROM users WHERE email = $1")
                     .bind(email.as_str())
@@ -214,6 +217,7 @@ macro_rules! account_queries {
             }
 
             async fn record_generation(&self, candidate: &str) -> Result<String, StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO record_meta (key, value) VALUES ('generation', $1) ON CONFLICT (key) DO NOTHING",
                 )

@@ -132,6 +132,7 @@ macro_rules! campaign_queries {
         #[async_trait::async_trait]
         impl $crate::store::CampaignStore for $store {
             async fn insert_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 let cols = $crate::store::campaigns::CampaignColumns::of(c);
                 sqlx::query($crate::store::campaigns::INSERT_CAMPAIGN)
                     .bind(c.id.to_string())
@@ -206,6 +207,7 @@ macro_rules! campaign_queries {
                 issue_ends_at: Option<Timestamp>,
                 total_quantity: Option<u32>,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query($crate::store::campaigns::UPDATE_CAMPAIGN)
                     .bind(paused)
                     .bind(issue_ends_at.map(|t| t.0))

@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod sqlite;
 mod subscriptions;
 mod webhooks;
+mod write_turn;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

@@ -100,7 +100,7 @@ impl PgStore {
 
 impl PgStore {
     /// PostgreSQL has row locks: writers need not take turns.
-    pub(super) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(super) async fn write_turn(&self) -> Option<super::write_turn::Turn<'_>> {
         None
     }
 }

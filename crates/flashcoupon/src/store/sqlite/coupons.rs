@@ -1,19 +1,20 @@
 //! The group-commit writer on SQLite: multi-row INSERTs in one transaction.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use sqlx::{Connection, SqliteConnection};
 
 use crate::domain::ids::CouponId;
 use crate::events::{EventKind, Payload};
+use crate::store::write_turn::WriteTurn;
 use crate::store::{CouponWriter, NewCouponRow, StoreError};
 
-/// The writer's dedicated connection, and the store's write turn (see
-/// `SqliteStore::write_turn`).
+/// The writer's dedicated connection, and the store's write turn, which it
+/// takes ahead of every other write (see `WriteTurn`).
 #[derive(Debug)]
-pub(super) struct SqliteWriter(pub SqliteConnection, pub super::WriteTurn);
+pub(super) struct SqliteWriter(pub SqliteConnection, pub Arc<WriteTurn>);
 
 const INSERT_COLUMNS: usize = 9;
 /// Multi-row INSERTs come in power-of-two sizes only: a batch is written in
@@ -68,7 +69,7 @@ fn insert_sql(rows: usize) -> &'static str {
 impl CouponWriter for SqliteWriter {
     /// Write one group-commit batch in one transaction: all rows or none.
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
-        let _turn = self.1.lock().await;
+        let _turn = self.1.urgent().await;
         let mut tx = self.0.begin().await?;
         let mut rest = rows;
         while !rest.is_empty() {

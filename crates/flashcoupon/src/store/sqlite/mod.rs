@@ -8,6 +8,7 @@ mod coupons;
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 use super::columns::parse_id;
+use super::write_turn::{Turn, WriteTurn};
 use super::{
     CampaignStore, CouponFilter, CouponStore, CouponWriter, FencedCampaign, IssuedRow, Migrations,
     Store, StoreError, UserRecord,
@@ -58,15 +60,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     options: SqliteConnectOptions,
-    write_turn: WriteTurn,
+    /// Every write of this process takes a turn, the group commit first.
+    write_turn: Arc<WriteTurn>,
 }
-
-/// SQLite has one writer at a time, and a writer that finds the lock taken
-/// sleeps in growing steps (1, 2, 5, 10 … ms) before trying again: a claim
-/// batch queued behind a background write (an inbox batch) could wait a
-/// hundred milliseconds for a lock free after three. So the high-volume
-/// writers take turns here first, in FIFO order, and never meet the lock held.
-pub(super) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 impl SqliteStore {
     /// Open (creating if needed) `flashcoupon.db` in `data_dir` and migrate it.
@@ -104,13 +100,14 @@ impl SqliteStore {
         Ok(Self {
             pool,
             options,
-            write_turn: WriteTurn::default(),
+            write_turn: WriteTurn::shared(),
         })
     }
 
-    /// Wait for this process's turn to write (see [`WriteTurn`]).
-    pub(super) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        Some(self.write_turn.lock().await)
+    /// Wait for this process's turn to write, behind the group commit (see
+    /// [`WriteTurn`]).
+    pub(super) async fn write_turn(&self) -> Option<Turn<'_>> {
+        Some(self.write_turn.ordinary().await)
     }
 
     /// Copy committed WAL pages into the database file without blocking

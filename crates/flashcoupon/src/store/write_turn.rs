@@ -1,0 +1,158 @@
+//! Who writes to SQLite next: the group commit first, everything else after.
+//!
+//! SQLite has one writer at a time, and a writer that finds the lock taken
+//! sleeps in growing steps (1, 2, 5, 10 … ms) before trying again: a claim
+//! batch queued behind a background write could wait a hundred milliseconds
+//! for a lock free after three. So every writer of this process takes a turn
+//! here first and never meets SQLite's lock held. The group commit's turn is
+//! *urgent*: an ordinary write (a subscription, a mark-read, a sign-up, a
+//! spend) waits while a batch is waiting or writing, so cheap authenticated
+//! writes cannot slow a drop. Ordinary writes still go between batches: the
+//! writer lets go of its turn while it gathers the next batch, and at most
+//! the ordinary writes that got their turn before it asked again go first.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, MutexGuard, Notify};
+
+/// The process's write turn, shared by the store and its group-commit writer.
+#[derive(Debug, Default)]
+pub struct WriteTurn {
+    lock: Mutex<()>,
+    /// Urgent turns asked for and not yet given back (waiting or writing).
+    urgent: AtomicUsize,
+    /// Woken when `urgent` drops to zero.
+    calm: Notify,
+}
+
+/// A turn: the write it guards may run until this is dropped.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    _lock: MutexGuard<'a, ()>,
+    _urgent: Option<Urgent<'a>>,
+}
+
+/// One count in `urgent`, given back when dropped: also when the future
+/// that asked is cancelled before its turn came.
+#[derive(Debug)]
+struct Urgent<'a>(&'a WriteTurn);
+
+impl Drop for Urgent<'_> {
+    fn drop(&mut self) {
+        if self.0.urgent.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.calm.notify_waiters();
+        }
+    }
+}
+
+impl WriteTurn {
+    pub fn shared() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// The group commit's turn: ahead of every ordinary write not already
+    /// writing (tokio's mutex is FIFO, and ordinary writes that reach it
+    /// while this waits step aside at once).
+    pub async fn urgent(&self) -> Turn<'_> {
+        self.urgent.fetch_add(1, Ordering::AcqRel);
+        let urgent = Urgent(self);
+        Turn {
+            _lock: self.lock.lock().await,
+            _urgent: Some(urgent),
+        }
+    }
+
+    /// Any other write's turn: once no urgent turn is waiting or writing.
+    pub async fn ordinary(&self) -> Turn<'_> {
+        loop {
+            let calm = self.calm.notified();
+            tokio::pin!(calm);
+            // Register before looking, so a notification between the load
+            // and the await is not lost.
+            calm.as_mut().enable();
+            if self.urgent.load(Ordering::Acquire) > 0 {
+                calm.await;
+                continue;
+            }
+            let lock = self.lock.lock().await;
+            if self.urgent.load(Ordering::Acquire) == 0 {
+                return Turn {
+                    _lock: lock,
+                    _urgent: None,
+                };
+            }
+            // A batch asked while this queued: let it go first.
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Polls `fut` a few times on this task; true if it finished.
+    async fn finishes<F: std::future::Future>(fut: F) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), fut)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_before_ordinary_writes_that_queued_first() {
+        let turn = WriteTurn::shared();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let first = turn.ordinary().await;
+
+        let mut waiting = Vec::new();
+        for i in 0..3 {
+            let (turn, order) = (turn.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                let _t = turn.ordinary().await;
+                order.lock().expect("order").push(format!("ordinary {i}"));
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // all three queued
+        let batch = {
+            let (turn, order) = (turn.clone(), order.clone());
+            tokio::spawn(async move {
+                let _t = turn.urgent().await;
+                order.lock().expect("order").push("batch".to_owned());
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(first);
+        batch.await.expect("batch");
+        for w in waiting {
+            w.await.expect("ordinary");
+        }
+        let order = order.lock().expect("order").clone();
+        assert_eq!(order[0], "batch", "{order:?}");
+        assert_eq!(order.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn ordinary_writes_wait_while_a_batch_writes_and_go_after() {
+        let turn = WriteTurn::shared();
+        let batch = turn.urgent().await;
+        assert!(!finishes(turn.ordinary()).await, "went during a batch");
+        drop(batch);
+        assert!(
+            finishes(turn.ordinary()).await,
+            "never went after the batch"
+        );
+        // Batches take turns among themselves too.
+        let one = turn.urgent().await;
+        assert!(!finishes(turn.urgent()).await, "two batches at once");
+        assert_eq!(
+            turn.urgent.load(Ordering::Acquire),
+            1,
+            "a cancelled ask leaked"
+        );
+        drop(one);
+        assert!(finishes(turn.urgent()).await);
+        assert_eq!(turn.urgent.load(Ordering::Acquire), 0, "count leaked");
+    }
+}
