@@ -46,6 +46,11 @@ if ! command -v openssl >/dev/null; then
     echo "==> installing openssl from Debian"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq openssl
 fi
+# The clock-skew fault test runs instances under libfaketime.
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
+    echo "==> installing faketime from Debian"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq faketime
+fi
 if [ "$(psql -h 127.0.0.1 -U postgres -qAt -d postgres -c 'SHOW ssl')" != "on" ]; then
     echo "==> turning TLS on in PostgreSQL (a self-signed certificate)"
     datadir=$(psql -h 127.0.0.1 -U postgres -qAt -d postgres -c 'SHOW data_directory')

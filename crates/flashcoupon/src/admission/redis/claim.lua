@@ -2,11 +2,16 @@
 -- stock; then take a seq (a released one first, else the next) and a user
 -- slot, and record the claim as in flight.
 -- KEYS: meta, free, pend, pinfo, slots, keys (one hash tag: one campaign)
--- ARGV: user, key ('' for none), now (ms, the window's clock), wall (ms, real time),
---       coupon (the id the coupon will have)
+-- ARGV: user, key ('' for none), offset (ms added to Redis's clock for the
+--       window: 0 but in tests that move the clock), unit (the id it will have)
+-- One clock for every instance: the window and the in-flight ageing read
+-- Redis's TIME, so an instance whose clock is off neither opens a drop early
+-- nor ages another instance's claims before their time.
+local t = redis.call('TIME')
+local wall = t[1] * 1000 + math.floor(t[2] / 1000)
 local m = redis.call('HMGET', KEYS[1], 'total', 'limit', 'starts', 'ends', 'paused', 'epoch', 'next')
 if not m[1] then return {'missing'} end
-local user, key, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local user, key, now = ARGV[1], ARGV[2], wall + tonumber(ARGV[3])
 local kf = user .. '|' .. key
 if key ~= '' then
   local k = redis.call('HGET', KEYS[6], kf)
@@ -38,7 +43,7 @@ local user_seq = 1
 while taken[user_seq] do user_seq = user_seq + 1 end
 if held then held = held .. ' ' .. user_seq else held = tostring(user_seq) end
 redis.call('HSET', KEYS[5], user, held)
-redis.call('ZADD', KEYS[3], ARGV[4], seq)
-redis.call('HSET', KEYS[4], seq, user .. '|' .. user_seq .. '|' .. ARGV[5] .. '|' .. key)
+redis.call('ZADD', KEYS[3], wall, seq)
+redis.call('HSET', KEYS[4], seq, user .. '|' .. user_seq .. '|' .. ARGV[4] .. '|' .. key)
 if key ~= '' then redis.call('HSET', KEYS[6], kf, 'p:' .. seq) end
 return {'admitted', tostring(seq), tostring(user_seq), m[6]}

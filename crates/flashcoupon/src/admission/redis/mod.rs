@@ -7,7 +7,8 @@
 //! - `meta`  (hash) total, limit, starts, ends, paused, epoch, next (the
 //!   highest seq handed out), issued;
 //! - `free`  (sorted set) seqs handed out whose commit failed, reused lowest first;
-//! - `pend`  (sorted set) seqs in flight, scored by when (real time, ms);
+//! - `pend`  (sorted set) seqs in flight, scored by when (Redis `TIME`, ms:
+//!   one clock for every instance, as is the window's);
 //! - `pinfo` (hash) seq → `user|user_seq|unit id|key` of each claim in flight;
 //! - `slots` (hash) user → the `user_seq`s held, e.g. `"1 3"`;
 //! - `keys`  (hash) `user|key` → `p:<seq>` in flight or `i:<unit id>` durable.
@@ -67,8 +68,9 @@ fn unavailable(e: impl std::fmt::Display) -> GateError {
     GateError::Unavailable(format!("the gate is unreachable: {e}"))
 }
 
-/// Real time in ms: claims in flight are aged by it, never by the (testable)
-/// application clock, because what matters is how long a commit has had.
+/// This host's real time in ms. Only to learn how far a test moved the
+/// application clock: the window and the ageing of claims read Redis's
+/// clock (see `claim.lua`).
 fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -195,8 +197,7 @@ impl Gate for RedisGate {
             let args = [
                 user.to_string(),
                 key.unwrap_or("").to_owned(),
-                now.0.to_string(),
-                wall_ms().to_string(),
+                (now.0 - wall_ms()).to_string(),
                 unit.to_string(),
             ];
             let reply: Vec<String> = self.run(&self.scripts.claim, &keys.all(), &args).await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::{CHUNK, Keys, REBUILD_LOCK_MS, RedisGate, unavailable, wall_ms};
+use super::{CHUNK, Keys, REBUILD_LOCK_MS, RedisGate, unavailable};
 use crate::admission::{DropId, GateError, Held, Terms, UnitId};
 
 impl RedisGate {
@@ -95,12 +95,11 @@ impl RedisGate {
         older_than: Duration,
     ) -> anyhow::Result<usize> {
         let keys = self.keys(drop);
-        let cutoff = wall_ms() - older_than.as_millis() as i64;
         let stale: Vec<String> = self
             .run(
                 &self.scripts.stale,
                 &[keys.meta(), keys.pend(), keys.pinfo()],
-                &[cutoff.to_string(), "500".into()],
+                &[older_than.as_millis().to_string(), "500".into()],
             )
             .await?;
         let Some((epoch, pairs)) = stale.split_first() else {

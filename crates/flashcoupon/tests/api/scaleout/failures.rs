@@ -11,6 +11,10 @@ struct Instance {
 
 impl Instance {
     fn start(postgres: &str, redis: &str, prefix: &str) -> Self {
+        Self::start_with(postgres, redis, prefix, &[])
+    }
+
+    fn start_with(postgres: &str, redis: &str, prefix: &str, env: &[(&str, &str)]) -> Self {
         let (child, base) = start_binary(
             Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
                 .args(["serve", "--listen", "127.0.0.1:0"])
@@ -22,7 +26,8 @@ impl Instance {
                 .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
                 .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
                 .env("FLASHCOUPON_RECONCILE_AFTER_MS", "1500")
-                .env("RUST_LOG", "error"),
+                .env("RUST_LOG", "error")
+                .envs(env.iter().copied()),
         );
         Instance { child, base }
     }
@@ -291,4 +296,127 @@ async fn postgres_backends_killed_mid_batch_lose_and_leak_nothing() {
     let rows = record(&postgres, &campaign).await;
     assert_eq!(rows.len(), STOCK, "the drop finished exactly");
     check_promises(&rows, &issued, STOCK);
+}
+
+/// libfaketime (Debian's `faketime`, installed by `scripts/services.sh`):
+/// the process's real-time clock moved by `offset`, its monotonic clock left
+/// alone so timers and timeouts behave.
+fn skewed(offset: &'static str) -> [(&'static str, &'static str); 4] {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    assert!(
+        std::path::Path::new(LIB).exists(),
+        "libfaketime is missing: scripts/services.sh installs it"
+    );
+    [
+        ("LD_PRELOAD", LIB),
+        ("FAKETIME", offset),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        // Reconcile passes every 200 ms: many during the storm.
+        ("FLASHCOUPON_RECONCILE_AFTER_MS", "800"),
+    ]
+}
+
+/// Fault injection: two instances whose system clocks are an hour ahead and
+/// an hour behind. The drop's window and the ageing of claims in flight
+/// read Redis's clock, so the fast instance refuses before the opening, the
+/// slow one admits after it, and neither reconciler takes the other's
+/// claims in flight for abandoned ones (which would write them off and
+/// answer 503 for claims that were about to land).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_with_skewed_clocks_share_one_window_and_one_ageing() {
+    const STOCK: usize = 2_500;
+    let postgres = fresh_postgres().await;
+    let prefix = prefix();
+    let fast = Instance::start_with(&postgres, &redis_url(), &prefix, &skewed("+3600s"));
+    let slow = Instance::start_with(&postgres, &redis_url(), &prefix, &skewed("-3600s"));
+    let targets = [fast.base.clone(), slow.base.clone()];
+    let client = test_client();
+    let admin = admin_token(&client, &fast.base).await;
+    let users = bulk_users(&client, &slow.base, &admin, "skew", 3_000).await;
+
+    // Opens 4 s from now by this (the test's, the true) clock.
+    let opens = flashcoupon::clock::Clock::default()
+        .now()
+        .plus_millis(4_000);
+    let r = client
+        .post(format!("{}/api/v1/campaigns", slow.base))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "name": "skewed clocks", "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": STOCK, "per_user_limit": LIMIT,
+            "issue_starts_at": crate::helpers::rfc3339(opens),
+            "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let timed = body(r).await["id"].as_str().unwrap().to_owned();
+    let issue = |base: &str, token: &str| {
+        client
+            .post(format!("{base}/api/v1/campaigns/{timed}/issue"))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = issue(&fast.base, &users[0].1).await.unwrap();
+    assert!(
+        flashcoupon::clock::Clock::default().now() < opens,
+        "the early claim was sent before the opening"
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "an hour-fast clock opened early"
+    );
+    assert_eq!(body(r).await["error"]["code"], "not_open");
+
+    // After the opening the hour-slow instance admits at once.
+    let mut waited = 0;
+    loop {
+        let r = issue(&slow.base, &users[0].1).await.unwrap();
+        if r.status() == StatusCode::CREATED {
+            assert!(flashcoupon::clock::Clock::default().now() >= opens);
+            break;
+        }
+        assert_eq!(body(r).await["error"]["code"], "not_open");
+        waited += 1;
+        assert!(waited < 100, "an hour-slow instance never opened the drop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A storm through both on a drop open since 2020 (so the old per-host
+    // clocks would have admitted on both): claims in flight are aged by one
+    // clock, so nothing is reconciled while both instances live.
+    let campaign = create_campaign(&client, &fast.base, &admin, STOCK).await;
+    let mut issued = storm(&client, &targets, &campaign, &users[1..], "skew", |_| {}).await;
+    issued.extend(finish_the_drop(&client, &targets, &admin, &campaign, STOCK).await);
+    let rows = record(&postgres, &campaign).await;
+    assert_eq!(rows.len(), STOCK, "the drop finished exactly");
+    check_promises(&rows, &issued, STOCK);
+    for base in &targets {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = |metric: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(metric))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        assert_eq!(
+            count("flashcoupon_issue_outcomes_total{result=\"unavailable\"} "),
+            0.0,
+            "{base} answered 503: a live claim was written off as abandoned"
+        );
+        assert_eq!(
+            count("flashcoupon_gate_reconciled_total "),
+            0.0,
+            "{base} settled live claims of the other instance as abandoned"
+        );
+    }
 }
