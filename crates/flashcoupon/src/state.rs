@@ -49,7 +49,7 @@ impl Shared {
     pub fn authenticate(&self, token: &str) -> Option<Claims> {
         self.tokens
             .verify(token)
-            .filter(|c| !self.revocations.is_revoked(c.sub, c.iat_ms))
+            .filter(|c| !self.revocations.is_revoked(c.sub, c.tep))
     }
 }
 

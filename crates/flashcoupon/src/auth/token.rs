@@ -26,9 +26,10 @@ pub struct Claims {
     pub role: Role,
     pub iat: u64,
     pub exp: u64,
-    /// When it was issued, in ms (`iat` is in seconds): revocations cut on it.
+    /// The account's token epoch when it was issued: a revocation moves the
+    /// account's epoch on, and tokens from older ones are refused.
     #[serde(default)]
-    pub iat_ms: u64,
+    pub tep: u64,
     /// The generation of the record that issued it (see `store::AccountStore::record_generation`).
     #[serde(default)]
     pub generation: String,
@@ -125,27 +126,28 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user: UserId, role: Role) -> String {
+    /// A token for `user` under the account's current token `epoch` (see
+    /// `UserRecord::token_epoch`; 0 for an account never revoked).
+    pub fn issue(&self, user: UserId, role: Role, epoch: u64) -> String {
         let iat = unix_now();
-        self.issue_with_expiry(user, role, iat, iat + self.ttl.as_secs())
-    }
-
-    /// When tokens are issued, in ms.
-    fn now_ms() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        self.issue_with_expiry(user, role, epoch, iat, iat + self.ttl.as_secs())
     }
 
     /// A token with an explicit expiry (also how tests make expired ones).
-    pub fn issue_with_expiry(&self, user: UserId, role: Role, iat: u64, exp: u64) -> String {
+    pub fn issue_with_expiry(
+        &self,
+        user: UserId,
+        role: Role,
+        epoch: u64,
+        iat: u64,
+        exp: u64,
+    ) -> String {
         let claims = Claims {
             sub: user,
             role,
             iat,
             exp,
-            // Tests back-date `iat`; keep the two consistent then.
-            iat_ms: Self::now_ms().min(iat.saturating_mul(1000) + 999),
+            tep: epoch,
             generation: self.generation.clone(),
         };
         // Encoding HS256 with a valid key cannot fail.
@@ -172,7 +174,7 @@ mod tests {
     #[test]
     fn a_token_round_trips() {
         let user = UserId::generate();
-        let claims = keys().verify(&keys().issue(user, Role::Admin)).unwrap();
+        let claims = keys().verify(&keys().issue(user, Role::Admin, 0)).unwrap();
         assert_eq!((claims.sub, claims.role), (user, Role::Admin));
     }
 
@@ -181,12 +183,12 @@ mod tests {
         let k = keys();
         let now = unix_now();
         assert!(
-            k.verify(&k.issue_with_expiry(UserId::generate(), Role::User, now - 100, now - 1))
+            k.verify(&k.issue_with_expiry(UserId::generate(), Role::User, 0, now - 100, now - 1))
                 .is_none()
         );
         let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60), "g1");
         assert!(
-            k.verify(&other.issue(UserId::generate(), Role::User))
+            k.verify(&other.issue(UserId::generate(), Role::User, 0))
                 .is_none()
         );
         // {"alg":"none"} with a payload and no signature.
@@ -196,7 +198,7 @@ mod tests {
         // The same secret, another record: refused.
         let elsewhere = TokenKeys::new(&[7u8; 32], Duration::from_secs(60), "g2");
         assert!(
-            k.verify(&elsewhere.issue(UserId::generate(), Role::User))
+            k.verify(&elsewhere.issue(UserId::generate(), Role::User, 0))
                 .is_none()
         );
     }

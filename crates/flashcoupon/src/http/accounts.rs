@@ -80,7 +80,7 @@ pub async fn signup(
         }
         Err(e) => return Err(e.into()),
     }
-    let token = state.tokens.issue(id, Role::User);
+    let token = state.tokens.issue(id, Role::User, 0);
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse { user_id: id, token }),
@@ -108,7 +108,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
-    let token = state.tokens.issue(user.id, user.role);
+    let token = state.tokens.issue(user.id, user.role, user.token_epoch);
     Ok(Json(LoginResponse {
         user_id: user.id,
         token,
@@ -199,7 +199,7 @@ pub async fn bulk_users(
     let users = users
         .into_iter()
         .map(|(id, email)| BulkUser {
-            token: state.tokens.issue(id, Role::User),
+            token: state.tokens.issue(id, Role::User, 0),
             user_id: id,
             email: email.as_str().to_owned(),
         })

@@ -119,8 +119,8 @@ async fn session(
     // Held for the socket's life: its place under the connection caps.
     mut slot: Slot,
 ) {
-    let (user, expires, issued_ms) = match authenticate(&state, &mut socket, header_token).await {
-        Ok(claims) => (claims.sub, claims.exp, claims.iat_ms),
+    let (user, expires, epoch) = match authenticate(&state, &mut socket, header_token).await {
+        Ok(claims) => (claims.sub, claims.exp, claims.tep),
         Err(Some((code, reason))) => return close_with(&mut socket, code, reason).await,
         Err(None) => return,
     };
@@ -181,7 +181,7 @@ async fn session(
             }
             _ = beat.tick() => {
                 // A password reset or a role change ends its sockets too.
-                if state.revocations.is_revoked(user, issued_ms) {
+                if state.revocations.is_revoked(user, epoch) {
                     return close_with(&mut socket, close::UNAUTHORIZED, "token revoked: sign in again").await;
                 }
                 if last_heard.elapsed() > HEARTBEAT * 3 {

@@ -13,6 +13,8 @@ pub struct UserRecord {
     pub id: UserId,
     pub password_hash: String,
     pub role: Role,
+    /// Revocations so far; tokens carry the epoch they were issued under.
+    pub token_epoch: u64,
 }
 
 #[async_trait]
@@ -47,9 +49,9 @@ pub trait AccountStore {
     ) -> Result<(UserId, bool), StoreError>;
     /// The role the record gives a user; `None` if there is no such user.
     async fn user_role(&self, id: UserId) -> Result<Option<Role>, StoreError>;
-    /// Users whose tokens issued before `tokens_valid_after` (ms) are
-    /// revoked, for those changed after `since` (ms).
-    async fn revocations_since(&self, since: i64) -> Result<Vec<(UserId, i64)>, StoreError>;
+    /// Every account with a revocation, and its token epoch: its tokens
+    /// from an older epoch are refused.
+    async fn revoked_accounts(&self) -> Result<Vec<(UserId, u64)>, StoreError>;
     /// This record's generation: `candidate` if it has none yet (the first
     /// start), else the one it keeps.
     async fn record_generation(&self, candidate: &str) -> Result<String, StoreError>;
@@ -63,6 +65,7 @@ pub(super) fn user(row: &impl Columns) -> Result<UserRecord, sqlx::Error> {
         id: parse_id(&row.text("id")?)?,
         password_hash: row.text("password_hash")?,
         role: Role::parse(&row.text("role")?).unwrap_or(Role::User),
+        token_epoch: row.int("token_epoch")?.max(0) as u64,
     })
 }
 
@@ -119,7 +122,7 @@ macro_rules! account_queries {
                 &self,
                 email: &Email,
             ) -> Result<Option<UserRecord>, StoreError> {
-                let row = sqlx::query("SELECT id, password_hash, role FROM users WHERE email = $1")
+                let row = sqlx::query("SELECT id, password_hash, role, token_epoch FROM users WHERE email = $1")
                     .bind(email.as_str())
                     .fetch_optional(&self.pool)
                     .await?;
@@ -143,21 +146,20 @@ macro_rules! account_queries {
             ) -> Result<(UserId, bool), StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                let existing = sqlx::query("SELECT id, password_hash, role FROM users WHERE email = $1")
+                let existing = sqlx::query("SELECT id, password_hash, role, token_epoch FROM users WHERE email = $1")
                     .bind(email.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
                 let outcome = match existing {
                     Some(row) => {
                         let id = $crate::store::accounts::user(&row)?.id;
-                        // Tokens issued before now stop working: the role or
+                        // Tokens issued until now stop working: the role or
                         // the password they were issued under changed.
                         sqlx::query(
                             "UPDATE users SET role = 'admin', password_hash = COALESCE($1, password_hash), \
-                             tokens_valid_after = $2 WHERE id = $3",
+                             token_epoch = token_epoch + 1 WHERE id = $2",
                         )
                         .bind(reset_hash)
-                        .bind(now.0)
                         .bind(id.to_string())
                         .execute(&mut *tx)
                         .await?;
@@ -194,14 +196,8 @@ macro_rules! account_queries {
                 })
             }
 
-            async fn revocations_since(
-                &self,
-                since: i64,
-            ) -> Result<Vec<(UserId, i64)>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > $1",
-                )
-                .bind(since)
+            async fn revoked_accounts(&self) -> Result<Vec<(UserId, u64)>, StoreError> {
+                let rows = sqlx::query("SELECT id, token_epoch FROM users WHERE token_epoch > 0")
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
@@ -209,7 +205,7 @@ macro_rules! account_queries {
                         use $crate::store::columns::Columns;
                         Ok((
                             parse_id(&row.text("id")?)?,
-                            row.int("tokens_valid_after")?,
+                            row.int("token_epoch")?.max(0) as u64,
                         ))
                     })
                     .collect::<Result<_, sqlx::Error>>()

@@ -143,10 +143,10 @@ async fn missing_malformed_expired_forged_and_unsigned_tokens_are_401() {
     let expired = app
         .state
         .tokens
-        .issue_with_expiry(user, Role::User, now - 7200, now - 3600);
+        .issue_with_expiry(user, Role::User, 0, now - 7200, now - 3600);
     let forged =
         flashcoupon::auth::TokenKeys::new(&[42u8; 32], std::time::Duration::from_secs(60), "any")
-            .issue(user, Role::Admin);
+            .issue(user, Role::Admin, 0);
     // {"alg":"none"} claiming to be an admin, without a signature.
     let unsigned = format!(
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",

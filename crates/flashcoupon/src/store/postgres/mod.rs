@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token revocation",
         include_str!("../../../migrations/common/0004_token_revocation.sql"),
     ),
+    (
+        5,
+        "token epoch",
+        include_str!("../../../migrations/common/0005_token_epoch.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token revocation",
         include_str!("../../../migrations/common/0004_token_revocation.sql"),
     ),
+    (
+        5,
+        "token epoch",
+        include_str!("../../../migrations/common/0005_token_epoch.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

@@ -125,6 +125,7 @@ async fn a_socket_is_closed_when_its_token_expires() {
     let token = app.state.tokens.issue_with_expiry(
         user.parse().unwrap(),
         flashcoupon::domain::account::Role::User,
+        0,
         now,
         now + 2,
     );

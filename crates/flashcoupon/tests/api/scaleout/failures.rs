@@ -321,9 +321,10 @@ fn skewed(offset: &'static str) -> [(&'static str, &'static str); 4] {
 /// read Redis's clock, so the fast instance refuses before the opening, the
 /// slow one admits after it, and neither reconciler takes the other's
 /// claims in flight for abandoned ones (which would write them off and
-/// answer 503 for claims that were about to land).
+/// answer 503 for claims that were about to land); a revocation compares no
+/// clock at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn instances_with_skewed_clocks_share_one_window_and_one_ageing() {
+async fn instances_with_skewed_clocks_agree_on_window_ageing_and_revocation() {
     const STOCK: usize = 2_500;
     let postgres = fresh_postgres().await;
     let prefix = prefix();
@@ -417,6 +418,58 @@ async fn instances_with_skewed_clocks_share_one_window_and_one_ageing() {
             count("flashcoupon_gate_reconciled_total "),
             0.0,
             "{base} settled live claims of the other instance as abandoned"
+        );
+    }
+
+    // Revocation takes no clock either: a token the slow instance issues
+    // right after `admin create` works on the fast one, and the one before
+    // it is refused on both.
+    let login = |base: String, password: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"email": "skew-1@bulk.invalid", "password": password}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            body(r).await["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let before = login(slow.base.clone(), "password-123").await;
+    let promoted = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+        .args(["admin", "create", "--email", "skew-1@bulk.invalid"])
+        .args([
+            "--password",
+            "another-password-1",
+            "--postgres-url",
+            &postgres,
+        ])
+        .env("RUST_LOG", "error")
+        .status()
+        .unwrap();
+    assert!(promoted.success());
+    let after = login(slow.base.clone(), "another-password-1").await;
+    let me = |base: &str, token: &str| {
+        client
+            .get(format!("{base}/api/v1/me/coupons"))
+            .bearer_auth(token)
+            .send()
+    };
+    for base in &targets {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while me(base, &before).await.unwrap().status() != StatusCode::UNAUTHORIZED {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base} kept a revoked token"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            me(base, &after).await.unwrap().status(),
+            StatusCode::OK,
+            "{base} refused a token issued after the revocation"
         );
     }
 }
