@@ -84,6 +84,11 @@ impl PgStore {
         if !url.contains("sslmode=") {
             options = options.ssl_mode(PgSslMode::Disable);
         }
+        // Named in `pg_stat_activity` (the writers as `<name>/writer`), so an
+        // operator sees which backends are whose.
+        if options.get_application_name().is_none() {
+            options = options.application_name("flashcoupon");
+        }
         let options = options
             .options([("statement_timeout", STATEMENT_TIMEOUT)])
             .log_statements(tracing::log::LevelFilter::Trace);
@@ -194,7 +199,13 @@ impl Store for PgStore {
     }
 
     async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError> {
-        Ok(Box::new(writer::PgWriter::new(self.options.clone())))
+        let name = format!(
+            "{}/writer",
+            self.options.get_application_name().unwrap_or("flashcoupon")
+        );
+        Ok(Box::new(writer::PgWriter::new(
+            self.options.clone().application_name(&name),
+        )))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
