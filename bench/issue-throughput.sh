@@ -44,9 +44,9 @@ OUT="$ROOT/bench-out"
 LOG="$OUT/issue-throughput.log"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$OUT"
-
-say() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'issue-throughput: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=issue-throughput
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------
 need=()
@@ -71,47 +71,6 @@ if [[ -z "${SERVER_BIN:-}" ]]; then
 fi
 BASELINE_BIN="${BASELINE_BIN:-$TARGET/release/examples/bare_baseline}"
 [[ -x "$SERVER_BIN" && -x "$BASELINE_BIN" ]] || die "missing binaries: $SERVER_BIN $BASELINE_BIN"
-
-# --- process handling --------------------------------------------------------
-WORK="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/flashcoupon-bench.XXXXXX")"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME PATTERN CMD...: run CMD in the background, wait for its
-# "... listening on http://ADDR" line, set ADDR.
-start() {
-    local name="$1" pattern="$2"
-    shift 2
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=("$!")
-    local pid="$!" line=""
-    for _ in $(seq 1 300); do
-        line="$(grep -m1 "$pattern" "$WORK/$name.out" 2>/dev/null || true)"
-        [[ -n "$line" ]] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.err" >&2; die "$name exited at start-up"; }
-        sleep 0.1
-    done
-    [[ -n "$line" ]] || die "$name did not report its address"
-    ADDR="${line##*http://}"
-}
-
-stop_last() {
-    local pid="${PIDS[-1]}"
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    unset 'PIDS[-1]'
-}
 
 # bench NAME URL [BODY]: warm-up, then the measured run; sets the R_* figures.
 bench() {
@@ -165,33 +124,11 @@ FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWO
     env "${MODE_ENV[@]}" "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA"
 FC="http://$ADDR"
 
-api() { # METHOD PATH [JSON] -> body on stdout; fails on non-2xx
-    local method="$1" path="$2" data="${3-}"
-    local opts=(-sS --fail-with-body -X "$method" "$FC$path" -H "Authorization: Bearer ${ADMIN_TOKEN-}")
-    [[ -n "$data" ]] && opts+=(-H 'Content-Type: application/json' --data "$data")
-    curl "${opts[@]}"
-}
-json_str() { grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
-json_num() { grep -o "\"$1\":[0-9]*" | head -n1 | cut -d: -f2; }
-
 ADMIN_TOKEN="$(api POST /api/v1/auth/login \
     "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | json_str token)"
 [[ -n "$ADMIN_TOKEN" ]] || die "admin log-in failed"
 
-say "flashcoupon: provisioning $USERS users"
-: >"$TOKENS"
-left="$USERS"
-batch=0
-while ((left > 0)); do
-    n=$((left < 10000 ? left : 10000))
-    api POST /api/v1/admin/users/bulk \
-        "{\"count\":$n,\"email_prefix\":\"bench-$batch\",\"password\":\"password-123\"}" \
-        | grep -o '"token":"[^"]*"' | cut -d'"' -f4 >>"$TOKENS"
-    left=$((left - n))
-    batch=$((batch + 1))
-done
-got="$(wc -l <"$TOKENS")"
-((got == USERS)) || die "expected $USERS tokens, got $got"
+provision_users "$USERS" "$TOKENS"
 # User ids are UUIDv7, so sign-up order is id order: replaying tokens in that
 # order makes each commit batch hit a few adjacent pages of the user-keyed
 # indexes, which real arrivals do not. Shuffle unless USER_ORDER=signup.

@@ -11,6 +11,16 @@
 -- on both sides. Statuses other than 201 are counted per thread and reported
 -- in done(), followed by one machine-readable "@@" line for the shell script.
 
+-- PACE_MS (env), if set, makes each connection wait that long between
+-- requests: an open-ish load at a chosen rate (bench/abuse.sh), where the
+-- latency measured is service time rather than queueing behind wrk.
+local pace = tonumber(os.getenv("PACE_MS") or "")
+if pace then
+   function delay()
+      return pace
+   end
+end
+
 local threads = {}
 local next_id = 0
 

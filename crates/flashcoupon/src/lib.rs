@@ -22,6 +22,8 @@ pub mod data_dir;
 pub mod domain;
 /// Live events, in process and (scale-out) across instances over Redis pub/sub.
 pub mod events;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 /// Routes, extractors, errors, views, OpenAPI.
 pub mod http;
 /// Issuing coupons: the claim (gate, then group commit, then the answer), campaigns as stock.

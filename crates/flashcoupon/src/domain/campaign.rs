@@ -99,8 +99,12 @@ pub fn campaign_status(
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
-    /// 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// 1 to 200 characters (not all spaces), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub discount: Discount,
     #[serde(default)]
@@ -130,8 +134,11 @@ impl NewCampaign {
     /// Check every rule and build the campaign it describes.
     pub fn parse(self, id: CampaignId, now: Timestamp) -> Result<Campaign, InvalidInput> {
         let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(InvalidInput::new("name", "must be 1 to 200 characters"));
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ));
         }
         self.discount.validate()?;
         if !(0..=MAX_MONEY).contains(&self.min_order_amount) {

@@ -251,7 +251,7 @@ fn csv_line(w: &WinnerView) -> String {
 
 /// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a
 /// formula (order ids are free text).
-fn csv_field(raw: &str) -> String {
+pub(crate) fn csv_field(raw: &str) -> String {
     let guarded = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{raw}")
     } else {

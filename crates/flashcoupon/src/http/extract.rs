@@ -100,17 +100,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(raw) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(IdempotencyKey(None));
         };
-        let bad = || {
+        let key = idempotency_key(raw.as_bytes()).ok_or_else(|| {
             ApiError::InvalidInput(
                 "Idempotency-Key: must be 1 to 128 printable ASCII characters".into(),
             )
-        };
-        let key = raw.to_str().map_err(|_| bad())?;
-        if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(bad());
-        }
+        })?;
         Ok(IdempotencyKey(Some(key.to_owned())))
     }
+}
+
+/// A header value that is a valid Idempotency-Key: 1..=128 printable ASCII.
+pub(crate) fn idempotency_key(raw: &[u8]) -> Option<&str> {
+    let printable = raw.iter().all(|b| (0x20..0x7f).contains(b));
+    if raw.is_empty() || raw.len() > 128 || !printable {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()
 }
 
 /// The client's address: the peer's, or the one a trusted proxy forwarded

@@ -4,16 +4,16 @@
 
 mod accounts;
 mod campaigns;
-mod dashboard;
+pub(crate) mod dashboard;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod issue;
 mod live;
 mod notifications;
 mod openapi;
 mod ops;
 mod paging;
-mod socket;
+pub(crate) mod socket;
 mod spending;
 mod ui;
 pub mod views;

@@ -58,7 +58,7 @@ async fn send(socket: &mut WebSocket, msg: Message) -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
+pub(crate) enum ClientMessage {
     Auth { token: String },
     Ping,
 }

@@ -42,6 +42,11 @@ async fn absurd_campaigns_are_400_naming_the_field_and_nothing_is_written() {
         (json!({"valid_days": 0}), "valid_days"),
         (json!({"name": ""}), "name"),
         (json!({"name": null}), "name"),
+        // Found by the campaign_json fuzz target: SQLite's length() stops at
+        // a NUL (its CHECK refused the row: a 500) and PostgreSQL refuses
+        // NUL in text altogether.
+        (json!({"name": "\u{0}Black Friday"}), "name"),
+        (json!({"name": "Black\nFriday"}), "name"),
         (json!({"min_order_amount": -1}), "min_order_amount"),
         (json!({"colour": "red"}), "colour"),
     ];
