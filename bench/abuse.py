@@ -188,6 +188,7 @@ async def main():
             f.write(json.dumps(counts) + "\n")
     started = time.monotonic()
     await asyncio.gather(
+        stop.wait(),
         paced(args.logins, stop, lambda: login(args, next_of("login"))),
         paced(args.toggles, stop, toggle),
         paced(args.ghosts, stop, ghost),

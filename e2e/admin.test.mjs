@@ -143,3 +143,39 @@ test('an admin creates a campaign, watches its dashboard move under load, export
   await shot(page, 'admin-dashboard-en');
   assert.deepEqual(page.errors, []);
 });
+
+test('an admin creates a service key, sees it once, and deletes it: the key is refused at once', async () => {
+  const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+  await page.goto(env.server.base + '/admin#/keys');
+  await page.locator('#email').fill(ADMIN.email);
+  await page.locator('#password').fill(ADMIN.password);
+  await page.locator('#auth-form button[type="submit"]').click();
+  await page.getByTestId('key-rows').filter({ hasText: '서비스 키가 없습니다' }).waitFor();
+
+  // Nothing is sent for an empty name.
+  await page.getByTestId('key-create').click();
+  await page.locator('#key-error').filter({ hasText: '1~100자' }).waitFor();
+
+  await page.getByTestId('key-name').fill('주문 서비스');
+  await page.getByTestId('key-create').click();
+  await page.getByTestId('key-once').waitFor();
+  const key = (await page.getByTestId('key-value').textContent()).trim();
+  assert.match(key, /^fck_[0-9a-f]{64}$/);
+  await page.locator('[data-testid="key-rows"] tr').filter({ hasText: '주문 서비스' }).waitFor();
+  await shot(page, 'admin-service-keys');
+
+  // The key works for a shop action (past authentication: no such coupon).
+  const probe = () => apiCall(env.server.base, 'POST', '/api/v1/coupons/01930000-0000-7000-8000-000000000000/cancel-use', key, { order_id: 'o-1' });
+  assert.equal((await probe()).status, 404);
+  // Listed afterwards without the key: shown once.
+  await page.reload();
+  await page.locator('[data-testid="key-rows"] tr').filter({ hasText: '주문 서비스' }).waitFor();
+  assert.equal(await page.getByTestId('key-once').isHidden(), true);
+  assert.equal((await page.content()).includes(key), false, 'the key is not on the page any more');
+
+  page.once('dialog', (d) => d.accept());
+  await page.getByTestId('key-delete').click();
+  await page.getByTestId('key-rows').filter({ hasText: '서비스 키가 없습니다' }).waitFor();
+  assert.equal((await probe()).status, 401, 'a deleted key is refused');
+  assert.deepEqual(page.errors, []);
+});

@@ -13,6 +13,7 @@ mod notifications;
 mod openapi;
 mod ops;
 mod paging;
+mod service_keys;
 pub(crate) mod socket;
 mod spending;
 mod ui;
@@ -84,6 +85,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(live::router())
         .merge(notifications::router())
         .merge(webhooks::router())
+        .merge(service_keys::router())
         .merge(dashboard::router())
         .merge(ops::router())
 }

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
-use crate::auth::{AdminUser, WritingUser};
+use crate::auth::{ShopCaller, WritingUser};
 use crate::domain::coupon::{CancelUseRequest, UseRejection, UseRequest};
 use crate::domain::ids::CouponId;
 use crate::spending::{self, SpendError, Spent};
@@ -102,16 +102,17 @@ pub async fn preview(
 }
 
 /// Cancel the use made by `order_id` (a shop action: an admin, or the shop's
-/// order system; a shopper could otherwise spend one coupon on many orders);
+/// order system with a service key; a shopper could otherwise spend one
+/// coupon on many orders);
 /// the coupon is available again if still valid.
 #[utoipa::path(post, path = "/api/v1/coupons/{id}/cancel-use", tag = "spending", request_body = CancelUseRequest,
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
     responses((status = 200, body = CouponView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "forbidden: not a shop account"),
+        (status = 403, body = ErrorBody, description = "forbidden: not an admin or a service key"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not_used")))]
 pub async fn cancel_use(
     State(state): State<AppState>,
-    _shop: AdminUser,
+    _shop: ShopCaller,
     Path(id): Path<String>,
     Json(body): Json<CancelUseRequest>,
 ) -> Result<Json<CouponView>, ApiError> {

@@ -2,8 +2,8 @@
 //! (scale-out). Both keep promise 7 as schema constraints; both answer the
 //! same [`Store`] trait, so everything above this module is shared.
 //!
-//! One file per aggregate (accounts, campaigns, coupons, inbox,
-//! subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! One file per aggregate (accounts, campaigns, coupons, inbox, service
+//! keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
 //! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
 //! differs (the group-commit writer, the gate fence, migrations).
 //!
@@ -18,6 +18,7 @@ mod columns;
 mod coupons;
 mod inbox;
 pub mod postgres;
+mod service_keys;
 pub mod sqlite;
 mod subscriptions;
 mod webhooks;
@@ -42,6 +43,7 @@ pub use coupons::{
 };
 pub use inbox::{ExpiringCoupon, InboxStore, NotificationRow, StoredNotification};
 pub use postgres::PgStore;
+pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
 pub use subscriptions::SubscriptionStore;
 pub use webhooks::{
@@ -117,6 +119,7 @@ pub trait Store:
     + CampaignStore
     + CouponStore
     + InboxStore
+    + ServiceKeyStore
     + SubscriptionStore
     + WebhookStore
     + Send
@@ -160,6 +163,7 @@ macro_rules! shared_queries {
         $crate::store::campaigns::campaign_queries!($store, $db);
         $crate::store::coupons::coupon_queries!($store, $db);
         $crate::store::inbox::inbox_queries!($store, $db);
+        $crate::store::service_keys::service_key_queries!($store, $db);
         $crate::store::subscriptions::subscriptions_queries!($store, $db);
         $crate::store::webhooks::webhooks_queries!($store, $db);
     };

@@ -19,5 +19,6 @@ mod notifications;
 mod operations;
 mod record;
 mod scaleout;
+mod service_keys;
 mod spending;
 mod wallet;

@@ -1,6 +1,6 @@
-// The admin console: campaigns (create, edit, pause/resume) and a live
+// The admin console: campaigns (create, edit, pause/resume), a live
 // dashboard per campaign (issued vs remaining, claims per second, outcomes,
-// latency, winners in seq order with CSV export).
+// latency, winners in seq order with CSV export), and service keys.
 
 import {
   api, ApiError, applyLabels, dateTime, discountText, h, num, onLangChange, Session, setupLangToggle, t, toast,
@@ -35,13 +35,16 @@ function route() {
   $('who').textContent = signed ? session.email : '';
   $('logout').hidden = !signed;
   const m = location.hash.match(/^#\/campaign\/([\w-]+)$/);
-  $('list-view').hidden = !signed || Boolean(m);
+  const keys = location.hash === '#/keys';
+  $('list-view').hidden = !signed || Boolean(m) || keys;
   $('dash-view').hidden = !signed || !m;
+  $('keys-view').hidden = !signed || !keys;
   if (!signed) {
     $('email').focus();
     return;
   }
   if (m) openDashboard(m[1]);
+  else if (keys) loadKeys();
   else loadCampaigns();
 }
 
@@ -521,6 +524,61 @@ async function downloadCsv() {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+// ---- service keys --------------------------------------------------------------------------------
+
+let serviceKeys = [];
+
+async function loadKeys() {
+  $('key-once').hidden = true;
+  try {
+    serviceKeys = (await call('GET', '/api/v1/admin/api-keys')).api_keys;
+  } catch (err) {
+    toast(err.text, 'error');
+    return;
+  }
+  renderKeys();
+}
+
+function renderKeys() {
+  const rows = serviceKeys.map((k) => h('tr', { 'data-key': k.id },
+    h('td', {}, k.name),
+    h('td', { class: 'small' }, dateTime(k.created_at)),
+    h('td', { class: 'small' }, k.last_used_at ? dateTime(k.last_used_at) : t('keys.never')),
+    h('td', {}, h('button', { type: 'button', class: 'secondary', 'data-testid': 'key-delete', onclick: () => deleteKey(k) }, t('keys.delete')))));
+  $('key-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 4, class: 'muted' }, t('keys.empty')))]));
+}
+
+async function createKey(e) {
+  e.preventDefault();
+  $('key-error').textContent = '';
+  const name = $('key-name').value.trim();
+  if (!name || name.length > 100) {
+    $('key-error').textContent = t('keys.bad_name');
+    return;
+  }
+  try {
+    const created = await call('POST', '/api/v1/admin/api-keys', { name });
+    $('key-value').textContent = created.key;
+    $('key-name').value = '';
+    serviceKeys = (await call('GET', '/api/v1/admin/api-keys')).api_keys;
+    renderKeys();
+    $('key-once').hidden = false;
+  } catch (err) {
+    $('key-error').textContent = err.text;
+  }
+}
+
+async function deleteKey(k) {
+  if (!window.confirm(t('keys.confirm_delete'))) return;
+  try {
+    await call('DELETE', `/api/v1/admin/api-keys/${k.id}`);
+    toast(t('keys.deleted'));
+  } catch (err) {
+    toast(err.text, 'error');
+  }
+  loadKeys();
+}
+
 // ---- start ------------------------------------------------------------------------------------
 
 function start() {
@@ -531,6 +589,8 @@ function start() {
       if (dash.stats) renderStats();
       if (dash.shown.size) $('winners').replaceChildren(...[...dash.shown.values()].sort((a, b) => a.seq - b.seq).map(winnerRow));
       $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
+    } else if (session.signedIn && location.hash === '#/keys') {
+      renderKeys();
     } else if (session.signedIn) {
       renderCampaigns();
       $('form-host').replaceChildren();
@@ -544,6 +604,9 @@ function start() {
   $('dash-pause').addEventListener('click', () => dash && togglePause(dash.campaign));
   $('more').addEventListener('click', () => dash?.more != null && loadWinners(dash, dash.more).catch((err) => toast(err.text, 'error')));
   $('csv').addEventListener('click', downloadCsv);
+  $('key-form').addEventListener('submit', createKey);
+  $('key-copy').addEventListener('click', () => navigator.clipboard?.writeText($('key-value').textContent)
+    .then(() => toast(t('keys.copied')), () => {}));
   window.addEventListener('hashchange', route);
   route();
 }

@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token epoch",
         include_str!("../../../migrations/common/0005_token_epoch.sql"),
     ),
+    (
+        6,
+        "service keys",
+        include_str!("../../../migrations/common/0006_service_keys.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token epoch",
         include_str!("../../../migrations/common/0005_token_epoch.sql"),
     ),
+    (
+        6,
+        "service keys",
+        include_str!("../../../migrations/common/0006_service_keys.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

@@ -197,3 +197,28 @@ async fn the_gate_is_reached_over_tls_with_a_rediss_url() {
     assert_eq!(body(view).await["remaining_quantity"], 1);
     assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
 }
+
+/// A service key deleted on one instance is refused by the next request on
+/// another: no cache to wait out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_key_deleted_on_one_instance_is_refused_at_once_on_another() {
+    let postgres = fresh_postgres().await;
+    let settings = shared_settings(&postgres, &redis_url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    let (id, key) = crate::service_keys::service_key(&apps[0], "order service").await;
+    let path = format!("/api/v1/coupons/{}/cancel-use", uuid::Uuid::now_v7());
+    let order = json!({"order_id": "order-1"});
+    // Known on the other instance: past authentication (no such coupon).
+    let r = apps[1].post_json(&path, Some(&key), &order).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = apps[0]
+        .client
+        .delete(apps[0].url(&format!("/api/v1/admin/api-keys/{id}")))
+        .bearer_auth(&apps[0].admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = apps[1].post_json(&path, Some(&key), &order).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
