@@ -192,6 +192,7 @@ impl Application {
             passwords,
             clock,
             metrics,
+            reservation_ttl: std::time::Duration::from_secs(settings.reservation_ttl_secs),
             connections: Connections::new(Caps {
                 total: settings.max_connections,
                 per_address: settings.max_connections_per_address,
@@ -266,6 +267,22 @@ impl Application {
                     every.tick().await;
                     if let Err(e) = state.revocations.refresh(&*state.store).await {
                         tracing::debug!(error = %e, "revocations: the record is unreachable; will retry");
+                    }
+                }
+            }
+        });
+        tasks.spawn_loop("reservation expiry", {
+            let state = state.clone();
+            async move {
+                // Every instance: each hold expires once (the record decides),
+                // within about a second of its time.
+                let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let now = state.clock.now();
+                    if let Err(e) = crate::spending::reservations::expire_due(&state, now).await {
+                        tracing::debug!(error = %e, "reservation expiry: will retry");
                     }
                 }
             }

@@ -157,6 +157,16 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_RECONCILE_AFTER_MS", default_value_t = 30_000)]
     pub reconcile_after_ms: u64,
 
+    /// How long a coupon reservation holds when the request names no
+    /// `ttl_secs` (1..=86,400), in seconds.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_RESERVATION_TTL_SECS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub reservation_ttl_secs: u64,
+
     /// Subscribers hear `campaign.opening_soon` this many seconds before a drop opens.
     #[arg(
         long,

@@ -41,6 +41,8 @@ pub struct Shared {
     /// Serialises this instance's campaign writes (create, patch) so the
     /// record and the gate change together; claims never take it.
     pub campaign_writes: tokio::sync::Mutex<()>,
+    /// A reservation's hold when the request names none.
+    pub reservation_ttl: std::time::Duration,
 }
 
 impl Shared {

@@ -140,7 +140,7 @@ impl FromRequestParts<AppState> for AdminUser {
 
 /// The token says admin; the record decides (admin requests are few, so
 /// this read costs nothing that matters).
-async fn admin_in_record(state: &AppState, user: AuthUser) -> Result<AdminUser, ApiError> {
+pub async fn admin_in_record(state: &AppState, user: AuthUser) -> Result<AdminUser, ApiError> {
     if user.role != Role::Admin {
         return Err(ApiError::Forbidden);
     }

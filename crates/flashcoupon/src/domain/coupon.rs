@@ -56,6 +56,15 @@ pub struct Spend {
     pub used_at: Timestamp,
 }
 
+/// A live hold of a coupon for an order (status `reserved`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    pub order_id: String,
+    pub order_amount: i64,
+    pub discount_amount: i64,
+    pub expires_at: Timestamp,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Coupon {
     pub id: CouponId,
@@ -68,6 +77,7 @@ pub struct Coupon {
     pub valid_until: Timestamp,
     pub terms: CouponTerms,
     pub spend: Option<Spend>,
+    pub reservation: Option<Reservation>,
 }
 
 /// Why a spend was refused.
@@ -78,6 +88,8 @@ pub enum UseRejection {
     NotYetValid,
     BelowMinOrder,
     Reserved,
+    /// The order's own reservation ran out (a reserve or a confirm too late).
+    ReservationExpired,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +101,14 @@ pub enum UseDecision {
     /// The same order already spent it: answer as the first time.
     Replay(Spend),
     Reject(UseRejection),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReserveDecision {
+    /// Hold it for the order with this discount.
+    Hold { discount_amount: i64 },
+    /// The order already holds it: answer as the first time.
+    Replay(Reservation),
 }
 
 /// The body of `POST /api/v1/coupons/{id}/use`.
@@ -163,16 +183,45 @@ impl Coupon {
             (StoredStatus::Reserved, _) => return UseDecision::Reject(UseRejection::Reserved),
             (StoredStatus::Available, _) => {}
         }
-        if now >= self.valid_until {
-            UseDecision::Reject(UseRejection::Expired)
-        } else if now < self.valid_from {
-            UseDecision::Reject(UseRejection::NotYetValid)
-        } else if order_amount < self.terms.min_order_amount {
-            UseDecision::Reject(UseRejection::BelowMinOrder)
-        } else {
-            UseDecision::Apply {
-                discount_amount: self.terms.discount.amount_for(order_amount),
+        match self.discount_now(order_amount, now) {
+            Ok(discount_amount) => UseDecision::Apply { discount_amount },
+            Err(r) => UseDecision::Reject(r),
+        }
+    }
+
+    /// May this coupon be held for `order_id` now, and with what discount?
+    /// The same order's live hold answers as the first time.
+    pub fn decide_reserve(
+        &self,
+        order_id: &str,
+        order_amount: i64,
+        now: Timestamp,
+    ) -> Result<ReserveDecision, UseRejection> {
+        match (&self.stored_status, &self.reservation) {
+            (StoredStatus::Reserved, Some(r)) if r.order_id == order_id => {
+                if now >= r.expires_at {
+                    return Err(UseRejection::ReservationExpired);
+                }
+                return Ok(ReserveDecision::Replay(r.clone()));
             }
+            (StoredStatus::Reserved, _) => return Err(UseRejection::Reserved),
+            (StoredStatus::Used, _) => return Err(UseRejection::AlreadyUsed),
+            (StoredStatus::Available, _) => {}
+        }
+        self.discount_now(order_amount, now)
+            .map(|discount_amount| ReserveDecision::Hold { discount_amount })
+    }
+
+    /// The discount an available coupon gives this order now, or why none.
+    fn discount_now(&self, order_amount: i64, now: Timestamp) -> Result<i64, UseRejection> {
+        if now >= self.valid_until {
+            Err(UseRejection::Expired)
+        } else if now < self.valid_from {
+            Err(UseRejection::NotYetValid)
+        } else if order_amount < self.terms.min_order_amount {
+            Err(UseRejection::BelowMinOrder)
+        } else {
+            Ok(self.terms.discount.amount_for(order_amount))
         }
     }
 
@@ -218,6 +267,7 @@ mod tests {
                 validity: Validity::Days(1),
             },
             spend: None,
+            reservation: None,
         }
     }
 

@@ -22,6 +22,8 @@ pub enum EventKind {
     UseCancelled,
     #[serde(rename = "coupon.expiring_soon")]
     ExpiringSoon,
+    #[serde(rename = "coupon.reservation_expired")]
+    ReservationExpired,
     #[serde(rename = "campaign.opening_soon")]
     OpeningSoon,
     #[serde(rename = "campaign.opened")]
@@ -36,7 +38,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::CouponIssued,
         EventKind::ClaimFailed,
         EventKind::ExpiringSoon,
@@ -46,6 +48,7 @@ impl EventKind {
         EventKind::StockLow,
         EventKind::CouponUsed,
         EventKind::UseCancelled,
+        EventKind::ReservationExpired,
         EventKind::CampaignUpdated,
     ];
 
@@ -56,6 +59,7 @@ impl EventKind {
             EventKind::CouponUsed => "coupon.used",
             EventKind::UseCancelled => "coupon.use_cancelled",
             EventKind::ExpiringSoon => "coupon.expiring_soon",
+            EventKind::ReservationExpired => "coupon.reservation_expired",
             EventKind::OpeningSoon => "campaign.opening_soon",
             EventKind::Opened => "campaign.opened",
             EventKind::SoldOut => "campaign.sold_out",
@@ -119,6 +123,11 @@ pub enum Payload {
         coupon_id: CouponId,
         order_id: String,
     },
+    ReservationExpired {
+        coupon_id: CouponId,
+        order_id: String,
+        expired_at: Timestamp,
+    },
     ExpiringSoon {
         coupon_id: CouponId,
         campaign_name: String,
@@ -163,6 +172,7 @@ impl Payload {
             Payload::ClaimFailed { .. } => EventKind::ClaimFailed,
             Payload::CouponUsed { .. } => EventKind::CouponUsed,
             Payload::UseCancelled { .. } => EventKind::UseCancelled,
+            Payload::ReservationExpired { .. } => EventKind::ReservationExpired,
             Payload::ExpiringSoon { .. } => EventKind::ExpiringSoon,
             Payload::OpeningSoon(_) => EventKind::OpeningSoon,
             Payload::Opened(_) => EventKind::Opened,

@@ -10,9 +10,12 @@ use utoipa_axum::routes;
 
 use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
-use crate::auth::{ShopCaller, WritingUser};
+use crate::auth::{Caller, ShopCaller, WritingUser, admin_in_record};
+use crate::domain::account::Role;
 use crate::domain::coupon::{CancelUseRequest, UseRejection, UseRequest};
 use crate::domain::ids::CouponId;
+use crate::domain::timestamp::Timestamp;
+use crate::spending::reservations::{self, Actor, HoldOrder, ReserveRequest};
 use crate::spending::{self, SpendError, Spent};
 use crate::state::AppState;
 
@@ -21,6 +24,99 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(use_coupon))
         .routes(routes!(cancel_use))
         .routes(routes!(preview))
+        .routes(routes!(reserve))
+        .routes(routes!(confirm))
+        .routes(routes!(release))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReserveResponse {
+    pub coupon: CouponView,
+    pub discount_amount: i64,
+    pub payable_amount: i64,
+    /// The hold ends here unless confirmed or released first.
+    pub expires_at: Timestamp,
+}
+
+/// The actor a caller is on a reservation: the owner, or the shop (a
+/// service key; an admin, checked in the record, where `admin_too`).
+async fn actor(state: &AppState, caller: Caller, admin_too: bool) -> Result<Actor, ApiError> {
+    match caller {
+        Caller::Service(_) => Ok(Actor::Shop),
+        Caller::User(user) if admin_too && user.role == Role::Admin => {
+            admin_in_record(state, user).await?;
+            Ok(Actor::Shop)
+        }
+        Caller::User(user) => {
+            state.limits.check_write(user.id)?;
+            Ok(Actor::Owner(user.id))
+        }
+    }
+}
+
+/// Hold a coupon for an order until it is paid (its owner, or the shop's
+/// back end with a service key). The same `order_id` again returns the
+/// same answer.
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/reserve", tag = "spending", request_body = ReserveRequest,
+    params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
+    responses((status = 200, body = ReserveResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "reserved, reservation_expired, already_used, expired, not_yet_valid or below_min_order"),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
+pub async fn reserve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ReserveRequest>,
+) -> Result<Json<ReserveResponse>, ApiError> {
+    let id: CouponId = parse_path_id(&id)?;
+    let actor = actor(&state, caller, false).await?;
+    let held = reservations::reserve(&state, actor, id, &body).await?;
+    let r = held.reservation;
+    Ok(Json(ReserveResponse {
+        coupon: CouponView::new(&held.coupon, state.clock.now()),
+        discount_amount: r.discount_amount,
+        payable_amount: r.order_amount - r.discount_amount,
+        expires_at: r.expires_at,
+    }))
+}
+
+/// The order was paid: the reserved coupon is used (a shop action: a
+/// service key or an admin). After the hold ran out: `409
+/// reservation_expired`, and nothing changes.
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/confirm", tag = "spending", request_body = HoldOrder,
+    params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
+    responses((status = 200, body = CouponView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden: not an admin or a service key"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not_reserved or reservation_expired")))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    _shop: ShopCaller,
+    Path(id): Path<String>,
+    Json(body): Json<HoldOrder>,
+) -> Result<Json<CouponView>, ApiError> {
+    let id: CouponId = parse_path_id(&id)?;
+    let coupon = reservations::confirm(&state, id, &body.order_id).await?;
+    Ok(Json(CouponView::new(&coupon, state.clock.now())))
+}
+
+/// Give a reserved coupon back (its owner, a service key or an admin).
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/release", tag = "spending", request_body = HoldOrder,
+    params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
+    responses((status = 200, body = CouponView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not_reserved"),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<HoldOrder>,
+) -> Result<Json<CouponView>, ApiError> {
+    let id: CouponId = parse_path_id(&id)?;
+    let actor = actor(&state, caller, true).await?;
+    let coupon = reservations::release(&state, actor, id, &body.order_id).await?;
+    Ok(Json(CouponView::new(&coupon, state.clock.now())))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -46,6 +142,10 @@ fn use_rejection(r: UseRejection) -> ApiError {
         UseRejection::Reserved => ApiError::conflict(
             "reserved",
             "this coupon is reserved for a payment in progress",
+        ),
+        UseRejection::ReservationExpired => ApiError::conflict(
+            "reservation_expired",
+            "the reservation for this order ran out; the coupon was given back",
         ),
     }
 }
@@ -129,6 +229,9 @@ impl From<SpendError> for ApiError {
             SpendError::Rejected(r) => use_rejection(r),
             SpendError::NotUsed => {
                 ApiError::conflict("not_used", "this coupon is not used by that order")
+            }
+            SpendError::NotReserved => {
+                ApiError::conflict("not_reserved", "this coupon is not reserved for that order")
             }
             SpendError::Store(e) => e.into(),
         }

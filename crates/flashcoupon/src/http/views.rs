@@ -78,7 +78,11 @@ pub struct CouponView {
     pub discount: Discount,
     pub min_order_amount: i64,
     pub used_at: Option<Timestamp>,
+    /// The order that used it, or that holds it (`reserved`).
     pub order_id: Option<String>,
+    /// `reserved`: when the hold runs out unless the order is paid first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_until: Option<Timestamp>,
 }
 
 impl CouponView {
@@ -95,7 +99,12 @@ impl CouponView {
             discount: c.terms.discount,
             min_order_amount: c.terms.min_order_amount,
             used_at: c.spend.as_ref().map(|s| s.used_at),
-            order_id: c.spend.as_ref().map(|s| s.order_id.clone()),
+            order_id: c
+                .spend
+                .as_ref()
+                .map(|s| s.order_id.clone())
+                .or_else(|| c.reservation.as_ref().map(|r| r.order_id.clone())),
+            reserved_until: c.reservation.as_ref().map(|r| r.expires_at),
         }
     }
 }

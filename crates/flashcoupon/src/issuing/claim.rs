@@ -203,6 +203,7 @@ pub async fn claim_coupon(
                 valid_until,
                 terms: terms.terms.clone(),
                 spend: None,
+                reservation: None,
             };
             match state.commit.submit(ticket, row).await {
                 Ok(Ok(())) => {

@@ -1,7 +1,10 @@
 //! Spending coupons: use one on an order, preview what that would take off,
-//! and cancel a use. Owner only: somebody else's coupon is "not found", as
+//! cancel a use, and hold one for an order until it is paid
+//! (`reservations`). Owner only: somebody else's coupon is "not found", as
 //! if it did not exist. Called by the HTTP handlers (and, next, by the
 //! broker's payment events), so the rules and the notifications live here.
+
+pub mod reservations;
 
 use crate::domain::InvalidInput;
 use crate::domain::coupon::{Coupon, Spend, UseDecision, UseRejection, UseRequest, check_order_id};
@@ -21,6 +24,9 @@ pub enum SpendError {
     /// A cancel for an order that did not spend this coupon.
     #[error("this coupon is not used by that order")]
     NotUsed,
+    /// A confirm or release for an order that holds no reservation of it.
+    #[error("this coupon is not reserved for that order")]
+    NotReserved,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

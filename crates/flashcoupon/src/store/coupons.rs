@@ -9,7 +9,7 @@ use super::campaigns::terms;
 use super::columns::{Columns, parse_id};
 use super::{NewDelivery, StoreError};
 use crate::domain::campaign::Campaign;
-use crate::domain::coupon::{Coupon, CouponStatus, Spend, StoredStatus};
+use crate::domain::coupon::{Coupon, CouponStatus, Reservation, Spend, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 
@@ -114,7 +114,7 @@ pub trait CouponWriter: Send {
 }
 
 pub(super) const SELECT_COUPONS: &str = "SELECT c.id, c.campaign_id, c.user_id, c.seq, c.status, c.issued_at, c.valid_from, \
-     c.valid_until, c.used_at, c.order_id, c.order_amount, c.discount_amount AS spent_discount, \
+     c.valid_until, c.used_at, c.order_id, c.order_amount, c.discount_amount AS spent_discount, c.reserved_until, \
      k.discount_type, k.discount_amount, k.discount_percent, k.discount_max, k.min_order_amount, \
      k.valid_days, k.valid_from AS terms_valid_from, k.valid_until AS terms_valid_until \
      FROM coupons c JOIN campaigns k ON k.id = c.campaign_id";
@@ -139,6 +139,15 @@ pub(super) fn coupon(row: &impl Columns) -> Result<Coupon, sqlx::Error> {
         }),
         _ => None,
     };
+    let reservation = match (row.opt_text("order_id")?, row.opt_int("reserved_until")?) {
+        (Some(order_id), Some(until)) => Some(Reservation {
+            order_id,
+            order_amount: row.opt_int("order_amount")?.unwrap_or(0),
+            discount_amount: row.opt_int("spent_discount")?.unwrap_or(0),
+            expires_at: Timestamp(until),
+        }),
+        _ => None,
+    };
     Ok(Coupon {
         id: parse_id(&row.text("id")?)?,
         campaign_id: parse_id(&row.text("campaign_id")?)?,
@@ -150,6 +159,7 @@ pub(super) fn coupon(row: &impl Columns) -> Result<Coupon, sqlx::Error> {
         valid_until: Timestamp(row.int("valid_until")?),
         terms: terms(row)?,
         spend,
+        reservation,
     })
 }
 

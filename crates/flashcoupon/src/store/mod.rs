@@ -2,8 +2,8 @@
 //! (scale-out). Both keep promise 7 as schema constraints; both answer the
 //! same [`Store`] trait, so everything above this module is shared.
 //!
-//! One file per aggregate (accounts, campaigns, coupons, inbox, service
-//! keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! One file per aggregate (accounts, campaigns, coupons and their holds,
+//! inbox, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
 //! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
 //! differs (the group-commit writer, the gate fence, migrations).
 //!
@@ -16,6 +16,7 @@ mod accounts;
 mod campaigns;
 mod columns;
 mod coupons;
+mod holds;
 mod inbox;
 pub mod postgres;
 mod service_keys;
@@ -41,6 +42,7 @@ pub use campaigns::CampaignStore;
 pub use coupons::{
     CouponFilter, CouponStore, CouponWriter, FencedCampaign, IssuedRow, NewCouponRow,
 };
+pub use holds::{HoldRecord, HoldState, HoldStore};
 pub use inbox::{ExpiringCoupon, InboxStore, NotificationRow, StoredNotification};
 pub use postgres::PgStore;
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
@@ -118,6 +120,7 @@ pub trait Store:
     AccountStore
     + CampaignStore
     + CouponStore
+    + HoldStore
     + InboxStore
     + ServiceKeyStore
     + SubscriptionStore
@@ -162,6 +165,7 @@ macro_rules! shared_queries {
         $crate::store::accounts::account_queries!($store, $db);
         $crate::store::campaigns::campaign_queries!($store, $db);
         $crate::store::coupons::coupon_queries!($store, $db);
+        $crate::store::holds::hold_queries!($store, $db);
         $crate::store::inbox::inbox_queries!($store, $db);
         $crate::store::service_keys::service_key_queries!($store, $db);
         $crate::store::subscriptions::subscriptions_queries!($store, $db);

@@ -18,6 +18,7 @@ mod loadtest;
 mod notifications;
 mod operations;
 mod record;
+mod reservations;
 mod scaleout;
 mod service_keys;
 mod spending;

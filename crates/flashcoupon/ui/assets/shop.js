@@ -337,7 +337,9 @@ function couponCard(c, name) {
       t('wallet.seq', { seq: c.seq }),
     ].filter(Boolean).join(' · ')),
     h('p', { class: 'muted small' }, t('wallet.valid', { from: dateTime(c.valid_from), until: dateTime(c.valid_until) })),
-    c.order_id ? h('p', { class: 'muted small' }, t('wallet.used_on', { order: c.order_id })) : null,
+    c.status === 'reserved'
+      ? h('p', { class: 'small', 'data-testid': 'reserved-until' }, t('wallet.reserved_for', { order: c.order_id, until: dateTime(c.reserved_until) }))
+      : c.order_id ? h('p', { class: 'muted small' }, t('wallet.used_on', { order: c.order_id })) : null,
     form);
 }
 
@@ -407,6 +409,7 @@ function eventText(e) {
     }
     case 'coupon.expiring_soon': return t('event.coupon.expiring_soon', { until: dateTime(d.valid_until) });
     case 'coupon.used': return t('event.coupon.used', { discount: won(d.discount_amount ?? 0) });
+    case 'coupon.reservation_expired': return t('event.coupon.reservation_expired', { order: d.order_id });
     default: return t(`event.${e.type}`, { name });
   }
 }

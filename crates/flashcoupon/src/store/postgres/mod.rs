@@ -63,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "service keys",
         include_str!("../../../migrations/common/0006_service_keys.sql"),
     ),
+    (
+        7,
+        "reservations",
+        include_str!("../../../migrations/postgres/0007_reservations.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "service keys",
         include_str!("../../../migrations/common/0006_service_keys.sql"),
     ),
+    (
+        7,
+        "reservations",
+        include_str!("../../../migrations/sqlite/0007_reservations.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated
