@@ -146,7 +146,7 @@ pub struct BulkUsersResponse {
 /// hashed once and shared by the whole batch, so 10,000 users take a second
 /// instead of minutes of argon2. All or none are created.
 #[utoipa::path(post, path = "/api/v1/admin/users/bulk", tag = "accounts", request_body = BulkUsersRequest,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 201, body = BulkUsersResponse), (status = 400, body = ErrorBody, description = "invalid_input"),
         (status = 403, body = ErrorBody, description = "forbidden"), (status = 409, body = ErrorBody, description = "email_taken")))]
 pub async fn bulk_users(

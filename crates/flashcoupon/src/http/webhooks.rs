@@ -250,7 +250,7 @@ impl NewWebhook {
 
 /// Register an endpoint. The answer includes its secret (only this once).
 #[utoipa::path(post, path = "/api/v1/admin/webhooks", tag = "webhooks", request_body = NewWebhook,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody, description = "invalid_input"),
         (status = 403, body = ErrorBody)))]
 pub async fn create(
@@ -274,7 +274,7 @@ pub async fn create(
 }
 
 /// Every registered endpoint (without secrets).
-#[utoipa::path(get, path = "/api/v1/admin/webhooks", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/webhooks", tag = "webhooks", security(("bearer" = ["admin"])),
     responses((status = 200, body = WebhookList), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -296,7 +296,7 @@ async fn find(state: &AppState, id: &str) -> Result<WebhookRecord, ApiError> {
 
 /// One endpoint (without its secret).
 #[utoipa::path(get, path = "/api/v1/admin/webhooks/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "webhook id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id")), security(("bearer" = ["admin"])),
     responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -308,7 +308,7 @@ pub async fn show(
 
 /// Remove an endpoint: its pending deliveries are dropped, its log stays readable.
 #[utoipa::path(delete, path = "/api/v1/admin/webhooks/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "webhook id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id")), security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -403,7 +403,7 @@ pub struct DeliveryLog {
 
 /// An endpoint's deliveries, newest first, each with its attempts.
 #[utoipa::path(get, path = "/api/v1/admin/webhooks/{id}/deliveries", tag = "webhooks",
-    params(("id" = String, Path, description = "webhook id"), LogParams), security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id"), LogParams), security(("bearer" = ["admin"])),
     responses((status = 200, body = DeliveryLog), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deliveries(
     State(state): State<AppState>,

@@ -4,7 +4,7 @@
 //! document and the server disagreeing, and the server was the one to move.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{assert_error, body, spawn_app};
 
@@ -265,4 +265,40 @@ async fn ids_and_cursors_are_only_spelled_the_way_the_api_writes_them() {
             .await;
         assert_eq!(r.status(), status, "{ids}");
     }
+}
+
+#[tokio::test]
+async fn the_document_marks_the_admin_operations_and_a_shopper_gets_403_from_each() {
+    let app = spawn_app().await;
+    let (_, shopper) = app.signup("kim@example.com").await;
+    let doc = body(app.get("/openapi.json", None).await).await;
+    assert!(
+        doc["paths"].get("/api/v1/notifications/ws").is_none(),
+        "a WebSocket is no request and answer"
+    );
+    let mut admin_only = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op["security"] != json!([{"bearer": ["admin"]}]) {
+                continue;
+            }
+            admin_only += 1;
+            assert!(
+                op["responses"].get("403").is_some(),
+                "{method} {path} lists 403"
+            );
+            let url = app.url(&path.replace("{id}", &uuid::Uuid::now_v7().to_string()));
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = app
+                .client
+                .request(method.clone(), url)
+                .bearer_auth(&shopper)
+                .json(&Value::Object(Default::default()))
+                .send()
+                .await
+                .unwrap();
+            assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+        }
+    }
+    assert_eq!(admin_only, 12, "every admin route is marked");
 }
