@@ -31,11 +31,17 @@ echo "==> pass 3: the web UI end to end in headless Chromium (scripts/e2e.sh)"
 bash scripts/e2e.sh 2>&1 | tee "$logs/e2e.log"
 status3=${PIPESTATUS[0]}
 
+echo "==> pass 4: schemathesis against the real server from its /openapi.json, as the admin"
+echo "    and as a shopper, a second shopper's objects off limits (scripts/schemathesis.sh)"
+bash scripts/schemathesis.sh 2>&1 | tee "$logs/schemathesis.log"
+status4=${PIPESTATUS[0]}
+
 echo "==> embedded pass:  $(summary "$logs/embedded.log")"
 echo "==> scale-out pass: $(summary "$logs/scale-out.log")"
 scaleout_ran=$(grep -cE "^\s+PASS .* scaleout::" "$logs/embedded.log" || true)
 echo "==> scale-out failure tests passed in pass 1: $scaleout_ran"
 echo "==> browser pass:   $(grep -E "^ℹ (tests|pass|fail)" "$logs/e2e.log" | tr '\n' ' ')"
-if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ]; then
+echo "==> schemathesis:   $(sed -n 's/^==> schemathesis: //p' "$logs/schemathesis.log")"
+if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ] || [ "$status4" -ne 0 ]; then
     exit 1
 fi
