@@ -31,16 +31,22 @@ echo "==> pass 3: the web UI end to end in headless Chromium (scripts/e2e.sh)"
 bash scripts/e2e.sh 2>&1 | tee "$logs/e2e.log"
 status3=${PIPESTATUS[0]}
 
-echo "==> pass 4: the fuzz targets, a short smoke run each (scripts/fuzz.sh)"
-bash scripts/fuzz.sh 2>&1 | tee "$logs/fuzz.log"
+echo "==> pass 4: schemathesis against the real server from its /openapi.json, as the admin"
+echo "    and as a shopper, a second shopper's objects off limits (scripts/schemathesis.sh)"
+bash scripts/schemathesis.sh 2>&1 | tee "$logs/schemathesis.log"
 status4=${PIPESTATUS[0]}
+
+echo "==> pass 5: the fuzz targets, a short smoke run each (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 2>&1 | tee "$logs/fuzz.log"
+status5=${PIPESTATUS[0]}
 
 echo "==> embedded pass:  $(summary "$logs/embedded.log")"
 echo "==> scale-out pass: $(summary "$logs/scale-out.log")"
 scaleout_ran=$(grep -cE "^\s+PASS .* scaleout::" "$logs/embedded.log" || true)
 echo "==> scale-out failure tests passed in pass 1: $scaleout_ran"
 echo "==> browser pass:   $(grep -E "^ℹ (tests|pass|fail)" "$logs/e2e.log" | tr '\n' ' ')"
+echo "==> schemathesis:   $(sed -n 's/^==> schemathesis: //p' "$logs/schemathesis.log")"
 echo "==> fuzz pass:      $(grep -cE "^Done [0-9]+ runs" "$logs/fuzz.log") targets ran clean: $(awk '/^Done [0-9]+ runs/ { n += $2 } END { print n + 0 }' "$logs/fuzz.log") inputs"
-if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ] || [ "$status4" -ne 0 ]; then
+if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ] || [ "$status4" -ne 0 ] || [ "$status5" -ne 0 ]; then
     exit 1
 fi

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use super::InvalidInput;
 use super::discount::{Discount, MAX_MONEY};
 use super::ids::CampaignId;
-use super::timestamp::{MILLIS_PER_DAY, Timestamp};
+use super::timestamp::{self, MILLIS_PER_DAY, Timestamp};
+use super::whole;
 
 pub const MAX_TOTAL_QUANTITY: u32 = 1_000_000_000;
 pub const MAX_PER_USER_LIMIT: u32 = 1_000;
@@ -95,34 +96,50 @@ pub fn campaign_status(
     }
 }
 
-/// The body of `POST /api/v1/campaigns`.
+/// The body of `POST /api/v1/campaigns`. Beyond each field's own rule:
+/// `issue_ends_at` after `issue_starts_at`; exactly one of `valid_days` and
+/// `valid_until`; `valid_until` not before `issue_ends_at`; `valid_from`
+/// (only with `valid_until`) before `valid_until`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
-    /// 1 to 200 characters (not all spaces), no control characters.
+    /// 1 to 200 characters, not all of them white space (the ends are
+    /// trimmed), and no control characters (SQLite's `length` stops at a NUL,
+    /// PostgreSQL refuses one).
+    // The pattern: no control character anywhere, and some character that
+    // `char::is_whitespace` (what `trim` removes) is false for.
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
     pub discount: Discount,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::number")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub min_order_amount: i64,
+    #[serde(deserialize_with = "whole::number")]
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub total_quantity: i64,
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole::number")]
     #[schema(minimum = 1, maximum = 1_000)]
     pub per_user_limit: i64,
+    #[serde(deserialize_with = "timestamp::client")]
+    #[schema(schema_with = timestamp::client_schema)]
     pub issue_starts_at: Timestamp,
+    #[serde(deserialize_with = "timestamp::client")]
+    #[schema(schema_with = timestamp::client_schema)]
     pub issue_ends_at: Timestamp,
-    #[serde(default)]
+    /// Coupons stay valid this many days from their issue (1 to 3,650).
+    #[serde(default, deserialize_with = "whole::optional")]
+    #[schema(minimum = 1, maximum = 3_650)]
     pub valid_days: Option<i64>,
     /// Optional: coupons cannot be spent before this instant.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp::client_optional")]
+    #[schema(schema_with = timestamp::client_schema_nullable)]
     pub valid_from: Option<Timestamp>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp::client_optional")]
+    #[schema(schema_with = timestamp::client_schema_nullable)]
     pub valid_until: Option<Timestamp>,
 }
 
@@ -134,10 +151,13 @@ impl NewCampaign {
     /// Check every rule and build the campaign it describes.
     pub fn parse(self, id: CampaignId, now: Timestamp) -> Result<Campaign, InvalidInput> {
         let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        if name.is_empty()
+            || self.name.chars().count() > 200
+            || self.name.chars().any(char::is_control)
+        {
             return Err(InvalidInput::new(
                 "name",
-                "must be 1 to 200 characters without control characters",
+                "must be 1 to 200 characters, not only white space, without control characters",
             ));
         }
         self.discount.validate()?;
@@ -227,12 +247,18 @@ fn in_range(field: &'static str, value: i64, max: u32) -> Result<u32, InvalidInp
     }
 }
 
-/// The body of `PATCH /api/v1/campaigns/{id}`: every field optional, at least one given.
+/// The body of `PATCH /api/v1/campaigns/{id}`: every field optional, at
+/// least one given. `issue_ends_at` must fall after the campaign's
+/// `issue_starts_at`, and not after its coupons' `valid_until` if they have one.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignPatch {
     pub paused: Option<bool>,
+    #[serde(default, deserialize_with = "timestamp::client_optional")]
+    #[schema(schema_with = timestamp::client_schema_nullable)]
     pub issue_ends_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "whole::optional")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub total_quantity: Option<i64>,
 }
 

@@ -9,6 +9,7 @@ use super::campaign::CouponTerms;
 use super::discount::MAX_MONEY;
 use super::ids::{CampaignId, CouponId, UserId};
 use super::timestamp::Timestamp;
+use super::whole;
 
 /// The status kept in the record. `expired` is not stored: it is what an
 /// `available` coupon shows once its validity has passed.
@@ -122,6 +123,7 @@ pub struct UseRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
     )]
     pub order_id: String,
+    #[serde(deserialize_with = "whole::number")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub order_amount: i64,
 }

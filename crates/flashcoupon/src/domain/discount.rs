@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::InvalidInput;
+use super::whole;
 
 /// The largest amount of money we accept anywhere (10^12 won): keeps
 /// `amount * percent` far below `i64::MAX`.
@@ -18,14 +19,20 @@ pub const MAX_MONEY: i64 = 1_000_000_000_000;
 pub enum Discount {
     /// A fixed amount off, e.g. 5,000 won.
     Fixed {
+        #[serde(deserialize_with = "whole::number")]
         #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
         amount: i64,
     },
     /// A percentage off (1..=100), optionally capped at `max_amount`.
     Percent {
+        #[serde(deserialize_with = "whole::number")]
         #[schema(minimum = 1, maximum = 100)]
         percent: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "whole::optional"
+        )]
         #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
         max_amount: Option<i64>,
     },

@@ -7,6 +7,14 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A UUID in the hyphenated form the API writes, and no other spelling
+/// (what JSON Schema's `format: uuid` means too).
+pub fn parse_uuid(s: &str) -> Option<Uuid> {
+    s.parse::<uuid::fmt::Hyphenated>()
+        .ok()
+        .map(uuid::fmt::Hyphenated::into_uuid)
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -38,10 +46,12 @@ macro_rules! id_type {
 
         impl utoipa::ToSchema for $name {}
 
+        /// Only the hyphenated form the API writes ids in: an id is an
+        /// opaque string, so no other spelling names the same thing.
         impl FromStr for $name {
             type Err = uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::try_parse(s).map(Self)
+                s.parse::<uuid::fmt::Hyphenated>().map(|h| Self(h.into_uuid()))
             }
         }
     };

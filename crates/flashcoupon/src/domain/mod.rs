@@ -8,6 +8,7 @@ pub mod coupon;
 pub mod discount;
 pub mod ids;
 pub mod timestamp;
+pub mod whole;
 
 /// A request value that broke a rule. `field` is the offending field, named
 /// in the message because API.md promises clients they can tell which one.

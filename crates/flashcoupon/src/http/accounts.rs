@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::{ApiError, ClientAddr, ErrorBody, Json};
 use crate::auth::AdminUser;
-use crate::domain::InvalidInput;
 use crate::domain::account::{Email, Password, Role};
 use crate::domain::ids::UserId;
+use crate::domain::{InvalidInput, whole};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -27,11 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// An e-mail address (compared in lower case).
-    #[schema(
-        max_length = 254,
-        pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$"
-    )]
+    #[schema(schema_with = Email::schema)]
     pub email: String,
     /// 8 to 256 characters.
     #[schema(min_length = 8, max_length = 256)]
@@ -120,6 +116,7 @@ pub async fn login(
 #[serde(deny_unknown_fields)]
 pub struct BulkUsersRequest {
     /// 1..=10,000 users.
+    #[serde(deserialize_with = "whole::number")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub count: i64,
     /// Users are named `<email_prefix>-<n>@bulk.invalid`; letters, digits, `.`, `_`, `-`.
@@ -149,7 +146,7 @@ pub struct BulkUsersResponse {
 /// hashed once and shared by the whole batch, so 10,000 users take a second
 /// instead of minutes of argon2. All or none are created.
 #[utoipa::path(post, path = "/api/v1/admin/users/bulk", tag = "accounts", request_body = BulkUsersRequest,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 201, body = BulkUsersResponse), (status = 400, body = ErrorBody, description = "invalid_input"),
         (status = 403, body = ErrorBody, description = "forbidden"), (status = 409, body = ErrorBody, description = "email_taken")))]
 pub async fn bulk_users(
@@ -162,7 +159,9 @@ pub async fn bulk_users(
             InvalidInput::new("count", format!("must be between 1 and {MAX_BULK_USERS}")).into(),
         );
     }
-    let prefix = body.email_prefix.to_lowercase();
+    // Checked as sent, then lower-cased (some non-ASCII letters lower-case
+    // to ASCII ones: the Kelvin sign to `k`).
+    let prefix = &body.email_prefix;
     if prefix.is_empty()
         || prefix.len() > 64
         || !prefix
@@ -175,6 +174,7 @@ pub async fn bulk_users(
         )
         .into());
     }
+    let prefix = prefix.to_lowercase();
     let password = Password::parse(body.password)?;
     let users = (1..=body.count)
         .map(|n| {

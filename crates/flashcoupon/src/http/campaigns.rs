@@ -48,7 +48,7 @@ pub struct ListParams {
 
 /// Create a campaign (admin).
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 201, body = CampaignView), (status = 400, body = ErrorBody, description = "invalid_input"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
@@ -107,7 +107,7 @@ async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, Api
 
 /// Pause or resume, move the end of issuing, or change the stock (admin).
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", request_body = CampaignPatch,
-    params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id")), security(("bearer" = ["admin"])),
     responses((status = 200, body = CampaignView), (status = 400, body = ErrorBody, description = "invalid_input"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "quantity_below_issued")))]
 pub async fn patch(

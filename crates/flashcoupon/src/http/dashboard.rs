@@ -58,7 +58,7 @@ pub struct DashboardView {
 
 /// A campaign's live dashboard numbers (admin).
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/stats", tag = "admin",
-    params(("id" = String, Path, description = "campaign id"), StatsParams), security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id"), StatsParams), security(("bearer" = ["admin"])),
     responses((status = 200, body = DashboardView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stats(
@@ -141,7 +141,7 @@ pub struct WinnerList {
 /// follows the drop live should page on from the last `seq` it holds without
 /// a gap, not from the highest; once claims have settled the list is dense.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/winners", tag = "admin",
-    params(("id" = String, Path, description = "campaign id"), WinnerParams), security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id"), WinnerParams), security(("bearer" = ["admin"])),
     responses((status = 200, body = WinnerList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn winners(
@@ -172,7 +172,7 @@ const CSV_PAGE: u32 = 1000;
 
 /// Every winner as CSV (admin): `seq,coupon_id,user_id,email,issued_at,status,used_at,order_id`.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/winners.csv", tag = "admin",
-    params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id")), security(("bearer" = ["admin"])),
     responses((status = 200, content_type = "text/csv", description = "one line per coupon, in seq order"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn winners_csv(

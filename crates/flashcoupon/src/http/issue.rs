@@ -46,7 +46,10 @@ fn answer(result: ClaimResult, now: Timestamp) -> Result<(StatusCode, Json<Coupo
 /// from the same user returns the first answer again and never a second coupon.
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/issue", tag = "issuing",
     params(("id" = String, Path, description = "campaign id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1..128 printable characters")),
+        ("Idempotency-Key" = Option<String>, Header, description = "1..128 printable ASCII characters",
+            // HTTP drops the spaces and tabs around a header value before
+            // the server reads it, so the pattern allows them there.
+            pattern = r"^[ \t]*[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?[ \t]*$")),
     security(("bearer" = [])),
     responses((status = 201, body = CouponView, description = "issued and durable"),
         (status = 404, body = ErrorBody, description = "not_found"),

@@ -135,21 +135,23 @@ pub async fn live_many(
     ClientAddr(client): ClientAddr,
     Query(params): Query<LiveManyParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // As the pattern says: 1 to 50 ids, commas and nothing else between them.
+    let listed: Vec<&str> = params.campaigns.split(',').collect();
+    if listed.len() > MAX_LIVE_CAMPAIGNS {
+        return Err(InvalidInput::new(
+            "campaigns",
+            format!("at most {MAX_LIVE_CAMPAIGNS} campaigns"),
+        )
+        .into());
+    }
     let mut ids: Vec<CampaignId> = Vec::new();
-    for raw in params.campaigns.split(',').map(str::trim) {
+    for raw in listed {
         let id: CampaignId = raw
             .parse()
             .map_err(|_| InvalidInput::new("campaigns", format!("{raw:?} is not a campaign id")))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
-    }
-    if ids.len() > MAX_LIVE_CAMPAIGNS {
-        return Err(InvalidInput::new(
-            "campaigns",
-            format!("at most {MAX_LIVE_CAMPAIGNS} campaigns"),
-        )
-        .into());
     }
     for &id in &ids {
         state

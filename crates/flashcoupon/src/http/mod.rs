@@ -54,7 +54,7 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// | [`issue`] | the claim (hot path), the caller's view of a campaign |
 /// | [`wallet`] | wallets and one coupon |
 /// | [`spending`] | use, preview, cancel a use |
-/// | [`socket`] | the notification WebSocket |
+/// | [`socket`] | the notification WebSocket, not in the OpenAPI document (it is no request and answer) |
 /// | [`live`] | live stock (Server-Sent Events) |
 /// | [`notifications`] | subscriptions, inbox |
 /// | [`webhooks`] | the shop's endpoints and their delivery log |
@@ -64,7 +64,9 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     let (api, mut doc) = api().split_for_parts();
     openapi::add_common_responses(&mut doc);
+    openapi::add_body_rules(&mut doc);
     api.merge(ui::router())
+        .merge(socket::router())
         .merge(SwaggerUi::new("/api/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -81,7 +83,6 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(issue::router())
         .merge(wallet::router())
         .merge(spending::router())
-        .merge(socket::router())
         .merge(live::router())
         .merge(notifications::router())
         .merge(webhooks::router())

@@ -11,7 +11,7 @@ use super::paging::Page;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::{AuthUser, WritingUser};
 use crate::domain::InvalidInput;
-use crate::domain::ids::CampaignId;
+use crate::domain::ids::{CampaignId, parse_uuid};
 use crate::domain::timestamp::Timestamp;
 use crate::state::AppState;
 
@@ -171,9 +171,27 @@ pub async fn inbox(
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     /// These notifications (1..=500 ids)…
+    #[serde(default, deserialize_with = "notification_ids")]
+    #[schema(min_items = 1, max_items = 500)]
     pub ids: Option<Vec<uuid::Uuid>>,
     /// …or all of them (`true`). Exactly one of the two.
     pub all: Option<bool>,
+}
+
+/// Ids as the inbox writes them, as `format: uuid` says: hyphenated.
+fn notification_ids<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<uuid::Uuid>>, D::Error> {
+    let Some(raw) = Option::<Vec<String>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    raw.iter()
+        .map(|id| {
+            parse_uuid(id)
+                .ok_or_else(|| serde::de::Error::custom(format!("{id:?} is not a notification id")))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -2,9 +2,40 @@
 //! `before` the last id of the previous page, `next` present only when the
 //! page came back full.
 
-use std::str::FromStr;
-
 use crate::domain::InvalidInput;
+use crate::domain::ids::{CampaignId, CouponId, parse_uuid};
+
+/// A cursor exactly as a list writes it in `next`, and no other spelling:
+/// a hyphenated id, or a `seq` of at most nine digits (the `before` and
+/// `after` parameters' patterns say the same).
+pub trait Cursor: Sized {
+    fn parse(raw: &str) -> Option<Self>;
+}
+
+impl Cursor for uuid::Uuid {
+    fn parse(raw: &str) -> Option<Self> {
+        parse_uuid(raw)
+    }
+}
+
+impl Cursor for CampaignId {
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse().ok()
+    }
+}
+
+impl Cursor for CouponId {
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse().ok()
+    }
+}
+
+impl Cursor for u32 {
+    fn parse(raw: &str) -> Option<Self> {
+        let digits = (1..=9).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| raw.parse().ok()).flatten()
+    }
+}
 
 /// A validated page request.
 #[derive(Debug)]
@@ -13,7 +44,7 @@ pub struct Page<T> {
     pub before: Option<T>,
 }
 
-impl<T: FromStr> Page<T> {
+impl<T: Cursor> Page<T> {
     /// `limit` defaults to `default` and must be in `1..=max`; `before` must
     /// parse as the listed thing's id (`what` names it in the error).
     pub fn parse(
@@ -44,8 +75,7 @@ impl<T: FromStr> Page<T> {
         }
         let before = before
             .map(|b| {
-                b.parse::<T>()
-                    .map_err(|_| InvalidInput::new(field, format!("must be a {what}")))
+                T::parse(&b).ok_or_else(|| InvalidInput::new(field, format!("must be a {what}")))
             })
             .transpose()?;
         Ok(Self { limit, before })

@@ -1,25 +1,32 @@
 //! The notification socket: a WebSocket that pushes each signed-in shopper
 //! their events (claims, uses, subscriptions' news) as they happen.
+//!
+//! Not in the OpenAPI document: OpenAPI describes requests and their
+//! answers, and a WebSocket is neither (a fuzzer reading the document would
+//! only see a GET that refuses to be one). The `notifications` tag's
+//! description there points here and says how to connect.
 
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Deserialize;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ClientAddr, ErrorBody};
+use super::{ApiError, ClientAddr};
 use crate::auth::Claims;
 use crate::connections::Slot;
 use crate::notify::hub::CLOSE_SLOW;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(socket))
+pub const PATH: &str = "/api/v1/notifications/ws";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(PATH, get(socket))
 }
 
 /// Close codes of the notification socket.
@@ -75,10 +82,6 @@ pub(crate) enum ClientMessage {
 /// 4000 heartbeat lost, 1013 too many sockets for the account, 4429 the
 /// client read too slowly (its events stay in
 /// the inbox).
-#[utoipa::path(get, path = "/api/v1/notifications/ws", tag = "notifications",
-    responses((status = 101, description = "switching to the WebSocket protocol"),
-        (status = 400, body = ErrorBody, description = "not a WebSocket upgrade request"),
-        (status = 503, body = ErrorBody, description = "unavailable: too many live connections (in all, from this address, or waiting to sign in)")))]
 pub async fn socket(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,

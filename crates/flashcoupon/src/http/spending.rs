@@ -206,7 +206,7 @@ pub async fn preview(
 /// coupon on many orders);
 /// the coupon is available again if still valid.
 #[utoipa::path(post, path = "/api/v1/coupons/{id}/cancel-use", tag = "spending", request_body = CancelUseRequest,
-    params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "coupon id")), security(("bearer" = ["admin"])),
     responses((status = 200, body = CouponView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden: not an admin or a service key"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not_used")))]

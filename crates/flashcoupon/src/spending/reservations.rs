@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::SpendError;
-use crate::domain::InvalidInput;
+use crate::domain::{InvalidInput, whole};
 use crate::domain::coupon::{Coupon, Reservation, ReserveDecision, UseRejection, check_order_id};
 use crate::domain::discount::MAX_MONEY;
 use crate::domain::ids::{CouponId, UserId};
@@ -32,12 +32,13 @@ pub struct ReserveRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
     )]
     pub order_id: String,
+    #[serde(deserialize_with = "whole::number")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub order_amount: i64,
     /// How long the coupon is held (1..=86,400 s; default 900, the
     /// server's `--reservation-ttl-secs`).
     #[schema(minimum = 1, maximum = 86_400)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub ttl_secs: Option<i64>,
 }
 

@@ -12,6 +12,7 @@ mod campaigns;
 mod concurrency;
 mod console;
 mod crash;
+mod document;
 mod helpers;
 mod issuing;
 mod loadtest;
