@@ -23,7 +23,8 @@ use utoipa::{Modify, OpenApi};
         (name = "campaigns", description = "Drops: admins write, anyone reads"),
         (name = "issuing", description = "The hot path"),
         (name = "wallet", description = "Issued coupons"),
-        (name = "spending", description = "Use and cancel-use"),
+        (name = "spending", description = "Use, cancel-use, and reservations (reserve, confirm, release)"),
+        (name = "service keys", description = "Keys for shop back ends calling server to server (`Authorization: Bearer fck_…`)"),
         (name = "notifications", description = "Live stock, subscriptions, inbox. Live events come over the WebSocket \
 `/api/v1/notifications/ws`, which is not an operation here: sign in with `Authorization: Bearer <token>` on the \
 upgrade, or send `{\"type\":\"auth\",\"token\":\"…\"}` first; each event arrives as \

@@ -85,7 +85,7 @@ pub struct ServiceKeyList {
 /// Create a service key for a shop back end. The key is in this answer
 /// only; the record keeps its hash.
 #[utoipa::path(post, path = "/api/v1/admin/api-keys", tag = "service keys",
-    request_body = NewServiceKey, security(("bearer" = [])),
+    request_body = NewServiceKey, security(("bearer" = ["admin"])),
     responses((status = 201, body = CreatedServiceKey),
         (status = 400, body = ErrorBody, description = "invalid_input")))]
 pub async fn create(
@@ -118,7 +118,7 @@ pub async fn create(
 
 /// The live service keys (names and dates; never the keys).
 #[utoipa::path(get, path = "/api/v1/admin/api-keys", tag = "service keys",
-    security(("bearer" = [])), responses((status = 200, body = ServiceKeyList)))]
+    security(("bearer" = ["admin"])), responses((status = 200, body = ServiceKeyList)))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -131,7 +131,7 @@ pub async fn list(
 
 /// Delete a service key: refused from the next request on, on every instance.
 #[utoipa::path(delete, path = "/api/v1/admin/api-keys/{id}", tag = "service keys",
-    params(("id" = String, Path, description = "service key id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "service key id")), security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::SpendError;
-use crate::domain::{InvalidInput, whole};
 use crate::domain::coupon::{Coupon, Reservation, ReserveDecision, UseRejection, check_order_id};
 use crate::domain::discount::MAX_MONEY;
 use crate::domain::ids::{CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
+use crate::domain::{InvalidInput, whole};
 use crate::events::{Event, Payload};
 use crate::state::Shared;
 use crate::store::{HoldRecord, HoldState};
