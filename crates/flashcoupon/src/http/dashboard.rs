@@ -91,8 +91,9 @@ pub struct WinnerParams {
     /// Page size, 1..=1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `next` of the previous page: winners after this `seq`.
-    #[param(pattern = r"^[0-9]{1,9}$")]
+    /// The `next` of the previous page: winners after this `seq`
+    /// (0 to 1,000,000,000, the largest stock).
+    #[param(pattern = r"^([0-9]{1,9}|1000000000)$")]
     pub after: Option<String>,
 }
 

@@ -3,10 +3,11 @@
 //! page came back full.
 
 use crate::domain::InvalidInput;
+use crate::domain::campaign::MAX_TOTAL_QUANTITY;
 use crate::domain::ids::{CampaignId, CouponId, parse_uuid};
 
 /// A cursor exactly as a list writes it in `next`, and no other spelling:
-/// a hyphenated id, or a `seq` of at most nine digits (the `before` and
+/// a hyphenated id, or a `seq` up to the largest stock (the `before` and
 /// `after` parameters' patterns say the same).
 pub trait Cursor: Sized {
     fn parse(raw: &str) -> Option<Self>;
@@ -30,10 +31,15 @@ impl Cursor for CouponId {
     }
 }
 
+/// `^([0-9]{1,9}|1000000000)$`: nine digits, or the last seq of the largest stock.
 impl Cursor for u32 {
     fn parse(raw: &str) -> Option<Self> {
         let digits = (1..=9).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit());
-        digits.then(|| raw.parse().ok()).flatten()
+        if digits || raw == MAX_TOTAL_QUANTITY.to_string() {
+            raw.parse().ok()
+        } else {
+            None
+        }
     }
 }
 
