@@ -1,12 +1,14 @@
 //! The public live channel of each campaign (remaining stock and status for
 //! the drop page's counter), coalesced: whatever happens, a watcher gets at
-//! most one snapshot per [`COALESCE`].
+//! most one snapshot per [`period`] (100 ms; longer for a crowd).
 //!
 //! Claims only mark their campaign dirty; the refresher
 //! ([`super::Notifier::run_live`]) reads the gate for dirty campaigns once
 //! per period and publishes one snapshot into a `watch` channel, which keeps
 //! only the latest value, so a slow watcher skips snapshots instead of
-//! queueing them.
+//! queueing them. Each snapshot is rendered to JSON once, when published,
+//! for every watcher: ten thousand open drop pages cost one serialisation
+//! per update, not ten thousand.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,8 +25,19 @@ use crate::domain::campaign::{Campaign, CampaignStatus, campaign_status};
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
 
-/// At most one update per campaign per this period (10 a second).
+/// At most one update per campaign per this period (10 a second)...
 pub const COALESCE: Duration = Duration::from_millis(100);
+/// ...and, for a crowd, per this long per watcher: each update is one write
+/// per open stream, and at 10 a second ten thousand drop pages cost the
+/// kernel 100,000 socket writes a second on the claims' cores (measured:
+/// `bench/abuse.sh`). 100 µs a watcher keeps a campaign's streams to about
+/// 10,000 writes a second in all: 10,000 pages get an update a second.
+pub const PER_WATCHER: Duration = Duration::from_micros(100);
+
+/// The coalescing period of a campaign with `watchers` open streams.
+pub fn period(watchers: usize) -> Duration {
+    COALESCE.max(PER_WATCHER * watchers.min(1_000_000) as u32)
+}
 
 /// What the live channel streams.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -72,9 +85,19 @@ impl LiveSnapshot {
     }
 }
 
+/// A published snapshot and its `stock` event data, rendered once.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: LiveSnapshot,
+    pub json: Arc<str>,
+    /// The campaign's coalescing period when it was published: watchers
+    /// spread their sends over it (see `http::live`).
+    pub period: Duration,
+}
+
 #[derive(Debug)]
 struct Channel {
-    tx: watch::Sender<Option<Arc<LiveSnapshot>>>,
+    tx: watch::Sender<Option<Arc<Published>>>,
     /// When watchers last got a snapshot (tokio's clock, so tests can pause it).
     last_sent: Option<Instant>,
 }
@@ -87,7 +110,7 @@ pub struct Live {
 
 impl Live {
     /// Watch a campaign: the current snapshot arrives within one period.
-    pub fn watch(&self, campaign: CampaignId) -> watch::Receiver<Option<Arc<LiveSnapshot>>> {
+    pub fn watch(&self, campaign: CampaignId) -> watch::Receiver<Option<Arc<Published>>> {
         let rx = lock(&self.channels)
             .entry(campaign)
             .or_insert_with(|| Channel {
@@ -118,7 +141,7 @@ impl Live {
     }
 
     /// Publish to watchers if it differs from what they last got, at most
-    /// once per [`COALESCE`]: a snapshot that comes too soon is not sent and
+    /// once per [`period`]: a snapshot that comes too soon is not sent and
     /// its campaign stays dirty, so the next period sends the latest state.
     pub fn publish(&self, snapshot: LiveSnapshot) {
         let id = snapshot.campaign_id;
@@ -127,19 +150,26 @@ impl Live {
             return;
         };
         let now = Instant::now();
+        let period = period(channel.tx.receiver_count());
         if channel
             .last_sent
-            .is_some_and(|at| now.duration_since(at) < COALESCE)
+            .is_some_and(|at| now.duration_since(at) < period)
         {
             drop(channels);
             self.mark(id);
             return;
         }
         let sent = channel.tx.send_if_modified(|current| {
-            if current.as_deref().is_some_and(|c| c.same_as(&snapshot)) {
+            if current.as_deref().is_some_and(|c| c.snapshot.same_as(&snapshot)) {
                 return false;
             }
-            *current = Some(Arc::new(snapshot));
+            // Plain fields: serialising cannot fail.
+            let json = serde_json::to_string(&snapshot).unwrap_or_default().into();
+            *current = Some(Arc::new(Published {
+                snapshot,
+                json,
+                period,
+            }));
             true
         });
         if sent {
@@ -151,6 +181,14 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crowd_gets_fewer_updates_a_second() {
+        assert_eq!(period(1), COALESCE);
+        assert_eq!(period(1_000), COALESCE);
+        assert_eq!(period(10_000), Duration::from_secs(1));
+        assert_eq!(period(100_000), Duration::from_secs(10));
+    }
     use crate::domain::campaign::{CouponTerms, Validity};
     use crate::domain::discount::Discount;
 
@@ -209,6 +247,8 @@ mod tests {
         tokio::time::advance(COALESCE).await;
         live.publish(LiveSnapshot::new(&c, &stock(9_001), Timestamp(1_000)));
         let last = rx.borrow_and_update().clone().unwrap();
-        assert_eq!(last.remaining_quantity, 9_001);
+        assert_eq!(last.snapshot.remaining_quantity, 9_001);
+        let json: serde_json::Value = serde_json::from_str(&last.json).unwrap();
+        assert_eq!(json["remaining_quantity"], 9_001, "rendered once, as published");
     }
 }
