@@ -12,6 +12,9 @@ fi
 bash scripts/services.sh
 
 summary() { grep -E "^\s+Summary" "$1" | tail -1; }
+# From here a failing pass does not stop the others: each status is kept and
+# the run fails at the end, after every pass has printed what it found.
+set +e
 logs=$(mktemp -d)
 
 echo "==> pass 1: unit tests, the contract suite in embedded mode (SQLite), crash tests,"
