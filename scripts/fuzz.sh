@@ -24,11 +24,15 @@ for target in parsers campaign_json discount; do
     dict=()
     [ "$target" = campaign_json ] && dict=(-dict="$PWD/fuzz/campaign.dict")
     echo "==> fuzz $target for ${seconds}s"
-    if ! cargo fuzz run -s none -O "$target" "$PWD/fuzz/corpus/$target" "$PWD/fuzz/seeds/$target" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
-        2>&1 | tail -n 25; then
+    log="$(mktemp)"
+    if cargo fuzz run -s none -O "$target" "$PWD/fuzz/corpus/$target" "$PWD/fuzz/seeds/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
+        tail -n 8 "$log"
+    else
+        grep -A6 -m1 "panicked" "$log" || tail -n 40 "$log"
         echo "==> fuzz $target FAILED: see fuzz/artifacts/$target/"
         status=1
     fi
+    rm -f "$log"
 done
 exit $status

@@ -90,16 +90,24 @@ impl FromRequestParts<AppState> for Caller {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    /// A live service key on a shopper's route is a valid credential
-    /// without the right: 403.
+    /// A service key is not a shopper's or an admin's credential: 401,
+    /// without looking it up, so a flood of made-up keys on the claim path
+    /// costs no record read.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match Caller::from_request_parts(parts, state).await? {
-            Caller::User(user) => Ok(user),
-            Caller::Service(_) => Err(ApiError::Forbidden),
+        let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if service_keys::is_service_key(credential) {
+            return Err(ApiError::Unauthorized);
         }
+        let claims = state
+            .authenticate(credential)
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(AuthUser {
+            id: claims.sub,
+            role: claims.role,
+        })
     }
 }
 

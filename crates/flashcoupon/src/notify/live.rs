@@ -160,7 +160,10 @@ impl Live {
             return;
         }
         let sent = channel.tx.send_if_modified(|current| {
-            if current.as_deref().is_some_and(|c| c.snapshot.same_as(&snapshot)) {
+            if current
+                .as_deref()
+                .is_some_and(|c| c.snapshot.same_as(&snapshot))
+            {
                 return false;
             }
             // Plain fields: serialising cannot fail.
@@ -249,6 +252,9 @@ mod tests {
         let last = rx.borrow_and_update().clone().unwrap();
         assert_eq!(last.snapshot.remaining_quantity, 9_001);
         let json: serde_json::Value = serde_json::from_str(&last.json).unwrap();
-        assert_eq!(json["remaining_quantity"], 9_001, "rendered once, as published");
+        assert_eq!(
+            json["remaining_quantity"], 9_001,
+            "rendered once, as published"
+        );
     }
 }

@@ -239,10 +239,13 @@ macro_rules! hold_queries {
                         .execute(&mut *tx)
                         .await?;
                     if freed.rows_affected() != 1 {
-                        return Err(StoreError::Constraint(format!(
-                            "coupon {} is not reserved for its expiring hold",
-                            h.coupon_id
-                        )));
+                        // The hold and its coupon disagree (an operator's
+                        // edit?): the hold still ends, and one bad pair
+                        // must not stop every other expiry for good.
+                        tracing::error!(
+                            hold = %h.id, coupon = %h.coupon_id,
+                            "an expiring hold's coupon is not reserved for it; left as it is"
+                        );
                     }
                 }
                 tx.commit().await?;

@@ -10,11 +10,21 @@
 //! writes cannot slow a drop. Ordinary writes still go between batches: the
 //! writer lets go of its turn while it gathers the next batch, and at most
 //! the ordinary writes that got their turn before it asked again go first.
+//! Under a storm the writer asks again at once, so it also hands one turn
+//! over after [`MAX_STREAK`] batches in a row while an ordinary write
+//! waits: a pause, a key deletion or a confirm waits a few batches, not the
+//! whole drop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Mutex, MutexGuard, Notify};
+
+/// Batches that may go ahead of a waiting ordinary write, in a row.
+pub const MAX_STREAK: usize = 4;
+/// How long a batch waits for the ordinary write it hands over to (it may
+/// have been cancelled meanwhile).
+const HAND_OVER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The process's write turn, shared by the store and its group-commit writer.
 #[derive(Debug, Default)]
@@ -24,6 +34,21 @@ pub struct WriteTurn {
     urgent: AtomicUsize,
     /// Woken when `urgent` drops to zero.
     calm: Notify,
+    /// Ordinary writes waiting for a turn.
+    ordinary_waiting: AtomicUsize,
+    /// Urgent turns taken in a row while an ordinary write waited.
+    streak: AtomicUsize,
+    /// Woken when an ordinary write gets its turn.
+    passed: Notify,
+}
+
+/// One count in `ordinary_waiting`, given back when dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A turn: the write it guards may run until this is dropped.
@@ -55,6 +80,21 @@ impl WriteTurn {
     /// writing (tokio's mutex is FIFO, and ordinary writes that reach it
     /// while this waits step aside at once).
     pub async fn urgent(&self) -> Turn<'_> {
+        if self.ordinary_waiting.load(Ordering::Acquire) > 0 {
+            if self.streak.fetch_add(1, Ordering::AcqRel) >= MAX_STREAK {
+                // Not asking yet: the ordinary writes woken when the last
+                // batch let go see no urgent turn and take theirs.
+                let passed = self.passed.notified();
+                tokio::pin!(passed);
+                passed.as_mut().enable();
+                if self.ordinary_waiting.load(Ordering::Acquire) > 0 {
+                    let _ = tokio::time::timeout(HAND_OVER, passed).await;
+                }
+                self.streak.store(0, Ordering::Release);
+            }
+        } else {
+            self.streak.store(0, Ordering::Release);
+        }
         self.urgent.fetch_add(1, Ordering::AcqRel);
         let urgent = Urgent(self);
         Turn {
@@ -65,6 +105,8 @@ impl WriteTurn {
 
     /// Any other write's turn: once no urgent turn is waiting or writing.
     pub async fn ordinary(&self) -> Turn<'_> {
+        self.ordinary_waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.ordinary_waiting);
         loop {
             let calm = self.calm.notified();
             tokio::pin!(calm);
@@ -77,6 +119,7 @@ impl WriteTurn {
             }
             let lock = self.lock.lock().await;
             if self.urgent.load(Ordering::Acquire) == 0 {
+                self.passed.notify_waiters();
                 return Turn {
                     _lock: lock,
                     _urgent: None,
@@ -131,6 +174,42 @@ mod tests {
         let order = order.lock().expect("order").clone();
         assert_eq!(order[0], "batch", "{order:?}");
         assert_eq!(order.len(), 4);
+    }
+
+    /// A writer under a storm asks for its next turn the moment it lets go
+    /// of the last; an ordinary write still gets one within a few batches.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_writer_hands_a_turn_over_every_few_batches() {
+        let turn = WriteTurn::shared();
+        let batches = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let (turn, batches) = (turn.clone(), batches.clone());
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    let _t = turn.urgent().await;
+                    std::thread::sleep(Duration::from_millis(1)); // the commit
+                    batches.fetch_add(1, Ordering::AcqRel);
+                }
+            })
+        };
+        while batches.load(Ordering::Acquire) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let asked_at = batches.load(Ordering::Acquire);
+        let _t = turn.ordinary().await;
+        let got_at = batches.load(Ordering::Acquire);
+        assert!(
+            got_at - asked_at <= MAX_STREAK + 2,
+            "waited {} batches",
+            got_at - asked_at
+        );
+        drop(_t);
+        writer.await.expect("writer");
+        assert_eq!(
+            turn.ordinary_waiting.load(Ordering::Acquire),
+            0,
+            "count leaked"
+        );
     }
 
     #[tokio::test]

@@ -222,3 +222,84 @@ async fn a_service_key_deleted_on_one_instance_is_refused_at_once_on_another() {
     let r = apps[1].post_json(&path, Some(&key), &order).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Two instances run the reservation expiry over one record: each hold
+/// expires once, and each owner is told once (promise 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_expire_each_reservation_once_and_tell_its_owner_once() {
+    use sqlx::Connection;
+    const N: usize = 20;
+    let postgres = fresh_postgres().await;
+    let settings = shared_settings(&postgres, &redis_url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    let campaign = apps[0]
+        .create_campaign(json!({"total_quantity": N, "min_order_amount": 0}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut held = Vec::new();
+    for (i, (_, token)) in apps[0]
+        .bulk_users("expiry", N)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let app = &apps[i % 2];
+        let coupon = body(app.issue(&campaign, &token, None).await).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = app
+            .post_json(
+                &format!("/api/v1/coupons/{coupon}/reserve"),
+                Some(&token),
+                &json!({"order_id": format!("order-{i}"), "order_amount": 10_000, "ttl_secs": 1}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        held.push((token, coupon));
+    }
+    for app in &apps {
+        app.clock.advance(Duration::from_secs(2));
+    }
+    let mut conn = sqlx::PgConnection::connect(&postgres).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (expired, told): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM coupon_holds WHERE state = 'expired'), \
+             (SELECT count(*) FROM coupon_holds WHERE notified)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if expired == N as i64 && told == N as i64 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{expired} expired, {told} told"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both instances ran a few more rounds: still once each.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (holds, notices, owners): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM coupon_holds), \
+         (SELECT count(*) FROM notifications WHERE kind = 'coupon.reservation_expired'), \
+         (SELECT count(DISTINCT user_id) FROM notifications WHERE kind = 'coupon.reservation_expired')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((holds, notices, owners), (N as i64, N as i64, N as i64));
+    for (token, coupon) in &held {
+        let view = body(
+            apps[1]
+                .get(&format!("/api/v1/coupons/{coupon}"), Some(token))
+                .await,
+        )
+        .await;
+        assert_eq!(view["status"], "available");
+    }
+}
