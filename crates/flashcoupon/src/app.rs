@@ -280,8 +280,7 @@ impl Application {
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     every.tick().await;
-                    let now = state.clock.now();
-                    if let Err(e) = crate::spending::reservations::expire_due(&state, now).await {
+                    if let Err(e) = crate::spending::reservations::expire_due(&state).await {
                         tracing::debug!(error = %e, "reservation expiry: will retry");
                     }
                 }

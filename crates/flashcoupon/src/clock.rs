@@ -23,6 +23,12 @@ impl Clock {
         Timestamp(system + self.offset_ms.load(Ordering::Relaxed))
     }
 
+    /// How far tests moved this clock from the system's, in ms (0 in
+    /// production): what a shared clock elsewhere (Redis, PostgreSQL) adds.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
     /// Move this clock (and every clone of it) forward.
     pub fn advance(&self, by: Duration) {
         self.offset_ms

@@ -90,6 +90,11 @@ pub struct Held {
     pub reservation: Reservation,
 }
 
+/// Holds live on the record's clock (see `Store::now`), not this host's.
+async fn record_now(state: &Shared) -> Result<Timestamp, SpendError> {
+    Ok(state.store.now(state.clock.offset_ms()).await?)
+}
+
 async fn coupon_for(state: &Shared, actor: Actor, id: CouponId) -> Result<Coupon, SpendError> {
     state
         .store
@@ -115,7 +120,7 @@ pub async fn reserve(
     // conditional update, the second read decides.
     for _ in 0..2 {
         let coupon = coupon_for(state, actor, id).await?;
-        let now = state.clock.now();
+        let now = record_now(state).await?;
         match coupon
             .decide_reserve(&request.order_id, request.order_amount, now)
             .map_err(SpendError::Rejected)?
@@ -162,7 +167,7 @@ pub async fn reserve(
 pub async fn confirm(state: &Shared, id: CouponId, order_id: &str) -> Result<Coupon, SpendError> {
     check_order_id(order_id)?;
     let coupon = coupon_for(state, Actor::Shop, id).await?;
-    let now = state.clock.now();
+    let now = record_now(state).await?;
     if let Some(r) = coupon
         .reservation
         .as_ref()
@@ -215,7 +220,7 @@ pub async fn release(
 ) -> Result<Coupon, SpendError> {
     check_order_id(order_id)?;
     coupon_for(state, actor, id).await?;
-    let now = state.clock.now();
+    let now = record_now(state).await?;
     if state
         .store
         .resolve_hold(id, order_id, HoldState::Released, now, &[])
@@ -235,7 +240,8 @@ pub async fn release(
 /// other instances do), then tell the owners of expired holds not told yet
 /// (once each: the inbox row's once-key decides who pushes). Returns how
 /// many this round expired.
-pub async fn expire_due(state: &Shared, now: Timestamp) -> Result<usize, SpendError> {
+pub async fn expire_due(state: &Shared) -> Result<usize, SpendError> {
+    let now = record_now(state).await?;
     let expired = state.store.expire_holds(now, 500).await?.len();
     let untold = state.store.unnotified_expiries(500).await?;
     if !untold.is_empty() {

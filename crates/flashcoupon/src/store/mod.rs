@@ -36,6 +36,7 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType};
 
 use crate::domain::ids::{CampaignId, CouponId};
+use crate::domain::timestamp::Timestamp;
 
 pub use accounts::{AccountStore, UserRecord};
 pub use campaigns::CampaignStore;
@@ -151,6 +152,11 @@ pub trait Store:
     fn writes_issued_inbox(&self) -> bool {
         false
     }
+    /// The record's time plus `offset_ms` (what tests moved the
+    /// application clock by; 0 in production). Holds are stamped and ended
+    /// by it, so instances whose clocks disagree agree on when a hold runs
+    /// out. SQLite: this process's clock, the only one there is.
+    async fn now(&self, offset_ms: i64) -> Result<Timestamp, StoreError>;
     /// Is the record reachable?
     async fn ping(&self) -> Result<(), StoreError>;
     /// Background upkeep to run while serving (SQLite's checkpoints).

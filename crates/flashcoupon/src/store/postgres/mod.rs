@@ -218,6 +218,14 @@ impl Store for PgStore {
         )))
     }
 
+    async fn now(&self, offset_ms: i64) -> Result<Timestamp, StoreError> {
+        let ms: i64 =
+            sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Timestamp(ms + offset_ms))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

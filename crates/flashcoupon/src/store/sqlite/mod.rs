@@ -192,6 +192,13 @@ impl Store for SqliteStore {
         true
     }
 
+    async fn now(&self, offset_ms: i64) -> Result<Timestamp, StoreError> {
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Ok(Timestamp(system + offset_ms))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

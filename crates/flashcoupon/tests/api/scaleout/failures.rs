@@ -423,8 +423,8 @@ fn skewed(offset: &'static str) -> [(&'static str, &'static str); 4] {
 /// read Redis's clock, so the fast instance refuses before the opening, the
 /// slow one admits after it, and neither reconciler takes the other's
 /// claims in flight for abandoned ones (which would write them off and
-/// answer 503 for claims that were about to land); a revocation compares no
-/// clock at all.
+/// answer 503 for claims that were about to land); holds live on the
+/// record's clock; a revocation compares no clock at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_with_skewed_clocks_agree_on_window_ageing_and_revocation() {
     const STOCK: usize = 2_500;
@@ -475,17 +475,17 @@ async fn instances_with_skewed_clocks_agree_on_window_ageing_and_revocation() {
 
     // After the opening the hour-slow instance admits at once.
     let mut waited = 0;
-    loop {
+    let timed_coupon = loop {
         let r = issue(&slow.base, &users[0].1).await.unwrap();
         if r.status() == StatusCode::CREATED {
             assert!(flashcoupon::clock::Clock::default().now() >= opens);
-            break;
+            break body(r).await["id"].as_str().unwrap().to_owned();
         }
         assert_eq!(body(r).await["error"]["code"], "not_open");
         waited += 1;
         assert!(waited < 100, "an hour-slow instance never opened the drop");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
 
     // A storm through both on a drop open since 2020 (so the old per-host
     // clocks would have admitted on both): claims in flight are aged by one
@@ -522,6 +522,45 @@ async fn instances_with_skewed_clocks_agree_on_window_ageing_and_revocation() {
             "{base} settled live claims of the other instance as abandoned"
         );
     }
+
+    // Holds run on the record's clock: a 10-minute hold made on the slow
+    // instance is not expired by the fast one's rounds, and confirms there.
+    let r = client
+        .post(format!("{}/api/v1/admin/api-keys", fast.base))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "skewed shop"}))
+        .send()
+        .await
+        .unwrap();
+    let key = body(r).await["key"].as_str().unwrap().to_owned();
+    let r = client
+        .post(format!(
+            "{}/api/v1/coupons/{timed_coupon}/reserve",
+            slow.base
+        ))
+        .bearer_auth(&users[0].1)
+        .json(&json!({"order_id": "skew-order", "order_amount": 50_000, "ttl_secs": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // expiry rounds on both
+    let r = client
+        .post(format!(
+            "{}/api/v1/coupons/{timed_coupon}/confirm",
+            fast.base
+        ))
+        .bearer_auth(&key)
+        .json(&json!({"order_id": "skew-order"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the fast instance expired a live hold"
+    );
+    assert_eq!(body(r).await["status"], "used");
 
     // Revocation takes no clock either: a token the slow instance issues
     // right after `admin create` works on the fast one, and the one before
