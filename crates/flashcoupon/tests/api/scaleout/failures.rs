@@ -310,7 +310,8 @@ async fn postgres_backends_killed_mid_batch_lose_and_leak_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writers_stalled_past_the_reconcilers_age_lose_nothing_and_answer_no_false_503() {
     use sqlx::Connection;
-    const STOCK: usize = 600;
+    // Long enough that the storm is still on when the writers freeze.
+    const STOCK: usize = 2_000;
     let name = format!("fc-stall-{}", uuid::Uuid::now_v7().simple());
     let postgres = format!("{}&application_name={name}", fresh_postgres().await);
     let settings = shared_settings(&postgres, &redis_url(), &prefix());
@@ -318,11 +319,11 @@ async fn writers_stalled_past_the_reconcilers_age_lose_nothing_and_answer_no_fal
     let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
     let client = test_client();
     let admin = admin_token(&client, &targets[0]).await;
-    let users = bulk_users(&client, &targets[0], &admin, "stall", 900).await;
+    let users = bulk_users(&client, &targets[0], &admin, "stall", 3_000).await;
     let campaign = create_campaign(&client, &targets[0], &admin, STOCK).await;
 
     let storm_task =
-        storm_in_background(&client, &targets, &campaign, users.clone(), "stall", 100).await;
+        storm_in_background(&client, &targets, &campaign, users.clone(), "stall", 50).await;
     let mut conn = sqlx::PgConnection::connect(&crate::helpers::postgres_base())
         .await
         .unwrap();
@@ -351,10 +352,15 @@ async fn writers_stalled_past_the_reconcilers_age_lose_nothing_and_answer_no_fal
     }
     // Past the reconciler's age (1.5 s) and a few of its rounds.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let storm_was_on = !storm_task.is_finished();
     for &pid in &frozen {
         signal("-CONT", pid);
     }
     assert!(!frozen.is_empty(), "no writer backend was frozen");
+    assert!(
+        storm_was_on,
+        "the storm ended before the writers thawed: no stall to see"
+    );
     let mut issued = storm_task.await.unwrap();
     issued.extend(finish_the_drop(&client, &targets, &admin, &campaign, STOCK).await);
     let rows = record(&postgres, &campaign).await;
