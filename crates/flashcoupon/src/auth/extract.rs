@@ -77,14 +77,20 @@ impl FromRequestParts<AppState> for Caller {
                 None => Err(ApiError::Unauthorized),
             };
         }
-        let claims = state
-            .authenticate(credential)
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(Caller::User(AuthUser {
-            id: claims.sub,
-            role: claims.role,
-        }))
+        Ok(Caller::User(token_user(state, credential)?))
     }
+}
+
+/// The signed-in user a bearer token names: 401 for anything that is not a
+/// well-signed, live token (a service key is not one: it is not even read).
+fn token_user(state: &AppState, credential: &str) -> Result<AuthUser, ApiError> {
+    let claims = state
+        .authenticate(credential)
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(AuthUser {
+        id: claims.sub,
+        role: claims.role,
+    })
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -97,17 +103,7 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        if service_keys::is_service_key(credential) {
-            return Err(ApiError::Unauthorized);
-        }
-        let claims = state
-            .authenticate(credential)
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(AuthUser {
-            id: claims.sub,
-            role: claims.role,
-        })
+        token_user(state, bearer(parts).ok_or(ApiError::Unauthorized)?)
     }
 }
 

@@ -130,21 +130,27 @@ pub struct UseRequest {
 
 impl UseRequest {
     pub fn validate(&self) -> Result<(), InvalidInput> {
-        check_order_id(&self.order_id)?;
-        if !(0..=MAX_MONEY).contains(&self.order_amount) {
-            return Err(InvalidInput::new(
-                "order_amount",
-                format!("must be between 0 and {MAX_MONEY}"),
-            ));
-        }
-        Ok(())
+        check_order(&self.order_id, self.order_amount)
     }
 }
 
-/// The body of `POST /api/v1/coupons/{id}/cancel-use`.
+/// An order as a spend or a reservation names it: its id and its amount.
+pub fn check_order(order_id: &str, order_amount: i64) -> Result<(), InvalidInput> {
+    check_order_id(order_id)?;
+    if !(0..=MAX_MONEY).contains(&order_amount) {
+        return Err(InvalidInput::new(
+            "order_amount",
+            format!("must be between 0 and {MAX_MONEY}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The body of `POST /api/v1/coupons/{id}/cancel-use`, `/confirm` and
+/// `/release`: the order the spend or the hold is for.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CancelUseRequest {
+pub struct OrderRef {
     /// 1 to 128 characters, no control characters.
     #[schema(
         min_length = 1,

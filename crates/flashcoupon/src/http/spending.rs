@@ -12,10 +12,10 @@ use super::views::CouponView;
 use super::{ApiError, ErrorBody, Json, parse_path_id};
 use crate::auth::{Caller, ShopCaller, WritingUser, admin_in_record};
 use crate::domain::account::Role;
-use crate::domain::coupon::{CancelUseRequest, UseRejection, UseRequest};
+use crate::domain::coupon::{OrderRef, UseRejection, UseRequest};
 use crate::domain::ids::CouponId;
 use crate::domain::timestamp::Timestamp;
-use crate::spending::reservations::{self, Actor, HoldOrder, ReserveRequest};
+use crate::spending::reservations::{self, Actor, ReserveRequest};
 use crate::spending::{self, SpendError, Spent};
 use crate::state::AppState;
 
@@ -84,7 +84,7 @@ pub async fn reserve(
 /// The order was paid: the reserved coupon is used (a shop action: a
 /// service key or an admin). After the hold ran out: `409
 /// reservation_expired`, and nothing changes.
-#[utoipa::path(post, path = "/api/v1/coupons/{id}/confirm", tag = "spending", request_body = HoldOrder,
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/confirm", tag = "spending", request_body = OrderRef,
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
     responses((status = 200, body = CouponView), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden: not an admin or a service key"),
@@ -94,7 +94,7 @@ pub async fn confirm(
     State(state): State<AppState>,
     _shop: ShopCaller,
     Path(id): Path<String>,
-    Json(body): Json<HoldOrder>,
+    Json(body): Json<OrderRef>,
 ) -> Result<Json<CouponView>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
     let coupon = reservations::confirm(&state, id, &body.order_id).await?;
@@ -102,7 +102,7 @@ pub async fn confirm(
 }
 
 /// Give a reserved coupon back (its owner, a service key or an admin).
-#[utoipa::path(post, path = "/api/v1/coupons/{id}/release", tag = "spending", request_body = HoldOrder,
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/release", tag = "spending", request_body = OrderRef,
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = [])),
     responses((status = 200, body = CouponView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not_reserved"),
@@ -111,7 +111,7 @@ pub async fn release(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<HoldOrder>,
+    Json(body): Json<OrderRef>,
 ) -> Result<Json<CouponView>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
     let actor = actor(&state, caller, true).await?;
@@ -205,7 +205,7 @@ pub async fn preview(
 /// order system with a service key; a shopper could otherwise spend one
 /// coupon on many orders);
 /// the coupon is available again if still valid.
-#[utoipa::path(post, path = "/api/v1/coupons/{id}/cancel-use", tag = "spending", request_body = CancelUseRequest,
+#[utoipa::path(post, path = "/api/v1/coupons/{id}/cancel-use", tag = "spending", request_body = OrderRef,
     params(("id" = String, Path, description = "coupon id")), security(("bearer" = ["admin"])),
     responses((status = 200, body = CouponView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden: not an admin or a service key"),
@@ -214,7 +214,7 @@ pub async fn cancel_use(
     State(state): State<AppState>,
     _shop: ShopCaller,
     Path(id): Path<String>,
-    Json(body): Json<CancelUseRequest>,
+    Json(body): Json<OrderRef>,
 ) -> Result<Json<CouponView>, ApiError> {
     let id: CouponId = parse_path_id(&id)?;
     let coupon = spending::cancel_use(&state, id, &body.order_id).await?;

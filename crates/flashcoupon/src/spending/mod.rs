@@ -71,20 +71,14 @@ pub async fn use_coupon(
                     discount_amount,
                     used_at: now,
                 };
-                let used = Payload::CouponUsed {
-                    coupon_id: id,
-                    order_id: spend.order_id.clone(),
-                    order_amount: spend.order_amount,
-                    discount_amount: spend.discount_amount,
-                };
-                let text = format!(
-                    "🧾 Coupon {id} used on order {}: {} off {}.",
-                    spend.order_id, spend.discount_amount, spend.order_amount
-                );
-                let event = state
-                    .notifier
-                    .prepare_coupon_event(&coupon, used, &text)
-                    .await?;
+                let event = used_event(
+                    state,
+                    &coupon,
+                    &spend.order_id,
+                    spend.order_amount,
+                    spend.discount_amount,
+                )
+                .await?;
                 if !state.store.mark_used(id, &spend, &event.deliveries).await? {
                     continue;
                 }
@@ -96,6 +90,30 @@ pub async fn use_coupon(
         return Ok(Spent { coupon, spend });
     }
     Err(SpendError::Rejected(UseRejection::AlreadyUsed))
+}
+
+/// `coupon.used` for a spend (at once, or a confirmed reservation), with the
+/// webhook deliveries to write in the same transaction.
+async fn used_event(
+    state: &Shared,
+    coupon: &Coupon,
+    order_id: &str,
+    order_amount: i64,
+    discount_amount: i64,
+) -> Result<crate::notify::CouponEvent, StoreError> {
+    let id = coupon.id;
+    let used = Payload::CouponUsed {
+        coupon_id: id,
+        order_id: order_id.to_owned(),
+        order_amount,
+        discount_amount,
+    };
+    let text =
+        format!("🧾 Coupon {id} used on order {order_id}: {discount_amount} off {order_amount}.");
+    state
+        .notifier
+        .prepare_coupon_event(coupon, used, &text)
+        .await
 }
 
 /// What [`use_coupon`] would take off this order, writing nothing: the same

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::SpendError;
-use crate::domain::coupon::{Coupon, Reservation, ReserveDecision, UseRejection, check_order_id};
-use crate::domain::discount::MAX_MONEY;
+use crate::domain::coupon::{
+    Coupon, Reservation, ReserveDecision, UseRejection, check_order, check_order_id,
+};
 use crate::domain::ids::{CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::domain::{InvalidInput, whole};
@@ -44,13 +45,7 @@ pub struct ReserveRequest {
 
 impl ReserveRequest {
     fn ttl(&self, default: Duration) -> Result<Duration, InvalidInput> {
-        check_order_id(&self.order_id)?;
-        if !(0..=MAX_MONEY).contains(&self.order_amount) {
-            return Err(InvalidInput::new(
-                "order_amount",
-                format!("must be between 0 and {MAX_MONEY}"),
-            ));
-        }
+        check_order(&self.order_id, self.order_amount)?;
         match self.ttl_secs {
             None => Ok(default),
             Some(s) if (1..=MAX_TTL_SECS as i64).contains(&s) => Ok(Duration::from_secs(s as u64)),
@@ -60,19 +55,6 @@ impl ReserveRequest {
             )),
         }
     }
-}
-
-/// The body of confirm and release: the order the hold is for.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HoldOrder {
-    /// 1 to 128 characters, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
-    )]
-    pub order_id: String,
 }
 
 /// Who acts on a reservation: the coupon's owner, or the shop (a service
@@ -173,20 +155,14 @@ pub async fn confirm(state: &Shared, id: CouponId, order_id: &str) -> Result<Cou
         .as_ref()
         .filter(|r| r.order_id == order_id)
     {
-        let used = Payload::CouponUsed {
-            coupon_id: id,
-            order_id: r.order_id.clone(),
-            order_amount: r.order_amount,
-            discount_amount: r.discount_amount,
-        };
-        let text = format!(
-            "🧾 Coupon {id} used on order {}: {} off {}.",
-            r.order_id, r.discount_amount, r.order_amount
-        );
-        let event = state
-            .notifier
-            .prepare_coupon_event(&coupon, used, &text)
-            .await?;
+        let event = super::used_event(
+            state,
+            &coupon,
+            &r.order_id,
+            r.order_amount,
+            r.discount_amount,
+        )
+        .await?;
         if state
             .store
             .resolve_hold(id, order_id, HoldState::Confirmed, now, &event.deliveries)
