@@ -31,8 +31,14 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 
-cargo build --bin flashcoupon
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/flashcoupon"
+# ST_BIN=<path> runs a binary built elsewhere (e.g. a copy, while the tree
+# is being rebuilt); by default the debug build of this checkout.
+if [[ -n ${ST_BIN:-} ]]; then
+    BIN=$ST_BIN
+else
+    cargo build --bin flashcoupon
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/flashcoupon"
+fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/flashcoupon-schemathesis.XXXXXX")"
 SERVER_PID=""
@@ -98,6 +104,7 @@ PY
 
 status=0
 summary=()
+failed=()
 run() {
     local who=$1
     echo "==> schemathesis as $who: all checks, positive and negative data, every phase," \
@@ -140,6 +147,12 @@ TOML
     ending=$(grep -E "^=+ .* in [0-9.]+s =+$" "$WORK/$who.log" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//')
     [[ $rc -eq 124 ]] && ending="killed after ${TIME_LIMIT}s"
     summary+=("as $who: ${cases:-no cases} (${ending:-exit $rc})")
+    # CI shows the end of the output: repeat what failed there, with the
+    # seed that repeats it.
+    if [[ $rc -ne 0 ]]; then
+        failed+=("--- as $who, $(grep -E '^Seed: ' "$WORK/$who.log" | tail -1):")
+        failed+=("$(sed -n '/^=* FAILURES =*$/,/^=* SUMMARY =*$/p' "$WORK/$who.log" | head -n 60)")
+    fi
 }
 run admin
 run shopper
@@ -153,6 +166,10 @@ if grep -q "a handler panicked" "$WORK/server.err"; then
     echo "the server logged a panic:"
     grep "a handler panicked" "$WORK/server.err" | head
     status=1
+fi
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "==> schemathesis failures (the first 60 lines of each run's):"
+    printf '%s\n' "${failed[@]}"
 fi
 echo "==> schemathesis: ${summary[0]}; ${summary[1]}"
 exit $status

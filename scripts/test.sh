@@ -49,6 +49,8 @@ scaleout_ran=$(grep -cE "^\s+PASS .* scaleout::" "$logs/embedded.log" || true)
 echo "==> scale-out failure tests passed in pass 1: $scaleout_ran"
 echo "==> browser pass:   $(grep -E "^ℹ (tests|pass|fail)" "$logs/e2e.log" | tr '\n' ' ')"
 echo "==> schemathesis:   $(sed -n 's/^==> schemathesis: //p' "$logs/schemathesis.log")"
+# What schemathesis found, again at the very end, where CI's excerpt looks.
+sed -n '/^==> schemathesis failures/,/^==> schemathesis: /p' "$logs/schemathesis.log" | sed '$d'
 echo "==> fuzz pass:      $(grep -cE "^Done [0-9]+ runs" "$logs/fuzz.log") targets ran clean: $(awk '/^Done [0-9]+ runs/ { n += $2 } END { print n + 0 }' "$logs/fuzz.log") inputs"
 if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ] || [ "$status4" -ne 0 ] || [ "$status5" -ne 0 ]; then
     exit 1

@@ -15,6 +15,7 @@ use crate::admission::{
     reconcile_forever,
 };
 use crate::auth::{PasswordHasher, Revocations, TokenKeys, load_or_create_secret};
+use crate::broker::{BrokerSettings, Names};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::connections::{Caps, Connections};
@@ -48,6 +49,8 @@ pub struct Application {
     /// Background loops started while building (the event relay).
     tasks: Tasks,
     reconcile_after: Duration,
+    /// RabbitMQ, when configured.
+    broker: Option<BrokerSettings>,
 }
 
 /// The record and the gate of one mode, wired together.
@@ -215,6 +218,11 @@ impl Application {
             stockpiles,
             tasks,
             reconcile_after: Duration::from_millis(settings.reconcile_after_ms.max(1)),
+            broker: settings.amqp_url.as_ref().map(|url| BrokerSettings {
+                url: url.clone(),
+                names: Names::new(&settings.amqp_namespace),
+                prefetch: settings.amqp_prefetch,
+            }),
         })
     }
 
@@ -242,7 +250,11 @@ impl Application {
             stockpiles,
             mut tasks,
             reconcile_after,
+            broker,
         } = self;
+        if let Some(broker) = broker {
+            crate::broker::start(state.clone(), broker, &mut tasks);
+        }
         tasks.spawn_loop("forget idle limits and statistics", {
             let state = state.clone();
             async move {

@@ -8,6 +8,8 @@ pub mod admission;
 pub mod app;
 /// Token and password handling, and the `AuthUser` / `AdminUser` extractors.
 pub mod auth;
+/// RabbitMQ: the payment-event consumer and the outbox relay (with `--amqp-url`).
+pub mod broker;
 /// Campaigns cached per instance (their immutable terms), read by claims.
 pub mod catalog;
 /// Per-campaign claim outcomes per second and latency, for the admin dashboard.
@@ -34,6 +36,8 @@ pub mod loadtest;
 pub mod metrics;
 /// What users and shops are told: sockets, live channels, inbox, scheduler, webhooks.
 pub mod notify;
+/// Payment events (from the broker or HTTP): an order's holds confirmed or released, its spends refunded, once per event id.
+pub mod payments;
 /// Per-user claim and per-address sign-in rate limits (GCRA).
 pub mod rate_limit;
 /// One Redis connection type (a server or a cluster), reconnecting by itself.

@@ -31,6 +31,13 @@ pub struct Metrics {
     pub notifications_pushed: IntCounter,
     /// Sockets closed because their client read too slowly.
     pub ws_cut_off: IntCounter,
+    /// Payment events taken in, by `source` (amqp, http) and `result`
+    /// (applied, repeat, dead_lettered, retried).
+    pub payment_events: IntCounterVec,
+    /// Outbound events the broker confirmed.
+    pub outbox_published: IntCounter,
+    /// Time from an outbound event's commit to the broker's confirm.
+    pub outbox_lag: Histogram,
 }
 
 impl Metrics {
@@ -108,8 +115,33 @@ impl Metrics {
             "flashcoupon_ws_cut_off_total",
             "Notification WebSockets closed because the client read too slowly.",
         );
+        let payment_events = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_payment_events_total",
+                "Payment events taken in, by source (amqp, http) and result (applied, repeat, dead_lettered, retried).",
+            ),
+            &["source", "result"],
+        )
+        .expect("valid metric");
+        let outbox_published = counter(
+            "flashcoupon_outbox_published_total",
+            "Outbound events published to the broker and confirmed by it.",
+        );
+        let outbox_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "flashcoupon_outbox_lag_seconds",
+                "Time from an outbound event's commit to the broker's confirm of its publication.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0,
+            ]),
+        )
+        .expect("valid metric");
         for m in [
-            Box::new(issue_outcomes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(payment_events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(outbox_published.clone()),
+            Box::new(outbox_lag.clone()),
+            Box::new(issue_outcomes.clone()),
             Box::new(issue_latency.clone()),
             Box::new(commit_batch_size.clone()),
             Box::new(commit_latency.clone()),
@@ -136,6 +168,9 @@ impl Metrics {
             ws_connections,
             notifications_pushed,
             ws_cut_off,
+            payment_events,
+            outbox_published,
+            outbox_lag,
         }
     }
 

@@ -146,6 +146,33 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_REDIS_PREFIX", default_value = "fc")]
     pub redis_prefix: String,
 
+    /// RabbitMQ, e.g. amqp://guest:guest@127.0.0.1:5672/%2f: consume payment
+    /// events from the queue `flashcoupon.payments` and publish every event
+    /// to the topic exchange `flashcoupon.events` (from the outbox), in
+    /// either mode. Without it, `POST /api/v1/payment-events` does the same
+    /// work and nothing is published.
+    #[arg(long, env = "FLASHCOUPON_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// The first word of the broker's names (`<it>.payments`,
+    /// `<it>.payments.dead`, `<it>.events`), so tests can share one broker.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_AMQP_NAMESPACE",
+        default_value = "flashcoupon",
+        hide = true
+    )]
+    pub amqp_namespace: String,
+
+    /// Payment events the consumer works on at once (the channel's prefetch).
+    #[arg(
+        long,
+        env = "FLASHCOUPON_AMQP_PREFETCH",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub amqp_prefetch: u16,
+
     /// Scale-out mode: the system of record, e.g.
     /// postgres://flashcoupon@127.0.0.1/flashcoupon. Needs --redis-url.
     #[arg(long, env = "FLASHCOUPON_POSTGRES_URL", hide_env_values = true)]
@@ -274,6 +301,7 @@ impl Settings {
             webhook_poll: retry_base.min(Duration::from_millis(500)),
             webhook_allow: self.webhook_allow.clone(),
             socket_queue: self.ws_queue.max(1),
+            outbox: self.amqp_url.is_some(),
             ..Default::default()
         }
     }

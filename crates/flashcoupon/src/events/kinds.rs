@@ -32,13 +32,16 @@ pub enum EventKind {
     SoldOut,
     #[serde(rename = "campaign.stock_low")]
     StockLow,
+    /// A payment for a hold that had already run out: the shop refunds it.
+    #[serde(rename = "payment.after_expiry")]
+    PaymentAfterExpiry,
     /// Not a notification: tells live channels a campaign's settings changed.
     #[serde(rename = "campaign.updated")]
     CampaignUpdated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::CouponIssued,
         EventKind::ClaimFailed,
         EventKind::ExpiringSoon,
@@ -49,6 +52,7 @@ impl EventKind {
         EventKind::CouponUsed,
         EventKind::UseCancelled,
         EventKind::ReservationExpired,
+        EventKind::PaymentAfterExpiry,
         EventKind::CampaignUpdated,
     ];
 
@@ -64,6 +68,7 @@ impl EventKind {
             EventKind::Opened => "campaign.opened",
             EventKind::SoldOut => "campaign.sold_out",
             EventKind::StockLow => "campaign.stock_low",
+            EventKind::PaymentAfterExpiry => "payment.after_expiry",
             EventKind::CampaignUpdated => "campaign.updated",
         }
     }
@@ -81,6 +86,7 @@ impl EventKind {
                 | EventKind::StockLow
                 | EventKind::CouponUsed
                 | EventKind::UseCancelled
+                | EventKind::PaymentAfterExpiry
         )
     }
 
@@ -133,6 +139,12 @@ pub enum Payload {
         campaign_name: String,
         valid_until: Timestamp,
     },
+    PaymentAfterExpiry {
+        event_id: String,
+        order_id: String,
+        /// The coupons whose holds for the order had run out.
+        coupon_ids: Vec<CouponId>,
+    },
     OpeningSoon(Opening),
     Opened(Opening),
     SoldOut(StockNumbers),
@@ -174,6 +186,7 @@ impl Payload {
             Payload::UseCancelled { .. } => EventKind::UseCancelled,
             Payload::ReservationExpired { .. } => EventKind::ReservationExpired,
             Payload::ExpiringSoon { .. } => EventKind::ExpiringSoon,
+            Payload::PaymentAfterExpiry { .. } => EventKind::PaymentAfterExpiry,
             Payload::OpeningSoon(_) => EventKind::OpeningSoon,
             Payload::Opened(_) => EventKind::Opened,
             Payload::SoldOut(_) => EventKind::SoldOut,
@@ -214,7 +227,8 @@ mod tests {
                 "campaign.sold_out",
                 "campaign.stock_low",
                 "coupon.used",
-                "coupon.use_cancelled"
+                "coupon.use_cancelled",
+                "payment.after_expiry"
             ]
         );
     }

@@ -28,6 +28,9 @@ pub enum ApiError {
     Forbidden,
     #[error("no such resource")]
     NotFound,
+    /// `not_found`, saying what was looked for.
+    #[error("{0}")]
+    NotFoundWhy(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("the request body is larger than {limit} bytes")]
@@ -75,7 +78,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotFound | ApiError::NotFoundWhy(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")

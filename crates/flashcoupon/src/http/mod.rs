@@ -13,6 +13,7 @@ mod notifications;
 mod openapi;
 mod ops;
 mod paging;
+mod payments;
 mod service_keys;
 pub(crate) mod socket;
 mod spending;
@@ -87,6 +88,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(webhooks::router())
         .merge(service_keys::router())
+        .merge(payments::router())
         .merge(dashboard::router())
         .merge(ops::router())
 }

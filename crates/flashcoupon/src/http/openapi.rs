@@ -24,6 +24,8 @@ use utoipa::{Modify, OpenApi};
         (name = "issuing", description = "The hot path"),
         (name = "wallet", description = "Issued coupons"),
         (name = "spending", description = "Use, cancel-use, and reservations (reserve, confirm, release)"),
+        (name = "payments", description = "Payment events from a shop's payment system: the same as the RabbitMQ queue \
+`flashcoupon.payments` (with `--amqp-url`), exactly once per `event_id`"),
         (name = "service keys", description = "Keys for shop back ends calling server to server (`Authorization: Bearer fck_…`)"),
         (name = "notifications", description = "Live stock, subscriptions, inbox. Live events come over the WebSocket \
 `/api/v1/notifications/ws`, which is not an operation here: sign in with `Authorization: Bearer <token>` on the \

@@ -34,7 +34,7 @@ use crate::domain::ids::{CampaignId, UserId};
 use crate::domain::timestamp::Timestamp;
 use crate::events::{Event, EventBus, Payload};
 use crate::metrics::Metrics;
-use crate::store::{NewDelivery, NotificationRow};
+use crate::store::{NotificationRow, OutboxRow, Reports};
 use crate::store::{Store, StoreError};
 use crate::tasks::Tasks;
 
@@ -61,6 +61,9 @@ pub struct NotifySettings {
     pub webhook_allow: Vec<ipnet::IpNet>,
     /// Events a socket may have queued before it is cut off as too slow.
     pub socket_queue: usize,
+    /// Write outbound events to the outbox (a broker is configured to
+    /// publish them).
+    pub outbox: bool,
 }
 
 impl Default for NotifySettings {
@@ -74,6 +77,7 @@ impl Default for NotifySettings {
             webhook_poll: Duration::from_millis(500),
             webhook_allow: Vec::new(),
             socket_queue: 256,
+            outbox: false,
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Notifier {
     /// Once-only announcements this instance already made (the record's
     /// unique keys decide; this only saves asking it again every tick).
     announced: Mutex<HashSet<String>>,
+    /// Wakes the outbox relay when this instance wrote outbound events.
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 impl Notifier {
@@ -126,6 +132,7 @@ impl Notifier {
             clock,
             settings,
             announced: Mutex::new(HashSet::new()),
+            outbox_written: Arc::new(tokio::sync::Notify::new()),
             told_failures: Mutex::new(HashSet::new()),
             reacting: Mutex::new(HashSet::new()),
             stopping: tokio::sync::watch::channel(false).0,
@@ -271,24 +278,65 @@ impl Notifier {
             .webhooks
             .deliveries_for(&event, &key, text, |_| true)
             .await?;
-        Ok(CouponEvent { event, deliveries })
+        let outbox = self.outbound(&event).into_iter().collect();
+        Ok(CouponEvent {
+            event,
+            reports: Reports { deliveries, outbox },
+        })
+    }
+
+    /// Wakes the outbox relay (see [`Notifier::outbox_written`]).
+    pub fn outbox_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_written.clone()
+    }
+
+    /// Outbound events were just committed: publish them now rather than
+    /// at the relay's next look.
+    pub fn outbox_written(&self) {
+        self.outbox_written.notify_one();
+    }
+
+    /// The event's outbox row, when a broker publishes the outbox.
+    pub fn outbound(&self, event: &Event) -> Option<OutboxRow> {
+        self.settings.outbox.then(|| outbox_row(event))
     }
 
     /// The change committed with its deliveries: tell the owner, wake the
     /// deliverer.
     pub fn coupon_event_committed(&self, committed: CouponEvent) {
-        if !committed.deliveries.is_empty() {
+        if !committed.reports.deliveries.is_empty() {
             self.webhooks.wake();
+        }
+        if !committed.reports.outbox.is_empty() {
+            self.outbox_written();
         }
         self.emit(committed.event);
     }
 }
 
-/// A coupon event and its webhook deliveries, written with the change.
+/// A coupon event and its reports (webhook deliveries, outbound event),
+/// written with the change.
 #[derive(Debug)]
 pub struct CouponEvent {
     event: Event,
-    pub deliveries: Vec<NewDelivery>,
+    pub reports: Reports,
+}
+
+/// An event as the broker publishes it: `{id, type, at, data}`, routing key
+/// the type (see `broker::relay`).
+pub fn outbox_row(event: &Event) -> OutboxRow {
+    OutboxRow {
+        id: event.id,
+        event_type: event.kind.as_str().to_owned(),
+        body: json!({
+            "id": event.id,
+            "type": event.kind,
+            "at": event.at,
+            "data": event.data,
+        })
+        .to_string(),
+        created_at: event.at,
+    }
 }
 
 /// The JSON a client receives for an event.

@@ -1,8 +1,8 @@
 //! Spending coupons: use one on an order, preview what that would take off,
 //! cancel a use, and hold one for an order until it is paid
 //! (`reservations`). Owner only: somebody else's coupon is "not found", as
-//! if it did not exist. Called by the HTTP handlers (and, next, by the
-//! broker's payment events), so the rules and the notifications live here.
+//! if it did not exist. Called by the HTTP handlers and by payment events
+//! (`crate::payments`), so the rules and the notifications live here.
 
 pub mod reservations;
 
@@ -79,7 +79,7 @@ pub async fn use_coupon(
                     spend.discount_amount,
                 )
                 .await?;
-                if !state.store.mark_used(id, &spend, &event.deliveries).await? {
+                if !state.store.mark_used(id, &spend, &event.reports).await? {
                     continue;
                 }
                 state.notifier.coupon_event_committed(event);
@@ -93,8 +93,8 @@ pub async fn use_coupon(
 }
 
 /// `coupon.used` for a spend (at once, or a confirmed reservation), with the
-/// webhook deliveries to write in the same transaction.
-async fn used_event(
+/// reports to write in the same transaction.
+pub(crate) async fn used_event(
     state: &Shared,
     coupon: &Coupon,
     order_id: &str,
@@ -113,6 +113,25 @@ async fn used_event(
     state
         .notifier
         .prepare_coupon_event(coupon, used, &text)
+        .await
+}
+
+/// `coupon.use_cancelled` for a spend undone (by the shop, or a refund),
+/// with the reports to write in the same transaction.
+pub(crate) async fn cancelled_event(
+    state: &Shared,
+    coupon: &Coupon,
+    order_id: &str,
+) -> Result<crate::notify::CouponEvent, StoreError> {
+    let id = coupon.id;
+    let cancelled = Payload::UseCancelled {
+        coupon_id: id,
+        order_id: order_id.to_owned(),
+    };
+    let text = format!("↩️ Coupon {id}: the use on order {order_id} was cancelled.");
+    state
+        .notifier
+        .prepare_coupon_event(coupon, cancelled, &text)
         .await
 }
 
@@ -154,20 +173,8 @@ pub async fn cancel_use(
     if !coupon.can_cancel_use(order_id) {
         return Err(SpendError::NotUsed);
     }
-    let cancelled = Payload::UseCancelled {
-        coupon_id: id,
-        order_id: order_id.to_owned(),
-    };
-    let text = format!("↩️ Coupon {id}: the use on order {order_id} was cancelled.");
-    let event = state
-        .notifier
-        .prepare_coupon_event(&coupon, cancelled, &text)
-        .await?;
-    if !state
-        .store
-        .cancel_use(id, order_id, &event.deliveries)
-        .await?
-    {
+    let event = cancelled_event(state, &coupon, order_id).await?;
+    if !state.store.cancel_use(id, order_id, &event.reports).await? {
         return Err(SpendError::NotUsed);
     }
     state.notifier.coupon_event_committed(event);

@@ -17,7 +17,7 @@ use crate::domain::timestamp::Timestamp;
 use crate::domain::{InvalidInput, whole};
 use crate::events::{Event, Payload};
 use crate::state::Shared;
-use crate::store::{HoldRecord, HoldState};
+use crate::store::{HoldRecord, HoldState, Reports};
 
 /// The longest hold a request may ask for.
 pub const MAX_TTL_SECS: u64 = 86_400;
@@ -73,7 +73,7 @@ pub struct Held {
 }
 
 /// Holds live on the record's clock (see `Store::now`), not this host's.
-async fn record_now(state: &Shared) -> Result<Timestamp, SpendError> {
+pub(crate) async fn record_now(state: &Shared) -> Result<Timestamp, SpendError> {
     Ok(state.store.now(state.clock.offset_ms()).await?)
 }
 
@@ -165,7 +165,7 @@ pub async fn confirm(state: &Shared, id: CouponId, order_id: &str) -> Result<Cou
         .await?;
         if state
             .store
-            .resolve_hold(id, order_id, HoldState::Confirmed, now, &event.deliveries)
+            .resolve_hold(id, order_id, HoldState::Confirmed, now, &event.reports)
             .await?
         {
             state.notifier.coupon_event_committed(event);
@@ -199,7 +199,7 @@ pub async fn release(
     let now = record_now(state).await?;
     if state
         .store
-        .resolve_hold(id, order_id, HoldState::Released, now, &[])
+        .resolve_hold(id, order_id, HoldState::Released, now, &Reports::default())
         .await?
     {
         return coupon_for(state, actor, id).await;
@@ -221,7 +221,7 @@ pub async fn expire_due(state: &Shared) -> Result<usize, SpendError> {
     let expired = state.store.expire_holds(now, 500).await?.len();
     let untold = state.store.unnotified_expiries(500).await?;
     if !untold.is_empty() {
-        let events = untold
+        let events: Vec<(Event, String)> = untold
             .iter()
             .map(|h| {
                 let payload = Payload::ReservationExpired {
@@ -234,9 +234,16 @@ pub async fn expire_due(state: &Shared) -> Result<usize, SpendError> {
                 (event, format!("reservation_expired:{}", h.id))
             })
             .collect();
+        let outbox: Vec<_> = events
+            .iter()
+            .filter_map(|(e, _)| state.notifier.outbound(e))
+            .collect();
         state.notifier.emit_once(events).await?;
         let ids: Vec<uuid::Uuid> = untold.iter().map(|h| h.id).collect();
-        state.store.mark_notified(&ids).await?;
+        state.store.mark_notified(&ids, &outbox).await?;
+        if !outbox.is_empty() {
+            state.notifier.outbox_written();
+        }
     }
     Ok(expired)
 }

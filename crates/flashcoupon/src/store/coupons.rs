@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::campaigns::terms;
 use super::columns::{Columns, parse_id};
-use super::{NewDelivery, StoreError};
+use super::{Reports, StoreError};
 use crate::domain::campaign::Campaign;
 use crate::domain::coupon::{Coupon, CouponStatus, Reservation, Spend, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
@@ -69,23 +69,23 @@ pub trait CouponStore {
         limit: u32,
         before: Option<CouponId>,
     ) -> Result<Vec<Coupon>, StoreError>;
-    /// Spend an available coupon and, in the same transaction, enqueue the
-    /// webhook deliveries that report it. `false` if it was no longer
+    /// Spend an available coupon and, in the same transaction, write the
+    /// reports of it (webhook deliveries, outbound events). `false` if it was no longer
     /// available (a concurrent spend won; nothing is written): the caller
     /// re-reads and answers from that.
     async fn mark_used(
         &self,
         id: CouponId,
         spend: &Spend,
-        deliveries: &[NewDelivery],
+        reports: &Reports,
     ) -> Result<bool, StoreError>;
-    /// Undo the spend made by `order_id`, with the deliveries that report it.
+    /// Undo the spend made by `order_id`, with the reports of it.
     /// `false` if the coupon was not used by it (nothing is written).
     async fn cancel_use(
         &self,
         id: CouponId,
         order_id: &str,
-        deliveries: &[NewDelivery],
+        reports: &Reports,
     ) -> Result<bool, StoreError>;
     /// A campaign's coupons with their owners' emails, in `seq` order,
     /// from `after_seq + 1` on (the winners list).
@@ -183,19 +183,14 @@ macro_rules! coupon_queries {
             async fn update_reported<'q>(
                 &self,
                 update: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                deliveries: &[$crate::store::NewDelivery],
+                reports: &$crate::store::Reports,
             ) -> Result<bool, StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 if update.execute(&mut *tx).await?.rows_affected() != 1 {
                     return Ok(false);
                 }
-                if !deliveries.is_empty() {
-                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                $crate::store::outbox::insert_reports!($db, tx, reports);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -263,7 +258,7 @@ macro_rules! coupon_queries {
                 &self,
                 id: CouponId,
                 spend: &Spend,
-                deliveries: &[$crate::store::NewDelivery],
+                reports: &$crate::store::Reports,
             ) -> Result<bool, StoreError> {
                 let used = sqlx::query($crate::store::coupons::MARK_USED)
                     .bind(spend.used_at.0)
@@ -271,19 +266,19 @@ macro_rules! coupon_queries {
                     .bind(spend.order_amount)
                     .bind(spend.discount_amount)
                     .bind(id.to_string());
-                self.update_reported(used, deliveries).await
+                self.update_reported(used, reports).await
             }
 
             async fn cancel_use(
                 &self,
                 id: CouponId,
                 order_id: &str,
-                deliveries: &[$crate::store::NewDelivery],
+                reports: &$crate::store::Reports,
             ) -> Result<bool, StoreError> {
                 let cancelled = sqlx::query($crate::store::coupons::CANCEL_USE)
                     .bind(id.to_string())
                     .bind(order_id);
-                self.update_reported(cancelled, deliveries).await
+                self.update_reported(cancelled, reports).await
             }
 
             async fn winners(

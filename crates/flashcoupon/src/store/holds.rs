@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::columns::{Columns, parse_id};
-use super::{NewDelivery, StoreError};
+use super::{OutboxRow, Reports, StoreError};
 use crate::domain::ids::{CouponId, UserId};
 use crate::domain::timestamp::Timestamp;
 
@@ -60,7 +60,7 @@ pub trait HoldStore {
     async fn reserve(&self, hold: &HoldRecord) -> Result<bool, StoreError>;
     /// End the coupon's live hold for `order_id` as `to` (confirmed: the
     /// coupon is used, if the hold has not run out by `now`; released: it is
-    /// available again), with the webhook deliveries reporting it. `false`:
+    /// available again), with the reports of it. `false`:
     /// no such live hold, nothing written.
     async fn resolve_hold(
         &self,
@@ -68,7 +68,7 @@ pub trait HoldStore {
         order_id: &str,
         to: HoldState,
         now: Timestamp,
-        deliveries: &[NewDelivery],
+        reports: &Reports,
     ) -> Result<bool, StoreError>;
     /// Expire up to `limit` holds due by `now`, each exactly once whichever
     /// instances run this at the same time; the ones this call expired.
@@ -76,7 +76,10 @@ pub trait HoldStore {
     -> Result<Vec<HoldRecord>, StoreError>;
     /// Expired holds whose owner was not told yet.
     async fn unnotified_expiries(&self, limit: u32) -> Result<Vec<HoldRecord>, StoreError>;
-    async fn mark_notified(&self, holds: &[Uuid]) -> Result<(), StoreError>;
+    /// The owners of these expired holds were told; `outbox` reports the
+    /// expiries to the broker, written in the same transaction (so each is
+    /// written once, and surely: a hold stays unnotified until it is).
+    async fn mark_notified(&self, holds: &[Uuid], outbox: &[OutboxRow]) -> Result<(), StoreError>;
     /// The latest hold of a coupon for an order, in any state.
     async fn latest_hold(
         &self,
@@ -109,6 +112,61 @@ pub(super) const COUPON_CONFIRMED: &str = "UPDATE coupons SET status = 'used', u
      WHERE id = $2 AND status = 'reserved' AND order_id = $3";
 pub(super) const COUPON_FREED: &str = "UPDATE coupons SET status = 'available', order_id = NULL, order_amount = NULL, \
      discount_amount = NULL, reserved_until = NULL WHERE id = $1 AND status = 'reserved' AND order_id = $2";
+
+/// Inside the transaction `$tx`: end the live hold of `$coupon` for
+/// `$order_id` as `$to` (a `HoldState`) at `$now`, and the coupon's row with
+/// it. `false` if there is no such live hold (nothing written); a coupon that
+/// disagrees with its hold is an error (the caller's transaction is dropped).
+macro_rules! end_hold {
+    ($tx:expr, $coupon:expr, $order_id:expr, $to:expr, $now:expr) => {{
+        use $crate::store::HoldState;
+        let (coupon, order_id, to, now): (CouponId, &str, HoldState, Timestamp) =
+            ($coupon, $order_id, $to, $now);
+        // A confirm must come before the hold runs out; a release may come
+        // any time while it is held.
+        let cutoff = if to == HoldState::Confirmed {
+            now.0
+        } else {
+            i64::MIN
+        };
+        let ended = sqlx::query(
+            "UPDATE coupon_holds SET state = $1, resolved_at = $2 \
+             WHERE coupon_id = $3 AND order_id = $4 AND state = 'held' AND expires_at > $5",
+        )
+        .bind(to.as_str())
+        .bind(now.0)
+        .bind(coupon.to_string())
+        .bind(order_id)
+        .bind(cutoff)
+        .execute(&mut *$tx)
+        .await?;
+        if ended.rows_affected() == 1 {
+            let changed = if to == HoldState::Confirmed {
+                sqlx::query($crate::store::holds::COUPON_CONFIRMED)
+                    .bind(now.0)
+                    .bind(coupon.to_string())
+                    .bind(order_id)
+                    .execute(&mut *$tx)
+                    .await?
+            } else {
+                sqlx::query($crate::store::holds::COUPON_FREED)
+                    .bind(coupon.to_string())
+                    .bind(order_id)
+                    .execute(&mut *$tx)
+                    .await?
+            };
+            if changed.rows_affected() != 1 {
+                return Err(StoreError::Constraint(format!(
+                    "coupon {coupon} is not reserved for the live hold of order {order_id}"
+                )));
+            }
+            true
+        } else {
+            false
+        }
+    }};
+}
+pub(super) use end_hold;
 
 /// [`HoldStore`] for a store with a `pool` of database `$db`.
 macro_rules! hold_queries {
@@ -156,54 +214,14 @@ macro_rules! hold_queries {
                 order_id: &str,
                 to: $crate::store::HoldState,
                 now: Timestamp,
-                deliveries: &[$crate::store::NewDelivery],
+                reports: &$crate::store::Reports,
             ) -> Result<bool, StoreError> {
-                use $crate::store::HoldState;
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                // A confirm must come before the hold runs out; a release
-                // may come any time while it is held.
-                let cutoff = if to == HoldState::Confirmed { now.0 } else { i64::MIN };
-                let ended = sqlx::query(
-                    "UPDATE coupon_holds SET state = $1, resolved_at = $2 \
-                     WHERE coupon_id = $3 AND order_id = $4 AND state = 'held' AND expires_at > $5",
-                )
-                .bind(to.as_str())
-                .bind(now.0)
-                .bind(coupon.to_string())
-                .bind(order_id)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?;
-                if ended.rows_affected() != 1 {
+                if !$crate::store::holds::end_hold!(tx, coupon, order_id, to, now) {
                     return Ok(false);
                 }
-                let changed = if to == HoldState::Confirmed {
-                    sqlx::query($crate::store::holds::COUPON_CONFIRMED)
-                        .bind(now.0)
-                        .bind(coupon.to_string())
-                        .bind(order_id)
-                        .execute(&mut *tx)
-                        .await?
-                } else {
-                    sqlx::query($crate::store::holds::COUPON_FREED)
-                        .bind(coupon.to_string())
-                        .bind(order_id)
-                        .execute(&mut *tx)
-                        .await?
-                };
-                if changed.rows_affected() != 1 {
-                    // The hold and its coupon disagree: write nothing.
-                    return Err(StoreError::Constraint(format!(
-                        "coupon {coupon} is not reserved for the live hold of order {order_id}"
-                    )));
-                }
-                if !deliveries.is_empty() {
-                    $crate::store::webhooks::insert_deliveries!($db, deliveries)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                $crate::store::outbox::insert_reports!($db, tx, reports);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -270,11 +288,16 @@ macro_rules! hold_queries {
                     .collect::<Result<_, _>>()?)
             }
 
-            async fn mark_notified(&self, holds: &[uuid::Uuid]) -> Result<(), StoreError> {
+            async fn mark_notified(
+                &self,
+                holds: &[uuid::Uuid],
+                outbox: &[$crate::store::OutboxRow],
+            ) -> Result<(), StoreError> {
                 if holds.is_empty() {
                     return Ok(());
                 }
                 let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "UPDATE coupon_holds SET notified = TRUE WHERE id IN (",
                 );
@@ -283,7 +306,14 @@ macro_rules! hold_queries {
                     ids.push_bind(id.to_string());
                 }
                 q.push(")");
-                q.build().execute(&self.pool).await?;
+                q.build().execute(&mut *tx).await?;
+                if !outbox.is_empty() {
+                    $crate::store::outbox::insert_outbox!($db, outbox)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -3,7 +3,7 @@
 //! same [`Store`] trait, so everything above this module is shared.
 //!
 //! One file per aggregate (accounts, campaigns, coupons and their holds,
-//! inbox, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! inbox, the outbox, payment events, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
 //! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
 //! differs (the group-commit writer, the gate fence, migrations).
 //!
@@ -18,6 +18,8 @@ mod columns;
 mod coupons;
 mod holds;
 mod inbox;
+mod outbox;
+mod payments;
 pub mod postgres;
 mod service_keys;
 pub mod sqlite;
@@ -45,6 +47,8 @@ pub use coupons::{
 };
 pub use holds::{HoldRecord, HoldState, HoldStore};
 pub use inbox::{ExpiringCoupon, InboxStore, NotificationRow, StoredNotification};
+pub use outbox::{OutboxRow, OutboxStore, Reports};
+pub use payments::{Applied, InboundRecord, OrderStep, PaymentStore};
 pub use postgres::PgStore;
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
@@ -123,6 +127,8 @@ pub trait Store:
     + CouponStore
     + HoldStore
     + InboxStore
+    + OutboxStore
+    + PaymentStore
     + ServiceKeyStore
     + SubscriptionStore
     + WebhookStore
@@ -173,6 +179,8 @@ macro_rules! shared_queries {
         $crate::store::coupons::coupon_queries!($store, $db);
         $crate::store::holds::hold_queries!($store, $db);
         $crate::store::inbox::inbox_queries!($store, $db);
+        $crate::store::outbox::outbox_queries!($store, $db);
+        $crate::store::payments::payment_queries!($store, $db);
         $crate::store::service_keys::service_key_queries!($store, $db);
         $crate::store::subscriptions::subscriptions_queries!($store, $db);
         $crate::store::webhooks::webhooks_queries!($store, $db);

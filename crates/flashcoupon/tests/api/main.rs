@@ -18,6 +18,7 @@ mod issuing;
 mod loadtest;
 mod notifications;
 mod operations;
+mod payments;
 mod record;
 mod reservations;
 mod scaleout;

@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reservations",
         include_str!("../../../migrations/postgres/0007_reservations.sql"),
     ),
+    (
+        8,
+        "outbox and inbound events",
+        include_str!("../../../migrations/common/0008_outbox_and_inbound.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

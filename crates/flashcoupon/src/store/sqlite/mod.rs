@@ -67,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reservations",
         include_str!("../../../migrations/sqlite/0007_reservations.sql"),
     ),
+    (
+        8,
+        "outbox and inbound events",
+        include_str!("../../../migrations/common/0008_outbox_and_inbound.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

@@ -1,0 +1,227 @@
+//! The consumer of `flashcoupon.payments` (promise 10): each message is
+//! taken in through `payments::take` (its effect and its `event_id`
+//! committed together) and acknowledged only after that commit. So a crash
+//! before the ack redelivers it, and the redelivery is a repeat.
+//!
+//! A message that can never take effect (not a payment event, an unknown
+//! order) is republished to `flashcoupon.payments.dead` with the reason in
+//! its headers, then acknowledged: it never blocks the queue. One that
+//! failed for a passing reason (the record unreachable) is returned to the
+//! queue after a pause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use tokio::sync::Semaphore;
+
+use super::{BrokerError, BrokerSettings, Names, connect, declare, reconnecting, timely};
+use crate::payments::{self, PaymentError, PaymentEvent, Processed, Source};
+use crate::state::AppState;
+use crate::tasks::Shutdown;
+
+/// A failure that may pass (the record down) returns the message to the
+/// queue after this pause, so a bad minute is not a hot loop.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// With no delivery for this long, check that the connection still lives
+/// (a consumer stream can go quiet on a dead connection).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+pub async fn run(state: AppState, settings: BrokerSettings, shutdown: Shutdown) {
+    let settings = Arc::new(settings);
+    reconnecting("payment events consumer", shutdown, |shutdown| {
+        session(state.clone(), settings.clone(), shutdown)
+    })
+    .await;
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Applied,
+    Repeat,
+    DeadLettered,
+    Retried,
+}
+
+impl Fate {
+    fn label(self) -> &'static str {
+        match self {
+            Fate::Applied => "applied",
+            Fate::Repeat => "repeat",
+            Fate::DeadLettered => "dead_lettered",
+            Fate::Retried => "retried",
+        }
+    }
+}
+
+async fn session(
+    state: AppState,
+    settings: Arc<BrokerSettings>,
+    mut shutdown: Shutdown,
+) -> Result<(), BrokerError> {
+    let conn = connect(&settings.url, "flashcoupon payments consumer").await?;
+    let channel = timely(conn.create_channel()).await?;
+    declare(&channel, &settings.names).await?;
+    timely(channel.basic_qos(settings.prefetch, BasicQosOptions::default())).await?;
+    // Dead letters go out on a channel of their own, with confirms: a
+    // poison message is acknowledged only once its copy is safe.
+    let dead = timely(conn.create_channel()).await?;
+    timely(dead.confirm_select(ConfirmSelectOptions::default())).await?;
+    let mut consumer = timely(channel.basic_consume(
+        settings.names.payments.as_str().into(),
+        ShortString::from(""),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await?;
+    let mut events = conn.events_listener();
+    tracing::info!(queue = %settings.names.payments, "consuming payment events");
+    // Work on up to `prefetch` messages at once; the broker sends no more
+    // than that unacknowledged.
+    let working = Arc::new(Semaphore::new(settings.prefetch as usize));
+    let ended = loop {
+        tokio::select! {
+            next = tokio::time::timeout(IDLE_CHECK, consumer.next()) => match next {
+                Ok(Some(Ok(delivery))) => {
+                    let Ok(permit) = working.clone().acquire_owned().await else {
+                        break Err(BrokerError::Lost("the work limit closed".into()));
+                    };
+                    let (state, dead, names) = (state.clone(), dead.clone(), settings.names.clone());
+                    tokio::spawn(async move {
+                        let fate = handle(&state, &dead, &names, delivery).await;
+                        state
+                            .metrics
+                            .payment_events
+                            .with_label_values(&["amqp", fate.label()])
+                            .inc();
+                        drop(permit);
+                    });
+                }
+                Ok(Some(Err(e))) => break Err(e.into()),
+                Ok(None) => break Err(BrokerError::Lost("the broker cancelled the consumer".into())),
+                Err(_idle) if conn.status().connected() && channel.status().connected() => {}
+                Err(_idle) => break Err(BrokerError::Lost("the connection is gone".into())),
+            },
+            event = events.next() => {
+                if let Some(lapin::Event::Error(e)) = event {
+                    break Err(e.into());
+                }
+            }
+            _ = shutdown.begun() => break Ok(()),
+        }
+    };
+    // Let the messages in hand finish (ack or return) before closing.
+    let all = u32::from(settings.prefetch);
+    let _ = tokio::time::timeout(Duration::from_secs(3), working.acquire_many(all)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
+    ended
+}
+
+/// Take one message in and settle it with the broker.
+async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Delivery) -> Fate {
+    let taken = match PaymentEvent::from_json(&delivery.data) {
+        Ok(event) => payments::take(state, &event, Source::Amqp)
+            .await
+            .map_err(|e| (reason(&e), passing(&e))),
+        Err(invalid) => Err((invalid.to_string(), false)),
+    };
+    let fate = match taken {
+        Ok(Processed::First(_)) => Fate::Applied,
+        Ok(Processed::Repeat(_)) => Fate::Repeat,
+        Err((why, true)) => {
+            tracing::warn!(reason = %why, "a payment event failed for now; returning it to the queue");
+            tokio::time::sleep(RETRY_PAUSE).await;
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            };
+            // If this fails the channel is gone, and the broker returns
+            // the message by itself.
+            let _ = delivery.acker.nack(requeue).await;
+            return Fate::Retried;
+        }
+        Err((why, false)) => {
+            if let Err(e) = dead_letter(dead, names, &delivery, &why).await {
+                tracing::warn!(error = %e, "could not dead-letter a payment event; returning it to the queue");
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                return Fate::Retried;
+            }
+            tracing::info!(reason = %why, "a payment event was dead-lettered");
+            Fate::DeadLettered
+        }
+    };
+    // The effect is committed: acknowledge. A lost ack (the connection
+    // dropped meanwhile) redelivers the message, which is then a repeat.
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::debug!(error = %e, "could not acknowledge a payment event; it will be redelivered");
+    }
+    fate
+}
+
+/// Why an event could not be taken in, for the dead letter.
+fn reason(e: &PaymentError) -> String {
+    e.to_string()
+}
+
+/// Could it work later, unchanged?
+fn passing(e: &PaymentError) -> bool {
+    match e {
+        PaymentError::Busy => true,
+        PaymentError::Store(s) => s.is_unavailable(),
+        PaymentError::Invalid(_) | PaymentError::UnknownOrder(_) => false,
+    }
+}
+
+/// Republish `delivery` to the dead-letter queue, its body as it came, with
+/// the reason in the header `x-flashcoupon-reason`; wait for the broker's
+/// confirm.
+async fn dead_letter(
+    channel: &Channel,
+    names: &Names,
+    delivery: &Delivery,
+    why: &str,
+) -> Result<(), BrokerError> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        "x-flashcoupon-reason".into(),
+        AMQPValue::LongString(why.into()),
+    );
+    headers.insert(
+        "x-flashcoupon-queue".into(),
+        AMQPValue::LongString(names.payments.as_str().into()),
+    );
+    let properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let confirm = timely(channel.basic_publish(
+        ShortString::from(""),
+        names.dead.as_str().into(),
+        BasicPublishOptions::default(),
+        &delivery.data,
+        properties,
+    ))
+    .await?;
+    let confirmation = timely(confirm).await?;
+    if confirmation.is_nack() {
+        return Err(BrokerError::Lost(
+            "the broker refused the dead letter".into(),
+        ));
+    }
+    Ok(())
+}

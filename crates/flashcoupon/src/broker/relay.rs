@@ -1,0 +1,159 @@
+//! The outbox relay (promise 11), one per instance: lease a batch of
+//! outbox rows, publish each to the topic exchange `flashcoupon.events`
+//! (routing key = its type, persistent, `message_id` = its id) with
+//! publisher confirms, and delete the rows the broker confirmed.
+//!
+//! At least once: a relay that dies after publishing and before deleting
+//! leaves its rows leased; when the lease runs out another relay (or this
+//! one, restarted) publishes them again, with the same id for consumers to
+//! deduplicate on. A failed publish gives its lease back at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel};
+
+use super::{BrokerError, BrokerSettings, connect, declare, reconnecting, timely};
+use crate::domain::timestamp::Timestamp;
+use crate::state::AppState;
+use crate::store::OutboxRow;
+use crate::tasks::Shutdown;
+
+/// Rows leased at once.
+const BATCH: u32 = 200;
+/// How long a lease keeps other relays off a row: longer than a batch's
+/// publish and confirm can take (each confirm waits at most 10 s).
+const LEASE: Duration = Duration::from_secs(30);
+/// Look for rows at least this often, even with no wake-up (another
+/// instance's writes, a lease run out).
+const POLL: Duration = Duration::from_millis(250);
+
+pub async fn run(state: AppState, settings: BrokerSettings, shutdown: Shutdown) {
+    let settings = Arc::new(settings);
+    reconnecting("outbox relay", shutdown, |shutdown| {
+        session(state.clone(), settings.clone(), shutdown)
+    })
+    .await;
+}
+
+async fn session(
+    state: AppState,
+    settings: Arc<BrokerSettings>,
+    mut shutdown: Shutdown,
+) -> Result<(), BrokerError> {
+    let conn = connect(&settings.url, "flashcoupon outbox relay").await?;
+    let channel = timely(conn.create_channel()).await?;
+    declare(&channel, &settings.names).await?;
+    timely(channel.confirm_select(ConfirmSelectOptions::default())).await?;
+    tracing::info!(exchange = %settings.names.events, "publishing the outbox");
+    let wake = state.notifier.outbox_waker();
+    let ended = loop {
+        if shutdown.is_begun() {
+            break Ok(());
+        }
+        let now = state.clock.now();
+        let rows = match state
+            .store
+            .lease_outbox(now, now.plus_millis(LEASE.as_millis() as i64), BATCH)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "outbox relay: the record is unreachable; will retry");
+                Vec::new()
+            }
+        };
+        if rows.len() as u32 == BATCH {
+            // More are waiting: no pause.
+        } else if rows.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.begun() => break Ok(()),
+            }
+            continue;
+        }
+        if let Err(e) = publish(&state, &channel, &settings.names.events, &rows).await {
+            break Err(e);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
+    ended
+}
+
+/// Publish a leased batch and wait for every confirm; delete what the
+/// broker confirmed, give back the lease of the rest.
+async fn publish(
+    state: &AppState,
+    channel: &Channel,
+    exchange: &str,
+    rows: &[OutboxRow],
+) -> Result<(), BrokerError> {
+    let mut confirms = Vec::with_capacity(rows.len());
+    let mut failed: Option<BrokerError> = None;
+    for row in rows {
+        let properties = BasicProperties::default()
+            .with_message_id(row.id.to_string().into())
+            .with_content_type("application/json".into())
+            .with_type(row.event_type.as_str().into())
+            .with_timestamp((row.created_at.0 / 1000).max(0) as u64)
+            .with_delivery_mode(2);
+        match timely(channel.basic_publish(
+            ShortString::from(exchange),
+            row.event_type.as_str().into(),
+            BasicPublishOptions::default(),
+            row.body.as_bytes(),
+            properties,
+        ))
+        .await
+        {
+            Ok(confirm) => confirms.push((row, confirm)),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let mut done = Vec::with_capacity(confirms.len());
+    let mut undone: Vec<uuid::Uuid> = rows.iter().skip(confirms.len()).map(|r| r.id).collect();
+    for (row, confirm) in confirms {
+        match timely(confirm).await {
+            Ok(c) if c.is_ack() => done.push(row),
+            Ok(_) => {
+                undone.push(row.id);
+                failed.get_or_insert(BrokerError::Lost("the broker refused an event".into()));
+            }
+            Err(e) => {
+                undone.push(row.id);
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    let ids: Vec<uuid::Uuid> = done.iter().map(|r| r.id).collect();
+    // Deleting fails only with the record: the rows stay leased and are
+    // published again after the lease (at least once).
+    if let Err(e) = state.store.delete_outbox(&ids).await {
+        tracing::warn!(error = %e, "outbox relay: could not delete published events; they will be published again");
+    }
+    let now = state.clock.now();
+    for row in &done {
+        state.metrics.outbox_published.inc();
+        state
+            .metrics
+            .outbox_lag
+            .observe(lag_secs(row.created_at, now));
+    }
+    if !undone.is_empty() {
+        let _ = state.store.release_outbox(&undone).await;
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn lag_secs(created: Timestamp, now: Timestamp) -> f64 {
+    (now.0 - created.0).max(0) as f64 / 1000.0
+}

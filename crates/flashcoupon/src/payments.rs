@@ -1,0 +1,455 @@
+//! Payment events: what a shop's payment system tells us about an order
+//! (`payment.succeeded`, `payment.failed`, `order.cancelled`,
+//! `order.refunded`), from the queue `flashcoupon.payments` (`broker`) or
+//! `POST /api/v1/payment-events`. One door for both, so they take effect
+//! the same way: exactly once per `event_id` (promise 10), the event
+//! recorded in the same transaction as its effect.
+//!
+//! An order ties a checkout together: a succeeded payment confirms every
+//! live hold the order has, a failed or cancelled one releases them, a
+//! refund cancels its spends. A payment for holds that had already run out
+//! confirms nothing and is published as `payment.after_expiry` (refund it).
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::domain::InvalidInput;
+use crate::domain::coupon::check_order_id;
+use crate::domain::ids::CouponId;
+use crate::domain::timestamp::{self, Timestamp};
+use crate::events::{Event, Payload};
+use crate::notify::CouponEvent;
+use crate::spending::reservations::record_now;
+use crate::spending::{SpendError, cancelled_event, used_event};
+use crate::state::Shared;
+use crate::store::{Applied, HoldRecord, HoldState, InboundRecord, OrderStep, Reports, StoreError};
+
+/// How many times an event is read and tried again when concurrent changes
+/// to its order (a confirm over HTTP, the expiry) win the race.
+const ROUNDS: usize = 4;
+
+/// The longest message the consumer reads (and the HTTP body's limit is
+/// the API's): an event is four short fields.
+pub const MAX_MESSAGE_BYTES: usize = 4_096;
+
+/// What happened to the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum PaymentEventType {
+    #[serde(rename = "payment.succeeded")]
+    PaymentSucceeded,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled,
+    #[serde(rename = "order.refunded")]
+    OrderRefunded,
+}
+
+impl PaymentEventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PaymentSucceeded => "payment.succeeded",
+            Self::PaymentFailed => "payment.failed",
+            Self::OrderCancelled => "order.cancelled",
+            Self::OrderRefunded => "order.refunded",
+        }
+    }
+}
+
+/// A payment event, as a message on `flashcoupon.payments` or the body of
+/// `POST /api/v1/payment-events`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentEvent {
+    /// The sender's id for this event: the same id again is a repeat.
+    /// 1 to 128 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: PaymentEventType,
+    /// The order, as the reservation named it.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
+    pub order_id: String,
+    #[serde(deserialize_with = "timestamp::client")]
+    #[schema(schema_with = timestamp::client_schema)]
+    pub occurred_at: Timestamp,
+}
+
+impl PaymentEvent {
+    /// Parse a message body; the error says what is wrong, for the dead
+    /// letter's reason.
+    pub fn from_json(body: &[u8]) -> Result<Self, InvalidInput> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(InvalidInput::new(
+                "body",
+                format!("is {} bytes; at most {MAX_MESSAGE_BYTES}", body.len()),
+            ));
+        }
+        let event: Self = serde_json::from_slice(body)
+            .map_err(|e| InvalidInput::new("body", format!("is not a payment event: {e}")))?;
+        event.validate()?;
+        Ok(event)
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let chars = self.event_id.chars().count();
+        if !(1..=128).contains(&chars) || self.event_id.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "event_id",
+                "must be 1 to 128 characters without control characters",
+            ));
+        }
+        check_order_id(&self.order_id)
+    }
+}
+
+/// Where an event came from (kept with it in the record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Amqp,
+    Http,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Amqp => "amqp",
+            Source::Http => "http",
+        }
+    }
+}
+
+/// An event taken in: the first time (its effect committed now), or a
+/// repeat (the first time's record; nothing changed).
+#[derive(Debug, Clone)]
+pub enum Processed {
+    First(InboundRecord),
+    Repeat(InboundRecord),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// No coupon was ever held or spent by this order.
+    #[error("no reservation or spend is known for order {0:?}")]
+    UnknownOrder(String),
+    /// Concurrent changes to the order kept winning: try again later.
+    #[error("the order kept changing while this event was applied; retry")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SpendError> for PaymentError {
+    fn from(e: SpendError) -> Self {
+        match e {
+            SpendError::Store(e) => PaymentError::Store(e),
+            // Only the record can fail in what this module calls.
+            other => PaymentError::Store(StoreError::Constraint(other.to_string())),
+        }
+    }
+}
+
+/// What an event does to an order as it now reads.
+#[derive(Debug, Default)]
+struct Plan {
+    steps: Vec<OrderStep>,
+    /// Holds of the order that ran out before the payment came.
+    expired: Vec<CouponId>,
+    outcome: String,
+}
+
+fn plan(kind: PaymentEventType, holds: &[HoldRecord], spends: &[CouponId], now: Timestamp) -> Plan {
+    // Each coupon's latest hold for the order decides (it may have been
+    // held, run out and held again).
+    let mut latest: Vec<&HoldRecord> = Vec::new();
+    for h in holds {
+        match latest.iter_mut().find(|l| l.coupon_id == h.coupon_id) {
+            Some(l) if (l.reserved_at, l.id) < (h.reserved_at, h.id) => *l = h,
+            Some(_) => {}
+            None => latest.push(h),
+        }
+    }
+    let mut plan = Plan::default();
+    match kind {
+        PaymentEventType::PaymentSucceeded => {
+            for h in latest {
+                match h.state {
+                    HoldState::Held if h.expires_at > now => {
+                        plan.steps.push(OrderStep::Confirm(h.coupon_id));
+                    }
+                    HoldState::Held | HoldState::Expired => plan.expired.push(h.coupon_id),
+                    HoldState::Confirmed | HoldState::Released => {}
+                }
+            }
+            plan.outcome = match (plan.steps.len(), plan.expired.len()) {
+                (0, 0) => "nothing to confirm (already confirmed or released)".into(),
+                (n, 0) => format!("confirmed {n} reservation(s)"),
+                (0, e) => format!("{e} reservation(s) had expired: published payment.after_expiry"),
+                (n, e) => format!(
+                    "confirmed {n} reservation(s); {e} had expired: published payment.after_expiry"
+                ),
+            };
+        }
+        PaymentEventType::PaymentFailed | PaymentEventType::OrderCancelled => {
+            plan.steps = latest
+                .iter()
+                .filter(|h| h.state == HoldState::Held)
+                .map(|h| OrderStep::Release(h.coupon_id))
+                .collect();
+            plan.outcome = match plan.steps.len() {
+                0 => "nothing to release (already ended)".into(),
+                n => format!("released {n} reservation(s)"),
+            };
+        }
+        PaymentEventType::OrderRefunded => {
+            plan.steps = spends.iter().map(|&c| OrderStep::CancelUse(c)).collect();
+            plan.outcome = match plan.steps.len() {
+                0 => "nothing to refund (no coupon is spent by the order)".into(),
+                n => format!("cancelled {n} coupon use(s)"),
+            };
+        }
+    }
+    plan
+}
+
+/// Take a payment event in: apply it to its order once, whichever door it
+/// came by and however often.
+pub async fn take(
+    state: &Shared,
+    event: &PaymentEvent,
+    source: Source,
+) -> Result<Processed, PaymentError> {
+    event.validate()?;
+    for _ in 0..ROUNDS {
+        if let Some(first) = state.store.inbound_event(&event.event_id).await? {
+            return Ok(Processed::Repeat(first));
+        }
+        let holds = state.store.order_holds(&event.order_id).await?;
+        let spends = state.store.order_spends(&event.order_id).await?;
+        if holds.is_empty() && spends.is_empty() {
+            return Err(PaymentError::UnknownOrder(event.order_id.clone()));
+        }
+        let now = record_now(state).await?;
+        let plan = plan(event.kind, &holds, &spends, now);
+        let (committed, reports) = reports_for(state, event, &plan, now).await?;
+        let record = InboundRecord {
+            event_id: event.event_id.clone(),
+            event_type: event.kind.as_str().to_owned(),
+            order_id: event.order_id.clone(),
+            occurred_at: event.occurred_at,
+            received_at: now,
+            source: source.as_str().to_owned(),
+            outcome: plan.outcome.clone(),
+        };
+        match state
+            .store
+            .apply_inbound(&record, &plan.steps, now, &reports)
+            .await?
+        {
+            Applied::Done => {
+                if !reports.deliveries.is_empty() {
+                    state.notifier.webhooks.wake();
+                }
+                if !reports.outbox.is_empty() {
+                    state.notifier.outbox_written();
+                }
+                for event in committed {
+                    state.notifier.coupon_event_committed(event);
+                }
+                return Ok(Processed::First(record));
+            }
+            // The next round finds the first one's record.
+            Applied::Repeat => continue,
+            Applied::Raced => continue,
+        }
+    }
+    Err(PaymentError::Busy)
+}
+
+/// The events the plan's steps report (each written with them), and the
+/// reports of all of them plus `payment.after_expiry` where holds ran out.
+async fn reports_for(
+    state: &Shared,
+    event: &PaymentEvent,
+    plan: &Plan,
+    now: Timestamp,
+) -> Result<(Vec<CouponEvent>, Reports), PaymentError> {
+    let mut committed = Vec::new();
+    let mut reports = Reports::default();
+    for step in &plan.steps {
+        let (OrderStep::Confirm(id) | OrderStep::CancelUse(id)) = *step else {
+            continue; // a release is not published (as over HTTP)
+        };
+        let Some(coupon) = state.store.get_coupon(id).await? else {
+            continue;
+        };
+        let coupon_event = match *step {
+            OrderStep::Confirm(_) => {
+                let Some(r) = coupon.reservation.as_ref() else {
+                    continue; // changed since the plan's read: the step races
+                };
+                used_event(
+                    state,
+                    &coupon,
+                    &r.order_id,
+                    r.order_amount,
+                    r.discount_amount,
+                )
+                .await?
+            }
+            _ => cancelled_event(state, &coupon, &event.order_id).await?,
+        };
+        reports
+            .deliveries
+            .extend(coupon_event.reports.deliveries.iter().cloned());
+        reports
+            .outbox
+            .extend(coupon_event.reports.outbox.iter().cloned());
+        committed.push(coupon_event);
+    }
+    if !plan.expired.is_empty() {
+        let late = Event::new(
+            Payload::PaymentAfterExpiry {
+                event_id: event.event_id.clone(),
+                order_id: event.order_id.clone(),
+                coupon_ids: plan.expired.clone(),
+            },
+            now,
+            None,
+            None,
+        );
+        let text = format!(
+            "💸 Payment {} for order {} came after its reservation expired: refund it.",
+            event.event_id, event.order_id
+        );
+        let key = format!("{}:{}", late.kind, event.event_id);
+        reports.deliveries.extend(
+            state
+                .notifier
+                .webhooks
+                .deliveries_for(&late, &key, &text, |_| true)
+                .await?,
+        );
+        reports.outbox.extend(state.notifier.outbound(&late));
+    }
+    Ok((committed, reports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::UserId;
+
+    fn hold(coupon: u128, state: HoldState, expires_at: i64) -> HoldRecord {
+        HoldRecord {
+            id: uuid::Uuid::from_u128(coupon * 10),
+            coupon_id: CouponId(uuid::Uuid::from_u128(coupon)),
+            user_id: UserId(uuid::Uuid::from_u128(99)),
+            order_id: "o".into(),
+            order_amount: 100,
+            discount_amount: 10,
+            reserved_at: Timestamp(0),
+            expires_at: Timestamp(expires_at),
+            state,
+        }
+    }
+
+    fn coupon(n: u128) -> CouponId {
+        CouponId(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn a_success_confirms_live_holds_and_reports_the_ones_that_ran_out() {
+        let now = Timestamp(1_000);
+        let holds = [
+            hold(1, HoldState::Held, 2_000),
+            hold(2, HoldState::Held, 1_000), // due now: ran out
+            hold(3, HoldState::Expired, 500),
+        ];
+        let p = plan(PaymentEventType::PaymentSucceeded, &holds, &[], now);
+        assert_eq!(p.steps, [OrderStep::Confirm(coupon(1))]);
+        assert_eq!(p.expired, [coupon(2), coupon(3)]);
+    }
+
+    #[test]
+    fn a_success_after_a_confirm_is_nothing_and_reports_no_expiry() {
+        let mut again = hold(3, HoldState::Confirmed, 2_000);
+        again.id = uuid::Uuid::from_u128(31);
+        again.reserved_at = Timestamp(600);
+        let holds = [
+            hold(3, HoldState::Expired, 500), // held again, then confirmed
+            again,
+            hold(1, HoldState::Confirmed, 2_000),
+        ];
+        let p = plan(
+            PaymentEventType::PaymentSucceeded,
+            &holds,
+            &[],
+            Timestamp(1_000),
+        );
+        assert!(p.steps.is_empty() && p.expired.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_failure_releases_every_live_hold_even_one_past_due_and_a_refund_cancels_spends() {
+        let holds = [
+            hold(1, HoldState::Held, 2_000),
+            hold(2, HoldState::Held, 10),
+            hold(3, HoldState::Released, 500),
+        ];
+        for kind in [
+            PaymentEventType::PaymentFailed,
+            PaymentEventType::OrderCancelled,
+        ] {
+            let p = plan(kind, &holds, &[coupon(7)], Timestamp(1_000));
+            assert_eq!(
+                p.steps,
+                [OrderStep::Release(coupon(1)), OrderStep::Release(coupon(2))]
+            );
+        }
+        let p = plan(
+            PaymentEventType::OrderRefunded,
+            &holds,
+            &[coupon(7)],
+            Timestamp(1_000),
+        );
+        assert_eq!(p.steps, [OrderStep::CancelUse(coupon(7))]);
+    }
+
+    #[test]
+    fn messages_that_are_not_payment_events_say_why() {
+        let ok = br#"{"event_id":"e1","type":"payment.failed","order_id":"o1","occurred_at":"2026-12-02T10:00:00Z"}"#;
+        assert_eq!(
+            PaymentEvent::from_json(ok).unwrap().kind,
+            PaymentEventType::PaymentFailed
+        );
+        for (bad, says) in [
+            (&b"not json"[..], "not a payment event"),
+            (br#"{"event_id":"e1","type":"payment.maybe","order_id":"o1","occurred_at":"2026-12-02T10:00:00Z"}"#, "unknown variant"),
+            (br#"{"event_id":"","type":"payment.failed","order_id":"o1","occurred_at":"2026-12-02T10:00:00Z"}"#, "event_id"),
+            (br#"{"event_id":"e","type":"payment.failed","order_id":"o\u0000","occurred_at":"2026-12-02T10:00:00Z"}"#, "order_id"),
+            (br#"{"event_id":"e","type":"payment.failed","order_id":"o","occurred_at":"yesterday"}"#, "RFC 3339"),
+            (br#"{"event_id":"e","type":"payment.failed","order_id":"o","occurred_at":"2026-12-02T10:00:00Z","amount":1}"#, "unknown field"),
+        ] {
+            let err = PaymentEvent::from_json(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{err} should say {says}");
+        }
+        let huge = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert!(
+            PaymentEvent::from_json(&huge)
+                .unwrap_err()
+                .to_string()
+                .contains("bytes")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! The outbox (promise 11): outbound events written in the same transaction
+//! as the change they report, then leased, published and deleted by the
+//! relay (`broker::relay`). Also [`Reports`], what a change writes beside
+//! itself: its webhook deliveries and its outbox rows.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{NewDelivery, StoreError};
+use crate::domain::timestamp::Timestamp;
+
+/// One outbound event: its id (consumers deduplicate on it), its type (the
+/// routing key) and the JSON body `{id, type, at, data}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub event_type: String,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+/// What a change writes in its own transaction besides itself, so that a
+/// crash keeps all of it or none: the webhook deliveries and the outbound
+/// events that report it.
+#[derive(Debug, Clone, Default)]
+pub struct Reports {
+    pub deliveries: Vec<NewDelivery>,
+    pub outbox: Vec<OutboxRow>,
+}
+
+impl Reports {
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty() && self.outbox.is_empty()
+    }
+}
+
+#[async_trait]
+pub trait OutboxStore {
+    /// Write outbound events on their own (a change already committed whose
+    /// report is retried until written, e.g. a hold's expiry).
+    async fn enqueue_outbox(&self, rows: &[OutboxRow]) -> Result<(), StoreError>;
+    /// Lease up to `limit` events not leased by anyone past `now`, oldest
+    /// first, until `lease_until`: each lease goes to one relay at a time.
+    async fn lease_outbox(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// The broker confirmed these: they are done.
+    async fn delete_outbox(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+    /// Publishing these failed: give their lease back, for the next try.
+    async fn release_outbox(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+    /// Events not published yet, and the oldest one's time.
+    async fn outbox_backlog(&self) -> Result<(i64, Option<Timestamp>), StoreError>;
+}
+
+pub(super) fn outbox_row(row: &impl super::columns::Columns) -> Result<OutboxRow, sqlx::Error> {
+    Ok(OutboxRow {
+        id: super::columns::parse_id(&row.text("id")?)?,
+        event_type: row.text("event_type")?,
+        body: row.text("body")?,
+        created_at: Timestamp(row.int("created_at")?),
+    })
+}
+
+/// Write `$reports` inside the transaction `$tx` of database `$db`.
+macro_rules! insert_reports {
+    ($db:ty, $tx:expr, $reports:expr) => {{
+        let reports: &$crate::store::Reports = $reports;
+        if !reports.deliveries.is_empty() {
+            $crate::store::webhooks::insert_deliveries!($db, &reports.deliveries)
+                .build()
+                .execute(&mut *$tx)
+                .await?;
+        }
+        if !reports.outbox.is_empty() {
+            $crate::store::outbox::insert_outbox!($db, &reports.outbox)
+                .build()
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(super) use insert_reports;
+
+/// The INSERT of outbox rows (a `QueryBuilder` of database `$db`); an event
+/// already there (same id) is left as it is.
+macro_rules! insert_outbox {
+    ($db:ty, $rows:expr) => {{
+        let mut q = sqlx::QueryBuilder::<$db>::new(
+            "INSERT INTO outbox (id, event_type, body, created_at) ",
+        );
+        q.push_values($rows, |mut b, r: &$crate::store::OutboxRow| {
+            b.push_bind(r.id.to_string())
+                .push_bind(r.event_type.clone())
+                .push_bind(r.body.clone())
+                .push_bind(r.created_at.0);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q
+    }};
+}
+pub(super) use insert_outbox;
+
+/// [`OutboxStore`] for a store with a `pool` of database `$db`.
+macro_rules! outbox_queries {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// `statement` (ending in `IN (`) over these ids.
+            async fn outbox_by_ids(
+                &self,
+                statement: &str,
+                ids: &[uuid::Uuid],
+            ) -> Result<(), StoreError> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let _turn = self.write_turn().await;
+                let mut q = sqlx::QueryBuilder::<$db>::new(statement);
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(id.to_string());
+                }
+                q.push(")");
+                q.build().execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::OutboxStore for $store {
+            async fn enqueue_outbox(
+                &self,
+                rows: &[$crate::store::OutboxRow],
+            ) -> Result<(), StoreError> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let _turn = self.write_turn().await;
+                $crate::store::outbox::insert_outbox!($db, rows)
+                    .build()
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn lease_outbox(
+                &self,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::OutboxRow>, StoreError> {
+                let _turn = self.write_turn().await;
+                // The outer condition repeats the inner one: on PostgreSQL a
+                // concurrent lease of the same row makes this one wait, then
+                // re-check the row as the other left it, and skip it.
+                let rows = sqlx::query(
+                    "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until <= $2 \
+                       ORDER BY created_at, id LIMIT $3) \
+                     AND (lease_until IS NULL OR lease_until <= $2) \
+                     RETURNING id, event_type, body, created_at",
+                )
+                .bind(lease_until.0)
+                .bind(now.0)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut leased = rows
+                    .iter()
+                    .map($crate::store::outbox::outbox_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                // RETURNING has no order: publish oldest first.
+                leased.sort_by_key(|r| (r.created_at, r.id));
+                Ok(leased)
+            }
+
+            async fn delete_outbox(&self, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+                self.outbox_by_ids("DELETE FROM outbox WHERE id IN (", ids).await
+            }
+
+            async fn release_outbox(&self, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+                self.outbox_by_ids("UPDATE outbox SET lease_until = NULL WHERE id IN (", ids)
+                    .await
+            }
+
+            async fn outbox_backlog(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
+                let row = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((
+                    $crate::store::columns::Columns::int(&row, "n")?,
+                    $crate::store::columns::Columns::opt_int(&row, "oldest")?.map(Timestamp),
+                ))
+            }
+        }
+    };
+}
+pub(super) use outbox_queries;

@@ -1,0 +1,205 @@
+//! Payment events in the record (promise 10): the inbox of processed
+//! `event_id`s, written in the same transaction as the event's effect on an
+//! order (its holds confirmed or released, its spends cancelled), so a
+//! repeat finds the first and changes nothing.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use super::columns::Columns;
+use crate::domain::ids::CouponId;
+use crate::domain::timestamp::Timestamp;
+
+/// A payment event as processed: what arrived, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRecord {
+    pub event_id: String,
+    pub event_type: String,
+    pub order_id: String,
+    pub occurred_at: Timestamp,
+    pub received_at: Timestamp,
+    /// `amqp` or `http`.
+    pub source: String,
+    /// For the operator: e.g. `confirmed 1 reservation`.
+    pub outcome: String,
+}
+
+/// One change an event makes to its order, each a conditional update: if
+/// any finds its row no longer as read, the whole event is undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderStep {
+    /// The live hold of this coupon for the order is confirmed (not run out).
+    Confirm(CouponId),
+    /// The live hold of this coupon for the order is released.
+    Release(CouponId),
+    /// The coupon's spend on the order is cancelled (a refund).
+    CancelUse(CouponId),
+}
+
+/// How [`PaymentStore::apply_inbound`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event and its effect are committed.
+    Done,
+    /// The event was processed before: nothing written.
+    Repeat,
+    /// A step found its row changed since it was read (a concurrent
+    /// confirm, release or expiry): nothing written; read again.
+    Raced,
+}
+
+#[async_trait]
+pub trait PaymentStore {
+    async fn inbound_event(&self, event_id: &str) -> Result<Option<InboundRecord>, StoreError>;
+    /// Every hold ever made for an order, oldest first.
+    async fn order_holds(&self, order_id: &str) -> Result<Vec<super::HoldRecord>, StoreError>;
+    /// The coupons an order has spent (used, not cancelled).
+    async fn order_spends(&self, order_id: &str) -> Result<Vec<CouponId>, StoreError>;
+    /// In one transaction: record the event (a repeat stops here), apply
+    /// its steps to the order `record.order_id`, write the reports.
+    async fn apply_inbound(
+        &self,
+        record: &InboundRecord,
+        steps: &[OrderStep],
+        now: Timestamp,
+        reports: &super::Reports,
+    ) -> Result<Applied, StoreError>;
+}
+
+pub(super) fn inbound(row: &impl Columns) -> Result<InboundRecord, sqlx::Error> {
+    Ok(InboundRecord {
+        event_id: row.text("event_id")?,
+        event_type: row.text("event_type")?,
+        order_id: row.text("order_id")?,
+        occurred_at: Timestamp(row.int("occurred_at")?),
+        received_at: Timestamp(row.int("received_at")?),
+        source: row.text("source")?,
+        outcome: row.text("outcome")?,
+    })
+}
+
+/// [`PaymentStore`] for a store with a `pool` of database `$db`.
+macro_rules! payment_queries {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::PaymentStore for $store {
+            async fn inbound_event(
+                &self,
+                event_id: &str,
+            ) -> Result<Option<$crate::store::InboundRecord>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT event_id, event_type, order_id, occurred_at, received_at, source, outcome \
+                     FROM inbound_events WHERE event_id = $1",
+                )
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map($crate::store::payments::inbound).transpose()?)
+            }
+
+            async fn order_holds(
+                &self,
+                order_id: &str,
+            ) -> Result<Vec<$crate::store::HoldRecord>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM coupon_holds WHERE order_id = $1 ORDER BY reserved_at, id",
+                    $crate::store::holds::HOLD_COLUMNS
+                ))
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::holds::hold)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn order_spends(&self, order_id: &str) -> Result<Vec<CouponId>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id FROM coupons WHERE order_id = $1 AND status = 'used' ORDER BY id",
+                )
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        $crate::store::columns::parse_id(&$crate::store::columns::Columns::text(
+                            r, "id",
+                        )?)
+                    })
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn apply_inbound(
+                &self,
+                record: &$crate::store::InboundRecord,
+                steps: &[$crate::store::OrderStep],
+                now: Timestamp,
+                reports: &$crate::store::Reports,
+            ) -> Result<$crate::store::Applied, StoreError> {
+                use $crate::store::{Applied, OrderStep};
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                // First, so a concurrent delivery of the same event waits
+                // here for this one's commit (PostgreSQL) and then skips.
+                let recorded = sqlx::query(
+                    "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
+                     received_at, source, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&record.event_id)
+                .bind(&record.event_type)
+                .bind(&record.order_id)
+                .bind(record.occurred_at.0)
+                .bind(record.received_at.0)
+                .bind(&record.source)
+                .bind(&record.outcome)
+                .execute(&mut *tx)
+                .await?;
+                if recorded.rows_affected() != 1 {
+                    return Ok(Applied::Repeat);
+                }
+                let order_id = record.order_id.as_str();
+                for step in steps {
+                    let done = match *step {
+                        OrderStep::Confirm(coupon) => {
+                            $crate::store::holds::end_hold!(
+                                tx,
+                                coupon,
+                                order_id,
+                                HoldState::Confirmed,
+                                now
+                            )
+                        }
+                        OrderStep::Release(coupon) => {
+                            $crate::store::holds::end_hold!(
+                                tx,
+                                coupon,
+                                order_id,
+                                HoldState::Released,
+                                now
+                            )
+                        }
+                        OrderStep::CancelUse(coupon) => {
+                            sqlx::query($crate::store::coupons::CANCEL_USE)
+                                .bind(coupon.to_string())
+                                .bind(order_id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                                == 1
+                        }
+                    };
+                    if !done {
+                        return Ok(Applied::Raced);
+                    }
+                }
+                $crate::store::outbox::insert_reports!($db, tx, reports);
+                tx.commit().await?;
+                Ok(Applied::Done)
+            }
+        }
+    };
+}
+pub(super) use payment_queries;
