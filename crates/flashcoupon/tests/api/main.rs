@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod broker;
 mod bad_input;
 mod campaigns;
 mod concurrency;

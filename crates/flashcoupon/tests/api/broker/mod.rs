@@ -1,0 +1,252 @@
+//! Checkout over the real RabbitMQ (`--amqp-url`): payment events consumed
+//! from `<ns>.payments` exactly once in effect, poison messages
+//! dead-lettered with their reason, every outbound event published to the
+//! topic exchange `<ns>.events` from the outbox. Each test has a namespace
+//! of its own on the shared broker (the platform's names are
+//! `flashcoupon.*`; `--amqp-namespace` exists for this), deleted at its end.
+
+mod flow;
+mod outbox;
+
+use std::time::Duration;
+
+use flashcoupon::settings::Settings;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+pub fn amqp_url() -> String {
+    std::env::var("FLASHCOUPON_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A message as a test reads it off a queue.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    pub headers: FieldTable,
+    pub body: Vec<u8>,
+}
+
+impl Got {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        match self.headers.inner().get(name)? {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            other => Some(format!("{other:?}")),
+        }
+    }
+}
+
+/// The test's side of the broker: its namespace, a channel with publisher
+/// confirms, and a tap queue bound to every outbound event.
+pub struct TestBroker {
+    pub namespace: String,
+    conn: Connection,
+    channel: Channel,
+}
+
+impl TestBroker {
+    pub async fn new() -> Self {
+        let namespace = format!("fctest-{}", uuid::Uuid::now_v7().simple());
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ is up (scripts/services.sh starts it)");
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let broker = Self {
+            namespace,
+            conn,
+            channel,
+        };
+        // The platform declares these too, with the same arguments; the tap
+        // must be bound before the first event is published.
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for q in [broker.payments(), broker.dead(), broker.tap()] {
+            broker
+                .channel
+                .queue_declare(q.as_str().into(), durable, FieldTable::default())
+                .await
+                .unwrap();
+        }
+        broker
+            .channel
+            .exchange_declare(
+                broker.events().as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        broker
+            .channel
+            .queue_bind(
+                broker.tap().as_str().into(),
+                broker.events().as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        broker
+    }
+
+    pub fn payments(&self) -> String {
+        format!("{}.payments", self.namespace)
+    }
+
+    pub fn dead(&self) -> String {
+        format!("{}.payments.dead", self.namespace)
+    }
+
+    pub fn events(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+
+    fn tap(&self) -> String {
+        format!("{}.tap", self.namespace)
+    }
+
+    /// Settings pointing an instance at this namespace.
+    pub fn configure(&self, settings: &mut Settings) {
+        settings.amqp_url = Some(amqp_url());
+        settings.amqp_namespace = self.namespace.clone();
+    }
+
+    /// Publish a message to the payments queue, persistent, and wait for
+    /// the broker's confirm.
+    pub async fn send(&self, body: &[u8]) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                self.payments().as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    pub async fn send_json(&self, body: &Value) {
+        self.send(body.to_string().as_bytes()).await;
+    }
+
+    async fn get(&self, queue: &str) -> Option<Got> {
+        let got = self
+            .channel
+            .basic_get(
+                queue.into(),
+                BasicGetOptions {
+                    no_ack: true,
+                },
+            )
+            .await
+            .unwrap()?;
+        let d = got.delivery;
+        Some(Got {
+            routing_key: d.routing_key.to_string(),
+            message_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
+            headers: d.properties.headers().clone().unwrap_or_default(),
+            body: d.data,
+        })
+    }
+
+    /// Read `queue` until `done` says so or `within` passes; everything read.
+    async fn read_until(
+        &self,
+        queue: &str,
+        within: Duration,
+        done: impl Fn(&[Got]) -> bool,
+    ) -> Vec<Got> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut all = Vec::new();
+        while !done(&all) && tokio::time::Instant::now() < deadline {
+            match self.get(queue).await {
+                Some(got) => all.push(got),
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        all
+    }
+
+    /// Outbound events until `done` holds (or 20 s pass).
+    pub async fn events_until(&self, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+        self.read_until(&self.tap(), Duration::from_secs(20), done)
+            .await
+    }
+
+    /// Dead letters until there are `n` (or 20 s pass).
+    pub async fn dead_letters(&self, n: usize) -> Vec<Got> {
+        self.read_until(&self.dead(), Duration::from_secs(20), |all| all.len() >= n)
+            .await
+    }
+
+    /// Delete the namespace's queues and exchange.
+    pub async fn delete(self) {
+        for q in [self.payments(), self.dead(), self.tap()] {
+            let _ = self
+                .channel
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = self
+            .channel
+            .exchange_delete(
+                self.events().as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// The value of a metric line of `/metrics` (e.g.
+/// `flashcoupon_payment_events_total{result="repeat",source="amqp"}`), 0 if absent.
+pub async fn metric(app: &TestApp, line: &str) -> f64 {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Wait (polling, 20 s at most) until `metric` reaches `at_least`.
+pub async fn metric_reaches(app: &TestApp, line: &str, at_least: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = metric(app, line).await;
+        if v >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{line} is {v}, not {at_least}, after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
