@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and Redis are running on their standard local ports,
-# installing them from Debian if absent. Idempotent; used by scripts/test.sh.
+# Make sure PostgreSQL, Redis and RabbitMQ are running on their standard
+# local ports, installing them from Debian if absent. Idempotent; used by
+# scripts/test.sh.
 set -euo pipefail
 
 SUDO=""
@@ -13,6 +14,17 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "==> installing PostgreSQL from Debian"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql postgresql-client
+fi
+
+if ! command -v rabbitmq-server >/dev/null; then
+    echo "==> installing RabbitMQ from Debian"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq rabbitmq-server
+fi
+# RabbitMQ: is anything answering AMQP on 5672? (rabbitmqctl is slow to ask)
+amqp_up() { timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672' 2>/dev/null; }
+if ! amqp_up; then
+    echo "==> starting RabbitMQ on 127.0.0.1:5672 (guest/guest)"
+    $SUDO rabbitmq-server -detached
 fi
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
@@ -38,6 +50,9 @@ for _ in $(seq 1 60); do
 done
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 pg_isready -h 127.0.0.1 -p 5432
+# RabbitMQ takes some seconds to boot; the broker tests need it listening.
+for _ in $(seq 1 120); do amqp_up && break; sleep 0.5; done
+amqp_up || { echo "RabbitMQ did not start on 127.0.0.1:5672"; exit 1; }
 
 # The TLS tests need openssl (for a test Redis certificate) and PostgreSQL
 # with ssl on (Debian's clusters have it, with the snakeoil certificate);
@@ -69,4 +84,4 @@ fi
 PSQL="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -qAt"
 $PSQL -d postgres -c "DROP DATABASE IF EXISTS flashcoupon_test WITH (FORCE)" >/dev/null
 $PSQL -d postgres -c "CREATE DATABASE flashcoupon_test" >/dev/null
-echo "==> Redis and PostgreSQL are up"
+echo "==> Redis, PostgreSQL and RabbitMQ are up"

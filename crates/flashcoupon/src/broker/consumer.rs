@@ -134,7 +134,10 @@ async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Deliv
         Err(invalid) => Err((invalid.to_string(), false)),
     };
     let fate = match taken {
-        Ok(Processed::First(_)) => Fate::Applied,
+        Ok(Processed::First(_)) => {
+            crash_point_before_ack();
+            Fate::Applied
+        }
         Ok(Processed::Repeat(_)) => Fate::Repeat,
         Err((why, true)) => {
             tracing::warn!(reason = %why, "a payment event failed for now; returning it to the queue");
@@ -170,6 +173,28 @@ async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Deliv
         tracing::debug!(error = %e, "could not acknowledge a payment event; it will be redelivered");
     }
     fate
+}
+
+/// A test hook: with `FLASHCOUPON_TEST_ABORT_BEFORE_ACK=n`, the process
+/// dies (SIGABRT, as abrupt as `kill -9`) right after the n-th event it
+/// takes in commits, before its ack: the crash test's "between commit and
+/// ack", hit every time rather than by luck. Never set in production.
+fn crash_point_before_ack() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static AT: OnceLock<Option<usize>> = OnceLock::new();
+    static TAKEN: AtomicUsize = AtomicUsize::new(0);
+    let at = AT.get_or_init(|| {
+        std::env::var("FLASHCOUPON_TEST_ABORT_BEFORE_ACK")
+            .ok()
+            .and_then(|n| n.parse().ok())
+    });
+    if let Some(at) = *at
+        && TAKEN.fetch_add(1, Ordering::SeqCst) + 1 == at
+    {
+        eprintln!("FLASHCOUPON_TEST_ABORT_BEFORE_ACK: aborting after commit {at}, before its ack");
+        std::process::abort();
+    }
 }
 
 /// Why an event could not be taken in, for the dead letter.

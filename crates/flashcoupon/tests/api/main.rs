@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
-mod broker;
 mod bad_input;
+mod broker;
 mod campaigns;
 mod concurrency;
 mod console;

@@ -3,15 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{TestBroker, metric, metric_reaches};
+use super::{APPLIED, DEAD, REPEATS, TestBroker, metric, metric_reaches};
 use crate::helpers::{body, spawn_app_with};
 use crate::payments::{EVENTS, payment, reserve};
 use crate::reservations::{holders, wallet_status};
 use crate::service_keys::service_key;
-
-const REPEATS: &str = "flashcoupon_payment_events_total{result=\"repeat\",source=\"amqp\"}";
-const APPLIED: &str = "flashcoupon_payment_events_total{result=\"applied\",source=\"amqp\"}";
-const DEAD: &str = "flashcoupon_payment_events_total{result=\"dead_lettered\",source=\"amqp\"}";
 
 #[tokio::test]
 async fn a_payment_message_delivered_three_times_confirms_the_reservation_once() {
@@ -68,8 +64,10 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason_and_never_b
     broker.send(b"{not json").await;
     broker.send(&vec![b'x'; 5_000]).await;
     broker
-        .send_json(&json!({"event_id": "e", "type": "payment.maybe", "order_id": "order-1",
-                           "occurred_at": "2026-12-02T10:00:00Z"}))
+        .send_json(
+            &json!({"event_id": "e", "type": "payment.maybe", "order_id": "order-1",
+                           "occurred_at": "2026-12-02T10:00:00Z"}),
+        )
         .await;
     broker
         .send_json(&payment("e-unknown", "payment.succeeded", "no-such-order"))
@@ -79,7 +77,10 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason_and_never_b
         .send_json(&payment("e-good", "payment.succeeded", "order-1"))
         .await;
     metric_reaches(&app, APPLIED, 1.0).await;
-    assert_eq!(wallet_status(&app, &holder.0, &holder.1).await["status"], "used");
+    assert_eq!(
+        wallet_status(&app, &holder.0, &holder.1).await["status"],
+        "used"
+    );
     let dead = broker.dead_letters(4).await;
     assert_eq!(dead.len(), 4, "{dead:?}");
     metric_reaches(&app, DEAD, 4.0).await;
@@ -103,8 +104,9 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason_and_never_b
     }
     // Each keeps its body as it came, and names its queue.
     assert!(dead.iter().any(|d| d.body == b"{not json"));
-    assert!(dead
-        .iter()
-        .all(|d| d.header("x-flashcoupon-queue") == Some(broker.payments())));
+    assert!(
+        dead.iter()
+            .all(|d| d.header("x-flashcoupon-queue") == Some(broker.payments()))
+    );
     broker.delete().await;
 }

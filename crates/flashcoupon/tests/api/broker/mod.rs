@@ -5,8 +5,11 @@
 //! of its own on the shared broker (the platform's names are
 //! `flashcoupon.*`; `--amqp-namespace` exists for this), deleted at its end.
 
+mod crash;
 mod flow;
 mod outbox;
+mod restart;
+mod server;
 
 use std::time::Duration;
 
@@ -20,6 +23,10 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde_json::Value;
 
 use crate::helpers::TestApp;
+
+pub const REPEATS: &str = "flashcoupon_payment_events_total{result=\"repeat\",source=\"amqp\"}";
+pub const APPLIED: &str = "flashcoupon_payment_events_total{result=\"applied\",source=\"amqp\"}";
+pub const DEAD: &str = "flashcoupon_payment_events_total{result=\"dead_lettered\",source=\"amqp\"}";
 
 pub fn amqp_url() -> String {
     std::env::var("FLASHCOUPON_TEST_AMQP_URL")
@@ -52,14 +59,20 @@ impl Got {
 /// confirms, and a tap queue bound to every outbound event.
 pub struct TestBroker {
     pub namespace: String,
+    url: String,
     conn: Connection,
     channel: Channel,
 }
 
 impl TestBroker {
     pub async fn new() -> Self {
+        Self::at(&amqp_url()).await
+    }
+
+    /// On the broker at `url`.
+    pub async fn at(url: &str) -> Self {
         let namespace = format!("fctest-{}", uuid::Uuid::now_v7().simple());
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("RabbitMQ is up (scripts/services.sh starts it)");
         let channel = conn.create_channel().await.unwrap();
@@ -69,6 +82,7 @@ impl TestBroker {
             .unwrap();
         let broker = Self {
             namespace,
+            url: url.to_owned(),
             conn,
             channel,
         };
@@ -112,6 +126,19 @@ impl TestBroker {
         broker
     }
 
+    /// A new connection to the same broker and namespace (after a restart
+    /// closed the old one).
+    pub async fn reopen(&mut self) {
+        self.conn = Connection::connect(&self.url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        self.channel = self.conn.create_channel().await.unwrap();
+        self.channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+    }
+
     pub fn payments(&self) -> String {
         format!("{}.payments", self.namespace)
     }
@@ -130,7 +157,7 @@ impl TestBroker {
 
     /// Settings pointing an instance at this namespace.
     pub fn configure(&self, settings: &mut Settings) {
-        settings.amqp_url = Some(amqp_url());
+        settings.amqp_url = Some(self.url.clone());
         settings.amqp_namespace = self.namespace.clone();
     }
 
@@ -160,12 +187,7 @@ impl TestBroker {
     async fn get(&self, queue: &str) -> Option<Got> {
         let got = self
             .channel
-            .basic_get(
-                queue.into(),
-                BasicGetOptions {
-                    no_ack: true,
-                },
-            )
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()?;
         let d = got.delivery;

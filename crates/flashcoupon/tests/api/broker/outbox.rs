@@ -20,17 +20,27 @@ async fn every_event_reaches_the_exchange_with_its_type_as_routing_key_and_its_i
     // A spend, then its cancellation.
     let (token, coupon) = &held[0];
     let order = json!({"order_id": "order-1", "order_amount": 42_000});
-    let r = app.post_json(&path(coupon, "use"), Some(token), &order).await;
+    let r = app
+        .post_json(&path(coupon, "use"), Some(token), &order)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
-        .post_json(&path(coupon, "cancel-use"), Some(&key), &json!({"order_id": "order-1"}))
+        .post_json(
+            &path(coupon, "cancel-use"),
+            Some(&key),
+            &json!({"order_id": "order-1"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     // A hold that runs out, and a payment for it that comes too late.
     reserve(&app, &held[1], "order-2", 1).await;
     app.clock.advance(Duration::from_secs(2));
     let r = app
-        .post_json(EVENTS, Some(&key), &payment("late", "payment.succeeded", "order-2"))
+        .post_json(
+            EVENTS,
+            Some(&key),
+            &payment("late", "payment.succeeded", "order-2"),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let kinds = [
@@ -40,7 +50,11 @@ async fn every_event_reaches_the_exchange_with_its_type_as_routing_key_and_its_i
         "payment.after_expiry",
     ];
     let got = broker
-        .events_until(|all| kinds.iter().all(|k| all.iter().any(|g| g.routing_key == *k)))
+        .events_until(|all| {
+            kinds
+                .iter()
+                .all(|k| all.iter().any(|g| g.routing_key == *k))
+        })
         .await;
     for kind in kinds {
         let of_kind: Vec<_> = got.iter().filter(|g| g.routing_key == kind).collect();
@@ -52,9 +66,16 @@ async fn every_event_reaches_the_exchange_with_its_type_as_routing_key_and_its_i
             event["id"].as_str(),
             "the message id is the event id"
         );
-        assert!(event["at"].as_str().is_some() && event["data"].is_object(), "{event}");
+        assert!(
+            event["at"].as_str().is_some() && event["data"].is_object(),
+            "{event}"
+        );
     }
-    let late = got.iter().find(|g| g.routing_key == "payment.after_expiry").unwrap().json();
+    let late = got
+        .iter()
+        .find(|g| g.routing_key == "payment.after_expiry")
+        .unwrap()
+        .json();
     assert_eq!(late["data"]["order_id"], "order-2");
     assert_eq!(late["data"]["event_id"], "late");
     assert_eq!(late["data"]["coupon_ids"], json!([held[1].1]));

@@ -6,7 +6,7 @@
 
 mod defence;
 mod failures;
-mod servers;
+pub mod servers;
 mod sharing;
 
 use std::collections::{HashMap, HashSet};
