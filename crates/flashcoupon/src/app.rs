@@ -162,7 +162,9 @@ impl Application {
         let mut writers: Vec<Box<dyn RowWriter<NewCouponRow>>> =
             Vec::with_capacity(engines.writers);
         for _ in 0..engines.writers {
-            writers.push(Box::new(CouponRows(engines.store.writer().await?)));
+            writers.push(Box::new(CouponRows(
+                engines.store.writer(settings.amqp_url.is_some()).await?,
+            )));
         }
         let stockpiles: Vec<Arc<dyn Stockpile>> =
             vec![Arc::new(CouponStock(engines.store.clone()))];

@@ -66,6 +66,42 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The event as the broker publishes it (see `broker::relay`).
+    pub fn outbound_json(&self) -> String {
+        outbound_json(
+            self.id,
+            self.kind,
+            self.at,
+            self.data.clone(),
+            self.user,
+            self.campaign,
+        )
+    }
+}
+
+/// An event as the broker publishes it: `{id, type, at, data}`, with the
+/// user and the campaign it concerns added to `data` as `user_id` and
+/// `campaign_id` (a consumer of the exchange has no other way to know them).
+pub fn outbound_json(
+    id: uuid::Uuid,
+    kind: EventKind,
+    at: Timestamp,
+    mut data: serde_json::Value,
+    user: Option<UserId>,
+    campaign: Option<CampaignId>,
+) -> String {
+    if let Some(fields) = data.as_object_mut() {
+        if let Some(user) = user {
+            fields.insert("user_id".into(), user.to_string().into());
+        }
+        if let Some(campaign) = campaign {
+            fields.insert("campaign_id".into(), campaign.to_string().into());
+        }
+    }
+    serde_json::json!({"id": id, "type": kind, "at": at, "data": data}).to_string()
+}
+
 #[derive(Debug, Clone)]
 pub struct EventBus {
     local: broadcast::Sender<Event>,

@@ -322,19 +322,13 @@ pub struct CouponEvent {
     pub reports: Reports,
 }
 
-/// An event as the broker publishes it: `{id, type, at, data}`, routing key
-/// the type (see `broker::relay`).
+/// An event's outbox row: published with its type as the routing key (see
+/// `broker::relay`).
 pub fn outbox_row(event: &Event) -> OutboxRow {
     OutboxRow {
         id: event.id,
         event_type: event.kind.as_str().to_owned(),
-        body: json!({
-            "id": event.id,
-            "type": event.kind,
-            "at": event.at,
-            "data": event.data,
-        })
-        .to_string(),
+        body: event.outbound_json(),
         created_at: event.at,
     }
 }

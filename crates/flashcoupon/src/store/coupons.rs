@@ -30,6 +30,29 @@ pub struct NewCouponRow {
     pub gate_epoch: u64,
 }
 
+/// A new coupon's `coupon.issued` as the outbox keeps it (its id is the
+/// coupon's), for the group-commit writers to write with the coupon.
+pub(super) fn issued_outbox(r: &NewCouponRow) -> super::OutboxRow {
+    let payload = crate::events::Payload::CouponIssued {
+        coupon_id: r.id,
+        seq: r.seq,
+        valid_until: r.valid_until,
+    };
+    super::OutboxRow {
+        id: r.id.0,
+        event_type: crate::events::EventKind::CouponIssued.as_str().to_owned(),
+        body: crate::events::outbound_json(
+            r.id.0,
+            crate::events::EventKind::CouponIssued,
+            r.issued_at,
+            payload.data(),
+            Some(r.user_id),
+            Some(r.campaign_id),
+        ),
+        created_at: r.issued_at,
+    }
+}
+
 /// Which coupons a wallet read returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CouponFilter {

@@ -151,8 +151,10 @@ pub trait Store:
         claims: &[(u32, CouponId)],
     ) -> Result<HashMap<u32, IssuedRow>, StoreError>;
     /// A connection of its own for the group-commit writer, so batches never
-    /// queue behind reads for a pooled connection.
-    async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError>;
+    /// queue behind reads for a pooled connection. With `outbound`, it also
+    /// writes each coupon's `coupon.issued` to the outbox, in the batch's
+    /// transaction (a broker publishes the outbox).
+    async fn writer(&self, outbound: bool) -> Result<Box<dyn CouponWriter>, StoreError>;
     /// Does the group-commit writer also write each coupon's `coupon.issued`
     /// inbox row (id = the coupon id), in the coupon's own transaction?
     fn writes_issued_inbox(&self) -> bool {

@@ -213,13 +213,14 @@ impl Store for PgStore {
         Ok(found)
     }
 
-    async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError> {
+    async fn writer(&self, outbound: bool) -> Result<Box<dyn CouponWriter>, StoreError> {
         let name = format!(
             "{}/writer",
             self.options.get_application_name().unwrap_or("flashcoupon")
         );
         Ok(Box::new(writer::PgWriter::new(
             self.options.clone().application_name(&name),
+            outbound,
         )))
     }
 

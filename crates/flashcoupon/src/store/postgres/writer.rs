@@ -18,13 +18,16 @@ use crate::store::{CouponWriter, NewCouponRow, StoreError};
 pub(super) struct PgWriter {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
+    /// Also write each coupon's `coupon.issued` to the outbox.
+    outbound: bool,
 }
 
 impl PgWriter {
-    pub fn new(options: PgConnectOptions) -> Self {
+    pub fn new(options: PgConnectOptions, outbound: bool) -> Self {
         Self {
             options,
             conn: None,
+            outbound,
         }
     }
 
@@ -50,6 +53,7 @@ impl PgWriter {
 async fn insert_batch(
     conn: &mut PgConnection,
     rows: &[&NewCouponRow],
+    outbound: bool,
 ) -> Result<HashSet<CouponId>, StoreError> {
     let mut tx = conn.begin().await?;
     let mut campaigns: Vec<String> = rows.iter().map(|r| r.campaign_id.to_string()).collect();
@@ -97,8 +101,24 @@ async fn insert_batch(
         .bind(current.iter().map(|r| r.valid_until.0).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
+    let landed: HashSet<CouponId> = landed.iter().filter_map(|id| id.parse().ok()).collect();
+    if outbound && !landed.is_empty() {
+        let events: Vec<_> = current
+            .iter()
+            .filter(|r| landed.contains(&r.id))
+            .map(|r| crate::store::coupons::issued_outbox(r))
+            .collect();
+        // One statement per 4,000 events keeps under PostgreSQL's 65,535
+        // parameters (4 per row).
+        for chunk in events.chunks(4_000) {
+            crate::store::outbox::insert_outbox!(sqlx::Postgres, chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     tx.commit().await?;
-    Ok(landed.iter().filter_map(|id| id.parse().ok()).collect())
+    Ok(landed)
 }
 
 /// A connection attempt to a server that is starting or unreachable must not
@@ -142,8 +162,9 @@ async fn existing(
 #[async_trait]
 impl CouponWriter for PgWriter {
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
+        let outbound = self.outbound;
         let result = match self.connection().await {
-            Ok(conn) => tokio::time::timeout(BATCH_TIMEOUT, insert_batch(conn, rows))
+            Ok(conn) => tokio::time::timeout(BATCH_TIMEOUT, insert_batch(conn, rows, outbound))
                 .await
                 .unwrap_or_else(|_| Err(timed_out("writing a batch"))),
             Err(e) => Err(e),

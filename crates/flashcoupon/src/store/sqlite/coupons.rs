@@ -8,13 +8,19 @@ use sqlx::{Connection, SqliteConnection};
 
 use crate::domain::ids::CouponId;
 use crate::events::{EventKind, Payload};
+use crate::store::coupons::issued_outbox;
 use crate::store::write_turn::WriteTurn;
 use crate::store::{CouponWriter, NewCouponRow, StoreError};
 
 /// The writer's dedicated connection, and the store's write turn, which it
 /// takes ahead of every other write (see `WriteTurn`).
 #[derive(Debug)]
-pub(super) struct SqliteWriter(pub SqliteConnection, pub Arc<WriteTurn>);
+pub(super) struct SqliteWriter {
+    pub conn: SqliteConnection,
+    pub turn: Arc<WriteTurn>,
+    /// Also write each coupon's `coupon.issued` to the outbox.
+    pub outbound: bool,
+}
 
 const INSERT_COLUMNS: usize = 9;
 /// Multi-row INSERTs come in power-of-two sizes only: a batch is written in
@@ -69,8 +75,8 @@ fn insert_sql(rows: usize) -> &'static str {
 impl CouponWriter for SqliteWriter {
     /// Write one group-commit batch in one transaction: all rows or none.
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
-        let _turn = self.1.urgent().await;
-        let mut tx = self.0.begin().await?;
+        let _turn = self.turn.urgent().await;
+        let mut tx = self.conn.begin().await?;
         let mut rest = rows;
         while !rest.is_empty() {
             let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
@@ -106,6 +112,13 @@ impl CouponWriter for SqliteWriter {
                     .bind(r.issued_at.0);
             }
             inbox.execute(&mut *tx).await?;
+            if self.outbound {
+                let rows: Vec<_> = chunk.iter().map(|r| issued_outbox(r)).collect();
+                crate::store::outbox::insert_outbox!(sqlx::Sqlite, &rows)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+            }
             rest = tail;
         }
         tx.commit().await?;
@@ -117,7 +130,7 @@ impl CouponWriter for SqliteWriter {
         for id in rows.iter().map(|r| &r.id) {
             let row = sqlx::query("SELECT 1 FROM coupons WHERE id = ?")
                 .bind(id.to_string())
-                .fetch_optional(&mut self.0)
+                .fetch_optional(&mut self.conn)
                 .await?;
             if row.is_some() {
                 found.insert(*id);

@@ -184,11 +184,12 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    async fn writer(&self) -> Result<Box<dyn CouponWriter>, StoreError> {
-        Ok(Box::new(coupons::SqliteWriter(
-            self.options.connect().await?,
-            self.write_turn.clone(),
-        )))
+    async fn writer(&self, outbound: bool) -> Result<Box<dyn CouponWriter>, StoreError> {
+        Ok(Box::new(coupons::SqliteWriter {
+            conn: self.options.connect().await?,
+            turn: self.write_turn.clone(),
+            outbound,
+        }))
     }
 
     /// One writer and one fsync per batch: the inbox rows of issued coupons

@@ -154,6 +154,7 @@ async fn a_crash_between_commit_and_ack_redelivers_the_event_and_it_takes_effect
         .events_until(|all| {
             let seen: std::collections::HashSet<String> = all
                 .iter()
+                .filter(|g| g.routing_key == "coupon.used")
                 .map(|g| {
                     g.json()["data"]["coupon_id"]
                         .as_str()

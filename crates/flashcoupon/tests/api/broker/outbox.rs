@@ -43,34 +43,64 @@ async fn every_event_reaches_the_exchange_with_its_type_as_routing_key_and_its_i
         )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // Each once: the two coupons issued (by the group commit), the spend,
+    // its cancellation, the expiry and the late payment.
     let kinds = [
-        "coupon.used",
-        "coupon.use_cancelled",
-        "coupon.reservation_expired",
-        "payment.after_expiry",
+        ("coupon.issued", 2),
+        ("coupon.used", 1),
+        ("coupon.use_cancelled", 1),
+        ("coupon.reservation_expired", 1),
+        ("payment.after_expiry", 1),
     ];
     let got = broker
         .events_until(|all| {
             kinds
                 .iter()
-                .all(|k| all.iter().any(|g| g.routing_key == *k))
+                .all(|(k, n)| all.iter().filter(|g| g.routing_key == *k).count() >= *n)
         })
         .await;
-    for kind in kinds {
+    for (kind, n) in kinds {
         let of_kind: Vec<_> = got.iter().filter(|g| g.routing_key == kind).collect();
-        assert_eq!(of_kind.len(), 1, "{kind}: {got:?}");
-        let event = of_kind[0].json();
-        assert_eq!(event["type"], kind);
-        assert_eq!(
-            of_kind[0].message_id.as_deref(),
-            event["id"].as_str(),
-            "the message id is the event id"
-        );
-        assert!(
-            event["at"].as_str().is_some() && event["data"].is_object(),
-            "{event}"
-        );
+        assert_eq!(of_kind.len(), n, "{kind}: {got:?}");
+        for g in of_kind {
+            let event = g.json();
+            assert_eq!(event["type"], kind);
+            assert_eq!(
+                g.message_id.as_deref(),
+                event["id"].as_str(),
+                "the message id is the event id"
+            );
+            assert!(
+                event["at"].as_str().is_some() && event["data"].is_object(),
+                "{event}"
+            );
+        }
     }
+    // Whose and which campaign's, for the consumers of the exchange.
+    let issued: Vec<_> = got
+        .iter()
+        .filter(|g| g.routing_key == "coupon.issued")
+        .map(|g| g.json())
+        .collect();
+    for (token_and_coupon, event) in held.iter().zip(&issued) {
+        let mine = issued
+            .iter()
+            .find(|e| e["data"]["coupon_id"] == token_and_coupon.1.as_str())
+            .expect("an issued event per coupon");
+        assert_eq!(
+            mine["id"], mine["data"]["coupon_id"],
+            "a coupon.issued's id is its coupon's"
+        );
+        assert!(event["data"]["user_id"].is_string() && event["data"]["campaign_id"].is_string());
+        assert!(mine["data"]["seq"].as_u64().is_some());
+    }
+    let used = got
+        .iter()
+        .find(|g| g.routing_key == "coupon.used")
+        .unwrap()
+        .json();
+    assert_eq!(used["data"]["coupon_id"], held[0].1.as_str());
+    assert!(used["data"]["user_id"].is_string());
     let late = got
         .iter()
         .find(|g| g.routing_key == "payment.after_expiry")

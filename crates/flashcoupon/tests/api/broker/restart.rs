@@ -67,6 +67,7 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing() {
         .events_until(|all| {
             let seen: HashSet<String> = all
                 .iter()
+                .filter(|g| g.routing_key == "coupon.used")
                 .filter_map(|g| g.json()["data"]["coupon_id"].as_str().map(str::to_owned))
                 .collect();
             coupons.iter().all(|c| seen.contains(c))

@@ -95,7 +95,7 @@ async fn a_claim_the_reconciler_wrote_off_can_never_land_later() {
         valid_until: Timestamp(2),
         gate_epoch: epoch as u64,
     };
-    let mut writer = app.state.store.writer().await.unwrap();
+    let mut writer = app.state.store.writer(false).await.unwrap();
     let written = writer.insert(&[&row]).await.unwrap();
     assert!(written.is_empty(), "the written-off claim is skipped");
     assert!(app.record_coupon(&id.to_string()).await.is_none());
