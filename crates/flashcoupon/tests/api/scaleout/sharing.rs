@@ -303,3 +303,50 @@ async fn two_instances_expire_each_reservation_once_and_tell_its_owner_once() {
         assert_eq!(view["status"], "available");
     }
 }
+
+/// Promise 11 with a relay on each of two instances: a claim storm across
+/// both, and every coupon's `coupon.issued` reaches the exchange, each id
+/// at least once (the relays lease rows, so none is published by both at
+/// the same time; a republish after a lease ran out would keep the id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outbox_relays_on_two_instances_publish_every_event() {
+    const STOCK: usize = 600;
+    let broker = crate::broker::TestBroker::new().await;
+    let postgres = fresh_postgres().await;
+    let mut settings = shared_settings(&postgres, &redis_url(), &prefix());
+    broker.configure(&mut settings);
+    let apps = instances(&settings, 2).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    let users = bulk_users(&client, &targets[1], &admin, "relay", 300).await;
+    let campaign = create_campaign(&client, &targets[0], &admin, STOCK).await;
+    let issued = storm(&client, &targets, &campaign, &users, "relay", |_| {}).await;
+    assert_eq!(issued.len(), STOCK);
+    let coupons: HashSet<String> = issued.iter().map(|i| i.coupon.clone()).collect();
+    let issued_ids = |all: &[crate::broker::Got]| -> HashSet<String> {
+        all.iter()
+            .filter(|g| g.routing_key == "coupon.issued")
+            .filter_map(|g| g.json()["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let got = broker
+        .events_until(|all| coupons.is_subset(&issued_ids(all)))
+        .await;
+    let published = issued_ids(&got);
+    assert_eq!(
+        published.intersection(&coupons).count(),
+        STOCK,
+        "every coupon.issued came out"
+    );
+    let mut by_instance = Vec::new();
+    for app in &apps {
+        by_instance.push(crate::broker::metric(app, "flashcoupon_outbox_published_total").await);
+    }
+    eprintln!(
+        "{} events read, {} distinct; confirmed by each relay: {by_instance:?}",
+        got.len(),
+        published.len()
+    );
+    broker.delete().await;
+}
