@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the platform: embedded mode (SQLite in the data dir) by default,
     /// scale-out mode with --redis-url and --postgres-url.
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Replay a drop against running servers, verify every promise, report.
     Loadtest(flashcoupon::loadtest::LoadtestArgs),
     /// Administer a data dir.
@@ -54,7 +54,7 @@ enum AdminCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve(settings) => serve(settings).await,
+        Command::Serve(settings) => serve(*settings).await,
         Command::Loadtest(args) => {
             let out = args.out.clone();
             let report = flashcoupon::loadtest::run(args).await?;

@@ -142,6 +142,13 @@ pub enum PaymentError {
     /// No coupon was ever held or spent by this order.
     #[error("no reservation or spend is known for order {0:?}")]
     UnknownOrder(String),
+    /// This id was taken in before for another event (type or order).
+    #[error("event_id {event_id:?} was already used by a {event_type} for order {order_id:?}")]
+    EventIdReused {
+        event_id: String,
+        event_type: String,
+        order_id: String,
+    },
     /// Concurrent changes to the order kept winning: try again later.
     #[error("the order kept changing while this event was applied; retry")]
     Busy,
@@ -162,12 +169,21 @@ impl From<SpendError> for PaymentError {
 /// What an event does to an order as it now reads.
 #[derive(Debug, Default)]
 struct Plan {
+    /// In coupon order, so two events on one order lock rows alike.
     steps: Vec<OrderStep>,
-    /// Holds of the order that ran out before the payment came.
-    expired: Vec<CouponId>,
+    /// A payment that confirms nothing because the order's holds had ended:
+    /// those coupons, reported as `payment.after_expiry` for a refund.
+    late: Vec<CouponId>,
+    /// `expired`, or `released` if none of them expired.
+    late_reason: &'static str,
     outcome: String,
 }
 
+/// What `kind` does to an order with these holds and spends. The same
+/// outcome whatever order events come in (the consumer takes several at
+/// once, and a sender may reorder): a failure, a cancellation or a refund
+/// releases whatever is still held, and a payment that finds its holds
+/// ended (expired, or released by an earlier failure) is reported.
 fn plan(kind: PaymentEventType, holds: &[HoldRecord], spends: &[CouponId], now: Timestamp) -> Plan {
     // Each coupon's latest hold for the order decides (it may have been
     // held, run out and held again).
@@ -179,43 +195,67 @@ fn plan(kind: PaymentEventType, holds: &[HoldRecord], spends: &[CouponId], now: 
             None => latest.push(h),
         }
     }
+    latest.sort_by_key(|h| h.coupon_id);
+    let release_live = |plan: &mut Plan| {
+        plan.steps.extend(
+            latest
+                .iter()
+                .filter(|h| h.state == HoldState::Held)
+                .map(|h| OrderStep::Release(h.coupon_id)),
+        );
+    };
     let mut plan = Plan::default();
     match kind {
         PaymentEventType::PaymentSucceeded => {
-            for h in latest {
+            let mut expired = false;
+            let mut ended = Vec::new();
+            for h in &latest {
                 match h.state {
                     HoldState::Held if h.expires_at > now => {
                         plan.steps.push(OrderStep::Confirm(h.coupon_id));
                     }
-                    HoldState::Held | HoldState::Expired => plan.expired.push(h.coupon_id),
-                    HoldState::Confirmed | HoldState::Released => {}
+                    HoldState::Held | HoldState::Expired => {
+                        expired = true;
+                        ended.push(h.coupon_id);
+                    }
+                    HoldState::Released => ended.push(h.coupon_id),
+                    HoldState::Confirmed => {}
                 }
             }
-            plan.outcome = match (plan.steps.len(), plan.expired.len()) {
-                (0, 0) => "nothing to confirm (already confirmed or released)".into(),
-                (n, 0) => format!("confirmed {n} reservation(s)"),
-                (0, e) => format!("{e} reservation(s) had expired: published payment.after_expiry"),
-                (n, e) => format!(
-                    "confirmed {n} reservation(s); {e} had expired: published payment.after_expiry"
+            // Something confirmed: the payment is for that (an order may
+            // have let one coupon run out and held another instead).
+            if plan.steps.is_empty() {
+                plan.late = ended;
+                plan.late_reason = if expired { "expired" } else { "released" };
+            }
+            plan.outcome = match (plan.steps.len(), plan.late.len()) {
+                (0, 0) => "nothing to confirm (already confirmed)".into(),
+                (0, e) => format!(
+                    "{e} reservation(s) had {}: published payment.after_expiry",
+                    if expired { "expired" } else { "been released" }
                 ),
+                (n, _) => format!("confirmed {n} reservation(s)"),
             };
         }
         PaymentEventType::PaymentFailed | PaymentEventType::OrderCancelled => {
-            plan.steps = latest
-                .iter()
-                .filter(|h| h.state == HoldState::Held)
-                .map(|h| OrderStep::Release(h.coupon_id))
-                .collect();
+            release_live(&mut plan);
             plan.outcome = match plan.steps.len() {
                 0 => "nothing to release (already ended)".into(),
                 n => format!("released {n} reservation(s)"),
             };
         }
         PaymentEventType::OrderRefunded => {
-            plan.steps = spends.iter().map(|&c| OrderStep::CancelUse(c)).collect();
-            plan.outcome = match plan.steps.len() {
-                0 => "nothing to refund (no coupon is spent by the order)".into(),
-                n => format!("cancelled {n} coupon use(s)"),
+            let mut spent = spends.to_vec();
+            spent.sort();
+            plan.steps = spent.into_iter().map(OrderStep::CancelUse).collect();
+            let cancelled = plan.steps.len();
+            release_live(&mut plan);
+            let released = plan.steps.len() - cancelled;
+            plan.outcome = match (cancelled, released) {
+                (0, 0) => "nothing to refund (no coupon is spent or held by the order)".into(),
+                (c, 0) => format!("cancelled {c} coupon use(s)"),
+                (0, r) => format!("released {r} reservation(s)"),
+                (c, r) => format!("cancelled {c} coupon use(s); released {r} reservation(s)"),
             };
         }
     }
@@ -231,7 +271,7 @@ pub async fn take(
 ) -> Result<Processed, PaymentError> {
     event.validate()?;
     for _ in 0..ROUNDS {
-        if let Some(first) = state.store.inbound_event(&event.event_id).await? {
+        if let Some(first) = repeat_of(state, event).await? {
             return Ok(Processed::Repeat(first));
         }
         let holds = state.store.order_holds(&event.order_id).await?;
@@ -273,7 +313,30 @@ pub async fn take(
             Applied::Raced => continue,
         }
     }
-    Err(PaymentError::Busy)
+    // The last round may have lost to the same event from elsewhere.
+    match repeat_of(state, event).await? {
+        Some(first) => Ok(Processed::Repeat(first)),
+        None => Err(PaymentError::Busy),
+    }
+}
+
+/// The first time's record of this event id, if it came before: a repeat
+/// must be the same event (type and order), not another one reusing its id.
+async fn repeat_of(
+    state: &Shared,
+    event: &PaymentEvent,
+) -> Result<Option<InboundRecord>, PaymentError> {
+    let Some(first) = state.store.inbound_event(&event.event_id).await? else {
+        return Ok(None);
+    };
+    if first.event_type != event.kind.as_str() || first.order_id != event.order_id {
+        return Err(PaymentError::EventIdReused {
+            event_id: first.event_id,
+            event_type: first.event_type,
+            order_id: first.order_id,
+        });
+    }
+    Ok(Some(first))
 }
 
 /// The events the plan's steps report (each written with them), and the
@@ -317,20 +380,21 @@ async fn reports_for(
             .extend(coupon_event.reports.outbox.iter().cloned());
         committed.push(coupon_event);
     }
-    if !plan.expired.is_empty() {
+    if !plan.late.is_empty() {
         let late = Event::new(
             Payload::PaymentAfterExpiry {
                 event_id: event.event_id.clone(),
                 order_id: event.order_id.clone(),
-                coupon_ids: plan.expired.clone(),
+                coupon_ids: plan.late.clone(),
+                reason: plan.late_reason,
             },
             now,
             None,
             None,
         );
         let text = format!(
-            "💸 Payment {} for order {} came after its reservation expired: refund it.",
-            event.event_id, event.order_id
+            "💸 Payment {} for order {} came after its reservation {}: refund it.",
+            event.event_id, event.order_id, plan.late_reason
         );
         let key = format!("{}:{}", late.kind, event.event_id);
         reports.deliveries.extend(
@@ -378,7 +442,16 @@ mod tests {
         ];
         let p = plan(PaymentEventType::PaymentSucceeded, &holds, &[], now);
         assert_eq!(p.steps, [OrderStep::Confirm(coupon(1))]);
-        assert_eq!(p.expired, [coupon(2), coupon(3)]);
+        assert!(p.late.is_empty(), "the payment was for the live hold");
+        let p = plan(PaymentEventType::PaymentSucceeded, &holds[1..], &[], now);
+        assert!(p.steps.is_empty());
+        assert_eq!(
+            (p.late, p.late_reason),
+            (vec![coupon(2), coupon(3)], "expired")
+        );
+        let released = [hold(4, HoldState::Released, 2_000)];
+        let p = plan(PaymentEventType::PaymentSucceeded, &released, &[], now);
+        assert_eq!((p.late, p.late_reason), (vec![coupon(4)], "released"));
     }
 
     #[test]
@@ -397,7 +470,7 @@ mod tests {
             &[],
             Timestamp(1_000),
         );
-        assert!(p.steps.is_empty() && p.expired.is_empty(), "{p:?}");
+        assert!(p.steps.is_empty() && p.late.is_empty(), "{p:?}");
     }
 
     #[test]
@@ -417,13 +490,22 @@ mod tests {
                 [OrderStep::Release(coupon(1)), OrderStep::Release(coupon(2))]
             );
         }
+        // A refund cancels the spends and releases what is still held (it
+        // may come before the payment it refunds).
         let p = plan(
             PaymentEventType::OrderRefunded,
             &holds,
             &[coupon(7)],
             Timestamp(1_000),
         );
-        assert_eq!(p.steps, [OrderStep::CancelUse(coupon(7))]);
+        assert_eq!(
+            p.steps,
+            [
+                OrderStep::CancelUse(coupon(7)),
+                OrderStep::Release(coupon(1)),
+                OrderStep::Release(coupon(2))
+            ]
+        );
     }
 
     #[test]

@@ -107,7 +107,10 @@ async fn session(
                 }
                 Ok(Some(Err(e))) => break Err(e.into()),
                 Ok(None) => break Err(BrokerError::Lost("the broker cancelled the consumer".into())),
-                Err(_idle) if conn.status().connected() && channel.status().connected() => {}
+                Err(_idle)
+                    if conn.status().connected()
+                        && channel.status().connected()
+                        && dead.status().connected() => {}
                 Err(_idle) => break Err(BrokerError::Lost("the connection is gone".into())),
             },
             event = events.next() => {
@@ -154,6 +157,7 @@ async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Deliv
         Err((why, false)) => {
             if let Err(e) = dead_letter(dead, names, &delivery, &why).await {
                 tracing::warn!(error = %e, "could not dead-letter a payment event; returning it to the queue");
+                tokio::time::sleep(RETRY_PAUSE).await;
                 let _ = delivery
                     .acker
                     .nack(BasicNackOptions {
@@ -180,6 +184,9 @@ async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Deliv
 /// takes in commits, before its ack: the crash test's "between commit and
 /// ack", hit every time rather than by luck. Never set in production.
 fn crash_point_before_ack() {
+    if !cfg!(debug_assertions) {
+        return; // never in a release build
+    }
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     static AT: OnceLock<Option<usize>> = OnceLock::new();
@@ -207,7 +214,9 @@ fn passing(e: &PaymentError) -> bool {
     match e {
         PaymentError::Busy => true,
         PaymentError::Store(s) => s.is_unavailable(),
-        PaymentError::Invalid(_) | PaymentError::UnknownOrder(_) => false,
+        PaymentError::Invalid(_)
+        | PaymentError::UnknownOrder(_)
+        | PaymentError::EventIdReused { .. } => false,
     }
 }
 

@@ -23,9 +23,12 @@ use crate::tasks::Shutdown;
 
 /// Rows leased at once.
 const BATCH: u32 = 200;
-/// How long a lease keeps other relays off a row: longer than a batch's
-/// publish and confirm can take (each confirm waits at most 10 s).
+/// How long a lease keeps other relays off a row: longer than a batch may
+/// take ([`BATCH_DEADLINE`]), so no other relay publishes it meanwhile.
 const LEASE: Duration = Duration::from_secs(30);
+/// A batch's publishes and confirms all finish within this, or the rest is
+/// given back (a broker that blocks publishers, a lost connection).
+const BATCH_DEADLINE: Duration = Duration::from_secs(20);
 /// Look for rows at least this often, even with no wake-up (another
 /// instance's writes, a lease run out).
 const POLL: Duration = Duration::from_millis(250);
@@ -91,6 +94,8 @@ async fn publish(
     exchange: &str,
     rows: &[OutboxRow],
 ) -> Result<(), BrokerError> {
+    let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
+    let timed_out = || BrokerError::Timeout(BATCH_DEADLINE);
     let mut confirms = Vec::with_capacity(rows.len());
     let mut failed: Option<BrokerError> = None;
     for row in rows {
@@ -100,18 +105,25 @@ async fn publish(
             .with_type(row.event_type.as_str().into())
             .with_timestamp((row.created_at.0 / 1000).max(0) as u64)
             .with_delivery_mode(2);
-        match timely(channel.basic_publish(
-            ShortString::from(exchange),
-            row.event_type.as_str().into(),
-            BasicPublishOptions::default(),
-            row.body.as_bytes(),
-            properties,
-        ))
-        .await
-        {
-            Ok(confirm) => confirms.push((row, confirm)),
-            Err(e) => {
-                failed = Some(e);
+        let published = tokio::time::timeout_at(
+            deadline,
+            channel.basic_publish(
+                ShortString::from(exchange),
+                row.event_type.as_str().into(),
+                BasicPublishOptions::default(),
+                row.body.as_bytes(),
+                properties,
+            ),
+        )
+        .await;
+        match published {
+            Ok(Ok(confirm)) => confirms.push((row, confirm)),
+            Ok(Err(e)) => {
+                failed = Some(e.into());
+                break;
+            }
+            Err(_) => {
+                failed = Some(timed_out());
                 break;
             }
         }
@@ -119,15 +131,23 @@ async fn publish(
     let mut done = Vec::with_capacity(confirms.len());
     let mut undone: Vec<uuid::Uuid> = rows.iter().skip(confirms.len()).map(|r| r.id).collect();
     for (row, confirm) in confirms {
-        match timely(confirm).await {
-            Ok(c) if c.is_ack() => done.push(row),
-            Ok(_) => {
+        if matches!(failed, Some(BrokerError::Timeout(_))) {
+            undone.push(row.id); // past the deadline: give it back
+            continue;
+        }
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(c)) if c.is_ack() => done.push(row),
+            Ok(Ok(_)) => {
                 undone.push(row.id);
                 failed.get_or_insert(BrokerError::Lost("the broker refused an event".into()));
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 undone.push(row.id);
-                failed.get_or_insert(e);
+                failed.get_or_insert(e.into());
+            }
+            Err(_) => {
+                undone.push(row.id);
+                failed = Some(timed_out());
             }
         }
     }

@@ -142,8 +142,11 @@ pub enum Payload {
     PaymentAfterExpiry {
         event_id: String,
         order_id: String,
-        /// The coupons whose holds for the order had run out.
+        /// The coupons whose holds for the order had ended.
         coupon_ids: Vec<CouponId>,
+        /// How they ended: `expired`, or `released` (a failure or a
+        /// cancellation came first).
+        reason: &'static str,
     },
     OpeningSoon(Opening),
     Opened(Opening),

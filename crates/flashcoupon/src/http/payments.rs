@@ -62,6 +62,7 @@ impl From<InboundRecord> for PaymentEventView {
         (status = 200, body = PaymentEventView, description = "a repeat: the first time's record"),
         (status = 403, body = ErrorBody, description = "forbidden: not an admin or a service key"),
         (status = 404, body = ErrorBody, description = "not_found: no reservation or spend of this order"),
+        (status = 409, body = ErrorBody, description = "event_id_conflict: the id was taken in before for another type or order"),
         (status = 503, body = ErrorBody, description = "unavailable: retry")))]
 pub async fn post_payment_event(
     State(state): State<AppState>,
@@ -92,6 +93,9 @@ impl From<PaymentError> for ApiError {
             PaymentError::UnknownOrder(order) => ApiError::NotFoundWhy(format!(
                 "no reservation or spend is known for order {order:?}"
             )),
+            e @ PaymentError::EventIdReused { .. } => {
+                ApiError::conflict("event_id_conflict", e.to_string())
+            }
             e @ PaymentError::Busy => ApiError::Unavailable(e.to_string()),
             PaymentError::Store(e) => e.into(),
         }

@@ -9,6 +9,15 @@ use crate::store::StoreError;
 
 use super::{Notifier, lock};
 
+/// A stable event id for a once key (the first 16 bytes of its SHA-256).
+fn keyed_id(key: &str) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 /// A once-only campaign event: its once key, payload and chat text.
 #[derive(Debug)]
 pub(super) struct Announcement {
@@ -63,10 +72,19 @@ impl Notifier {
         if subscribers {
             self.tell_subscribers(campaign, a.payload.clone()).await?;
         }
-        let event = Event::new(a.payload, self.clock.now(), None, Some(campaign.id));
+        let mut event = Event::new(a.payload, self.clock.now(), None, Some(campaign.id));
         self.webhooks
             .enqueue(&event, &a.key, &a.text, accept)
             .await?;
+        // News for everyone (opened, sold out) goes out to the broker too,
+        // with an id of the once key: instances that both announce it
+        // publish one id (at least once, deduplicable). A stock-low notice
+        // is one shop endpoint's own threshold: webhooks only.
+        event.id = keyed_id(&a.key);
+        if let Some(row) = self.outbound(&event).filter(|_| subscribers) {
+            self.store.enqueue_outbox(&[row]).await?;
+            self.outbox_written();
+        }
         lock(&self.announced).insert(a.key);
         Ok(())
     }

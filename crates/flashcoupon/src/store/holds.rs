@@ -299,16 +299,30 @@ macro_rules! hold_queries {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE coupon_holds SET notified = TRUE WHERE id IN (",
+                    "UPDATE coupon_holds SET notified = TRUE WHERE NOT notified AND id IN (",
                 );
                 let mut ids = q.separated(", ");
                 for id in holds {
                     ids.push_bind(id.to_string());
                 }
-                q.push(")");
-                q.build().execute(&mut *tx).await?;
+                q.push(") RETURNING id");
+                let flipped: std::collections::HashSet<String> = q
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| $crate::store::columns::Columns::text(r, "id"))
+                    .collect::<Result<_, _>>()?;
+                // Only the holds this call flipped: another instance that
+                // flipped one wrote its event (which the relay may already
+                // have published and deleted).
+                let outbox: Vec<_> = outbox
+                    .iter()
+                    .filter(|r| flipped.contains(&r.id.to_string()))
+                    .cloned()
+                    .collect();
                 if !outbox.is_empty() {
-                    $crate::store::outbox::insert_outbox!($db, outbox)
+                    $crate::store::outbox::insert_outbox!($db, &outbox)
                         .build()
                         .execute(&mut *tx)
                         .await?;

@@ -109,10 +109,17 @@ impl StoreError {
                 | sqlx::Error::WorkerCrashed,
             ) => true,
             // PostgreSQL: connection exceptions (08), insufficient resources
-            // (53), operator intervention such as a shutdown (57).
-            StoreError::Db(sqlx::Error::Database(db)) => db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57")),
+            // (53), operator intervention such as a shutdown (57), and a
+            // transaction rolled back for a deadlock or a serialization
+            // failure (40): each worth a retry. SQLite: busy or locked (5, 6).
+            StoreError::Db(sqlx::Error::Database(db)) => db.code().is_some_and(|c| {
+                let sqlstate = c.len() == 5;
+                (sqlstate
+                    && ["08", "53", "57", "40"]
+                        .iter()
+                        .any(|class| c.starts_with(class)))
+                    || (!sqlstate && c.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)))
+            }),
             _ => false,
         }
     }

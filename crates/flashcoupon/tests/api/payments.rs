@@ -60,6 +60,15 @@ async fn a_payment_confirms_the_reservation_once_and_a_repeat_answers_the_first_
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(body(r).await, first);
     }
+    // The same id for another event is refused.
+    let r = app
+        .post_json(
+            EVENTS,
+            Some(&key),
+            &payment("pay-1", "payment.failed", "order-1"),
+        )
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "event_id_conflict").await;
     // A refund gives the coupon back; its repeat does not cancel a later use.
     let refund = payment("refund-1", "order.refunded", "order-1");
     let r = app.post_json(EVENTS, Some(&key), &refund).await;
@@ -113,7 +122,7 @@ async fn a_failed_or_cancelled_order_releases_its_reservation() {
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         assert_eq!(
             body(r).await["outcome"],
-            "nothing to confirm (already confirmed or released)"
+            "1 reservation(s) had been released: published payment.after_expiry"
         );
         assert_eq!(status_of(&app, holder).await, "available");
     }
@@ -272,7 +281,9 @@ async fn the_same_event_at_once_many_times_takes_effect_once() {
         let status = status_of(&app, holder).await;
         let acted: Vec<_> = firsts[i]
             .iter()
-            .filter(|(_, outcome)| !outcome.starts_with("nothing"))
+            .filter(|(_, outcome)| {
+                outcome.starts_with("confirmed") || outcome.starts_with("released")
+            })
             .collect();
         // One first answer per event id, one of them acted.
         let ids = if i % 2 == 0 { 1 } else { 2 };
@@ -285,4 +296,37 @@ async fn the_same_event_at_once_many_times_takes_effect_once() {
         };
         assert_eq!(status, expected, "order {i}: {:?}", firsts[i]);
     }
+}
+
+/// Events for one order may come in any order (the consumer takes several
+/// at once; senders reorder): a refund that comes before its payment
+/// releases the hold, and the payment then confirms nothing and is reported.
+#[tokio::test]
+async fn a_refund_before_its_payment_releases_the_hold_and_the_payment_is_reported() {
+    let app = spawn_app().await;
+    let (_, key) = service_key(&app, "payments").await;
+    let holder = holders(&app, 1).await.remove(0);
+    reserve(&app, &holder, "order-1", 600).await;
+    let r = app
+        .post_json(
+            EVENTS,
+            Some(&key),
+            &payment("refund", "order.refunded", "order-1"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(body(r).await["outcome"], "released 1 reservation(s)");
+    let r = app
+        .post_json(
+            EVENTS,
+            Some(&key),
+            &payment("pay", "payment.succeeded", "order-1"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        body(r).await["outcome"],
+        "1 reservation(s) had been released: published payment.after_expiry"
+    );
+    assert_eq!(status_of(&app, &holder).await, "available");
 }

@@ -199,7 +199,9 @@ impl TestBroker {
         })
     }
 
-    /// Read `queue` until `done` says so or `within` passes; everything read.
+    /// Read `queue` until `done` says so or `within` passes, then on until
+    /// it has been quiet for half a second (so a late duplicate is seen by
+    /// the test's count, not missed); everything read.
     async fn read_until(
         &self,
         queue: &str,
@@ -211,6 +213,16 @@ impl TestBroker {
         while !done(&all) && tokio::time::Instant::now() < deadline {
             match self.get(queue).await {
                 Some(got) => all.push(got),
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let mut quiet_since = tokio::time::Instant::now();
+        while quiet_since.elapsed() < Duration::from_millis(500) {
+            match self.get(queue).await {
+                Some(got) => {
+                    all.push(got);
+                    quiet_since = tokio::time::Instant::now();
+                }
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }

@@ -43,10 +43,12 @@ async fn every_event_reaches_the_exchange_with_its_type_as_routing_key_and_its_i
         )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    // Each once: the two coupons issued (by the group commit), the spend,
+    // Each once: the two coupons issued (by the group commit), the sell-out
+    // (they were the whole stock), the spend,
     // its cancellation, the expiry and the late payment.
     let kinds = [
         ("coupon.issued", 2),
+        ("campaign.sold_out", 1),
         ("coupon.used", 1),
         ("coupon.use_cancelled", 1),
         ("coupon.reservation_expired", 1),
