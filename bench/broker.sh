@@ -4,11 +4,12 @@
 #     acked) per second, against RabbitMQ's own publish -> consume rate with
 #     a no-op consumer (same message size, count and prefetch): the ratio;
 #   - outbox lag (coupon.issued: admission -> received off the exchange)
-#     p50/p99/max under a claim storm.
+#     p50/p99/max under a claim storm (at once, or paced at RATE claims/s).
 # Embedded mode by default; MODE=scale-out for Redis + PostgreSQL.
 #
 #   bash bench/broker.sh
 #   MODE=scale-out EVENTS=5000 CLAIMS=5000 bash bench/broker.sh
+#   RATE=2000 bash bench/broker.sh    # the storm paced at 2,000 claims/s (0: at once)
 #
 # Needs RabbitMQ on 127.0.0.1:5672 (scripts/services.sh). The bench uses a
 # namespace of its own (--amqp-namespace) and deletes its queues after.
@@ -23,6 +24,7 @@ source bench/lib.sh
 MODE="${MODE:-embedded}"
 EVENTS="${EVENTS:-5000}"
 CLAIMS="${CLAIMS:-5000}"
+RATE="${RATE:-0}"
 AMQP="${AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 NS="bench-$(date +%s)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -48,7 +50,7 @@ start flashcoupon "flashcoupon listening on http://" env "${MODE_ENV[@]}" \
 say "measuring ($MODE, $EVENTS events, $CLAIMS claims)"
 LINE="$("$TARGET/release/examples/broker_bench" --base "http://$ADDR" --admin-email "$ADMIN_EMAIL" \
     --admin-password "$ADMIN_PASSWORD" --amqp "$AMQP" --namespace "$NS" \
-    --events "$EVENTS" --claims "$CLAIMS")"
+    --events "$EVENTS" --claims "$CLAIMS" --rate "$RATE")"
 echo "$LINE"
 printf '%s mode=%s rev=%s %s\n' "$(date -u +%FT%TZ)" "$MODE" "$(git rev-parse --short HEAD)" "$LINE" >>"$OUT/broker.log"
 # The namespace's own queues and exchange go with the run.

@@ -18,10 +18,11 @@
 //!   while the server consumes them; events per second from the first
 //!   publish to the last one's effect committed and acked (the server's
 //!   `flashcoupon_payment_events_total{result="applied"}`, polled);
-//! - **outbox lag**: `--claims` users claim at once (256 in flight) while the
-//!   bench reads every `coupon.issued` off `<namespace>.events`; per event,
-//!   receive time − its `at` (the claim's admission, a little before its
-//!   commit), in ms: p50, p99, max.
+//! - **outbox lag**: `--claims` users claim (all at once, 256 in flight, or
+//!   paced at `--rate` claims a second) while the bench reads every
+//!   `coupon.issued` off `<namespace>.events`; per event, receive time − its
+//!   `at` (the claim's admission, a little before its commit), in ms: p50,
+//!   p99, max.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ struct Args {
     namespace: String,
     events: usize,
     claims: usize,
+    /// Claims per second in the storm; 0: all at once (256 in flight).
+    rate: u64,
     prefetch: u16,
 }
 
@@ -59,7 +62,8 @@ fn args() -> anyhow::Result<Args> {
         namespace: "flashcoupon".into(),
         events: 5_000,
         claims: 5_000,
-        prefetch: 32,
+        rate: 0,
+        prefetch: 128,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +78,7 @@ fn args() -> anyhow::Result<Args> {
             "--namespace" => a.namespace = value,
             "--events" => a.events = value.parse()?,
             "--claims" => a.claims = value.parse()?,
+            "--rate" => a.rate = value.parse()?,
             "--prefetch" => a.prefetch = value.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -299,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed() < Duration::from_secs(600),
             "the payments did not all take effect within 10 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let payments_rate = n as f64 / started.elapsed().as_secs_f64();
     eprintln!("payments: {payments_rate:.0} events/s");
@@ -379,7 +384,11 @@ async fn main() -> anyhow::Result<()> {
     let storm_gate = Arc::new(Semaphore::new(256));
     let mut claiming = Vec::new();
     let storm_started = Instant::now();
-    for token in tokens.iter().take(a.claims) {
+    for (i, token) in tokens.iter().take(a.claims).enumerate() {
+        if a.rate > 0 {
+            let due = storm_started + Duration::from_secs_f64(i as f64 / a.rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let permit = storm_gate.clone().acquire_owned().await?;
         let (http, base, token, storm) =
             (http.clone(), a.base.clone(), token.clone(), storm.clone());
@@ -412,6 +421,7 @@ async fn main() -> anyhow::Result<()> {
             "ratio": (payments_rate / baseline_rate * 1000.0).round() / 1000.0,
             "claims": a.claims,
             "claims_per_s": (a.claims as f64 / storm_secs).round(),
+            "rate": a.rate,
             "outbox_lag_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": lag.max() as f64 / 1000.0},
         })
     );

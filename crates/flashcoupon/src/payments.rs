@@ -22,7 +22,9 @@ use crate::notify::CouponEvent;
 use crate::spending::reservations::record_now;
 use crate::spending::{SpendError, cancelled_event, used_event};
 use crate::state::Shared;
-use crate::store::{Applied, HoldRecord, HoldState, InboundRecord, OrderStep, Reports, StoreError};
+use crate::store::{
+    Applied, HoldRecord, HoldState, InboundItem, InboundRecord, OrderStep, Reports, StoreError,
+};
 
 /// How many times an event is read and tried again when concurrent changes
 /// to its order (a confirm over HTTP, the expiry) win the race.
@@ -262,6 +264,79 @@ fn plan(kind: PaymentEventType, holds: &[HoldRecord], spends: &[CouponId], now: 
     plan
 }
 
+/// An event read and planned, ready to commit: the record, its steps and
+/// reports, and the coupon events to announce once committed.
+#[derive(Debug)]
+struct Ready {
+    item: InboundItem,
+    committed: Vec<CouponEvent>,
+}
+
+#[derive(Debug)]
+enum Prepared {
+    Repeat(InboundRecord),
+    Ready(Ready),
+}
+
+/// Read the order and plan what `event` does to it (writing nothing).
+/// `seen`: look for a first time before planning (one read); without it, a
+/// repeat is found by the commit (`Applied::Repeat`), which saves that read
+/// for the many events that are not repeats.
+async fn prepare(
+    state: &Shared,
+    event: &PaymentEvent,
+    source: Source,
+    seen: bool,
+) -> Result<Prepared, PaymentError> {
+    if seen && let Some(first) = repeat_of(state, event).await? {
+        return Ok(Prepared::Repeat(first));
+    }
+    let holds = state.store.order_holds(&event.order_id).await?;
+    // Spends matter to a refund, and to tell an unknown order.
+    let spends = if event.kind == PaymentEventType::OrderRefunded || holds.is_empty() {
+        state.store.order_spends(&event.order_id).await?
+    } else {
+        Vec::new()
+    };
+    if holds.is_empty() && spends.is_empty() {
+        return Err(PaymentError::UnknownOrder(event.order_id.clone()));
+    }
+    let now = record_now(state).await?;
+    let plan = plan(event.kind, &holds, &spends, now);
+    let (committed, reports) = reports_for(state, event, &plan, now).await?;
+    let record = InboundRecord {
+        event_id: event.event_id.clone(),
+        event_type: event.kind.as_str().to_owned(),
+        order_id: event.order_id.clone(),
+        occurred_at: event.occurred_at,
+        received_at: now,
+        source: source.as_str().to_owned(),
+        outcome: plan.outcome,
+    };
+    Ok(Prepared::Ready(Ready {
+        item: InboundItem {
+            record,
+            steps: plan.steps,
+            reports,
+        },
+        committed,
+    }))
+}
+
+/// Committed: wake the webhook deliverer and the relay, tell the owners.
+fn announce(state: &Shared, item: InboundItem, committed: Vec<CouponEvent>) -> Processed {
+    if !item.reports.deliveries.is_empty() {
+        state.notifier.webhooks.wake();
+    }
+    if !item.reports.outbox.is_empty() {
+        state.notifier.outbox_written();
+    }
+    for event in committed {
+        state.notifier.coupon_event_committed(event);
+    }
+    Processed::First(item.record)
+}
+
 /// Take a payment event in: apply it to its order once, whichever door it
 /// came by and however often.
 pub async fn take(
@@ -271,46 +346,18 @@ pub async fn take(
 ) -> Result<Processed, PaymentError> {
     event.validate()?;
     for _ in 0..ROUNDS {
-        if let Some(first) = repeat_of(state, event).await? {
-            return Ok(Processed::Repeat(first));
-        }
-        let holds = state.store.order_holds(&event.order_id).await?;
-        let spends = state.store.order_spends(&event.order_id).await?;
-        if holds.is_empty() && spends.is_empty() {
-            return Err(PaymentError::UnknownOrder(event.order_id.clone()));
-        }
-        let now = record_now(state).await?;
-        let plan = plan(event.kind, &holds, &spends, now);
-        let (committed, reports) = reports_for(state, event, &plan, now).await?;
-        let record = InboundRecord {
-            event_id: event.event_id.clone(),
-            event_type: event.kind.as_str().to_owned(),
-            order_id: event.order_id.clone(),
-            occurred_at: event.occurred_at,
-            received_at: now,
-            source: source.as_str().to_owned(),
-            outcome: plan.outcome.clone(),
+        let ready = match prepare(state, event, source, true).await? {
+            Prepared::Repeat(first) => return Ok(Processed::Repeat(first)),
+            Prepared::Ready(ready) => ready,
         };
-        match state
+        let applied = state
             .store
-            .apply_inbound(&record, &plan.steps, now, &reports)
-            .await?
-        {
-            Applied::Done => {
-                if !reports.deliveries.is_empty() {
-                    state.notifier.webhooks.wake();
-                }
-                if !reports.outbox.is_empty() {
-                    state.notifier.outbox_written();
-                }
-                for event in committed {
-                    state.notifier.coupon_event_committed(event);
-                }
-                return Ok(Processed::First(record));
-            }
-            // The next round finds the first one's record.
-            Applied::Repeat => continue,
-            Applied::Raced => continue,
+            .apply_inbound(std::slice::from_ref(&ready.item))
+            .await?;
+        // Repeat or Raced: the next round reads again (and finds the
+        // first one's record, or the order as it now is).
+        if applied.first() == Some(&Applied::Done) {
+            return Ok(announce(state, ready.item, ready.committed));
         }
     }
     // The last round may have lost to the same event from elsewhere.
@@ -318,6 +365,79 @@ pub async fn take(
         Some(first) => Ok(Processed::Repeat(first)),
         None => Err(PaymentError::Busy),
     }
+}
+
+/// Take many events in at once (the consumer's batch): those that can go
+/// together in one transaction (one per order and per id; one commit, so
+/// one fsync, for all), the rest one by one with [`take`]. The same effect
+/// as taking each alone; results in the events' order.
+pub async fn take_many(
+    state: &Shared,
+    events: &[PaymentEvent],
+    source: Source,
+) -> Vec<Result<Processed, PaymentError>> {
+    let mut results: Vec<Option<Result<Processed, PaymentError>>> =
+        events.iter().map(|_| None).collect();
+    let mut orders = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    let mut together = Vec::new();
+    let mut alone = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if let Err(e) = event.validate() {
+            results[i] = Some(Err(e.into()));
+        } else if orders.insert(event.order_id.as_str()) && ids.insert(event.event_id.as_str()) {
+            together.push(i);
+        } else {
+            // A second event of an order was planned on the same read as
+            // the first: it goes after, alone.
+            alone.push(i);
+        }
+    }
+    let prepared = futures_util::future::join_all(
+        together
+            .iter()
+            .map(|&i| prepare(state, &events[i], source, false)),
+    )
+    .await;
+    let mut ready = Vec::new();
+    for (&i, p) in together.iter().zip(prepared) {
+        match p {
+            Ok(Prepared::Repeat(first)) => results[i] = Some(Ok(Processed::Repeat(first))),
+            Ok(Prepared::Ready(r)) => ready.push((i, r)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    if !ready.is_empty() {
+        let (heads, items): (Vec<(usize, Vec<CouponEvent>)>, Vec<InboundItem>) = ready
+            .into_iter()
+            .map(|(i, r)| ((i, r.committed), r.item))
+            .unzip();
+        match state.store.apply_inbound(&items).await {
+            Ok(applied) => {
+                for (((i, committed), item), applied) in heads.into_iter().zip(items).zip(applied) {
+                    match applied {
+                        Applied::Done => results[i] = Some(Ok(announce(state, item, committed))),
+                        // A repeat (answered from its first record) or
+                        // raced (read again): alone, the careful way.
+                        Applied::Repeat | Applied::Raced => alone.push(i),
+                    }
+                }
+            }
+            // One bad event must not sink the others: each goes alone.
+            Err(e) => {
+                tracing::debug!(error = %e, "a batch of payment events failed; taking them one by one");
+                alone.extend(heads.iter().map(|(i, _)| *i));
+            }
+        }
+    }
+    alone.sort_unstable();
+    for i in alone {
+        results[i] = Some(take(state, &events[i], source).await);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(PaymentError::Busy)))
+        .collect()
 }
 
 /// The first time's record of this event id, if it came before: a repeat

@@ -164,11 +164,13 @@ pub struct Settings {
     )]
     pub amqp_namespace: String,
 
-    /// Payment events the consumer works on at once (the channel's prefetch).
+    /// Payment events the consumer has in hand at once (the channel's
+    /// prefetch); it takes them in batches of what has arrived, one commit
+    /// per batch.
     #[arg(
         long,
         env = "FLASHCOUPON_AMQP_PREFETCH",
-        default_value_t = 32,
+        default_value_t = 128,
         value_parser = clap::value_parser!(u16).range(1..=1000)
     )]
     pub amqp_prefetch: u16,

@@ -20,7 +20,7 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 
 use super::{BrokerError, BrokerSettings, Names, connect, declare, reconnecting, timely};
 use crate::payments::{self, PaymentError, PaymentEvent, Processed, Source};
@@ -30,6 +30,8 @@ use crate::tasks::Shutdown;
 /// A failure that may pass (the record down) returns the message to the
 /// queue after this pause, so a bad minute is not a hot loop.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Deliveries taken in one transaction, at most.
+const MAX_BATCH: usize = 128;
 /// With no delivery for this long, check that the connection still lives
 /// (a consumer stream can go quiet on a dead connection).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -84,26 +86,23 @@ async fn session(
     .await?;
     let mut events = conn.events_listener();
     tracing::info!(queue = %settings.names.payments, "consuming payment events");
-    // Work on up to `prefetch` messages at once; the broker sends no more
-    // than that unacknowledged.
-    let working = Arc::new(Semaphore::new(settings.prefetch as usize));
+    // Deliveries go to one worker, which takes them in batches (what has
+    // arrived meanwhile, up to MAX_BATCH): one commit per batch. The
+    // broker sends no more than `prefetch` unacknowledged.
+    let (to_worker, inbox) = mpsc::channel(settings.prefetch as usize);
+    let worker = tokio::spawn(work(
+        state.clone(),
+        dead.clone(),
+        settings.names.clone(),
+        inbox,
+    ));
     let ended = loop {
         tokio::select! {
             next = tokio::time::timeout(IDLE_CHECK, consumer.next()) => match next {
                 Ok(Some(Ok(delivery))) => {
-                    let Ok(permit) = working.clone().acquire_owned().await else {
-                        break Err(BrokerError::Lost("the work limit closed".into()));
-                    };
-                    let (state, dead, names) = (state.clone(), dead.clone(), settings.names.clone());
-                    tokio::spawn(async move {
-                        let fate = handle(&state, &dead, &names, delivery).await;
-                        state
-                            .metrics
-                            .payment_events
-                            .with_label_values(&["amqp", fate.label()])
-                            .inc();
-                        drop(permit);
-                    });
+                    if to_worker.send(delivery).await.is_err() {
+                        break Err(BrokerError::Lost("the payment events worker stopped".into()));
+                    }
                 }
                 Ok(Some(Err(e))) => break Err(e.into()),
                 Ok(None) => break Err(BrokerError::Lost("the broker cancelled the consumer".into())),
@@ -122,25 +121,86 @@ async fn session(
         }
     };
     // Let the messages in hand finish (ack or return) before closing.
-    let all = u32::from(settings.prefetch);
-    let _ = tokio::time::timeout(Duration::from_secs(3), working.acquire_many(all)).await;
+    drop(to_worker);
+    let _ = tokio::time::timeout(Duration::from_secs(3), worker).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
     ended
 }
 
-/// Take one message in and settle it with the broker.
-async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Delivery) -> Fate {
-    let taken = match PaymentEvent::from_json(&delivery.data) {
-        Ok(event) => payments::take(state, &event, Source::Amqp)
-            .await
-            .map_err(|e| (reason(&e), passing(&e))),
-        Err(invalid) => Err((invalid.to_string(), false)),
-    };
-    let fate = match taken {
-        Ok(Processed::First(_)) => {
-            crash_point_before_ack();
-            Fate::Applied
+/// Take deliveries in, a batch at a time, until the session drops its end.
+async fn work(state: AppState, dead: Channel, names: Names, mut inbox: mpsc::Receiver<Delivery>) {
+    while let Some(first) = inbox.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(delivery) => batch.push(delivery),
+                Err(_) => break,
+            }
         }
+        let fates = handle_batch(&state, &dead, &names, batch).await;
+        for fate in fates {
+            state
+                .metrics
+                .payment_events
+                .with_label_values(&["amqp", fate.label()])
+                .inc();
+        }
+    }
+}
+
+/// Take a batch in (the valid events together: `payments::take_many`) and
+/// settle each message with the broker.
+async fn handle_batch(
+    state: &AppState,
+    dead: &Channel,
+    names: &Names,
+    batch: Vec<Delivery>,
+) -> Vec<Fate> {
+    let parsed: Vec<Result<PaymentEvent, String>> = batch
+        .iter()
+        .map(|d| PaymentEvent::from_json(&d.data).map_err(|e| e.to_string()))
+        .collect();
+    let events: Vec<PaymentEvent> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut taken = payments::take_many(state, &events, Source::Amqp)
+        .await
+        .into_iter();
+    let outcomes: Vec<Result<Processed, (String, bool)>> = parsed
+        .into_iter()
+        .map(|p| match p {
+            Ok(_) => taken
+                .next()
+                .unwrap_or(Err(payments::PaymentError::Busy))
+                .map_err(|e| (reason(&e), passing(&e))),
+            Err(invalid) => Err((invalid, false)),
+        })
+        .collect();
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Ok(Processed::First(_))))
+    {
+        crash_point_before_ack();
+    }
+    futures_util::future::join_all(
+        batch
+            .into_iter()
+            .zip(outcomes)
+            .map(|(delivery, taken)| settle(dead, names, delivery, taken)),
+    )
+    .await
+}
+
+/// Settle one message with the broker, as its event was taken in.
+async fn settle(
+    dead: &Channel,
+    names: &Names,
+    delivery: Delivery,
+    taken: Result<Processed, (String, bool)>,
+) -> Fate {
+    let fate = match taken {
+        Ok(Processed::First(_)) => Fate::Applied,
         Ok(Processed::Repeat(_)) => Fate::Repeat,
         Err((why, true)) => {
             tracing::warn!(reason = %why, "a payment event failed for now; returning it to the queue");
@@ -180,9 +240,9 @@ async fn handle(state: &AppState, dead: &Channel, names: &Names, delivery: Deliv
 }
 
 /// A test hook: with `FLASHCOUPON_TEST_ABORT_BEFORE_ACK=n`, the process
-/// dies (SIGABRT, as abrupt as `kill -9`) right after the n-th event it
-/// takes in commits, before its ack: the crash test's "between commit and
-/// ack", hit every time rather than by luck. Never set in production.
+/// dies (SIGABRT, as abrupt as `kill -9`) right after the n-th batch that
+/// took events in commits, before its acks: the crash test's "between
+/// commit and ack", hit every time rather than by luck. Debug builds only.
 fn crash_point_before_ack() {
     if !cfg!(debug_assertions) {
         return; // never in a release build

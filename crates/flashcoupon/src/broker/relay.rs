@@ -22,13 +22,14 @@ use crate::store::OutboxRow;
 use crate::tasks::Shutdown;
 
 /// Rows leased at once.
-const BATCH: u32 = 200;
+const BATCH: u32 = 1_000;
 /// How long a lease keeps other relays off a row: longer than a batch may
-/// take ([`BATCH_DEADLINE`]), so no other relay publishes it meanwhile.
-const LEASE: Duration = Duration::from_secs(30);
+/// take ([`BATCH_DEADLINE`]), so no other relay publishes it meanwhile; and
+/// how late, at worst, the rows of a relay that crashed go out.
+const LEASE: Duration = Duration::from_secs(10);
 /// A batch's publishes and confirms all finish within this, or the rest is
 /// given back (a broker that blocks publishers, a lost connection).
-const BATCH_DEADLINE: Duration = Duration::from_secs(20);
+const BATCH_DEADLINE: Duration = Duration::from_secs(8);
 /// Look for rows at least this often, even with no wake-up (another
 /// instance's writes, a lease run out).
 const POLL: Duration = Duration::from_millis(250);
@@ -52,6 +53,10 @@ async fn session(
     timely(channel.confirm_select(ConfirmSelectOptions::default())).await?;
     tracing::info!(exchange = %settings.names.events, "publishing the outbox");
     let wake = state.notifier.outbox_waker();
+    // Rows the broker confirmed, deleted by the next lease's write (one
+    // write per round: on SQLite every write waits its turn behind the
+    // group commit, so a storm would otherwise halve the relay's pace).
+    let mut confirmed: Vec<uuid::Uuid> = Vec::new();
     let ended = loop {
         if shutdown.is_begun() {
             break Ok(());
@@ -59,10 +64,18 @@ async fn session(
         let now = state.clock.now();
         let rows = match state
             .store
-            .lease_outbox(now, now.plus_millis(LEASE.as_millis() as i64), BATCH)
+            .lease_outbox(
+                now,
+                now.plus_millis(LEASE.as_millis() as i64),
+                BATCH,
+                &confirmed,
+            )
             .await
         {
-            Ok(rows) => rows,
+            Ok(rows) => {
+                confirmed.clear();
+                rows
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "outbox relay: the record is unreachable; will retry");
                 Vec::new()
@@ -78,22 +91,30 @@ async fn session(
             }
             continue;
         }
-        if let Err(e) = publish(&state, &channel, &settings.names.events, &rows).await {
+        let (done, failed) = publish(&state, &channel, &settings.names.events, &rows).await;
+        confirmed.extend(done);
+        if let Some(e) = failed {
             break Err(e);
         }
     };
+    // Deleting fails only with the record: those rows stay leased and are
+    // published again after the lease (at least once).
+    if let Err(e) = state.store.delete_outbox(&confirmed).await {
+        tracing::warn!(error = %e, "outbox relay: could not delete published events; they will be published again");
+    }
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
     ended
 }
 
-/// Publish a leased batch and wait for every confirm; delete what the
-/// broker confirmed, give back the lease of the rest.
+/// Publish a leased batch and wait for every confirm; give back the lease
+/// of what the broker did not confirm. Returns the ids it confirmed (for
+/// the caller to delete), and what went wrong.
 async fn publish(
     state: &AppState,
     channel: &Channel,
     exchange: &str,
     rows: &[OutboxRow],
-) -> Result<(), BrokerError> {
+) -> (Vec<uuid::Uuid>, Option<BrokerError>) {
     let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
     let timed_out = || BrokerError::Timeout(BATCH_DEADLINE);
     let mut confirms = Vec::with_capacity(rows.len());
@@ -152,11 +173,6 @@ async fn publish(
         }
     }
     let ids: Vec<uuid::Uuid> = done.iter().map(|r| r.id).collect();
-    // Deleting fails only with the record: the rows stay leased and are
-    // published again after the lease (at least once).
-    if let Err(e) = state.store.delete_outbox(&ids).await {
-        tracing::warn!(error = %e, "outbox relay: could not delete published events; they will be published again");
-    }
     let now = state.clock.now();
     for row in &done {
         state.metrics.outbox_published.inc();
@@ -168,10 +184,7 @@ async fn publish(
     if !undone.is_empty() {
         let _ = state.store.release_outbox(&undone).await;
     }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    (ids, failed)
 }
 
 fn lag_secs(created: Timestamp, now: Timestamp) -> f64 {

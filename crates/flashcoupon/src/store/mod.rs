@@ -48,7 +48,7 @@ pub use coupons::{
 pub use holds::{HoldRecord, HoldState, HoldStore};
 pub use inbox::{ExpiringCoupon, InboxStore, NotificationRow, StoredNotification};
 pub use outbox::{OutboxRow, OutboxStore, Reports};
-pub use payments::{Applied, InboundRecord, OrderStep, PaymentStore};
+pub use payments::{Applied, InboundItem, InboundRecord, OrderStep, PaymentStore};
 pub use postgres::PgStore;
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;

@@ -39,13 +39,15 @@ pub trait OutboxStore {
     /// Write outbound events on their own (a change already committed whose
     /// report is retried until written, e.g. a hold's expiry).
     async fn enqueue_outbox(&self, rows: &[OutboxRow]) -> Result<(), StoreError>;
-    /// Lease up to `limit` events not leased by anyone past `now`, oldest
-    /// first, until `lease_until`: each lease goes to one relay at a time.
+    /// Delete `published` (the broker confirmed them), then lease up to
+    /// `limit` events not leased by anyone past `now`, oldest first, until
+    /// `lease_until`: each lease goes to one relay at a time. One write.
     async fn lease_outbox(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        published: &[Uuid],
     ) -> Result<Vec<OutboxRow>, StoreError>;
     /// The broker confirmed these: they are done.
     async fn delete_outbox(&self, ids: &[Uuid]) -> Result<(), StoreError>;
@@ -150,8 +152,20 @@ macro_rules! outbox_queries {
                 now: Timestamp,
                 lease_until: Timestamp,
                 limit: u32,
+                published: &[uuid::Uuid],
             ) -> Result<Vec<$crate::store::OutboxRow>, StoreError> {
                 let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                if !published.is_empty() {
+                    let mut q =
+                        sqlx::QueryBuilder::<$db>::new("DELETE FROM outbox WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in published {
+                        list.push_bind(id.to_string());
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
+                }
                 // The outer condition repeats the inner one: on PostgreSQL a
                 // concurrent lease of the same row makes this one wait, then
                 // re-check the row as the other left it, and skip it.
@@ -165,8 +179,9 @@ macro_rules! outbox_queries {
                 .bind(lease_until.0)
                 .bind(now.0)
                 .bind(limit as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 let mut leased = rows
                     .iter()
                     .map($crate::store::outbox::outbox_row)

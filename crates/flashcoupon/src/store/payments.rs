@@ -36,7 +36,16 @@ pub enum OrderStep {
     CancelUse(CouponId),
 }
 
-/// How [`PaymentStore::apply_inbound`] ended.
+/// An event to commit: its record (whose `received_at` is the time its
+/// steps are judged at), its steps, and its reports.
+#[derive(Debug, Clone)]
+pub struct InboundItem {
+    pub record: InboundRecord,
+    pub steps: Vec<OrderStep>,
+    pub reports: super::Reports,
+}
+
+/// How [`PaymentStore::apply_inbound`] ended for one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The event and its effect are committed.
@@ -55,15 +64,11 @@ pub trait PaymentStore {
     async fn order_holds(&self, order_id: &str) -> Result<Vec<super::HoldRecord>, StoreError>;
     /// The coupons an order has spent (used, not cancelled).
     async fn order_spends(&self, order_id: &str) -> Result<Vec<CouponId>, StoreError>;
-    /// In one transaction: record the event (a repeat stops here), apply
-    /// its steps to the order `record.order_id`, write the reports.
-    async fn apply_inbound(
-        &self,
-        record: &InboundRecord,
-        steps: &[OrderStep],
-        now: Timestamp,
-        reports: &super::Reports,
-    ) -> Result<Applied, StoreError>;
+    /// In one transaction, for each event in turn (each in a savepoint of
+    /// its own, so one that is a repeat or raced leaves no trace): record
+    /// it (a repeat stops there), apply its steps to the order
+    /// `record.order_id`, write its reports. One answer per event.
+    async fn apply_inbound(&self, items: &[InboundItem]) -> Result<Vec<Applied>, StoreError>;
 }
 
 pub(super) fn inbound(row: &impl Columns) -> Result<InboundRecord, sqlx::Error> {
@@ -133,71 +138,82 @@ macro_rules! payment_queries {
 
             async fn apply_inbound(
                 &self,
-                record: &$crate::store::InboundRecord,
-                steps: &[$crate::store::OrderStep],
-                now: Timestamp,
-                reports: &$crate::store::Reports,
-            ) -> Result<$crate::store::Applied, StoreError> {
+                items: &[$crate::store::InboundItem],
+            ) -> Result<Vec<$crate::store::Applied>, StoreError> {
                 use $crate::store::{Applied, OrderStep};
+                use sqlx::Acquire;
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                // First, so a concurrent delivery of the same event waits
-                // here for this one's commit (PostgreSQL) and then skips.
-                let recorded = sqlx::query(
-                    "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
-                     received_at, source, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&record.event_id)
-                .bind(&record.event_type)
-                .bind(&record.order_id)
-                .bind(record.occurred_at.0)
-                .bind(record.received_at.0)
-                .bind(&record.source)
-                .bind(&record.outcome)
-                .execute(&mut *tx)
-                .await?;
-                if recorded.rows_affected() != 1 {
-                    return Ok(Applied::Repeat);
-                }
-                let order_id = record.order_id.as_str();
-                for step in steps {
-                    let done = match *step {
-                        OrderStep::Confirm(coupon) => {
-                            $crate::store::holds::end_hold!(
-                                tx,
-                                coupon,
-                                order_id,
-                                HoldState::Confirmed,
-                                now
-                            )
-                        }
-                        OrderStep::Release(coupon) => {
-                            $crate::store::holds::end_hold!(
-                                tx,
-                                coupon,
-                                order_id,
-                                HoldState::Released,
-                                now
-                            )
-                        }
-                        OrderStep::CancelUse(coupon) => {
-                            sqlx::query($crate::store::coupons::CANCEL_USE)
-                                .bind(coupon.to_string())
-                                .bind(order_id)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                                == 1
-                        }
-                    };
-                    if !done {
-                        return Ok(Applied::Raced);
+                let mut results = Vec::with_capacity(items.len());
+                'items: for item in items {
+                    let record = &item.record;
+                    let mut one = (&mut tx).begin().await?;
+                    // First, so a concurrent delivery of the same event
+                    // waits here for this one's commit (PostgreSQL) and
+                    // then skips.
+                    let recorded = sqlx::query(
+                        "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
+                         received_at, source, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&record.event_id)
+                    .bind(&record.event_type)
+                    .bind(&record.order_id)
+                    .bind(record.occurred_at.0)
+                    .bind(record.received_at.0)
+                    .bind(&record.source)
+                    .bind(&record.outcome)
+                    .execute(&mut *one)
+                    .await?;
+                    if recorded.rows_affected() != 1 {
+                        one.rollback().await?;
+                        results.push(Applied::Repeat);
+                        continue;
                     }
+                    let order_id = record.order_id.as_str();
+                    let now = record.received_at;
+                    for step in &item.steps {
+                        let done = match *step {
+                            OrderStep::Confirm(coupon) => {
+                                $crate::store::holds::end_hold!(
+                                    one,
+                                    coupon,
+                                    order_id,
+                                    HoldState::Confirmed,
+                                    now
+                                )
+                            }
+                            OrderStep::Release(coupon) => {
+                                $crate::store::holds::end_hold!(
+                                    one,
+                                    coupon,
+                                    order_id,
+                                    HoldState::Released,
+                                    now
+                                )
+                            }
+                            OrderStep::CancelUse(coupon) => {
+                                sqlx::query($crate::store::coupons::CANCEL_USE)
+                                    .bind(coupon.to_string())
+                                    .bind(order_id)
+                                    .execute(&mut *one)
+                                    .await?
+                                    .rows_affected()
+                                    == 1
+                            }
+                        };
+                        if !done {
+                            one.rollback().await?;
+                            results.push(Applied::Raced);
+                            continue 'items;
+                        }
+                    }
+                    $crate::store::outbox::insert_reports!($db, one, &item.reports);
+                    one.commit().await?;
+                    results.push(Applied::Done);
                 }
-                $crate::store::outbox::insert_reports!($db, tx, reports);
                 tx.commit().await?;
-                Ok(Applied::Done)
+                Ok(results)
             }
         }
     };

@@ -17,8 +17,9 @@ use crate::payments::{payment, reserve};
 use crate::reservations::holders;
 
 const ORDERS: usize = 120;
-/// The binary dies after this many commits, before the last one's ack.
-const ABORT_AT: usize = 40;
+/// The binary dies after this many commits (each of a batch of events),
+/// before their acks.
+const ABORT_AT: usize = 1;
 const SIGABRT: i32 = 6;
 
 fn start(dir: &std::path::Path, broker: &TestBroker, abort_at: Option<usize>) -> (Child, String) {

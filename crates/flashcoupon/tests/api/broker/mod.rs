@@ -229,9 +229,10 @@ impl TestBroker {
         all
     }
 
-    /// Outbound events until `done` holds (or 20 s pass).
+    /// Outbound events until `done` holds (or 30 s pass: a relay that
+    /// crashed holding a lease leaves its rows for the lease's 10 s).
     pub async fn events_until(&self, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
-        self.read_until(&self.tap(), Duration::from_secs(20), done)
+        self.read_until(&self.tap(), Duration::from_secs(30), done)
             .await
     }
 
