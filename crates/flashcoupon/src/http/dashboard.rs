@@ -54,6 +54,15 @@ pub struct DashboardView {
     pub claims: CampaignStats,
     /// `instance`: in scale-out mode each instance counts the claims it answered.
     pub scope: &'static str,
+    /// Checkout, from the record (all instances): coupons held for an
+    /// order now, and coupons used.
+    pub checkout: CheckoutCounts,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckoutCounts {
+    pub reserved: i64,
+    pub used: i64,
 }
 
 /// A campaign's live dashboard numbers (admin).
@@ -77,11 +86,13 @@ pub async fn stats(
     }
     let campaign = campaign(&state, &id).await?;
     let stock = state.gate.stock(drop_of(campaign.id)).await?;
+    let (reserved, used) = state.store.checkout_counts(campaign.id).await?;
     let now = state.clock.now();
     Ok(Json(DashboardView {
         campaign: CampaignView::new(&campaign, &stock, now),
         claims: state.claim_stats.read(campaign.id, seconds as usize, now),
         scope: "instance",
+        checkout: CheckoutCounts { reserved, used },
     }))
 }
 

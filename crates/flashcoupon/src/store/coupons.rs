@@ -120,6 +120,9 @@ pub trait CouponStore {
     ) -> Result<Vec<(Coupon, String)>, StoreError>;
     /// Every coupon of one campaign, in `seq` order.
     async fn issued_rows(&self, campaign: CampaignId) -> Result<Vec<IssuedRow>, StoreError>;
+    /// How many of a campaign's coupons are held for an order (reserved)
+    /// and how many are used, as the record has them now.
+    async fn checkout_counts(&self, campaign: CampaignId) -> Result<(i64, i64), StoreError>;
     /// Every issued coupon, by campaign, for rebuilding the embedded gate.
     async fn issued_by_campaign(&self) -> Result<HashMap<CampaignId, Vec<IssuedRow>>, StoreError>;
 }
@@ -334,6 +337,30 @@ macro_rules! coupon_queries {
                         ))
                     })
                     .collect::<Result<_, sqlx::Error>>()?)
+            }
+
+            async fn checkout_counts(
+                &self,
+                campaign: CampaignId,
+            ) -> Result<(i64, i64), StoreError> {
+                // Reserved and used coupons are the ones with an order.
+                let rows = sqlx::query(
+                    "SELECT status, COUNT(*) AS n FROM coupons \
+                     WHERE campaign_id = $1 AND order_id IS NOT NULL GROUP BY status",
+                )
+                .bind(campaign.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                let (mut reserved, mut used) = (0, 0);
+                for row in &rows {
+                    let n = $crate::store::columns::Columns::int(row, "n")?;
+                    match $crate::store::columns::Columns::text(row, "status")?.as_str() {
+                        "reserved" => reserved = n,
+                        "used" => used = n,
+                        _ => {}
+                    }
+                }
+                Ok((reserved, used))
             }
 
             async fn issued_rows(

@@ -399,3 +399,62 @@ async fn bad_reservation_requests_are_refused_and_change_nothing() {
         "nothing was held"
     );
 }
+
+/// The admin console's per-campaign checkout numbers: held for an order,
+/// and used, from the record.
+#[tokio::test]
+async fn the_dashboard_counts_reserved_and_used_coupons() {
+    let app = spawn_app().await;
+    let (_, key) = service_key(&app, "order service").await;
+    let held = holders(&app, 3).await;
+    let campaign = wallet_status(&app, &held[0].0, &held[0].1).await["campaign_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let counts = || async {
+        let r = app
+            .get(
+                &format!("/api/v1/admin/campaigns/{campaign}/stats"),
+                Some(&app.admin),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let b = body(r).await;
+        (
+            b["checkout"]["reserved"].as_i64(),
+            b["checkout"]["used"].as_i64(),
+        )
+    };
+    assert_eq!(counts().await, (Some(0), Some(0)));
+    for (i, (token, coupon)) in held.iter().take(2).enumerate() {
+        let order = json!({"order_id": format!("o-{i}"), "order_amount": 42_000});
+        let r = app
+            .post_json(&path(coupon, "reserve"), Some(token), &order)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (token, coupon) = &held[2];
+    let order = json!({"order_id": "o-2", "order_amount": 42_000});
+    let r = app
+        .post_json(&path(coupon, "use"), Some(token), &order)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(counts().await, (Some(2), Some(1)));
+    let r = app
+        .post_json(
+            &path(&held[0].1, "confirm"),
+            Some(&key),
+            &json!({"order_id": "o-0"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_json(
+            &path(&held[1].1, "release"),
+            Some(&held[1].0),
+            &json!({"order_id": "o-1"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(counts().await, (Some(0), Some(2)));
+}

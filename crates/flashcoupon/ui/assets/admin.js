@@ -399,6 +399,8 @@ async function refreshDashboard(d) {
     if (dash !== d) return;
     Object.assign(d.campaign, s.campaign);
     d.stats = s.claims;
+    $('kpi-reserved').textContent = num(s.checkout.reserved);
+    $('kpi-used').textContent = num(s.checkout.used);
     renderStock();
     renderStats();
     await loadWinners(d, d.dense);
