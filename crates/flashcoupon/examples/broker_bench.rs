@@ -128,7 +128,7 @@ async fn http_json(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-async fn applied(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+async fn metric(http: &reqwest::Client, base: &str, line: &str) -> anyhow::Result<f64> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -137,13 +137,17 @@ async fn applied(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
         .await?;
     Ok(text
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("flashcoupon_payment_events_total{result=\"applied\",source=\"amqp\"}")?
-                .trim()
-                .parse()
-                .ok()
-        })
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
         .unwrap_or(0.0))
+}
+
+async fn applied(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    metric(
+        http,
+        base,
+        "flashcoupon_payment_events_total{result=\"applied\",source=\"amqp\"}",
+    )
+    .await
 }
 
 #[tokio::main]
@@ -308,6 +312,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let payments_rate = n as f64 / started.elapsed().as_secs_f64();
     eprintln!("payments: {payments_rate:.0} events/s");
+
+    // The payments' coupon.used are still going out: let the relay finish
+    // (no new publish for half a second), so the storm starts on an empty
+    // outbox.
+    let mut last = -1.0;
+    loop {
+        let published = metric(&http, &a.base, "flashcoupon_outbox_published_total").await?;
+        if published == last {
+            break;
+        }
+        last = published;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Outbox lag under a claim storm.
     let tap = format!("{}.bench-tap", a.namespace);

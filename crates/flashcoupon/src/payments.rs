@@ -10,16 +10,17 @@
 //! refund cancels its spends. A payment for holds that had already run out
 //! confirms nothing and is published as `payment.after_expiry` (refund it).
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::domain::InvalidInput;
-use crate::domain::coupon::check_order_id;
+use crate::domain::coupon::{Coupon, check_order_id};
 use crate::domain::ids::CouponId;
 use crate::domain::timestamp::{self, Timestamp};
 use crate::events::{Event, Payload};
 use crate::notify::CouponEvent;
-use crate::spending::reservations::record_now;
 use crate::spending::{SpendError, cancelled_event, used_event};
 use crate::state::Shared;
 use crate::store::{
@@ -278,49 +279,101 @@ enum Prepared {
     Ready(Ready),
 }
 
-/// Read the order and plan what `event` does to it (writing nothing).
-/// `seen`: look for a first time before planning (one read); without it, a
-/// repeat is found by the commit (`Applied::Repeat`), which saves that read
-/// for the many events that are not repeats.
-async fn prepare(
+/// Read the orders of `events` and plan what each does (writing nothing):
+/// one read of all their holds, one of the coupons their events report on.
+/// `seen`: look for each event's first time before planning (one read
+/// each); without it a repeat is found by the commit (`Applied::Repeat`),
+/// which saves that read for the many events that are not repeats. An
+/// error of the batch's own reads is the `Err`.
+async fn prepare_many(
     state: &Shared,
-    event: &PaymentEvent,
+    events: &[&PaymentEvent],
     source: Source,
     seen: bool,
-) -> Result<Prepared, PaymentError> {
-    if seen && let Some(first) = repeat_of(state, event).await? {
-        return Ok(Prepared::Repeat(first));
+) -> Result<Vec<Result<Prepared, PaymentError>>, StoreError> {
+    let mut out: Vec<Option<Result<Prepared, PaymentError>>> =
+        events.iter().map(|_| None).collect();
+    if seen {
+        for (i, event) in events.iter().enumerate() {
+            match repeat_of(state, event).await {
+                Ok(Some(first)) => out[i] = Some(Ok(Prepared::Repeat(first))),
+                Ok(None) => {}
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
     }
-    let holds = state.store.order_holds(&event.order_id).await?;
-    // Spends matter to a refund, and to tell an unknown order.
-    let spends = if event.kind == PaymentEventType::OrderRefunded || holds.is_empty() {
-        state.store.order_spends(&event.order_id).await?
-    } else {
-        Vec::new()
-    };
-    if holds.is_empty() && spends.is_empty() {
-        return Err(PaymentError::UnknownOrder(event.order_id.clone()));
+    let orders: Vec<&str> = events.iter().map(|e| e.order_id.as_str()).collect();
+    let mut holds: HashMap<String, Vec<HoldRecord>> = HashMap::new();
+    for h in state.store.holds_of_orders(&orders).await? {
+        holds.entry(h.order_id.clone()).or_default().push(h);
     }
-    let now = record_now(state).await?;
-    let plan = plan(event.kind, &holds, &spends, now);
-    let (committed, reports) = reports_for(state, event, &plan, now).await?;
-    let record = InboundRecord {
-        event_id: event.event_id.clone(),
-        event_type: event.kind.as_str().to_owned(),
-        order_id: event.order_id.clone(),
-        occurred_at: event.occurred_at,
-        received_at: now,
-        source: source.as_str().to_owned(),
-        outcome: plan.outcome,
-    };
-    Ok(Prepared::Ready(Ready {
-        item: InboundItem {
-            record,
-            steps: plan.steps,
-            reports,
-        },
-        committed,
-    }))
+    let now = state.record_now().await?;
+    let mut plans = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if out[i].is_some() {
+            continue;
+        }
+        let order_holds = holds.get(&event.order_id).map_or(&[][..], Vec::as_slice);
+        // Spends matter to a refund, and to tell an unknown order.
+        let spends = if event.kind == PaymentEventType::OrderRefunded || order_holds.is_empty() {
+            match state.store.order_spends(&event.order_id).await {
+                Ok(spends) => spends,
+                Err(e) => {
+                    out[i] = Some(Err(e.into()));
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if order_holds.is_empty() && spends.is_empty() {
+            out[i] = Some(Err(PaymentError::UnknownOrder(event.order_id.clone())));
+            continue;
+        }
+        plans.push((i, plan(event.kind, order_holds, &spends, now)));
+    }
+    let reported: Vec<CouponId> = plans
+        .iter()
+        .flat_map(|(_, p)| p.steps.iter())
+        .filter_map(|step| match *step {
+            OrderStep::Confirm(id) | OrderStep::CancelUse(id) => Some(id),
+            OrderStep::Release(_) => None,
+        })
+        .collect();
+    let coupons: HashMap<CouponId, Coupon> = state
+        .store
+        .get_coupons(&reported)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    for (i, plan) in plans {
+        let event = events[i];
+        out[i] = Some(reports_for(state, event, &plan, now, &coupons).await.map(
+            |(committed, reports)| {
+                Prepared::Ready(Ready {
+                    item: InboundItem {
+                        record: InboundRecord {
+                            event_id: event.event_id.clone(),
+                            event_type: event.kind.as_str().to_owned(),
+                            order_id: event.order_id.clone(),
+                            occurred_at: event.occurred_at,
+                            received_at: now,
+                            source: source.as_str().to_owned(),
+                            outcome: plan.outcome,
+                        },
+                        steps: plan.steps,
+                        reports,
+                    },
+                    committed,
+                })
+            },
+        ));
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(PaymentError::Busy)))
+        .collect())
 }
 
 /// Committed: wake the webhook deliverer and the relay, tell the owners.
@@ -346,7 +399,8 @@ pub async fn take(
 ) -> Result<Processed, PaymentError> {
     event.validate()?;
     for _ in 0..ROUNDS {
-        let ready = match prepare(state, event, source, true).await? {
+        let prepared = prepare_many(state, &[event], source, true).await?.pop();
+        let ready = match prepared.unwrap_or(Err(PaymentError::Busy))? {
             Prepared::Repeat(first) => return Ok(Processed::Repeat(first)),
             Prepared::Ready(ready) => ready,
         };
@@ -393,12 +447,17 @@ pub async fn take_many(
             alone.push(i);
         }
     }
-    let prepared = futures_util::future::join_all(
-        together
-            .iter()
-            .map(|&i| prepare(state, &events[i], source, false)),
-    )
-    .await;
+    let batch: Vec<&PaymentEvent> = together.iter().map(|&i| &events[i]).collect();
+    let prepared = match prepare_many(state, &batch, source, false).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            // The batch's reads failed: each goes alone (and meets the
+            // same trouble, or not, on its own).
+            tracing::debug!(error = %e, "reading a batch of payment events failed");
+            alone.extend(together.iter().copied());
+            Vec::new()
+        }
+    };
     let mut ready = Vec::new();
     for (&i, p) in together.iter().zip(prepared) {
         match p {
@@ -466,6 +525,7 @@ async fn reports_for(
     event: &PaymentEvent,
     plan: &Plan,
     now: Timestamp,
+    coupons: &HashMap<CouponId, Coupon>,
 ) -> Result<(Vec<CouponEvent>, Reports), PaymentError> {
     let mut committed = Vec::new();
     let mut reports = Reports::default();
@@ -473,8 +533,8 @@ async fn reports_for(
         let (OrderStep::Confirm(id) | OrderStep::CancelUse(id)) = *step else {
             continue; // a release is not published (as over HTTP)
         };
-        let Some(coupon) = state.store.get_coupon(id).await? else {
-            continue;
+        let Some(coupon) = coupons.get(&id) else {
+            continue; // gone since the plan's read: the step races
         };
         let coupon_event = match *step {
             OrderStep::Confirm(_) => {
@@ -483,14 +543,14 @@ async fn reports_for(
                 };
                 used_event(
                     state,
-                    &coupon,
+                    coupon,
                     &r.order_id,
                     r.order_amount,
                     r.discount_amount,
                 )
                 .await?
             }
-            _ => cancelled_event(state, &coupon, &event.order_id).await?,
+            _ => cancelled_event(state, coupon, &event.order_id).await?,
         };
         reports
             .deliveries

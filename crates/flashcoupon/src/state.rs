@@ -46,6 +46,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The record's time: holds and payment events are judged by it, not
+    /// by this host's clock (see `Store::now`).
+    pub async fn record_now(
+        &self,
+    ) -> Result<crate::domain::timestamp::Timestamp, crate::store::StoreError> {
+        self.store.now(self.clock.offset_ms()).await
+    }
+
     /// The claims of a bearer token that is well signed, unexpired, issued by
     /// this record and not revoked since; `None` otherwise (401).
     pub fn authenticate(&self, token: &str) -> Option<Claims> {

@@ -177,6 +177,10 @@ impl Notifier {
             Some(coupon.campaign_id),
         );
         event.id = coupon.id.0;
+        // The group commit wrote its `coupon.issued` to the outbox too.
+        if self.settings.outbox {
+            self.outbox_written();
+        }
         if self.store.writes_issued_inbox() {
             self.events.publish(event);
         } else {

@@ -73,8 +73,8 @@ pub struct Held {
 }
 
 /// Holds live on the record's clock (see `Store::now`), not this host's.
-pub(crate) async fn record_now(state: &Shared) -> Result<Timestamp, SpendError> {
-    Ok(state.store.now(state.clock.offset_ms()).await?)
+async fn record_now(state: &Shared) -> Result<Timestamp, SpendError> {
+    Ok(state.record_now().await?)
 }
 
 async fn coupon_for(state: &Shared, actor: Actor, id: CouponId) -> Result<Coupon, SpendError> {

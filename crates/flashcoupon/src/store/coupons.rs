@@ -83,6 +83,8 @@ pub struct FencedCampaign {
 #[async_trait]
 pub trait CouponStore {
     async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError>;
+    /// These coupons (one read for a batch); unknown ids are left out.
+    async fn get_coupons(&self, ids: &[CouponId]) -> Result<Vec<Coupon>, StoreError>;
     /// A user's coupons, newest first; `before` is the last id of the previous page.
     async fn list_coupons(
         &self,
@@ -224,6 +226,26 @@ macro_rules! coupon_queries {
 
         #[async_trait::async_trait]
         impl $crate::store::CouponStore for $store {
+            async fn get_coupons(&self, ids: &[CouponId]) -> Result<Vec<Coupon>, StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "{} WHERE c.id IN (",
+                    $crate::store::coupons::SELECT_COUPONS
+                ));
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(id.to_string());
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(&self.pool).await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::coupons::coupon)
+                    .collect::<Result<_, _>>()?)
+            }
+
             async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError> {
                 let row = sqlx::query(&format!(
                     "{} WHERE c.id = $1",

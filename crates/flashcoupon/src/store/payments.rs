@@ -60,8 +60,8 @@ pub enum Applied {
 #[async_trait]
 pub trait PaymentStore {
     async fn inbound_event(&self, event_id: &str) -> Result<Option<InboundRecord>, StoreError>;
-    /// Every hold ever made for an order, oldest first.
-    async fn order_holds(&self, order_id: &str) -> Result<Vec<super::HoldRecord>, StoreError>;
+    /// Every hold ever made for these orders (one read for a batch).
+    async fn holds_of_orders(&self, orders: &[&str]) -> Result<Vec<super::HoldRecord>, StoreError>;
     /// The coupons an order has spent (used, not cancelled).
     async fn order_spends(&self, order_id: &str) -> Result<Vec<CouponId>, StoreError>;
     /// In one transaction, for each event in turn (each in a savepoint of
@@ -83,9 +83,156 @@ pub(super) fn inbound(row: &impl Columns) -> Result<InboundRecord, sqlx::Error> 
     })
 }
 
+/// The rows one step kind changes, all events of a batch at once: one
+/// statement per table, each checked to change exactly as many rows as
+/// there are steps (else the batch goes the careful way).
+pub(super) struct AtOnce<'a> {
+    pub confirms: Vec<(&'a str, String)>,
+    pub releases: Vec<(&'a str, String)>,
+    pub cancels: Vec<(&'a str, String)>,
+}
+
+impl<'a> AtOnce<'a> {
+    pub fn of(items: &'a [InboundItem]) -> Self {
+        let mut at = Self {
+            confirms: Vec::new(),
+            releases: Vec::new(),
+            cancels: Vec::new(),
+        };
+        for item in items {
+            let order = item.record.order_id.as_str();
+            for step in &item.steps {
+                match *step {
+                    OrderStep::Confirm(c) => at.confirms.push((order, c.to_string())),
+                    OrderStep::Release(c) => at.releases.push((order, c.to_string())),
+                    OrderStep::CancelUse(c) => at.cancels.push((order, c.to_string())),
+                }
+            }
+        }
+        at
+    }
+}
+
 /// [`PaymentStore`] for a store with a `pool` of database `$db`.
 macro_rules! payment_queries {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// The fast path of [`PaymentStore::apply_inbound`]: every event
+            /// of the batch in a few multi-row statements (one commit, few
+            /// round trips). `false`, with nothing written, if any event is
+            /// a repeat or any step finds its row changed: the caller then
+            /// goes the careful way, a savepoint per event.
+            async fn apply_inbound_at_once(
+                &self,
+                items: &[$crate::store::InboundItem],
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
+                     received_at, source, outcome) ",
+                );
+                q.push_values(items, |mut b, item| {
+                    let r = &item.record;
+                    b.push_bind(r.event_id.clone())
+                        .push_bind(r.event_type.clone())
+                        .push_bind(r.order_id.clone())
+                        .push_bind(r.occurred_at.0)
+                        .push_bind(r.received_at.0)
+                        .push_bind(r.source.clone())
+                        .push_bind(r.outcome.clone());
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                if q.build().execute(&mut *tx).await?.rows_affected() != items.len() as u64 {
+                    return Ok(false);
+                }
+                // The strictest time of the batch judges every confirm.
+                let now = items
+                    .iter()
+                    .map(|i| i.record.received_at.0)
+                    .max()
+                    .unwrap_or_default();
+                let at = $crate::store::payments::AtOnce::of(items);
+                // `now` is our own integer: written into the text, not bound.
+                let statements: [(String, &[(&str, String)]); 5] = [
+                    (
+                        format!(
+                            "UPDATE coupon_holds SET state = 'confirmed', resolved_at = {now} \
+                             WHERE state = 'held' AND expires_at > {now} AND (coupon_id, order_id) IN ("
+                        ),
+                        &at.confirms,
+                    ),
+                    (
+                        format!(
+                            "UPDATE coupons SET status = 'used', used_at = {now}, reserved_until = NULL \
+                             WHERE status = 'reserved' AND (id, order_id) IN ("
+                        ),
+                        &at.confirms,
+                    ),
+                    (
+                        format!(
+                            "UPDATE coupon_holds SET state = 'released', resolved_at = {now} \
+                             WHERE state = 'held' AND (coupon_id, order_id) IN ("
+                        ),
+                        &at.releases,
+                    ),
+                    (
+                        "UPDATE coupons SET status = 'available', order_id = NULL, order_amount = NULL, \
+                         discount_amount = NULL, reserved_until = NULL \
+                         WHERE status = 'reserved' AND (id, order_id) IN ("
+                            .to_owned(),
+                        &at.releases,
+                    ),
+                    (
+                        "UPDATE coupons SET status = 'available', used_at = NULL, order_id = NULL, \
+                         order_amount = NULL, discount_amount = NULL \
+                         WHERE status = 'used' AND (id, order_id) IN ("
+                            .to_owned(),
+                        &at.cancels,
+                    ),
+                ];
+                for (head, steps) in statements {
+                    if steps.is_empty() {
+                        continue;
+                    }
+                    // Each row must be the step's own: its coupon, held for
+                    // (or spent by) that very order.
+                    let mut q = sqlx::QueryBuilder::<$db>::new(head);
+                    let mut pairs = q.separated(", ");
+                    for (order, coupon) in steps.iter() {
+                        pairs.push("(");
+                        pairs.push_bind_unseparated(coupon.clone());
+                        pairs.push_unseparated(", ");
+                        pairs.push_bind_unseparated(order.to_string());
+                        pairs.push_unseparated(")");
+                    }
+                    q.push(")");
+                    if q.build().execute(&mut *tx).await?.rows_affected() != steps.len() as u64 {
+                        return Ok(false);
+                    }
+                }
+                let mut reports = $crate::store::Reports::default();
+                for item in items {
+                    reports.deliveries.extend(item.reports.deliveries.iter().cloned());
+                    reports.outbox.extend(item.reports.outbox.iter().cloned());
+                }
+                // SQLite binds at most 32,766 parameters a statement.
+                for chunk in reports.deliveries.chunks(2_000) {
+                    $crate::store::webhooks::insert_deliveries!($db, chunk)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for chunk in reports.outbox.chunks(2_000) {
+                    $crate::store::outbox::insert_outbox!($db, chunk)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::PaymentStore for $store {
             async fn inbound_event(
@@ -102,17 +249,23 @@ macro_rules! payment_queries {
                 Ok(row.as_ref().map($crate::store::payments::inbound).transpose()?)
             }
 
-            async fn order_holds(
+            async fn holds_of_orders(
                 &self,
-                order_id: &str,
+                orders: &[&str],
             ) -> Result<Vec<$crate::store::HoldRecord>, StoreError> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {} FROM coupon_holds WHERE order_id = $1 ORDER BY reserved_at, id",
+                if orders.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM coupon_holds WHERE order_id IN (",
                     $crate::store::holds::HOLD_COLUMNS
-                ))
-                .bind(order_id)
-                .fetch_all(&self.pool)
-                .await?;
+                ));
+                let mut list = q.separated(", ");
+                for order in orders {
+                    list.push_bind(order.to_string());
+                }
+                q.push(") ORDER BY reserved_at, id");
+                let rows = q.build().fetch_all(&self.pool).await?;
                 Ok(rows
                     .iter()
                     .map($crate::store::holds::hold)
@@ -143,6 +296,9 @@ macro_rules! payment_queries {
                 use $crate::store::{Applied, OrderStep};
                 use sqlx::Acquire;
                 let _turn = self.write_turn().await;
+                if items.len() > 1 && self.apply_inbound_at_once(items).await? {
+                    return Ok(vec![Applied::Done; items.len()]);
+                }
                 let mut tx = self.pool.begin().await?;
                 let mut results = Vec::with_capacity(items.len());
                 'items: for item in items {

@@ -110,3 +110,96 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason_and_never_b
     );
     broker.delete().await;
 }
+
+/// Many events at once go through the consumer in batches (one commit for
+/// a batch, each checked row by row): successes, failures and refunds for
+/// different orders, repeats among them, and shop confirms over HTTP racing
+/// some of them. Every order ends as its events say, each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_mixed_events_ends_every_order_as_its_events_say() {
+    const N: usize = 12;
+    let broker = TestBroker::new().await;
+    let app = spawn_app_with(|s| {
+        broker.configure(s);
+        s.write_rate_per_user = 0;
+    })
+    .await;
+    let (_, key) = service_key(&app, "payments").await;
+    let held = holders(&app, 3 * N).await;
+    for (i, holder) in held.iter().enumerate() {
+        let order = format!("order-{i}");
+        if i < 2 * N {
+            reserve(&app, holder, &order, 600).await;
+        } else {
+            let r = app
+                .post_json(
+                    &crate::reservations::path(&holder.1, "use"),
+                    Some(&holder.0),
+                    &json!({"order_id": order, "order_amount": 42_000}),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    }
+    let kind = |i: usize| match i / N {
+        0 => "payment.succeeded",
+        1 => "payment.failed",
+        _ => "order.refunded",
+    };
+    let mut sends = Vec::new();
+    for i in 0..3 * N {
+        let event = payment(&format!("e-{i}"), kind(i), &format!("order-{i}"));
+        sends.push(event.clone());
+        if i % 4 == 0 {
+            sends.push(event); // a repeat
+        }
+    }
+    // The shop confirms a few of the paid orders itself at the same time.
+    let racing: Vec<_> = (0..N)
+        .step_by(3)
+        .map(|i| {
+            let (client, url, key) = (
+                app.client.clone(),
+                app.url(&crate::reservations::path(&held[i].1, "confirm")),
+                key.clone(),
+            );
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"order_id": format!("order-{i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for event in &sends {
+        broker.send_json(event).await;
+    }
+    for r in racing {
+        assert_eq!(r.await.unwrap(), StatusCode::OK);
+    }
+    let repeats = sends.len() - 3 * N;
+    metric_reaches(&app, APPLIED, (3 * N) as f64).await;
+    metric_reaches(&app, REPEATS, repeats as f64).await;
+    assert_eq!(
+        metric(&app, APPLIED).await,
+        (3 * N) as f64,
+        "each event once"
+    );
+    for (i, holder) in held.iter().enumerate() {
+        let expected = match i / N {
+            0 => "used",
+            _ => "available",
+        };
+        assert_eq!(
+            wallet_status(&app, &holder.0, &holder.1).await["status"],
+            expected,
+            "order {i} ({})",
+            kind(i)
+        );
+    }
+    broker.delete().await;
+}
