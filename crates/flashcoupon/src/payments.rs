@@ -400,9 +400,12 @@ pub async fn take(
     event.validate()?;
     for _ in 0..ROUNDS {
         let prepared = prepare_many(state, &[event], source, true).await?.pop();
-        let ready = match prepared.unwrap_or(Err(PaymentError::Busy))? {
-            Prepared::Repeat(first) => return Ok(Processed::Repeat(first)),
-            Prepared::Ready(ready) => ready,
+        let ready = match prepared.unwrap_or(Err(PaymentError::Busy)) {
+            Ok(Prepared::Repeat(first)) => return Ok(Processed::Repeat(first)),
+            Ok(Prepared::Ready(ready)) => ready,
+            // The order changed between its reads: read it again.
+            Err(PaymentError::Busy) => continue,
+            Err(e) => return Err(e),
         };
         let applied = state
             .store
@@ -463,7 +466,10 @@ pub async fn take_many(
         match p {
             Ok(Prepared::Repeat(first)) => results[i] = Some(Ok(Processed::Repeat(first))),
             Ok(Prepared::Ready(r)) => ready.push((i, r)),
-            Err(e) => results[i] = Some(Err(e)),
+            // Planned without looking for a first time: a repeat of an
+            // event that emptied its order (a refund) reads as an unknown
+            // order. Alone, the careful way looks first.
+            Err(_) => alone.push(i),
         }
     }
     if !ready.is_empty() {
@@ -534,12 +540,14 @@ async fn reports_for(
             continue; // a release is not published (as over HTTP)
         };
         let Some(coupon) = coupons.get(&id) else {
-            continue; // gone since the plan's read: the step races
+            // Gone since the plan's read: the step races. Read again rather
+            // than commit a confirm without its report.
+            return Err(PaymentError::Busy);
         };
         let coupon_event = match *step {
             OrderStep::Confirm(_) => {
                 let Some(r) = coupon.reservation.as_ref() else {
-                    continue; // changed since the plan's read: the step races
+                    return Err(PaymentError::Busy); // changed since the read: read again
                 };
                 used_event(
                     state,

@@ -142,7 +142,12 @@ macro_rules! payment_queries {
                         .push_bind(r.outcome.clone());
                 });
                 q.push(" ON CONFLICT DO NOTHING");
-                if q.build().execute(&mut *tx).await?.rows_affected() != items.len() as u64 {
+                if q.build().persistent(false).execute(&mut *tx).await?.rows_affected()
+                    != items.len() as u64
+                {
+                    // Rolled back now, not when the pool next uses the
+                    // connection: the careful pass must not wait on these rows.
+                    tx.rollback().await?;
                     return Ok(false);
                 }
                 // The strictest time of the batch judges every confirm.
@@ -206,7 +211,11 @@ macro_rules! payment_queries {
                         pairs.push_unseparated(")");
                     }
                     q.push(")");
-                    if q.build().execute(&mut *tx).await?.rows_affected() != steps.len() as u64 {
+                    // Each batch's text differs: not worth a cached statement.
+                    if q.build().persistent(false).execute(&mut *tx).await?.rows_affected()
+                        != steps.len() as u64
+                    {
+                        tx.rollback().await?;
                         return Ok(false);
                     }
                 }

@@ -203,3 +203,32 @@ async fn a_batch_of_mixed_events_ends_every_order_as_its_events_say() {
     }
     broker.delete().await;
 }
+
+/// A refund empties its order (no hold, no spend left): its redelivery,
+/// in a later batch, is still a repeat — not a dead letter for an unknown
+/// order.
+#[tokio::test]
+async fn a_refund_delivered_again_after_it_took_effect_is_a_repeat() {
+    let broker = TestBroker::new().await;
+    let app = spawn_app_with(|s| broker.configure(s)).await;
+    let (token, coupon) = holders(&app, 1).await.remove(0);
+    let r = app
+        .post_json(
+            &crate::reservations::path(&coupon, "use"),
+            Some(&token),
+            &json!({"order_id": "order-1", "order_amount": 42_000}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let refund = payment("refund-1", "order.refunded", "order-1");
+    broker.send_json(&refund).await;
+    metric_reaches(&app, APPLIED, 1.0).await;
+    broker.send_json(&refund).await;
+    metric_reaches(&app, REPEATS, 1.0).await;
+    assert_eq!(metric(&app, DEAD).await, 0.0);
+    assert_eq!(
+        wallet_status(&app, &token, &coupon).await["status"],
+        "available"
+    );
+    broker.delete().await;
+}
