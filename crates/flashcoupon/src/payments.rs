@@ -16,7 +16,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::domain::InvalidInput;
-use crate::domain::coupon::{Coupon, check_order_id};
+use crate::domain::coupon::{Coupon, check_order_id, check_reference};
 use crate::domain::ids::CouponId;
 use crate::domain::timestamp::{self, Timestamp};
 use crate::events::{Event, Payload};
@@ -103,13 +103,7 @@ impl PaymentEvent {
     }
 
     pub fn validate(&self) -> Result<(), InvalidInput> {
-        let chars = self.event_id.chars().count();
-        if !(1..=128).contains(&chars) || self.event_id.chars().any(char::is_control) {
-            return Err(InvalidInput::new(
-                "event_id",
-                "must be 1 to 128 characters without control characters",
-            ));
-        }
+        check_reference("event_id", &self.event_id)?;
         check_order_id(&self.order_id)
     }
 }

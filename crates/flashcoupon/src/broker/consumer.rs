@@ -173,7 +173,7 @@ async fn handle_batch(
             Ok(_) => taken
                 .next()
                 .unwrap_or(Err(payments::PaymentError::Busy))
-                .map_err(|e| (reason(&e), passing(&e))),
+                .map_err(|e| (e.to_string(), passing(&e))),
             Err(invalid) => Err((invalid, false)),
         })
         .collect();
@@ -262,11 +262,6 @@ fn crash_point_before_ack() {
         eprintln!("FLASHCOUPON_TEST_ABORT_BEFORE_ACK: aborting after commit {at}, before its ack");
         std::process::abort();
     }
-}
-
-/// Why an event could not be taken in, for the dead letter.
-fn reason(e: &PaymentError) -> String {
-    e.to_string()
 }
 
 /// Could it work later, unchanged?

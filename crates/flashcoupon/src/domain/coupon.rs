@@ -161,10 +161,16 @@ pub struct OrderRef {
 }
 
 pub fn check_order_id(order_id: &str) -> Result<(), InvalidInput> {
-    let chars = order_id.chars().count();
-    if !(1..=128).contains(&chars) || order_id.chars().any(char::is_control) {
+    check_reference("order_id", order_id)
+}
+
+/// An id a client names (an order, an event): 1 to 128 characters without
+/// control characters.
+pub fn check_reference(field: &'static str, value: &str) -> Result<(), InvalidInput> {
+    let chars = value.chars().count();
+    if !(1..=128).contains(&chars) || value.chars().any(char::is_control) {
         return Err(InvalidInput::new(
-            "order_id",
+            field,
             "must be 1 to 128 characters without control characters",
         ));
     }

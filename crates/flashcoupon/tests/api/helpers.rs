@@ -432,6 +432,22 @@ pub async fn admin_token(client: &reqwest::Client, base: &str) -> String {
     body(r).await["token"].as_str().unwrap().to_owned()
 }
 
+/// The value of a line of `base`'s `/metrics` (its name and labels, e.g.
+/// `flashcoupon_gate_reconciled_total`), 0 if absent.
+pub async fn metric_at(client: &reqwest::Client, base: &str, line: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Start the real binary (`cmd`, already given its arguments) with its
 /// stdout piped, and read the URL from its "listening on" line.
 pub fn start_binary(cmd: &mut std::process::Command) -> (std::process::Child, String) {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, body, spawn_app};
 use crate::reservations::{holders, path, wallet_status};
-use crate::service_keys::service_key;
+use crate::service_keys::{delete_key, service_key};
 
 pub const EVENTS: &str = "/api/v1/payment-events";
 
@@ -211,14 +211,7 @@ async fn bad_payment_events_are_refused_and_record_nothing() {
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // A deleted key: 401 at once.
     let (_, other) = service_key(&app, "old payments").await;
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/admin/api-keys/{key_id}")))
-        .bearer_auth(&app.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    delete_key(&app, &key_id).await;
     let r = app.post_json(EVENTS, Some(&key), &good).await;
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // Nothing above changed anything: the coupon is still held, and the

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, body, spawn_app};
-use crate::service_keys::service_key;
+use crate::service_keys::{delete_key, service_key};
 
 /// `count` shoppers holding one coupon each of one campaign (5,000 off,
 /// minimum 30,000): (token, coupon id) pairs.
@@ -383,14 +383,7 @@ async fn bad_reservation_requests_are_refused_and_change_nothing() {
     let r = app.post_json(&reserve, None, &order).await;
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // A deleted key is refused at once.
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/admin/api-keys/{key_id}")))
-        .bearer_auth(&app.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    delete_key(&app, &key_id).await;
     let r = app.post_json(&reserve, Some(&key), &order).await;
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert_eq!(

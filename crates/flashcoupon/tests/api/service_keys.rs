@@ -23,6 +23,12 @@ pub async fn service_key(app: &TestApp, name: &str) -> (String, String) {
     )
 }
 
+/// Delete a service key as the admin: `204`, refused at once after.
+pub async fn delete_key(app: &TestApp, id: &str) {
+    let r = delete(app, &format!("/api/v1/admin/api-keys/{id}"), &app.admin).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
 async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.client
         .delete(app.url(path))

@@ -12,7 +12,7 @@ use flashcoupon::settings::Settings;
 use sqlx::Connection;
 
 use super::{TestBroker, amqp_url};
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_instance, start_binary};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, metric_at, spawn_instance, start_binary};
 use crate::payments::{payment, reserve};
 use crate::reservations::holders;
 
@@ -106,25 +106,7 @@ async fn a_crash_between_commit_and_ack_redelivers_the_event_and_it_takes_effect
     // The event committed just before the crash came back, and was a repeat.
     let client = reqwest::Client::new();
     let repeats = loop {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let repeats: f64 = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(
-                    "flashcoupon_payment_events_total{result=\"repeat\",source=\"amqp\"}",
-                )?
-                .trim()
-                .parse()
-                .ok()
-            })
-            .unwrap_or(0.0);
+        let repeats = metric_at(&client, &base, super::REPEATS).await;
         if repeats >= 1.0 || tokio::time::Instant::now() > deadline {
             break repeats;
         }

@@ -264,10 +264,7 @@ impl TestBroker {
 /// The value of a metric line of `/metrics` (e.g.
 /// `flashcoupon_payment_events_total{result="repeat",source="amqp"}`), 0 if absent.
 pub async fn metric(app: &TestApp, line: &str) -> f64 {
-    let text = app.get("/metrics", None).await.text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    crate::helpers::metric_at(&app.client, &app.base, line).await
 }
 
 /// Wait (polling, 20 s at most) until `metric` reaches `at_least`.

@@ -84,19 +84,8 @@ async fn a_kill_9_of_one_instance_mid_storm_loses_and_leaks_nothing() {
     assert_eq!(rows.len(), STOCK, "sold out exactly: nothing leaked");
     let mut reconciled = 0.0;
     for base in &survivors {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        reconciled += text
-            .lines()
-            .find_map(|l| l.strip_prefix("flashcoupon_gate_reconciled_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        reconciled +=
+            crate::helpers::metric_at(&client, base, "flashcoupon_gate_reconciled_total ").await;
     }
     assert!(
         reconciled > 0.0,
