@@ -126,6 +126,11 @@ peers = ["shopper", "shopper2"]
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
+# Every built-in check is on by default. Not \`--checks all\` on the command
+# line: in 4.32.5 that marks each check explicitly enabled, which outranks
+# the per-operation exception below (it never applied, and a stateful
+# DELETE-then-GET of a subscription failed CI once in a while).
+#
 # The one exception. A subscription is a switch, not a resource: after its
 # DELETE, GET answers 200 {"subscribed": false}, as the shop page reads it
 # (tests/api/notifications/inbox.rs), where use_after_free expects a 404.
@@ -134,7 +139,7 @@ include-name = "GET /api/v1/campaigns/{id}/subscription"
 checks.use_after_free.enabled = false
 TOML
     local args=(--config-file "$WORK/schemathesis.toml" run "$URL/openapi.json"
-        --checks all --mode all --phases examples,coverage,fuzzing,stateful
+        --mode all --phases examples,coverage,fuzzing,stateful
         --max-examples "$MAX_EXAMPLES" --request-timeout 10
         --generation-database none --no-color)
     if [[ -n $SEED ]]; then args+=(--seed "$SEED"); fi
