@@ -50,7 +50,8 @@ pub struct ListParams {
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
     security(("bearer" = ["admin"])),
     responses((status = 201, body = CampaignView), (status = 400, body = ErrorBody, description = "invalid_input"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "code_taken: a shared code in use by a campaign that has not ended")))]
 pub async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -130,8 +131,11 @@ impl From<CampaignWriteError> for ApiError {
         match e {
             CampaignWriteError::NotFound => ApiError::NotFound,
             CampaignWriteError::Invalid(e) => e.into(),
-            e @ CampaignWriteError::BelowIssued(_) => {
+            e @ (CampaignWriteError::BelowIssued(_) | CampaignWriteError::BelowCodes) => {
                 ApiError::conflict("quantity_below_issued", e.to_string())
+            }
+            e @ CampaignWriteError::CodeTaken(_) => {
+                ApiError::conflict("code_taken", format!("code: {e}"))
             }
             CampaignWriteError::Gate(e) => e.into(),
             CampaignWriteError::Store(e) => e.into(),

@@ -13,7 +13,7 @@ use super::{ApiError, ErrorBody, IdempotencyKey, Json, parse_path_id};
 use crate::auth::AuthUser;
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
-use crate::issuing::claim::{ClaimError, ClaimOutcome, ClaimResult, claim, refusal};
+use crate::issuing::claim::{ClaimError, ClaimOutcome, ClaimResult, Door, claim, refusal};
 use crate::state::AppState;
 use crate::store::CouponFilter;
 
@@ -23,8 +23,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(my_campaign))
 }
 
-/// How a claim's answer reads over HTTP.
-fn answer(result: ClaimResult, now: Timestamp) -> Result<(StatusCode, Json<CouponView>), ApiError> {
+/// How a claim's answer reads over HTTP (also a code redemption's).
+pub(super) fn answer(result: ClaimResult, now: Timestamp) -> Result<(StatusCode, Json<CouponView>), ApiError> {
     match result {
         Ok(ClaimOutcome::Issued(c) | ClaimOutcome::Replayed(c)) => {
             Ok((StatusCode::CREATED, Json(CouponView::new(&c, now))))
@@ -34,6 +34,7 @@ fn answer(result: ClaimResult, now: Timestamp) -> Result<(StatusCode, Json<Coupo
             Err(ApiError::conflict(code, message))
         }
         Err(ClaimError::NoSuchCampaign) => Err(ApiError::NotFound),
+        Err(ClaimError::NotClaimable(why)) => Err(ApiError::conflict("not_claimable", why)),
         Err(ClaimError::RateLimited(wait)) => Err(wait.into()),
         Err(ClaimError::Unavailable(why)) => Err(ApiError::Unavailable(why)),
         Err(ClaimError::Store(e)) => Err(e.into()),
@@ -53,7 +54,7 @@ fn answer(result: ClaimResult, now: Timestamp) -> Result<(StatusCode, Json<Coupo
     security(("bearer" = [])),
     responses((status = 201, body = CouponView, description = "issued and durable"),
         (status = 404, body = ErrorBody, description = "not_found"),
-        (status = 409, body = ErrorBody, description = "sold_out, limit_reached, not_open, ended or paused"),
+        (status = 409, body = ErrorBody, description = "sold_out, limit_reached, not_open, ended or paused; not_claimable (issued by code or by a trigger)"),
         (status = 429, body = ErrorBody, description = "rate_limited"),
         (status = 503, body = ErrorBody, description = "unavailable: nothing was issued, retry")))]
 pub async fn issue(
@@ -63,7 +64,7 @@ pub async fn issue(
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<(StatusCode, Json<CouponView>), ApiError> {
     let campaign: CampaignId = parse_path_id(&id)?;
-    let result = claim(&state, campaign, user.id, key.as_deref()).await;
+    let result = claim(&state, campaign, user.id, key.as_deref(), Door::Button).await;
     answer(result, state.clock.now())
 }
 

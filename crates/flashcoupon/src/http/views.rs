@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::admission::Stock;
-use crate::domain::campaign::{Campaign, CampaignStatus, Validity, campaign_status};
+use crate::domain::campaign::{Campaign, CampaignStatus, Issuance, Validity, campaign_status};
 use crate::domain::coupon::{Coupon, CouponStatus};
 use crate::domain::discount::Discount;
 use crate::domain::ids::{CampaignId, CouponId, UserId};
@@ -33,6 +33,14 @@ pub struct CampaignView {
     pub remaining_quantity: u32,
     pub status: CampaignStatus,
     pub created_at: Timestamp,
+    /// `claim`, `codes` or `shared_code`.
+    pub issuance: Issuance,
+    /// A `shared_code` campaign's public code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// What issues its coupons by itself, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
 
 impl CampaignView {
@@ -60,6 +68,9 @@ impl CampaignView {
             remaining_quantity: remaining,
             status: campaign_status(now, c.issue_starts_at, gate.ends_at, gate.paused, remaining),
             created_at: c.created_at,
+            issuance: c.issuance,
+            code: c.code.clone(),
+            trigger: c.trigger.as_ref().map(|t| t.to_string()),
         }
     }
 }

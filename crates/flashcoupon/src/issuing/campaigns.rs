@@ -9,7 +9,7 @@ use std::future::Future;
 use super::{drop_of, terms_of};
 use crate::admission::{GateError, Stock};
 use crate::domain::InvalidInput;
-use crate::domain::campaign::{Campaign, CampaignPatch};
+use crate::domain::campaign::{Campaign, CampaignPatch, Issuance};
 use crate::domain::ids::CampaignId;
 use crate::events::{Event, Payload};
 use crate::state::AppState;
@@ -24,6 +24,12 @@ pub enum CampaignWriteError {
     /// The stock would drop below a coupon already issued or being issued.
     #[error("total_quantity cannot go below the {0} coupons already issued or being issued")]
     BelowIssued(u32),
+    /// A `codes` campaign's stock would drop below its codes.
+    #[error("total_quantity cannot go below the codes generated or being generated")]
+    BelowCodes,
+    /// A campaign that has not ended uses this shared code.
+    #[error("the code {0} is in use by a campaign that has not ended")]
+    CodeTaken(String),
     #[error(transparent)]
     Gate(#[from] GateError),
     #[error(transparent)]
@@ -38,7 +44,18 @@ type Written = Result<(Campaign, Stock), CampaignWriteError>;
 pub async fn create(state: &AppState, campaign: Campaign) -> Written {
     detached(state.clone(), move |state| async move {
         let _writes = state.campaign_writes.lock().await;
-        state.store.insert_campaign(&campaign).await?;
+        match state
+            .store
+            .insert_campaign(&campaign, state.clock.now())
+            .await
+        {
+            Err(StoreError::Unique(_)) if campaign.code.is_some() => {
+                return Err(CampaignWriteError::CodeTaken(
+                    campaign.code.clone().unwrap_or_default(),
+                ));
+            }
+            other => other?,
+        }
         // If this fails (Redis unreachable) the campaign is in the record
         // without a gate; the first claim or read rebuilds it from the record.
         state
@@ -102,6 +119,9 @@ async fn apply_patch(state: AppState, id: CampaignId, body: CampaignPatch) -> Wr
             let _ = state.gate.set_total(drop, old).await;
         }
         return Err(match err {
+            StoreError::Constraint(_) if campaign.issuance == Issuance::Codes => {
+                CampaignWriteError::BelowCodes
+            }
             StoreError::Constraint(_) => CampaignWriteError::BelowIssued(stock.issued),
             other => other.into(),
         });

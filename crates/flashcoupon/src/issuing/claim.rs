@@ -1,8 +1,9 @@
 //! Claiming a coupon, the hot path: the gate decides (in memory, or in one
 //! Redis script in scale-out mode), the group commit makes an admitted claim
 //! durable, and only then is it "issued". Every door into a claim (the
-//! button today; codes and triggers next) calls [`claim`], which also counts
-//! the answer and tells the user, so no door can forget to.
+//! button, a shared or unique code, a trigger) calls [`claim`], which also
+//! counts the answer and tells the user, so no door can forget to; and a
+//! campaign opens only the door its `issuance` names.
 //!
 //! ```text
 //! rate limit ── refused ───────────────────────────────▶ rate_limited
@@ -19,6 +20,7 @@ use std::time::Instant;
 use super::drop_of;
 use crate::admission::{Decision, GateError, Rejection, UnitId};
 use crate::claim_stats;
+use crate::domain::campaign::{Campaign, Issuance};
 use crate::domain::coupon::{Coupon, StoredStatus};
 use crate::domain::ids::{CampaignId, CouponId, UserId};
 use crate::rate_limit::RetryAfter;
@@ -34,10 +36,49 @@ pub enum ClaimOutcome {
     Rejected(Rejection),
 }
 
+/// Which door a claim comes through. A campaign opens only its own: a
+/// `codes` campaign is not issued by the button, a trigger's not by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Door {
+    /// The claim button (`POST /campaigns/{id}/issue`).
+    Button,
+    /// The campaign's shared code.
+    SharedCode,
+    /// A unique code, written on the coupon (the record takes it once).
+    Code(Box<str>),
+    /// The campaign's trigger event.
+    Trigger,
+}
+
+impl Door {
+    /// Whether `campaign` issues through this door; if not, why not.
+    fn opens(&self, campaign: &Campaign) -> Result<(), &'static str> {
+        let open = match self {
+            Door::Button => campaign.claimable_by_button(),
+            Door::SharedCode => campaign.issuance == Issuance::SharedCode,
+            Door::Code(_) => campaign.issuance == Issuance::Codes,
+            Door::Trigger => campaign.trigger.is_some(),
+        };
+        if open {
+            return Ok(());
+        }
+        Err(match (campaign.issuance, &campaign.trigger) {
+            (Issuance::Codes | Issuance::SharedCode, _) => {
+                "this campaign is issued by code: redeem it at POST /api/v1/codes/redeem"
+            }
+            (Issuance::Claim, Some(_)) => "this campaign issues its coupons by itself, on its trigger event",
+            (Issuance::Claim, None) => "this campaign is claimed with its button, not by code",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     #[error("no such campaign")]
     NoSuchCampaign,
+    /// The campaign is not issued through this door.
+    #[error("{0}")]
+    NotClaimable(&'static str),
     #[error("too many claims; retry in {} s", .0.secs)]
     RateLimited(RetryAfter),
     /// Nothing was issued; the stock went back to the pool (or will, once
@@ -84,11 +125,12 @@ pub async fn claim(
     campaign: CampaignId,
     user: UserId,
     key: Option<&str>,
+    door: Door,
 ) -> ClaimResult {
     let started = Instant::now();
     let result = match state.limits.check_claim(user) {
         Err(wait) => Err(ClaimError::RateLimited(wait)),
-        Ok(()) => claim_coupon(state, campaign, user, key).await,
+        Ok(()) => claim_coupon(state, campaign, user, key, door).await,
     };
     record(state, campaign, user, &result, started);
     result
@@ -148,6 +190,7 @@ fn counted(result: &ClaimResult) -> (&'static str, Option<claim_stats::Outcome>)
             }),
         ),
         Err(ClaimError::NoSuchCampaign) => ("not_found", None),
+        Err(ClaimError::NotClaimable(_)) => ("not_claimable", None),
         Err(ClaimError::RateLimited(_)) => ("rate_limited", Some(Bucket::RateLimited)),
         Err(ClaimError::Unavailable(_)) => ("unavailable", Some(Bucket::Error)),
         Err(ClaimError::Store(e)) if e.is_unavailable() => ("unavailable", Some(Bucket::Error)),
@@ -161,6 +204,7 @@ pub async fn claim_coupon(
     campaign: CampaignId,
     user: UserId,
     key: Option<&str>,
+    door: Door,
 ) -> ClaimResult {
     let terms = state
         .catalog
@@ -168,6 +212,7 @@ pub async fn claim_coupon(
         .await
         .map_err(|e| ClaimError::Unavailable(format!("the record is unreachable: {e}")))?
         .ok_or(ClaimError::NoSuchCampaign)?;
+    door.opens(&terms).map_err(ClaimError::NotClaimable)?;
     let now = state.clock.now();
     let id = CouponId::generate();
     match state
@@ -191,6 +236,10 @@ pub async fn claim_coupon(
                 valid_from,
                 valid_until,
                 gate_epoch: ticket.epoch,
+                code: match door {
+                    Door::Code(code) => Some(code),
+                    _ => None,
+                },
             };
             let coupon = Coupon {
                 id: row.id,

@@ -4,14 +4,16 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::columns::{Columns, parse_id};
-use crate::domain::campaign::{Campaign, CouponTerms, Validity};
+use crate::domain::campaign::{Campaign, CouponTerms, Issuance, Trigger, Validity};
 use crate::domain::discount::Discount;
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
 
 #[async_trait]
 pub trait CampaignStore {
-    async fn insert_campaign(&self, c: &Campaign) -> Result<(), StoreError>;
+    /// Insert a campaign; a shared code goes with it, `Err(Unique)` while a
+    /// campaign that has not ended at `now` holds that code.
+    async fn insert_campaign(&self, c: &Campaign, now: Timestamp) -> Result<(), StoreError>;
     async fn get_campaign(&self, id: CampaignId) -> Result<Option<Campaign>, StoreError>;
     /// Newest first; `before` is the last id of the previous page.
     async fn list_campaigns(
@@ -32,7 +34,7 @@ pub trait CampaignStore {
 
 pub(super) const CAMPAIGN_COLUMNS: &str = "id, name, discount_type, discount_amount, discount_percent, discount_max, \
      min_order_amount, total_quantity, per_user_limit, issue_starts_at, issue_ends_at, \
-     valid_days, valid_from, valid_until, paused, created_at";
+     valid_days, valid_from, valid_until, paused, created_at, issuance, code, trigger_name";
 
 /// The campaign SELECT list with the validity columns under the names `terms` reads.
 pub(super) fn select_campaigns() -> String {
@@ -43,8 +45,17 @@ pub(super) fn select_campaigns() -> String {
 
 pub(super) const INSERT_CAMPAIGN: &str = "INSERT INTO campaigns (id, name, discount_type, discount_amount, discount_percent, \
      discount_max, min_order_amount, total_quantity, per_user_limit, issue_starts_at, issue_ends_at, valid_days, \
-     valid_from, valid_until, paused, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+     valid_from, valid_until, paused, created_at, issuance, code, trigger_name) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
+/// A shared code whose campaign's issuing ended is free for a new campaign.
+pub(super) const FREE_ENDED_SHARED_CODE: &str =
+    "DELETE FROM shared_codes WHERE code = $1 AND ends_at <= $2";
+/// Fails on the primary key while a campaign that has not ended holds the code.
+pub(super) const TAKE_SHARED_CODE: &str =
+    "INSERT INTO shared_codes (code, campaign_id, ends_at) VALUES ($1, $2, $3)";
+pub(super) const MOVE_SHARED_CODE_END: &str =
+    "UPDATE shared_codes SET ends_at = $1 WHERE campaign_id = $2";
 
 pub(super) const UPDATE_CAMPAIGN: &str = "UPDATE campaigns SET paused = COALESCE($1, paused), \
      issue_ends_at = COALESCE($2, issue_ends_at), total_quantity = COALESCE($3, total_quantity) WHERE id = $4";
@@ -123,6 +134,12 @@ pub(super) fn campaign(row: &impl Columns) -> Result<Campaign, sqlx::Error> {
         issue_ends_at: Timestamp(row.int("issue_ends_at")?),
         paused: row.flag("paused")?,
         created_at: Timestamp(row.int("created_at")?),
+        issuance: Issuance::parse(&row.text("issuance")?).unwrap_or_default(),
+        code: row.opt_text("code")?,
+        trigger: row
+            .opt_text("trigger_name")?
+            .as_deref()
+            .and_then(Trigger::parse),
     })
 }
 
@@ -131,9 +148,10 @@ macro_rules! campaign_queries {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::CampaignStore for $store {
-            async fn insert_campaign(&self, c: &Campaign) -> Result<(), StoreError> {
+            async fn insert_campaign(&self, c: &Campaign, now: Timestamp) -> Result<(), StoreError> {
                 let _turn = self.write_turn().await;
                 let cols = $crate::store::campaigns::CampaignColumns::of(c);
+                let mut tx = self.pool.begin().await?;
                 sqlx::query($crate::store::campaigns::INSERT_CAMPAIGN)
                     .bind(c.id.to_string())
                     .bind(&c.name)
@@ -151,8 +169,25 @@ macro_rules! campaign_queries {
                     .bind(cols.valid_until)
                     .bind(c.paused)
                     .bind(c.created_at.0)
-                    .execute(&self.pool)
+                    .bind(c.issuance.as_str())
+                    .bind(c.code.as_deref())
+                    .bind(c.trigger.as_ref().map(|t| t.to_string()))
+                    .execute(&mut *tx)
                     .await?;
+                if let Some(code) = &c.code {
+                    sqlx::query($crate::store::campaigns::FREE_ENDED_SHARED_CODE)
+                        .bind(code)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($crate::store::campaigns::TAKE_SHARED_CODE)
+                        .bind(code)
+                        .bind(c.id.to_string())
+                        .bind(c.issue_ends_at.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -208,13 +243,22 @@ macro_rules! campaign_queries {
                 total_quantity: Option<u32>,
             ) -> Result<(), StoreError> {
                 let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
                 sqlx::query($crate::store::campaigns::UPDATE_CAMPAIGN)
                     .bind(paused)
                     .bind(issue_ends_at.map(|t| t.0))
                     .bind(total_quantity.map(|q| q as i64))
                     .bind(id.to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                if let Some(ends) = issue_ends_at {
+                    sqlx::query($crate::store::campaigns::MOVE_SHARED_CODE_END)
+                        .bind(ends.0)
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
         }

@@ -28,6 +28,9 @@ pub struct NewCouponRow {
     /// The gate generation that admitted it: PostgreSQL refuses the row if the
     /// gate was rebuilt since (see [`CouponStore::fence_and_load`]).
     pub gate_epoch: u64,
+    /// The unique code it was redeemed with (the record refuses a second
+    /// coupon with the same code).
+    pub code: Option<Box<str>>,
 }
 
 /// A new coupon's `coupon.issued` as the outbox keeps it (its id is the

@@ -73,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox and inbound events",
         include_str!("../../../migrations/common/0008_outbox_and_inbound.sql"),
     ),
+    (
+        9,
+        "codes",
+        include_str!("../../../migrations/common/0009_codes.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -80,9 +80,9 @@ async fn insert_batch(
     // Claims the reconciler wrote off (it judged them lost) are skipped.
     let landed: Vec<String> = sqlx::query_scalar(
             "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, idempotency_key, issued_at, \
-             valid_from, valid_until) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
-             $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) \
-         AS r(id, campaign_id, user_id, seq, user_seq, idempotency_key, issued_at, valid_from, valid_until) \
+             valid_from, valid_until, code) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+             $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) \
+         AS r(id, campaign_id, user_id, seq, user_seq, idempotency_key, issued_at, valid_from, valid_until, code) \
          WHERE NOT EXISTS (SELECT 1 FROM abandoned_claims a WHERE a.coupon_id = r.id) RETURNING id",
         )
         .bind(current.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
@@ -99,6 +99,12 @@ async fn insert_batch(
         .bind(current.iter().map(|r| r.issued_at.0).collect::<Vec<_>>())
         .bind(current.iter().map(|r| r.valid_from.0).collect::<Vec<_>>())
         .bind(current.iter().map(|r| r.valid_until.0).collect::<Vec<_>>())
+        .bind(
+            current
+                .iter()
+                .map(|r| r.code.as_deref().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
     let landed: HashSet<CouponId> = landed.iter().filter_map(|id| id.parse().ok()).collect();

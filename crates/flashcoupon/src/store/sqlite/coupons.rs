@@ -22,7 +22,7 @@ pub(super) struct SqliteWriter {
     pub outbound: bool,
 }
 
-const INSERT_COLUMNS: usize = 9;
+const INSERT_COLUMNS: usize = 10;
 /// Multi-row INSERTs come in power-of-two sizes only: a batch is written in
 /// at most seven statements (each a hand-off to SQLite's thread), and the
 /// statement cache holds seven prepared statements, not one per batch length.
@@ -58,7 +58,7 @@ fn insert_sql(rows: usize) -> &'static str {
                 let one = format!("({})", ["?"; INSERT_COLUMNS].join(", "));
                 format!(
                     "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, idempotency_key, \
-                     issued_at, valid_from, valid_until) VALUES {}",
+                     issued_at, valid_from, valid_until, code) VALUES {}",
                     vec![one; n].join(", ")
                 )
             })
@@ -92,7 +92,8 @@ impl CouponWriter for SqliteWriter {
                     .bind(r.idempotency_key.as_deref())
                     .bind(r.issued_at.0)
                     .bind(r.valid_from.0)
-                    .bind(r.valid_until.0);
+                    .bind(r.valid_until.0)
+                    .bind(r.code.as_deref());
             }
             q.execute(&mut *tx).await?;
             let mut inbox = sqlx::query(inbox_sql(n));

@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox and inbound events",
         include_str!("../../../migrations/common/0008_outbox_and_inbound.sql"),
     ),
+    (
+        9,
+        "codes",
+        include_str!("../../../migrations/common/0009_codes.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated
