@@ -209,9 +209,14 @@ impl Application {
                 settings.write_rate_per_user,
                 settings.auth_rate_per_ip,
                 settings.trusted_proxies.clone(),
+            )
+            .with_code_guesses(
+                settings.code_guesses_per_user,
+                settings.code_guesses_per_address,
             ),
             claim_stats: Default::default(),
             campaign_writes: tokio::sync::Mutex::new(()),
+            jobs_created: tokio::sync::Notify::new(),
         }));
         Ok(Self {
             listener,
@@ -300,6 +305,7 @@ impl Application {
                 }
             }
         });
+        tasks.spawn_loop("code jobs", crate::issuing::codes::run_jobs(state.clone()));
         tasks.spawn_loop(
             "reconciler",
             reconcile_forever(state.gate.clone(), stockpiles, reconcile_after),

@@ -1,8 +1,13 @@
 //! Campaigns by id, cached in each instance so a claim reads no database.
 //!
 //! Only what never changes after creation is read from the cache: the coupon
-//! terms, the per-user limit, the opening time. Stock, pause and the end of
-//! issuing can change (PATCH, on any instance) and are read from the gate.
+//! terms, the per-user limit, the opening time, how it issues. Stock, pause
+//! and the end of issuing can change (PATCH, on any instance) and are read
+//! from the gate.
+//!
+//! Shared codes seen here are cached too (code → campaign), so a storm on
+//! one public code reads no database either. Only codes that exist are
+//! kept: guesses cannot grow the map.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,16 +19,44 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Default)]
 pub struct Catalog {
     campaigns: RwLock<HashMap<CampaignId, Arc<Campaign>>>,
+    shared_codes: RwLock<HashMap<String, CampaignId>>,
 }
 
 impl Catalog {
     pub fn insert(&self, campaign: Campaign) -> Arc<Campaign> {
+        if let Some(code) = &campaign.code {
+            self.remember_shared_code(code, campaign.id);
+        }
         let campaign = Arc::new(campaign);
         self.campaigns
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(campaign.id, campaign.clone());
         campaign
+    }
+
+    /// The campaign a shared code led to when last looked up here.
+    pub fn shared_code(&self, code: &str) -> Option<CampaignId> {
+        self.shared_codes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(code)
+            .copied()
+    }
+
+    pub fn remember_shared_code(&self, code: &str, campaign: CampaignId) {
+        self.shared_codes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(code.to_owned(), campaign);
+    }
+
+    /// The code's campaign ended: a newer one may hold the code now.
+    pub fn forget_shared_code(&self, code: &str) {
+        self.shared_codes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(code);
     }
 
     /// Whether this instance has seen the campaign (no storage read).

@@ -34,6 +34,12 @@ pub struct Metrics {
     /// Payment events taken in, by `source` (amqp, http) and `result`
     /// (applied, repeat, dead_lettered, retried).
     pub payment_events: IntCounterVec,
+    /// Code redemptions answered, by `result` (issued, replayed, not_found,
+    /// code_used, rate_limited, and the claim refusals): a rise in not_found
+    /// is somebody guessing codes.
+    pub code_redemptions: IntCounterVec,
+    /// Codes written by code jobs.
+    pub codes_generated: IntCounter,
     /// Outbound events the broker confirmed.
     pub outbox_published: IntCounter,
     /// Time from an outbound event's commit to the broker's confirm.
@@ -115,6 +121,19 @@ impl Metrics {
             "flashcoupon_ws_cut_off_total",
             "Notification WebSockets closed because the client read too slowly.",
         );
+        let code_redemptions = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_code_redemptions_total",
+                "Code redemptions answered, by result (not_found and code_used are failed guesses).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let codes_generated = IntCounter::new(
+            "flashcoupon_codes_generated_total",
+            "Unique codes written by code jobs.",
+        )
+        .expect("valid metric");
         let payment_events = IntCounterVec::new(
             Opts::new(
                 "flashcoupon_payment_events_total",
@@ -139,6 +158,8 @@ impl Metrics {
         .expect("valid metric");
         for m in [
             Box::new(payment_events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(code_redemptions.clone()),
+            Box::new(codes_generated.clone()),
             Box::new(outbox_published.clone()),
             Box::new(outbox_lag.clone()),
             Box::new(issue_outcomes.clone()),
@@ -169,6 +190,8 @@ impl Metrics {
             notifications_pushed,
             ws_cut_off,
             payment_events,
+            code_redemptions,
+            codes_generated,
             outbox_published,
             outbox_lag,
         }

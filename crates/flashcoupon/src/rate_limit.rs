@@ -1,7 +1,7 @@
 //! Rate limits (GCRA, from `governor`): claims per user, every other write a
-//! shopper makes (subscriptions, mark-read, preview, use) per user, and
-//! sign-ups and log-ins per client address. A limit of 0 turns that limiter
-//! off.
+//! shopper makes (subscriptions, mark-read, preview, use) per user,
+//! sign-ups and log-ins per client address, and failed code redemptions
+//! (guesses) per user and per address. A limit of 0 turns that limiter off.
 //!
 //! A client address is the peer's, or, when the peer is a configured trusted
 //! proxy, the first address in `X-Forwarded-For` (from the right) that is not
@@ -9,8 +9,11 @@
 //! their /64, the block one subscriber usually holds, so rotating addresses
 //! inside it does not buy more attempts.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -29,7 +32,77 @@ pub struct RateLimits {
     claims: Option<DefaultKeyedRateLimiter<UserId>>,
     writes: Option<DefaultKeyedRateLimiter<UserId>>,
     auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    code_guesses_user: FailureLimit<UserId>,
+    code_guesses_address: FailureLimit<IpAddr>,
     trusted_proxies: Vec<IpNet>,
+}
+
+/// A limit on failures only (a code that leads nowhere, or is used): each
+/// failure takes a cell; a key out of cells is refused before it may try
+/// again, so an exhausted guesser learns nothing more until it refills.
+/// Successes cost nothing, so a crowd behind one address redeeming a real
+/// shared code is never slowed by it.
+#[derive(Debug)]
+struct FailureLimit<K: std::hash::Hash + Eq + Clone> {
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+    blocked: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> FailureLimit<K> {
+    /// `per_minute` failures, all of them available at once.
+    fn new(per_minute: u32) -> Self {
+        let limiter = NonZeroU32::new(per_minute)
+            .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)));
+        Self {
+            limiter,
+            blocked: Mutex::default(),
+        }
+    }
+
+    fn blocked(&self) -> std::sync::MutexGuard<'_, HashMap<K, Instant>> {
+        self.blocked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refused while the key is out of failures.
+    fn check(&self, key: &K) -> Result<(), RetryAfter> {
+        let now = Instant::now();
+        let mut blocked = self.blocked();
+        match blocked.get(key) {
+            Some(&until) if until > now => Err(retry_after(until - now)),
+            Some(_) => {
+                blocked.remove(key);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Count a failure; the one that runs the key out is refused already.
+    fn fail(&self, key: &K) -> Result<(), RetryAfter> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.blocked().insert(key.clone(), Instant::now() + wait);
+            retry_after(wait)
+        })
+    }
+
+    fn forget_idle(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        let now = Instant::now();
+        self.blocked().retain(|_, until| *until > now);
+    }
+}
+
+fn retry_after(wait: Duration) -> RetryAfter {
+    RetryAfter {
+        secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+    }
 }
 
 /// `per_second` sustained, with bursts of twice that.
@@ -46,12 +119,9 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     let Some(limiter) = limiter else {
         return Ok(());
     };
-    limiter.check_key(key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        RetryAfter {
-            secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        }
-    })
+    limiter
+        .check_key(key)
+        .map_err(|not_until| retry_after(not_until.wait_time_from(DefaultClock::default().now())))
 }
 
 impl RateLimits {
@@ -65,8 +135,32 @@ impl RateLimits {
             claims: quota(claims_per_user_per_sec).map(RateLimiter::keyed),
             writes: quota(writes_per_user_per_sec).map(RateLimiter::keyed),
             auth: quota(auth_per_ip_per_sec).map(RateLimiter::keyed),
+            code_guesses_user: FailureLimit::new(0),
+            code_guesses_address: FailureLimit::new(0),
             trusted_proxies,
         }
+    }
+
+    /// Limit failed code redemptions to this many a minute per user and per
+    /// client address (0: no limit).
+    pub fn with_code_guesses(mut self, per_user_per_min: u32, per_address_per_min: u32) -> Self {
+        self.code_guesses_user = FailureLimit::new(per_user_per_min);
+        self.code_guesses_address = FailureLimit::new(per_address_per_min);
+        self
+    }
+
+    /// Before a code is looked up: refused while the user or the address is
+    /// out of failed redemptions.
+    pub fn check_code_guess(&self, user: UserId, client: IpAddr) -> Result<(), RetryAfter> {
+        self.code_guesses_user.check(&user)?;
+        self.code_guesses_address.check(&address_key(client))
+    }
+
+    /// A redemption failed (no such code, or used): count it against both.
+    pub fn code_guess_failed(&self, user: UserId, client: IpAddr) -> Result<(), RetryAfter> {
+        let by_user = self.code_guesses_user.fail(&user);
+        let by_address = self.code_guesses_address.fail(&address_key(client));
+        by_user.and(by_address)
     }
 
     /// The client's address: the peer's, unless the peer is a trusted proxy
@@ -112,6 +206,8 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
+        self.code_guesses_user.forget_idle();
+        self.code_guesses_address.forget_idle();
     }
 }
 
@@ -152,6 +248,35 @@ mod tests {
         assert!(limits.check_auth(ip("2001:db8:1:2::2")).is_ok());
         assert!(limits.check_auth(ip("2001:db8:1:2::3")).is_err());
         assert!(limits.check_auth(ip("2001:db8:9:9::1")).is_ok());
+    }
+
+    #[test]
+    fn only_failed_code_redemptions_count_and_an_exhausted_key_waits() {
+        let limits = RateLimits::new(0, 0, 0, vec![]).with_code_guesses(3, 100);
+        let (user, other) = (UserId::generate(), UserId::generate());
+        let addr = ip("203.0.113.9");
+        for _ in 0..3 {
+            limits.check_code_guess(user, addr).unwrap();
+            limits.code_guess_failed(user, addr).unwrap();
+        }
+        // The fourth failure is refused, and from then on so is every try.
+        let wait = limits.code_guess_failed(user, addr).unwrap_err();
+        assert!((1..=20).contains(&wait.secs), "{wait:?}");
+        assert!(limits.check_code_guess(user, addr).is_err());
+        // Another user from the same address is not held by that user's count.
+        assert!(limits.check_code_guess(other, addr).is_ok());
+        // An address runs out on its own count, whoever guesses from it.
+        let limits = RateLimits::new(0, 0, 0, vec![]).with_code_guesses(100, 2);
+        for _ in 0..2 {
+            limits.code_guess_failed(UserId::generate(), addr).unwrap();
+        }
+        assert!(limits.code_guess_failed(UserId::generate(), addr).is_err());
+        assert!(limits.check_code_guess(UserId::generate(), addr).is_err());
+        assert!(
+            limits
+                .check_code_guess(UserId::generate(), ip("198.51.100.1"))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -125,6 +125,20 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_AUTH_RATE_PER_IP", default_value_t = 50)]
     pub auth_rate_per_ip: u32,
 
+    /// Failed code redemptions (unknown or used codes) a minute per user,
+    /// all usable at once; then 429 until the budget refills. 0 = unlimited.
+    #[arg(long, env = "FLASHCOUPON_CODE_GUESSES_PER_USER", default_value_t = 10)]
+    pub code_guesses_per_user: u32,
+
+    /// Failed code redemptions a minute per client address (see
+    /// `--code-guesses-per-user`). 0 = unlimited.
+    #[arg(
+        long,
+        env = "FLASHCOUPON_CODE_GUESSES_PER_ADDRESS",
+        default_value_t = 60
+    )]
+    pub code_guesses_per_address: u32,
+
     /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
     /// `X-Forwarded-For` names the client for the sign-in limit; the header
     /// from anybody else is ignored. Default: none.

@@ -43,6 +43,8 @@ pub struct Shared {
     pub campaign_writes: tokio::sync::Mutex<()>,
     /// A reservation's hold when the request names none.
     pub reservation_ttl: std::time::Duration,
+    /// Wakes this instance's job runner (a job was just created).
+    pub jobs_created: tokio::sync::Notify,
 }
 
 impl Shared {

@@ -251,7 +251,10 @@ pub struct NewCampaign {
     pub code: Option<String>,
     /// Issue one coupon to each user by itself when this happens:
     /// `signup`, `first_order_paid` or `custom:<name>` (`issuance` `claim`).
-    #[schema(max_length = 71, pattern = r"^(signup|first_order_paid|custom:[a-z0-9_.-]{1,64})$")]
+    #[schema(
+        max_length = 71,
+        pattern = r"^(signup|first_order_paid|custom:[a-z0-9_.-]{1,64})$"
+    )]
     pub trigger: Option<String>,
 }
 
@@ -319,24 +322,25 @@ impl NewCampaign {
                 ));
             }
         };
-        let code = match (self.issuance, self.code) {
-            (Issuance::SharedCode, Some(raw)) => Some(shared_code(&raw).ok_or_else(|| {
-                InvalidInput::new("code", "must be 4 to 32 of A-Z, 0-9 and -")
-            })?),
-            (Issuance::SharedCode, None) => {
-                return Err(InvalidInput::new(
-                    "code",
-                    "a shared_code campaign needs its code",
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(InvalidInput::new(
-                    "code",
-                    "only a shared_code campaign has a code",
-                ));
-            }
-            (_, None) => None,
-        };
+        let code =
+            match (self.issuance, self.code) {
+                (Issuance::SharedCode, Some(raw)) => Some(shared_code(&raw).ok_or_else(|| {
+                    InvalidInput::new("code", "must be 4 to 32 of A-Z, 0-9 and -")
+                })?),
+                (Issuance::SharedCode, None) => {
+                    return Err(InvalidInput::new(
+                        "code",
+                        "a shared_code campaign needs its code",
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Err(InvalidInput::new(
+                        "code",
+                        "only a shared_code campaign has a code",
+                    ));
+                }
+                (_, None) => None,
+            };
         let trigger = match self.trigger {
             None => None,
             Some(raw) => {
@@ -588,14 +592,26 @@ mod tests {
             let c = triggered(good, Issuance::Claim)
                 .parse(CampaignId::generate(), Timestamp(0))
                 .unwrap();
-            assert_eq!(c.trigger.unwrap().to_string(), good);
+            assert_eq!(c.trigger.as_ref().unwrap().to_string(), good);
             assert!(!c.claimable_by_button());
         }
-        for bad in ["", "custom:", "custom:Upper", "sign-up", &format!("custom:{}", "a".repeat(65))] {
-            assert_eq!(field_of(triggered(bad, Issuance::Claim)), "trigger", "{bad}");
+        for bad in [
+            "",
+            "custom:",
+            "custom:Upper",
+            "sign-up",
+            &format!("custom:{}", "a".repeat(65)),
+        ] {
+            assert_eq!(
+                field_of(triggered(bad, Issuance::Claim)),
+                "trigger",
+                "{bad}"
+            );
         }
         assert_eq!(field_of(triggered("signup", Issuance::Codes)), "trigger");
-        let plain = sample().parse(CampaignId::generate(), Timestamp(0)).unwrap();
+        let plain = sample()
+            .parse(CampaignId::generate(), Timestamp(0))
+            .unwrap();
         assert!(plain.claimable_by_button());
     }
 

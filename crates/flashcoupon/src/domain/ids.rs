@@ -69,3 +69,7 @@ id_type!(
     /// One issued coupon.
     CouponId
 );
+id_type!(
+    /// A background job (e.g. generating a campaign's codes).
+    JobId
+);

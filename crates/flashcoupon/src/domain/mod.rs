@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod campaign;
+pub mod code;
 pub mod coupon;
 pub mod discount;
 pub mod ids;

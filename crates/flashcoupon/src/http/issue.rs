@@ -24,7 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// How a claim's answer reads over HTTP (also a code redemption's).
-pub(super) fn answer(result: ClaimResult, now: Timestamp) -> Result<(StatusCode, Json<CouponView>), ApiError> {
+pub(super) fn answer(
+    result: ClaimResult,
+    now: Timestamp,
+) -> Result<(StatusCode, Json<CouponView>), ApiError> {
     match result {
         Ok(ClaimOutcome::Issued(c) | ClaimOutcome::Replayed(c)) => {
             Ok((StatusCode::CREATED, Json(CouponView::new(&c, now))))

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod campaigns;
+mod codes;
 pub(crate) mod dashboard;
 mod error;
 pub(crate) mod extract;
@@ -82,6 +83,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(accounts::router())
         .merge(campaigns::router())
         .merge(issue::router())
+        .merge(codes::router())
         .merge(wallet::router())
         .merge(spending::router())
         .merge(live::router())

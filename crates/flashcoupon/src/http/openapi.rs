@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         (name = "accounts", description = "Sign-up, log-in, bulk users"),
         (name = "campaigns", description = "Drops: admins write, anyone reads"),
         (name = "issuing", description = "The hot path"),
+        (name = "codes", description = "Unique and shared codes: redeem one (another door into the same claim); \
+generate a campaign's unique codes in a background job, follow it, export them as CSV"),
         (name = "wallet", description = "Issued coupons"),
         (name = "spending", description = "Use, cancel-use, and reservations (reserve, confirm, release)"),
         (name = "payments", description = "Payment events from a shop's payment system: the same as the RabbitMQ queue \

@@ -66,7 +66,9 @@ impl Door {
             (Issuance::Codes | Issuance::SharedCode, _) => {
                 "this campaign is issued by code: redeem it at POST /api/v1/codes/redeem"
             }
-            (Issuance::Claim, Some(_)) => "this campaign issues its coupons by itself, on its trigger event",
+            (Issuance::Claim, Some(_)) => {
+                "this campaign issues its coupons by itself, on its trigger event"
+            }
             (Issuance::Claim, None) => "this campaign is claimed with its button, not by code",
         })
     }

@@ -148,7 +148,11 @@ macro_rules! campaign_queries {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::CampaignStore for $store {
-            async fn insert_campaign(&self, c: &Campaign, now: Timestamp) -> Result<(), StoreError> {
+            async fn insert_campaign(
+                &self,
+                c: &Campaign,
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
                 let _turn = self.write_turn().await;
                 let cols = $crate::store::campaigns::CampaignColumns::of(c);
                 let mut tx = self.pool.begin().await?;

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod campaigns;
+mod codes;
 mod columns;
 mod coupons;
 mod holds;
@@ -42,6 +43,7 @@ use crate::domain::timestamp::Timestamp;
 
 pub use accounts::{AccountStore, UserRecord};
 pub use campaigns::CampaignStore;
+pub use codes::{CodeHit, CodeLine, CodeStore, Job, JobStatus, Redemption};
 pub use coupons::{
     CouponFilter, CouponStore, CouponWriter, FencedCampaign, IssuedRow, NewCouponRow,
 };
@@ -131,6 +133,7 @@ impl StoreError {
 pub trait Store:
     AccountStore
     + CampaignStore
+    + CodeStore
     + CouponStore
     + HoldStore
     + InboxStore
@@ -185,6 +188,7 @@ macro_rules! shared_queries {
     ($store:ty, $db:ty) => {
         $crate::store::accounts::account_queries!($store, $db);
         $crate::store::campaigns::campaign_queries!($store, $db);
+        $crate::store::codes::code_queries!($store, $db);
         $crate::store::coupons::coupon_queries!($store, $db);
         $crate::store::holds::hold_queries!($store, $db);
         $crate::store::inbox::inbox_queries!($store, $db);

@@ -10,6 +10,7 @@ mod accounts;
 mod bad_input;
 mod broker;
 mod campaigns;
+mod codes;
 mod concurrency;
 mod console;
 mod crash;
