@@ -217,6 +217,7 @@ impl Application {
             claim_stats: Default::default(),
             campaign_writes: tokio::sync::Mutex::new(()),
             jobs_created: tokio::sync::Notify::new(),
+            triggers_arrived: tokio::sync::Notify::new(),
         }));
         Ok(Self {
             listener,
@@ -306,6 +307,10 @@ impl Application {
             }
         });
         tasks.spawn_loop("code jobs", crate::issuing::codes::run_jobs(state.clone()));
+        tasks.spawn_loop(
+            "trigger events",
+            crate::issuing::triggers::run_triggers(state.clone()),
+        );
         tasks.spawn_loop(
             "reconciler",
             reconcile_forever(state.gate.clone(), stockpiles, reconcile_after),

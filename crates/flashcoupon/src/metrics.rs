@@ -40,6 +40,11 @@ pub struct Metrics {
     pub code_redemptions: IntCounterVec,
     /// Codes written by code jobs.
     pub codes_generated: IntCounter,
+    /// Trigger events done, by `source` (signup, http, amqp).
+    pub trigger_events: IntCounterVec,
+    /// What trigger claims answered, by `result` (issued, issued_before,
+    /// sold_out, ended, …).
+    pub trigger_issues: IntCounterVec,
     /// Outbound events the broker confirmed.
     pub outbox_published: IntCounter,
     /// Time from an outbound event's commit to the broker's confirm.
@@ -134,6 +139,22 @@ impl Metrics {
             "Unique codes written by code jobs.",
         )
         .expect("valid metric");
+        let trigger_events = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_trigger_events_total",
+                "Trigger events worked to the end, by source.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let trigger_issues = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_trigger_issues_total",
+                "Coupons claimed by trigger events, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         let payment_events = IntCounterVec::new(
             Opts::new(
                 "flashcoupon_payment_events_total",
@@ -160,6 +181,8 @@ impl Metrics {
             Box::new(payment_events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(code_redemptions.clone()),
             Box::new(codes_generated.clone()),
+            Box::new(trigger_events.clone()),
+            Box::new(trigger_issues.clone()),
             Box::new(outbox_published.clone()),
             Box::new(outbox_lag.clone()),
             Box::new(issue_outcomes.clone()),
@@ -192,6 +215,8 @@ impl Metrics {
             payment_events,
             code_redemptions,
             codes_generated,
+            trigger_events,
+            trigger_issues,
             outbox_published,
             outbox_lag,
         }

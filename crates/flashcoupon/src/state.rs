@@ -45,6 +45,8 @@ pub struct Shared {
     pub reservation_ttl: std::time::Duration,
     /// Wakes this instance's job runner (a job was just created).
     pub jobs_created: tokio::sync::Notify,
+    /// Wakes this instance's trigger runner (an event was just taken in).
+    pub triggers_arrived: tokio::sync::Notify,
 }
 
 impl Shared {

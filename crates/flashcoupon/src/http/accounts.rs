@@ -76,6 +76,7 @@ pub async fn signup(
         }
         Err(e) => return Err(e.into()),
     }
+    crate::issuing::triggers::signed_up(&state);
     let token = state.tokens.issue(id, Role::User, 0);
     Ok((
         StatusCode::CREATED,

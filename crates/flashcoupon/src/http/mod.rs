@@ -18,6 +18,7 @@ mod payments;
 mod service_keys;
 pub(crate) mod socket;
 mod spending;
+mod triggers;
 mod ui;
 pub mod views;
 mod wallet;
@@ -84,6 +85,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(campaigns::router())
         .merge(issue::router())
         .merge(codes::router())
+        .merge(triggers::router())
         .merge(wallet::router())
         .merge(spending::router())
         .merge(live::router())

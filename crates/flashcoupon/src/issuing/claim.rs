@@ -130,11 +130,13 @@ pub async fn claim(
     door: Door,
 ) -> ClaimResult {
     let started = Instant::now();
+    // Nobody asked for a trigger's coupon: a refusal is not news to them.
+    let tell = door != Door::Trigger;
     let result = match state.limits.check_claim(user) {
         Err(wait) => Err(ClaimError::RateLimited(wait)),
         Ok(()) => claim_coupon(state, campaign, user, key, door).await,
     };
-    record(state, campaign, user, &result, started);
+    record(state, campaign, user, &result, started, tell);
     result
 }
 
@@ -147,6 +149,7 @@ fn record(
     user: UserId,
     result: &ClaimResult,
     started: Instant,
+    tell: bool,
 ) {
     let took = started.elapsed();
     let (label, bucket) = counted(result);
@@ -171,7 +174,7 @@ fn record(
         }
         _ => None,
     };
-    if let Some((code, message)) = told {
+    if let Some((code, message)) = told.filter(|_| tell) {
         state.notifier.claim_failed(user, campaign, code, message);
     }
 }

@@ -6,5 +6,6 @@ pub mod campaigns;
 pub mod claim;
 pub mod codes;
 mod stock;
+pub mod triggers;
 
 pub use stock::{COUPONS, CouponRows, CouponStock, drop_of, terms_of};

@@ -20,6 +20,8 @@ pub struct UserRecord {
 #[async_trait]
 pub trait AccountStore {
     /// `Err(StoreError::Unique)` when the e-mail is taken.
+    /// A shopper's account comes with its `signup` trigger event (same
+    /// transaction).
     async fn insert_user(
         &self,
         id: UserId,
@@ -85,14 +87,27 @@ macro_rules! account_queries {
                 now: Timestamp,
             ) -> Result<(), StoreError> {
                 let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
                 sqlx::query($crate::store::accounts::INSERT_USER)
                     .bind(id.to_string())
                     .bind(email.as_str())
                     .bind(password_hash)
                     .bind(role.as_str())
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                if role == Role::User {
+                    // The sign-up trigger, with the account or not at all.
+                    sqlx::query($crate::store::triggers::INSERT_TRIGGER_EVENT)
+                        .bind(format!("signup:{id}"))
+                        .bind("signup")
+                        .bind(id.to_string())
+                        .bind("signup")
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

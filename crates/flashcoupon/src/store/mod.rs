@@ -25,6 +25,7 @@ pub mod postgres;
 mod service_keys;
 pub mod sqlite;
 mod subscriptions;
+mod triggers;
 mod webhooks;
 mod write_turn;
 
@@ -55,6 +56,7 @@ pub use postgres::PgStore;
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
 pub use subscriptions::SubscriptionStore;
+pub use triggers::{TriggerEvent, TriggerStore};
 pub use webhooks::{
     AttemptRecord, DeliveryRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord,
     WebhookStore,
@@ -141,6 +143,7 @@ pub trait Store:
     + PaymentStore
     + ServiceKeyStore
     + SubscriptionStore
+    + TriggerStore
     + WebhookStore
     + Send
     + Sync
@@ -196,6 +199,7 @@ macro_rules! shared_queries {
         $crate::store::payments::payment_queries!($store, $db);
         $crate::store::service_keys::service_key_queries!($store, $db);
         $crate::store::subscriptions::subscriptions_queries!($store, $db);
+        $crate::store::triggers::trigger_queries!($store, $db);
         $crate::store::webhooks::webhooks_queries!($store, $db);
     };
 }

@@ -26,4 +26,5 @@ mod reservations;
 mod scaleout;
 mod service_keys;
 mod spending;
+mod triggers;
 mod wallet;

@@ -78,6 +78,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "codes",
         include_str!("../../../migrations/common/0009_codes.sql"),
     ),
+    (
+        10,
+        "triggers",
+        include_str!("../../../migrations/common/0010_triggers.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

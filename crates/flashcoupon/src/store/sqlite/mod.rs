@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "codes",
         include_str!("../../../migrations/common/0009_codes.sql"),
     ),
+    (
+        10,
+        "triggers",
+        include_str!("../../../migrations/common/0010_triggers.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated
