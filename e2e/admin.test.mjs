@@ -1,11 +1,13 @@
 // The admin console: log in, create a campaign through the form (after the
 // form refuses a bad one, sending nothing), open its dashboard and watch the
-// numbers move while a small load claims, export the winners, pause.
+// numbers move while a small load claims, export the winners, pause. Codes:
+// a unique-codes campaign made through the form, a code job followed to the
+// end, its CSV; a shopper redeems one of its codes in the wallet's code box.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ADMIN, adminToken, apiCall, contrastFailures, newPage, shot, serverAndBrowser } from './harness.mjs';
+import { ADMIN, adminToken, apiCall, contrastFailures, createCampaign, newPage, shot, serverAndBrowser } from './harness.mjs';
 
 const env = serverAndBrowser();
 
@@ -178,4 +180,182 @@ test('an admin creates a service key, sees it once, and deletes it: the key is r
   await page.getByTestId('key-rows').filter({ hasText: '서비스 키가 없습니다' }).waitFor();
   assert.equal((await probe()).status, 401, 'a deleted key is refused');
   assert.deepEqual(page.errors, []);
+});
+
+test('an admin makes a unique-codes campaign and 30 codes in the console; a shopper redeems one, and once is all', async () => {
+  const base = env.server.base;
+  const token = await adminToken(base);
+  // Made through the API: a shared code the form will find taken, and a
+  // campaign that issues by itself on sign-up.
+  await createCampaign(base, token, { name: '공유 코드 1,000원', total_quantity: 10, issuance: 'shared_code', code: 'E2E-SHARED' });
+  await createCampaign(base, token, { name: '가입 축하 3,000원', total_quantity: 10, trigger: 'signup' });
+
+  const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+  await page.goto(base + '/admin');
+  await page.locator('#email').fill(ADMIN.email);
+  await page.locator('#password').fill(ADMIN.password);
+  await page.locator('#auth-form button[type="submit"]').click();
+  await page.getByTestId('who').filter({ hasText: ADMIN.email }).waitFor();
+
+  // The shared code's box and the trigger follow the issuance.
+  await page.getByTestId('new-campaign').click();
+  const form = page.getByTestId('campaign-form');
+  await form.locator('#f-trigger').waitFor();
+  assert.equal(await form.locator('#f-code').isVisible(), false, 'no shared code for the claim button');
+  await form.locator('#f-trigger').selectOption('custom');
+  await form.locator('#f-trigger-name').waitFor();
+  await form.locator('#f-issuance').selectOption('shared_code');
+  await form.locator('#f-code').waitFor();
+  assert.equal(await form.locator('#f-trigger').isVisible(), false, 'a trigger only with the claim button');
+  assert.equal(await form.locator('#f-trigger-name').isVisible(), false);
+
+  // Checked here first (nothing sent), then by the API, said at the field.
+  let posted = 0;
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith('/api/v1/campaigns')) posted++;
+  });
+  const now = Date.now();
+  await form.locator('#f-name').fill('코드 전용 2,000원');
+  await form.locator('#f-amount').fill('2000');
+  await form.locator('#f-total').fill('100');
+  await form.locator('#f-starts').fill(localInput(now - 60_000));
+  await form.locator('#f-ends').fill(localInput(now + 3_600_000));
+  await form.locator('#f-code').fill('AB');
+  await page.getByTestId('save-campaign').click();
+  await form.locator('#f-code-error').filter({ hasText: '4~32자' }).waitFor();
+  assert.equal(posted, 0, 'a bad shared code sends nothing');
+  await form.locator('#f-code').fill('e2e-shared');
+  await page.getByTestId('save-campaign').click();
+  await form.locator('#f-code-error').filter({ hasText: '이미 쓰는 코드' }).waitFor();
+  assert.equal(posted, 1);
+  assert.equal(await form.locator('#f-code').getAttribute('aria-invalid'), 'true');
+  await shot(page, 'admin-code-taken');
+
+  // A unique-codes campaign.
+  await form.locator('#f-issuance').selectOption('codes');
+  await page.getByTestId('save-campaign').click();
+  const row = page.getByTestId('campaign-row').filter({ hasText: '코드 전용 2,000원' });
+  await row.waitFor();
+  assert.equal(posted, 2);
+  assert.equal(await row.getByTestId('issuance').textContent(), '고유 코드');
+  await page.getByTestId('campaign-row').filter({ hasText: '공유 코드 1,000원' }).getByTestId('issuance').filter({ hasText: 'E2E-SHARED' }).waitFor();
+  await page.getByTestId('campaign-row').filter({ hasText: '가입 축하' }).getByTestId('issuance').filter({ hasText: '회원가입 시' }).waitFor();
+
+  await row.getByTestId('open-codes').click();
+  const panel = page.getByTestId('codes-panel');
+  await panel.waitFor();
+  const campaignId = page.url().match(/\/campaign\/([\w-]+)\/codes$/)[1];
+  // Too few random symbols: refused here, nothing sent.
+  let jobs = 0;
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith(`/campaigns/${campaignId}/codes`)) jobs++;
+  });
+  await panel.getByTestId('codes-count').fill('30');
+  await panel.getByTestId('codes-pattern').fill('FC-####-####');
+  await panel.getByTestId('codes-generate').click();
+  await panel.locator('#codes-pattern-error').filter({ hasText: '10개 이상' }).waitFor();
+  // More codes than coupons: the API's answer, at the field.
+  await panel.getByTestId('codes-pattern').fill('fc-#####-#####');
+  await panel.getByTestId('codes-count').fill('101');
+  await panel.getByTestId('codes-generate').click();
+  await panel.locator('#codes-count-error').filter({ hasText: '100 이하' }).waitFor();
+  assert.equal(jobs, 0, 'nothing sent while the form is wrong');
+
+  await panel.getByTestId('codes-count').fill('30');
+  await panel.getByTestId('codes-generate').click();
+  // The bar runs to the end, polled; done / total said in words too.
+  await panel.locator('[data-testid="codes-job"][data-status="done"]').waitFor({ timeout: 30_000 });
+  assert.equal(jobs, 1);
+  assert.equal(await panel.getByTestId('codes-numbers').textContent(), '30 / 30개');
+  assert.equal(await panel.getByTestId('codes-status').textContent(), '생성 완료');
+  assert.equal(await panel.getByTestId('codes-progress').evaluate((p) => p.value === p.max && p.max === 30), true);
+  await shot(page, 'admin-codes-done');
+  assert.deepEqual(await contrastFailures(page), [], 'readable contrast in the codes panel');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), panel.getByTestId('codes-csv').click()]);
+  assert.equal(download.suggestedFilename(), `codes-${campaignId}.csv`);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split('\n');
+  assert.equal(csv.length, 31, 'a header and 30 codes');
+  assert.equal(csv[0], 'code,state,coupon_id,user_id,redeemed_at');
+  const codes = csv.slice(1).map((l) => l.split(','));
+  for (const [code, state] of codes) {
+    assert.match(code, /^FC-[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{5}-[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{5}$/);
+    assert.equal(state, 'unused');
+  }
+  assert.equal(new Set(codes.map(([c]) => c)).size, 30, 'no code twice');
+  const code = codes[0][0];
+
+  // The job is remembered: the dashboard shows it again after a reload.
+  await page.reload();
+  await page.locator('[data-testid="codes-job"][data-status="done"]').waitFor();
+
+  // A shopper: no claim button on a drop that codes or a trigger issue.
+  const shop = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+  await shop.goto(base + '/');
+  const email = `coder-${Date.now()}@example.com`;
+  await shop.locator('#email').fill(email);
+  await shop.locator('#password').fill('password-123');
+  await shop.locator('button[data-action="signup"]').click();
+  await shop.getByTestId('who').filter({ hasText: email }).waitFor();
+  const card = shop.locator(`[data-campaign="${campaignId}"]`);
+  await card.getByTestId('by-code').filter({ hasText: '코드로 받기' }).waitFor();
+  assert.equal(await card.getByTestId('claim').isVisible(), false, 'no claim button for a codes drop');
+  const auto = shop.getByTestId('drop').filter({ hasText: '가입 축하' });
+  await auto.getByTestId('auto').filter({ hasText: '자동 지급' }).waitFor();
+  assert.match(await auto.getByTestId('how').textContent(), /회원가입하면/);
+  assert.equal(await auto.getByTestId('claim').isVisible(), false, 'no claim button for a triggered drop');
+  await shot(shop, 'shop-code-drops');
+  assert.deepEqual(await contrastFailures(shop), [], 'readable contrast on drops without the button');
+
+  // To the wallet's code box; any letter case will do.
+  await card.getByTestId('by-code').click();
+  const box = shop.getByTestId('redeem-form');
+  await box.waitFor();
+  await shop.waitForFunction(() => document.activeElement?.id === 'redeem-code');
+  await box.getByTestId('redeem-code').fill(` ${code.toLowerCase()} `);
+  await box.getByTestId('redeem-submit').click();
+  await shop.getByTestId('toast').filter({ hasText: '코드가 등록되었습니다' }).first().waitFor();
+  await box.getByTestId('redeem-result').filter({ hasText: '코드 전용 2,000원' }).waitFor();
+  const coupon = shop.getByTestId('coupon').filter({ hasText: '코드 전용 2,000원' });
+  await coupon.getByTestId('coupon-status').filter({ hasText: '사용 가능' }).waitFor();
+  assert.equal(await box.getByTestId('redeem-code').inputValue(), '', 'the box is cleared for the next code');
+  await shot(shop, 'shop-code-redeemed');
+  assert.deepEqual(await contrastFailures(shop), [], 'readable contrast in the code box');
+
+  // Once is all; an unknown code is told apart.
+  await box.getByTestId('redeem-code').fill(code);
+  await box.getByTestId('redeem-submit').click();
+  await box.getByTestId('redeem-result').filter({ hasText: '이미 사용된 코드입니다' }).waitFor();
+  assert.equal(await box.getByTestId('redeem-code').getAttribute('aria-invalid'), 'true');
+  await box.getByTestId('redeem-code').fill('FC-22222-22222');
+  await box.getByTestId('redeem-submit').click();
+  await box.getByTestId('redeem-result').filter({ hasText: '없는 코드입니다' }).waitFor();
+  assert.equal(await shop.getByTestId('coupon').filter({ hasText: '코드 전용 2,000원' }).count(), 1, 'still one coupon');
+
+  // The shared code works in the same box.
+  await box.getByTestId('redeem-code').fill('e2e-shared');
+  await box.getByTestId('redeem-submit').click();
+  await shop.getByTestId('coupon').filter({ hasText: '공유 코드 1,000원' }).waitFor();
+
+  // The export now says which code went to whom.
+  const after = await fetch(`${base}/api/v1/admin/campaigns/${campaignId}/codes.csv`, { headers: { authorization: `Bearer ${token}` } });
+  const line = (await after.text()).split('\n').find((l) => l.startsWith(`${code},`));
+  const shopperId = await shop.evaluate(() => JSON.parse(localStorage.getItem('fc.session.shop')).userId);
+  assert.match(line, new RegExp(`^${code},redeemed,[\\w-]+,${shopperId},\\S+$`));
+
+  // Guessing runs out: the box says how long to wait, and waits.
+  const shopperToken = await shop.evaluate(() => JSON.parse(localStorage.getItem('fc.session.shop')).token);
+  let limited = false;
+  for (let i = 0; i < 30 && !limited; i++) {
+    const r = await apiCall(base, 'POST', '/api/v1/codes/redeem', shopperToken, { code: `FC-NOPE${i}-22222` });
+    limited = r.status === 429;
+  }
+  assert.ok(limited, 'failed guesses are limited');
+  await box.getByTestId('redeem-code').fill('FC-33333-33333');
+  await box.getByTestId('redeem-submit').click();
+  await box.getByTestId('redeem-result').filter({ hasText: /\d+초 후에 다시 시도하세요/ }).waitFor();
+  assert.equal(await box.getByTestId('redeem-submit').isDisabled(), true, 'no retry before the wait is over');
+
+  assert.deepEqual(page.errors, []);
+  assert.deepEqual(shop.errors, []);
 });

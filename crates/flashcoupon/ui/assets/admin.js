@@ -1,6 +1,8 @@
-// The admin console: campaigns (create, edit, pause/resume), a live
-// dashboard per campaign (issued vs remaining, claims per second, outcomes,
-// latency, winners in seq order with CSV export), and service keys.
+// The admin console: campaigns (create, edit, pause/resume; issued by the
+// claim button, unique codes, a shared code or a trigger), a live dashboard
+// per campaign (issued vs remaining, claims per second, outcomes, latency,
+// winners in seq order with CSV export; for a unique-codes campaign, code
+// jobs with their progress and the codes' CSV), and service keys.
 
 import {
   api, ApiError, applyLabels, dateTime, discountText, h, num, onLangChange, Session, setupLangToggle, t, toast,
@@ -18,6 +20,14 @@ const MAX_PER_USER = 1_000;
 const MAX_VALID_DAYS = 3_650;
 const OUTCOMES = ['issued', 'replayed', 'sold_out', 'limit_reached', 'refused', 'rate_limited', 'errors'];
 const CHART_SECONDS = 120;
+const MAX_JOB_CODES = 10_000_000;
+/** API.md's shapes: a shared code, a custom trigger's name, a code pattern. */
+const SHARED_CODE = /^[A-Za-z0-9-]{4,32}$/;
+const TRIGGER_NAME = /^[a-z0-9_.-]{1,64}$/;
+const PATTERN = /^[A-Z0-9#-]{1,64}$/;
+const MIN_PATTERN_RANDOM = 10;
+/** How often a running code job is asked how far it got. */
+const JOB_POLL_MS = 500;
 
 let campaigns = [];
 /** The open dashboard: {id, campaign, stats, shown, dense, max, more, stop()}. */
@@ -34,7 +44,8 @@ function route() {
   $('auth').hidden = signed;
   $('who').textContent = signed ? session.email : '';
   $('logout').hidden = !signed;
-  const m = location.hash.match(/^#\/campaign\/([\w-]+)$/);
+  // `#/campaign/{id}/codes`: the same dashboard, at its codes panel.
+  const m = location.hash.match(/^#\/campaign\/([\w-]+)(\/codes)?$/);
   const keys = location.hash === '#/keys';
   $('list-view').hidden = !signed || Boolean(m) || keys;
   $('dash-view').hidden = !signed || !m;
@@ -43,7 +54,7 @@ function route() {
     $('email').focus();
     return;
   }
-  if (m) openDashboard(m[1]);
+  if (m) openDashboard(m[1], Boolean(m[2]));
   else if (keys) loadKeys();
   else loadCampaigns();
 }
@@ -96,16 +107,31 @@ async function loadCampaigns() {
 
 function renderCampaigns() {
   const rows = campaigns.map((c) => h('tr', { 'data-campaign': c.id, 'data-testid': 'campaign-row' },
-    h('td', {}, h('a', { href: `#/campaign/${c.id}` }, c.name), h('div', { class: 'muted small' }, discountText(c.discount))),
+    h('td', {}, h('a', { href: `#/campaign/${c.id}` }, c.name),
+      h('div', { class: 'muted small' }, discountText(c.discount)),
+      issuanceText(c) ? h('div', { class: 'muted small', 'data-testid': 'issuance' }, issuanceText(c)) : null),
     h('td', {}, h('span', { class: `badge status-${c.status}` }, t(`status.${c.status}`))),
     h('td', { class: 'num' }, `${num(c.issued_count)} / ${num(c.total_quantity)}`),
     h('td', { class: 'small' }, `${dateTime(c.issue_starts_at)} – ${dateTime(c.issue_ends_at)}`),
     h('td', {},
       h('div', { class: 'row' },
         h('a', { href: `#/campaign/${c.id}`, 'data-testid': 'open-dashboard' }, t('admin.dashboard')),
+        c.issuance === 'codes' ? h('a', { href: `#/campaign/${c.id}/codes`, 'data-testid': 'open-codes' }, t('admin.codes')) : null,
         h('button', { type: 'button', class: 'secondary', onclick: () => togglePause(c) }, c.paused ? t('admin.resume') : t('admin.pause')),
         h('button', { type: 'button', class: 'secondary', onclick: () => showForm(c) }, t('admin.edit'))))));
   $('campaign-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 5, class: 'muted' }, t('admin.empty')))]));
+}
+
+/** How a campaign issues, when not by the plain claim button; else ''. */
+function issuanceText(c) {
+  if (c.trigger) return t('admin.auto_short', { trigger: triggerLabel(c.trigger) });
+  if (c.issuance === 'codes') return t('issuance.codes');
+  if (c.issuance === 'shared_code') return t('codes.shared', { code: c.code ?? '' });
+  return '';
+}
+
+function triggerLabel(trigger) {
+  return trigger.startsWith('custom:') ? `${t('trigger.opt.custom')} ${trigger.slice('custom:'.length)}` : t(`trigger.opt.${trigger}`);
 }
 
 async function togglePause(c) {
@@ -167,8 +193,24 @@ function showForm(existing) {
     issue_ends_at: h('input', { type: 'datetime-local', step: 1, value: toLocalInput(c.issue_ends_at) }),
     valid_days: numberInput({ min: 1, max: MAX_VALID_DAYS, value: c.valid_days ?? '' }),
     valid_until: h('input', { type: 'datetime-local', step: 1, value: c.valid_until ? toLocalInput(c.valid_until) : '' }),
+    issuance: h('select', { 'data-testid': 'issuance' },
+      ...['claim', 'codes', 'shared_code'].map((v) => h('option', { value: v }, t(`issuance.${v}`)))),
+    code: h('input', {
+      type: 'text', maxlength: 32, value: c.code ?? '', autocomplete: 'off', spellcheck: 'false', class: 'code-input', placeholder: t('form.code_hint'),
+    }),
+    trigger: h('select', {},
+      h('option', { value: '' }, t('trigger.none')),
+      ...['signup', 'first_order_paid', 'custom'].map((v) => h('option', { value: v }, t(`trigger.opt.${v}`)))),
+    trigger_name: h('input', { type: 'text', maxlength: 64, autocomplete: 'off', spellcheck: 'false', placeholder: t('form.trigger_name_hint') }),
   };
   inputs.type.value = c.discount.type;
+  inputs.issuance.value = c.issuance ?? 'claim';
+  if (c.trigger?.startsWith('custom:')) {
+    inputs.trigger.value = 'custom';
+    inputs.trigger_name.value = c.trigger.slice('custom:'.length);
+  } else {
+    inputs.trigger.value = c.trigger ?? '';
+  }
   const byDays = h('input', { type: 'radio', name: 'validity', value: 'days', checked: c.valid_until ? null : true });
   const byUntil = h('input', { type: 'radio', name: 'validity', value: 'until', checked: c.valid_until ? true : null });
   const formError = h('p', { class: 'error', role: 'alert', 'data-testid': 'form-error' });
@@ -186,8 +228,17 @@ function showForm(existing) {
     issue_ends_at: field('f-ends', 'form.ends', inputs.issue_ends_at),
     valid_days: field('f-valid-days', 'form.valid_days', inputs.valid_days),
     valid_until: field('f-valid-until', 'form.valid_until', inputs.valid_until),
+    issuance: field('f-issuance', 'form.issuance', inputs.issuance),
+    code: field('f-code', 'form.code', inputs.code),
+    trigger: field('f-trigger', 'form.trigger', inputs.trigger),
+    trigger_name: field('f-trigger-name', 'form.trigger_name', inputs.trigger_name),
   };
   const sync = () => {
+    // A shared code only for a shared_code campaign; a trigger only for claim.
+    const issuance = inputs.issuance.value;
+    fields.code.hidden = issuance !== 'shared_code';
+    fields.trigger.hidden = issuance !== 'claim';
+    fields.trigger_name.hidden = issuance !== 'claim' || inputs.trigger.value !== 'custom';
     const percent = inputs.type.value === 'percent';
     fields.amount.hidden = percent;
     fields.percent.hidden = !percent;
@@ -196,6 +247,8 @@ function showForm(existing) {
     fields.valid_until.hidden = byDays.checked;
   };
   inputs.type.addEventListener('change', sync);
+  inputs.issuance.addEventListener('change', sync);
+  inputs.trigger.addEventListener('change', sync);
   byDays.addEventListener('change', sync);
   byUntil.addEventListener('change', sync);
   if (editing) {
@@ -234,7 +287,17 @@ function showForm(existing) {
       toast(t('form.saved'), 'ok');
       loadCampaigns();
     } catch (err) {
-      formError.textContent = err.text;
+      // The API names the field it refuses: say it there when it is on the form.
+      const key = formField(err, inputs.trigger.value);
+      const f = key && fields[key];
+      if (f && !f.hidden) {
+        f.querySelector('.field-error').textContent = err.text;
+        const input = f.querySelector('input, select');
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+      } else {
+        formError.textContent = err.text;
+      }
     }
   };
 
@@ -244,6 +307,7 @@ function showForm(existing) {
     fields.name,
     h('div', { class: 'grid2' }, fields.type, fields.amount, fields.percent, fields.max_amount, fields.min_order_amount),
     h('div', { class: 'grid2' }, fields.total_quantity, fields.per_user_limit, fields.issue_starts_at, fields.issue_ends_at),
+    h('div', { class: 'grid2' }, fields.issuance, fields.code, fields.trigger, fields.trigger_name),
     h('fieldset', {}, h('legend', {}, t('form.validity')),
       h('div', { class: 'radio' },
         h('label', {}, byDays, t('form.valid_days_mode')),
@@ -255,6 +319,35 @@ function showForm(existing) {
       h('button', { type: 'button', class: 'secondary', onclick: () => host.replaceChildren() }, t('form.cancel'))));
   host.replaceChildren(form);
   inputs.name.disabled ? inputs.total_quantity.focus() : inputs.name.focus();
+}
+
+/** The API's field names (`discount.amount`) as this form's. */
+const API_FIELDS = {
+  name: 'name',
+  discount: 'type',
+  'discount.type': 'type',
+  'discount.amount': 'amount',
+  'discount.percent': 'percent',
+  'discount.max_amount': 'max_amount',
+  min_order_amount: 'min_order_amount',
+  total_quantity: 'total_quantity',
+  per_user_limit: 'per_user_limit',
+  issue_starts_at: 'issue_starts_at',
+  issue_ends_at: 'issue_ends_at',
+  valid_days: 'valid_days',
+  valid_until: 'valid_until',
+  valid_from: 'valid_until',
+  issuance: 'issuance',
+  code: 'code',
+  trigger: 'trigger',
+};
+
+/** The form field an API error is about, if any. */
+function formField(err, trigger) {
+  if (err.code === 'code_taken') return 'code';
+  if (err.code === 'quantity_below_issued') return 'total_quantity';
+  const key = API_FIELDS[err.field];
+  return key === 'trigger' && trigger === 'custom' ? 'trigger_name' : key;
 }
 
 /** An integer in `min..=max`, or an error message. */
@@ -301,6 +394,20 @@ function readCampaign(i, byDays) {
   if (body.issue_starts_at && body.issue_ends_at && Date.parse(body.issue_ends_at) <= Date.parse(body.issue_starts_at)) {
     errors.issue_ends_at = t('v.ends_after_starts');
   }
+  body.issuance = i.issuance.value;
+  if (body.issuance === 'shared_code') {
+    const code = i.code.value.trim();
+    if (!code) errors.code = t('v.required');
+    else if (!SHARED_CODE.test(code)) errors.code = t('v.code');
+    body.code = code.toUpperCase();
+  }
+  if (body.issuance === 'claim' && i.trigger.value === 'custom') {
+    const name = i.trigger_name.value.trim();
+    if (!TRIGGER_NAME.test(name)) errors.trigger_name = name ? t('v.trigger_name') : t('v.required');
+    body.trigger = `custom:${name}`;
+  } else if (body.issuance === 'claim' && i.trigger.value) {
+    body.trigger = i.trigger.value;
+  }
   if (byDays) {
     body.valid_days = int(i.valid_days, 1, MAX_VALID_DAYS, errors, 'valid_days');
   } else {
@@ -330,7 +437,7 @@ function readPatch(i, c) {
 
 // ---- the dashboard ----------------------------------------------------------------------------
 
-async function openDashboard(id) {
+async function openDashboard(id, atCodes = false) {
   let campaign;
   try {
     campaign = await call('GET', `/api/v1/campaigns/${id}`);
@@ -340,7 +447,7 @@ async function openDashboard(id) {
     return;
   }
   // The admin may have moved on while the campaign loaded.
-  if (location.hash !== `#/campaign/${id}`) return;
+  if (![`#/campaign/${id}`, `#/campaign/${id}/codes`].includes(location.hash)) return;
   dash?.stop();
   const d = {
     id, campaign, stats: null, stopped: false, busy: false,
@@ -348,10 +455,13 @@ async function openDashboard(id) {
     // below it: polls read on from there, since a lower seq can commit
     // after a higher one while the drop runs.
     shown: new Map(), dense: 0, max: 0, more: null,
+    // The code job shown (unique-codes campaigns), and its poll.
+    job: null, jobTimer: null,
     stop() {
       d.stopped = true;
       live.close();
       clearTimeout(d.timer);
+      clearTimeout(d.jobTimer);
     },
   };
   const live = new EventSource(`/api/v1/campaigns/${id}/live`);
@@ -373,6 +483,7 @@ async function openDashboard(id) {
   $('winners').replaceChildren();
   $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
   renderStock();
+  openCodes(d, atCodes);
   tick();
 }
 
@@ -389,6 +500,125 @@ function renderStock() {
   $('dash-bar').setAttribute('aria-valuemax', String(c.total_quantity));
   $('dash-bar').setAttribute('aria-valuenow', String(c.issued_count));
   $('dash-bar').setAttribute('aria-label', `${t('dash.issued')} ${c.issued_count} / ${c.total_quantity}`);
+  const how = issuanceText(c);
+  $('dash-issuance').hidden = !how;
+  // "공유 코드: X" and "자동 지급: Y" say it; "고유 코드" alone needs its heading.
+  $('dash-issuance').textContent = c.issuance === 'codes' && !c.trigger ? `${t('form.issuance')}: ${how}` : how;
+}
+
+// ---- unique codes ---------------------------------------------------------------------------
+
+/** The last job started for a campaign, remembered in this browser: the
+ * API has no list of a campaign's jobs, and a reload should not lose one. */
+const jobKey = (campaignId) => `fc.codes-job.${campaignId}`;
+
+function openCodes(d, atCodes) {
+  const codes = d.campaign.issuance === 'codes';
+  $('codes-panel').hidden = !codes;
+  $('codes-job').hidden = true;
+  $('codes-form').reset();
+  for (const id of ['codes-count', 'codes-pattern']) {
+    $(`${id}-error`).textContent = '';
+    $(id).removeAttribute('aria-invalid');
+  }
+  $('codes-error').textContent = '';
+  $('codes-generate').disabled = false;
+  if (!codes) return;
+  if (atCodes) {
+    $('codes-panel').scrollIntoView({ block: 'start' });
+    $('codes-count').focus();
+  }
+  const last = localStorage.getItem(jobKey(d.id));
+  if (last) pollJob(d, last);
+}
+
+function renderCodes() {
+  const job = dash?.job;
+  $('codes-job').hidden = !job;
+  $('codes-generate').disabled = job?.status === 'running';
+  if (!job) return;
+  $('codes-job').dataset.status = job.status;
+  const progress = $('codes-progress');
+  progress.max = Math.max(1, job.total);
+  progress.value = job.done;
+  progress.classList.toggle('failed', job.status === 'failed');
+  const numbers = t('codes.numbers', { done: num(job.done), total: num(job.total) });
+  progress.setAttribute('aria-valuetext', numbers);
+  $('codes-numbers').textContent = numbers;
+  const status = job.status === 'failed' ? t('codes.failed', { error: job.error ?? '' }) : t(`codes.${job.status}`);
+  if ($('codes-status').textContent !== status) $('codes-status').textContent = status;
+  $('codes-status').className = `result ${job.status === 'done' ? 'ok' : job.status === 'failed' ? 'bad' : ''}`;
+}
+
+/** Ask how far the job got, again every half second while it runs. */
+async function pollJob(d, jobId) {
+  clearTimeout(d.jobTimer);
+  let wait = JOB_POLL_MS;
+  try {
+    const job = await call('GET', `/api/v1/admin/jobs/${jobId}`);
+    if (dash !== d) return;
+    d.job = job;
+    renderCodes();
+    if (job.status !== 'running') return;
+  } catch (err) {
+    if (dash !== d) return;
+    if (err.code === 'not_found') {
+      // Remembered here, gone there (another server's data): forget it.
+      localStorage.removeItem(jobKey(d.id));
+      return;
+    }
+    // A blip (network, 503): keep asking, a little slower.
+    if (err.code !== 'network' && err.status < 500) {
+      toast(err.text, 'error');
+      return;
+    }
+    wait = 2000;
+  }
+  d.jobTimer = setTimeout(() => pollJob(d, jobId), wait);
+}
+
+async function startCodes(e) {
+  e.preventDefault();
+  const d = dash;
+  if (!d || d.job?.status === 'running') return;
+  const fieldsById = { count: 'codes-count', pattern: 'codes-pattern' };
+  for (const id of Object.values(fieldsById)) {
+    $(`${id}-error`).textContent = '';
+    $(id).removeAttribute('aria-invalid');
+  }
+  $('codes-error').textContent = '';
+  const errors = {};
+  const count = int($('codes-count'), 1, Math.min(MAX_JOB_CODES, d.campaign.total_quantity), errors, 'count');
+  const pattern = $('codes-pattern').value.trim().toUpperCase();
+  if (pattern && (!PATTERN.test(pattern) || [...pattern].filter((ch) => ch === '#').length < MIN_PATTERN_RANDOM)) {
+    errors.pattern = t('v.pattern');
+  }
+  const show = (key, text) => {
+    $(`${fieldsById[key]}-error`).textContent = text;
+    $(fieldsById[key]).setAttribute('aria-invalid', 'true');
+  };
+  const bad = Object.entries(errors);
+  if (bad.length) {
+    for (const [k, msg] of bad) show(k, msg);
+    $(fieldsById[bad[0][0]]).focus();
+    return;
+  }
+  const body = pattern ? { count, pattern } : { count };
+  $('codes-generate').disabled = true;
+  try {
+    const { job } = await call('POST', `/api/v1/campaigns/${d.id}/codes`, body);
+    if (dash !== d) return;
+    localStorage.setItem(jobKey(d.id), job.id);
+    toast(t('codes.started'), 'ok');
+    d.job = job;
+    renderCodes();
+    pollJob(d, job.id);
+  } catch (err) {
+    if (dash !== d) return;
+    $('codes-generate').disabled = false;
+    if (fieldsById[err.field]) show(err.field, err.text);
+    else $('codes-error').textContent = err.text;
+  }
 }
 
 async function refreshDashboard(d) {
@@ -500,11 +730,16 @@ async function loadWinners(d, after) {
   $('more').hidden = d.more === null;
 }
 
-async function downloadCsv() {
-  if (!dash) return;
+/**
+ * An admin export, saved as a file. A link cannot send the Authorization
+ * header, so: fetch it, then save the Blob through an object URL (a
+ * download, which the page's CSP does not govern).
+ */
+async function downloadCsv(path, filename, button) {
   let blob;
+  button.disabled = true;
   try {
-    const response = await fetch(`/api/v1/admin/campaigns/${dash.id}/winners.csv`, {
+    const response = await fetch(path, {
       headers: { authorization: `Bearer ${session.token}` },
     });
     if (!response.ok) {
@@ -517,9 +752,11 @@ async function downloadCsv() {
     if (e.code === 'unauthorized' || e.code === 'forbidden') logout();
     toast(e.text, 'error');
     return;
+  } finally {
+    button.disabled = false;
   }
   const url = URL.createObjectURL(blob);
-  const a = h('a', { href: url, download: `winners-${dash.id}.csv` });
+  const a = h('a', { href: url, download: filename });
   document.body.append(a);
   a.click();
   a.remove();
@@ -588,6 +825,7 @@ function start() {
   onLangChange(() => {
     if (dash) {
       renderStock();
+      renderCodes();
       if (dash.stats) renderStats();
       if (dash.shown.size) $('winners').replaceChildren(...[...dash.shown.values()].sort((a, b) => a.seq - b.seq).map(winnerRow));
       $('legend').replaceChildren(...OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch o-${o}` }), t(`outcome.${o}`))));
@@ -605,7 +843,9 @@ function start() {
   $('refresh').addEventListener('click', loadCampaigns);
   $('dash-pause').addEventListener('click', () => dash && togglePause(dash.campaign));
   $('more').addEventListener('click', () => dash?.more != null && loadWinners(dash, dash.more).catch((err) => toast(err.text, 'error')));
-  $('csv').addEventListener('click', downloadCsv);
+  $('csv').addEventListener('click', () => dash && downloadCsv(`/api/v1/admin/campaigns/${dash.id}/winners.csv`, `winners-${dash.id}.csv`, $('csv')));
+  $('codes-csv').addEventListener('click', () => dash && downloadCsv(`/api/v1/admin/campaigns/${dash.id}/codes.csv`, `codes-${dash.id}.csv`, $('codes-csv')));
+  $('codes-form').addEventListener('submit', startCodes);
   $('key-form').addEventListener('submit', createKey);
   $('key-copy').addEventListener('click', () => navigator.clipboard?.writeText($('key-value').textContent)
     .then(() => toast(t('keys.copied')), () => {}));

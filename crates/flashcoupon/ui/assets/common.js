@@ -117,10 +117,18 @@ export class Session {
 // ---- the API ----------------------------------------------------------------------
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  /** `retryAfter`: the seconds of a 429's `Retry-After`, else null. */
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The field an `invalid_input` names (`"code: must be …"` → `code`), else null. */
+  get field() {
+    if (this.code !== 'invalid_input') return null;
+    return this.message.match(/^([\w.]+): /)?.[1] ?? null;
   }
 
   /** What to show a person: our label for the code, else the server's words. */
@@ -152,7 +160,9 @@ export async function api(session, method, path, body, headers = {}) {
   }
   if (!response.ok) {
     const e = data?.error;
-    throw new ApiError(response.status, e?.code ?? 'http_' + response.status, e?.message ?? response.statusText);
+    const wait = Number.parseInt(response.headers.get('retry-after') ?? '', 10);
+    throw new ApiError(response.status, e?.code ?? 'http_' + response.status, e?.message ?? response.statusText,
+      Number.isNaN(wait) ? null : wait);
   }
   return data;
 }

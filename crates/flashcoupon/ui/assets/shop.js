@@ -1,5 +1,7 @@
 // The shoppers' page: drops with a countdown and live stock, the claim
-// button, "notify me", live toasts, the wallet with checkout, and the inbox.
+// button (only for drops claimed by it: others are redeemed with a code or
+// issued by themselves), "notify me", live toasts, the wallet with the
+// coupon-code box and checkout, and the inbox.
 
 import {
   api, applyLabels, connectNotifications, countdown, dateTime, discountText, h, newId, num,
@@ -24,6 +26,9 @@ let stopStock = () => {};
 /** Resolves once the drops are listed. */
 let dropsLoaded = Promise.resolve();
 let stopSocket = () => {};
+/** The code box: a redemption in flight, the time a 429 lets it try again,
+ * its last result ({ok, text()}: re-rendered in the chosen language). */
+const redeem = { busy: false, until: 0, result: null, focusNext: false };
 
 // ---- views and navigation -----------------------------------------------------
 
@@ -41,7 +46,12 @@ function showView() {
     else a.removeAttribute('aria-current');
   }
   $('auth').hidden = session.signedIn;
-  if (view === 'wallet' && session.signedIn) loadWallet();
+  if (view === 'wallet' && session.signedIn) {
+    loadWallet();
+    // Arrived by a drop's "redeem with a code": straight to the box.
+    if (redeem.focusNext) $('redeem-code').focus();
+    redeem.focusNext = false;
+  }
   if (view === 'inbox' && session.signedIn) loadInbox();
 }
 
@@ -89,6 +99,9 @@ function logout() {
   held.clear();
   subscribed.clear();
   results.clear();
+  redeem.result = null;
+  $('redeem-code').value = '';
+  renderRedeem();
   renderAccount();
   location.hash = '#drops';
   showView();
@@ -143,6 +156,10 @@ function renderDrops() {
     const bar = h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0 }, fill);
     const stock = h('p', { class: 'stock', 'data-testid': 'stock' });
     const claim = h('button', { type: 'button', class: 'claim', 'data-testid': 'claim', onclick: () => claimCoupon(c.id) });
+    // Drops the button does not issue: a way to the code box, or a note.
+    const byCode = h('a', { href: '#wallet', class: 'button-link claim', 'data-testid': 'by-code', onclick: () => (redeem.focusNext = true) });
+    const auto = h('span', { class: 'badge auto', 'data-testid': 'auto' });
+    const how = h('p', { class: 'muted small', 'data-testid': 'how' });
     const notify = h('button', { type: 'button', class: 'secondary', 'data-testid': 'notify', onclick: () => toggleNotify(c.id) });
     const heldLine = h('p', { class: 'muted small', 'data-testid': 'held' });
     const result = h('p', { class: 'result', role: 'status', 'aria-live': 'polite', 'data-testid': 'claim-result' });
@@ -150,12 +167,29 @@ function renderDrops() {
     const title = h('h2', {}, c.name);
     const card = h('article', { class: 'card drop', 'data-campaign': c.id, 'data-testid': 'drop' },
       h('div', { class: 'row spread' }, title, badge),
-      h('p', { class: 'discount' }, ''), terms, clock, bar, stock,
-      h('div', { class: 'row' }, claim, notify), heldLine, result);
+      h('p', { class: 'discount' }, ''), terms, clock, bar, stock, how,
+      h('div', { class: 'row' }, claim, byCode, auto, notify), heldLine, result);
     list.append(card);
-    cards.set(c.id, { card, badge, clock, bar, fill, stock, claim, notify, heldLine, result, terms, discount: card.querySelector('.discount') });
+    cards.set(c.id, {
+      card, badge, clock, bar, fill, stock, claim, byCode, auto, how, notify, heldLine, result, terms, discount: card.querySelector('.discount'),
+    });
     updateCard(c.id);
   }
+}
+
+/**
+ * How a drop's coupons are had: `button` (the claim button), `code` (a
+ * unique or shared code, in the code box) or `auto` (a trigger issues them;
+ * the button would only answer 409 not_claimable).
+ */
+function wayOf(c) {
+  if (c.trigger) return 'auto';
+  return (c.issuance ?? 'claim') === 'claim' ? 'button' : 'code';
+}
+
+function triggerText(trigger) {
+  if (trigger.startsWith('custom:')) return t('trigger.custom', { name: trigger.slice('custom:'.length) });
+  return t(`trigger.${trigger}`);
 }
 
 /** Change text only when it differs, so screen readers are not re-told every tick. */
@@ -192,8 +226,10 @@ function updateCard(id) {
   setText(el.stock, t('drop.remaining', { remaining: num(c.remaining_quantity), total: num(c.total_quantity) }));
 
   const mine = held.get(id)?.size ?? 0;
-  // Below the limit the count is news; at the limit the button says it.
-  setText(el.heldLine, session.signedIn && mine > 0 && mine < c.per_user_limit ? t('drop.held', { issued: mine, limit: c.per_user_limit }) : '');
+  // Below the limit the count is news; at the limit the button says it (a
+  // drop without the button says it here).
+  const heldNews = mine > 0 && (mine < c.per_user_limit || wayOf(c) !== 'button');
+  setText(el.heldLine, session.signedIn && heldNews ? t('drop.held', { issued: mine, limit: c.per_user_limit }) : '');
   let label = t('drop.claim');
   let enabled = false;
   if (!session.signedIn) {
@@ -212,7 +248,18 @@ function updateCard(id) {
   el.claim.disabled = !enabled;
   el.claim.setAttribute('aria-busy', inFlight.has(id) ? 'true' : 'false');
 
-  el.notify.hidden = !session.signedIn || status !== 'upcoming';
+  const way = wayOf(c);
+  el.card.dataset.way = way;
+  el.claim.hidden = way !== 'button';
+  // Worth going to the box while a code can still be redeemed.
+  el.byCode.hidden = way !== 'code' || !['open', 'upcoming'].includes(status) || (session.signedIn && mine >= c.per_user_limit);
+  setText(el.byCode, t('drop.by_code'));
+  el.auto.hidden = way !== 'auto';
+  setText(el.auto, t('drop.auto'));
+  el.how.hidden = way === 'button';
+  setText(el.how, way === 'auto' ? triggerText(c.trigger) : way === 'code' ? t('drop.by_code_note') : '');
+
+  el.notify.hidden = !session.signedIn || status !== 'upcoming' || way === 'auto';
   setText(el.notify, subscribed.has(id) ? t('drop.notify_on') : t('drop.notify'));
   el.notify.setAttribute('aria-pressed', subscribed.has(id) ? 'true' : 'false');
 
@@ -296,6 +343,94 @@ async function refreshHeld() {
     if (err.code === 'unauthorized') logout();
   }
   for (const id of cards.keys()) updateCard(id);
+}
+
+// ---- coupon codes ------------------------------------------------------------------------
+
+/** The shape any code has (the API checks again): letters, digits, hyphens. */
+const CODE_SHAPE = /^[A-Za-z0-9-]{1,64}$/;
+
+function renderRedeem() {
+  const waiting = Math.ceil((redeem.until - Date.now()) / 1000);
+  const button = $('redeem-submit');
+  setText(button, redeem.busy ? t('redeem.submitting') : t('redeem.submit'));
+  button.disabled = redeem.busy || waiting > 0;
+  button.setAttribute('aria-busy', redeem.busy ? 'true' : 'false');
+  const r = redeem.result;
+  setText($('redeem-result'), r?.text() ?? '');
+  $('redeem-result').className = `result ${r ? (r.ok ? 'ok' : 'bad') : ''}`;
+}
+
+/** The words for a refused redemption. */
+function redeemFailure(err) {
+  switch (err.code) {
+    case 'not_found': return () => t('redeem.not_found');
+    case 'code_used': return () => t('redeem.code_used');
+    case 'invalid_input': return () => t('redeem.bad_shape');
+    case 'rate_limited': return () => {
+      const left = Math.ceil((redeem.until - Date.now()) / 1000);
+      return left > 0 ? t('redeem.rate_limited', { seconds: num(left) }) : t('redeem.rate_limited_soon');
+    };
+    case 'sold_out': case 'limit_reached': case 'not_open': case 'ended': case 'paused': case 'not_claimable':
+      return () => t('redeem.refused', { reason: err.text });
+    default: return () => err.text;
+  }
+}
+
+function failRedeem(text, codeIsWrong) {
+  redeem.result = { ok: false, text };
+  const input = $('redeem-code');
+  if (codeIsWrong) input.setAttribute('aria-invalid', 'true');
+  else input.removeAttribute('aria-invalid');
+  input.focus();
+}
+
+async function redeemCode(e) {
+  e.preventDefault();
+  if (!session.signedIn || redeem.busy || redeem.until > Date.now()) return;
+  const input = $('redeem-code');
+  const code = input.value.trim();
+  redeem.result = null;
+  if (!code) failRedeem(() => t('redeem.empty'), true);
+  else if (!CODE_SHAPE.test(code)) failRedeem(() => t('redeem.bad_shape'), true);
+  if (redeem.result) {
+    renderRedeem();
+    return;
+  }
+  input.removeAttribute('aria-invalid');
+  redeem.busy = true;
+  renderRedeem();
+  // One key per press: a retry after a network error cannot redeem twice.
+  const key = newId();
+  try {
+    let coupon;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        coupon = await api(session, 'POST', '/api/v1/codes/redeem', { code }, { 'Idempotency-Key': key });
+        break;
+      } catch (err) {
+        if (err.code !== 'network' || attempt >= 1) throw err;
+      }
+    }
+    hold(coupon.campaign_id, coupon.id);
+    const name = await campaignName(coupon.campaign_id);
+    redeem.result = { ok: true, text: () => t('redeem.ok', { name }) };
+    toast(t('redeem.ok', { name }), 'ok');
+    input.value = '';
+    updateCard(coupon.campaign_id);
+    if (currentView() === 'wallet') loadWallet();
+  } catch (err) {
+    if (err.code === 'unauthorized') {
+      logout();
+      return;
+    }
+    if (err.code === 'rate_limited') redeem.until = Date.now() + 1000 * (err.retryAfter ?? 1);
+    if (err.code === 'limit_reached') refreshHeld();
+    failRedeem(redeemFailure(err), ['not_found', 'code_used', 'invalid_input'].includes(err.code));
+  } finally {
+    redeem.busy = false;
+    renderRedeem();
+  }
 }
 
 // ---- wallet and checkout ----------------------------------------------------------------
@@ -472,13 +607,17 @@ function start() {
   setupLangToggle($('lang'));
   onLangChange(() => {
     for (const id of cards.keys()) updateCard(id);
+    renderRedeem();
     if (currentView() === 'wallet' && session.signedIn) loadWallet();
     if (currentView() === 'inbox' && session.signedIn) loadInbox();
   });
   applyLabels();
+  renderRedeem();
   $('auth-form').addEventListener('submit', submitAuth);
   $('logout').addEventListener('click', logout);
   $('read-all').addEventListener('click', readAll);
+  $('redeem-form').addEventListener('submit', redeemCode);
+  $('redeem-code').addEventListener('input', () => $('redeem-code').removeAttribute('aria-invalid'));
   window.addEventListener('hashchange', showView);
   renderAccount();
   showView();
@@ -487,6 +626,14 @@ function start() {
   // Countdowns tick on their own; stock changes arrive on the live stream.
   setInterval(() => {
     for (const id of cards.keys()) updateCard(id);
+    // A 429's wait counts down in the code box, and the button comes back.
+    if (redeem.until) {
+      if (redeem.until <= Date.now()) {
+        redeem.until = 0;
+        if (redeem.result && !redeem.result.ok) redeem.result = null;
+      }
+      renderRedeem();
+    }
   }, 250);
 }
 
