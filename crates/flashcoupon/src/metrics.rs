@@ -40,6 +40,9 @@ pub struct Metrics {
     pub code_redemptions: IntCounterVec,
     /// Codes written by code jobs.
     pub codes_generated: IntCounter,
+    /// Messages from `flashcoupon.triggers`, by `result` (applied, repeat,
+    /// dead_lettered, retried).
+    pub trigger_messages: IntCounterVec,
     /// Trigger events done, by `source` (signup, http, amqp).
     pub trigger_events: IntCounterVec,
     /// What trigger claims answered, by `result` (issued, issued_before,
@@ -139,6 +142,14 @@ impl Metrics {
             "Unique codes written by code jobs.",
         )
         .expect("valid metric");
+        let trigger_messages = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_trigger_messages_total",
+                "Messages taken from the trigger events queue, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         let trigger_events = IntCounterVec::new(
             Opts::new(
                 "flashcoupon_trigger_events_total",
@@ -181,6 +192,7 @@ impl Metrics {
             Box::new(payment_events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(code_redemptions.clone()),
             Box::new(codes_generated.clone()),
+            Box::new(trigger_messages.clone()),
             Box::new(trigger_events.clone()),
             Box::new(trigger_issues.clone()),
             Box::new(outbox_published.clone()),
@@ -215,6 +227,7 @@ impl Metrics {
             payment_events,
             code_redemptions,
             codes_generated,
+            trigger_messages,
             trigger_events,
             trigger_issues,
             outbox_published,

@@ -1,13 +1,15 @@
-//! The consumer of `flashcoupon.payments` (promise 10): each message is
-//! taken in through `payments::take` (its effect and its `event_id`
-//! committed together) and acknowledged only after that commit. So a crash
-//! before the ack redelivers it, and the redelivery is a repeat.
+//! The consumers of `flashcoupon.payments` (promise 10) and
+//! `flashcoupon.triggers`: each message is taken in through the same use
+//! case as its HTTP twin (`payments::take_many`, `triggers::take_custom`;
+//! its effect and its `event_id` committed together) and acknowledged only
+//! after that commit. So a crash before the ack redelivers it, and the
+//! redelivery is a repeat.
 //!
-//! A message that can never take effect (not a payment event, an unknown
-//! order) is republished to `flashcoupon.payments.dead` with the reason in
-//! its headers, then acknowledged: it never blocks the queue. One that
-//! failed for a passing reason (the record unreachable) is returned to the
-//! queue after a pause.
+//! A message that can never take effect (not an event of the queue's kind,
+//! an unknown order or user) is republished to the queue's `.dead` queue
+//! with the reason in its headers, then acknowledged: it never blocks the
+//! queue. One that failed for a passing reason (the record unreachable) is
+//! returned to the queue after a pause.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +25,41 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tokio::sync::mpsc;
 
 use super::{BrokerError, BrokerSettings, Names, connect, declare, reconnecting, timely};
+use crate::domain::ids::{UserId, parse_uuid};
+use crate::issuing::triggers::{self, TriggerError};
 use crate::payments::{self, PaymentError, PaymentEvent, Processed, Source};
 use crate::state::AppState;
 use crate::tasks::Shutdown;
+
+/// Which queue a consumer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    Payments,
+    Triggers,
+}
+
+impl Queue {
+    fn name(self, names: &Names) -> &str {
+        match self {
+            Queue::Payments => &names.payments,
+            Queue::Triggers => &names.triggers,
+        }
+    }
+
+    fn dead(self, names: &Names) -> &str {
+        match self {
+            Queue::Payments => &names.dead,
+            Queue::Triggers => &names.triggers_dead,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Queue::Payments => "payment events consumer",
+            Queue::Triggers => "trigger events consumer",
+        }
+    }
+}
 
 /// A failure that may pass (the record down) returns the message to the
 /// queue after this pause, so a bad minute is not a hot loop.
@@ -36,10 +70,10 @@ const MAX_BATCH: usize = 128;
 /// (a consumer stream can go quiet on a dead connection).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
-pub async fn run(state: AppState, settings: BrokerSettings, shutdown: Shutdown) {
+pub async fn run(state: AppState, settings: BrokerSettings, queue: Queue, shutdown: Shutdown) {
     let settings = Arc::new(settings);
-    reconnecting("payment events consumer", shutdown, |shutdown| {
-        session(state.clone(), settings.clone(), shutdown)
+    reconnecting(queue.what(), shutdown, |shutdown| {
+        session(state.clone(), settings.clone(), queue, shutdown)
     })
     .await;
 }
@@ -67,9 +101,10 @@ impl Fate {
 async fn session(
     state: AppState,
     settings: Arc<BrokerSettings>,
+    queue: Queue,
     mut shutdown: Shutdown,
 ) -> Result<(), BrokerError> {
-    let conn = connect(&settings.url, "flashcoupon payments consumer").await?;
+    let conn = connect(&settings.url, &format!("flashcoupon {}", queue.what())).await?;
     let channel = timely(conn.create_channel()).await?;
     declare(&channel, &settings.names).await?;
     timely(channel.basic_qos(settings.prefetch, BasicQosOptions::default())).await?;
@@ -78,14 +113,14 @@ async fn session(
     let dead = timely(conn.create_channel()).await?;
     timely(dead.confirm_select(ConfirmSelectOptions::default())).await?;
     let mut consumer = timely(channel.basic_consume(
-        settings.names.payments.as_str().into(),
+        queue.name(&settings.names).into(),
         ShortString::from(""),
         BasicConsumeOptions::default(),
         FieldTable::default(),
     ))
     .await?;
     let mut events = conn.events_listener();
-    tracing::info!(queue = %settings.names.payments, "consuming payment events");
+    tracing::info!(queue = queue.name(&settings.names), "consuming");
     // Deliveries go to one worker, which takes them in batches (what has
     // arrived meanwhile, up to MAX_BATCH): one commit per batch. The
     // broker sends no more than `prefetch` unacknowledged.
@@ -94,6 +129,7 @@ async fn session(
         state.clone(),
         dead.clone(),
         settings.names.clone(),
+        queue,
         inbox,
     ));
     let ended = loop {
@@ -101,7 +137,7 @@ async fn session(
             next = tokio::time::timeout(IDLE_CHECK, consumer.next()) => match next {
                 Ok(Some(Ok(delivery))) => {
                     if to_worker.send(delivery).await.is_err() {
-                        break Err(BrokerError::Lost("the payment events worker stopped".into()));
+                        break Err(BrokerError::Lost("the consumer's worker stopped".into()));
                     }
                 }
                 Ok(Some(Err(e))) => break Err(e.into()),
@@ -128,7 +164,13 @@ async fn session(
 }
 
 /// Take deliveries in, a batch at a time, until the session drops its end.
-async fn work(state: AppState, dead: Channel, names: Names, mut inbox: mpsc::Receiver<Delivery>) {
+async fn work(
+    state: AppState,
+    dead: Channel,
+    names: Names,
+    queue: Queue,
+    mut inbox: mpsc::Receiver<Delivery>,
+) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -137,25 +179,40 @@ async fn work(state: AppState, dead: Channel, names: Names, mut inbox: mpsc::Rec
                 Err(_) => break,
             }
         }
-        let fates = handle_batch(&state, &dead, &names, batch).await;
+        let outcomes = match queue {
+            Queue::Payments => take_payments(&state, &batch).await,
+            Queue::Triggers => take_triggers(&state, &batch).await,
+        };
+        let (from, to) = (queue.name(&names), queue.dead(&names));
+        let fates = futures_util::future::join_all(
+            batch
+                .into_iter()
+                .zip(outcomes)
+                .map(|(delivery, taken)| settle(&dead, from, to, delivery, taken)),
+        )
+        .await;
         for fate in fates {
-            state
-                .metrics
-                .payment_events
-                .with_label_values(&["amqp", fate.label()])
-                .inc();
+            let counter = match queue {
+                Queue::Payments => state
+                    .metrics
+                    .payment_events
+                    .with_label_values(&["amqp", fate.label()]),
+                Queue::Triggers => state
+                    .metrics
+                    .trigger_messages
+                    .with_label_values(&[fate.label()]),
+            };
+            counter.inc();
         }
     }
 }
 
-/// Take a batch in (the valid events together: `payments::take_many`) and
-/// settle each message with the broker.
-async fn handle_batch(
-    state: &AppState,
-    dead: &Channel,
-    names: &Names,
-    batch: Vec<Delivery>,
-) -> Vec<Fate> {
+/// What became of each message's event: taken in (first or repeat), or
+/// refused with the reason and whether it may pass.
+type Taken = Result<Fate, (String, bool)>;
+
+/// A batch of payment events, the valid ones in one go (`payments::take_many`).
+async fn take_payments(state: &AppState, batch: &[Delivery]) -> Vec<Taken> {
     let parsed: Vec<Result<PaymentEvent, String>> = batch
         .iter()
         .map(|d| PaymentEvent::from_json(&d.data).map_err(|e| e.to_string()))
@@ -167,43 +224,65 @@ async fn handle_batch(
     let mut taken = payments::take_many(state, &events, Source::Amqp)
         .await
         .into_iter();
-    let outcomes: Vec<Result<Processed, (String, bool)>> = parsed
+    let outcomes: Vec<Taken> = parsed
         .into_iter()
         .map(|p| match p {
-            Ok(_) => taken
-                .next()
-                .unwrap_or(Err(payments::PaymentError::Busy))
-                .map_err(|e| (e.to_string(), passing(&e))),
+            Ok(_) => match taken.next().unwrap_or(Err(payments::PaymentError::Busy)) {
+                Ok(Processed::First(_)) => Ok(Fate::Applied),
+                Ok(Processed::Repeat(_)) => Ok(Fate::Repeat),
+                Err(e) => Err((e.to_string(), passing(&e))),
+            },
             Err(invalid) => Err((invalid, false)),
         })
         .collect();
-    if outcomes
-        .iter()
-        .any(|o| matches!(o, Ok(Processed::First(_))))
-    {
+    if outcomes.contains(&Ok(Fate::Applied)) {
         crash_point_before_ack();
     }
-    futures_util::future::join_all(
-        batch
-            .into_iter()
-            .zip(outcomes)
-            .map(|(delivery, taken)| settle(dead, names, delivery, taken)),
-    )
-    .await
+    outcomes
 }
 
-/// Settle one message with the broker, as its event was taken in.
-async fn settle(
-    dead: &Channel,
-    names: &Names,
-    delivery: Delivery,
-    taken: Result<Processed, (String, bool)>,
-) -> Fate {
+/// A trigger event as the queue carries it: the body of
+/// `POST /api/v1/trigger-events`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerMessage {
+    event_id: String,
+    name: String,
+    user_id: String,
+}
+
+/// Trigger events, one at a time (each is one small insert).
+async fn take_triggers(state: &AppState, batch: &[Delivery]) -> Vec<Taken> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        let taken = match serde_json::from_slice::<TriggerMessage>(&delivery.data) {
+            Err(e) => Err((format!("not a trigger event: {e}"), false)),
+            Ok(m) => match parse_uuid(&m.user_id) {
+                None => Err(("user_id: must be a user id (a UUID)".to_owned(), false)),
+                Some(user) => {
+                    match triggers::take_custom(state, &m.event_id, &m.name, UserId(user), "amqp")
+                        .await
+                    {
+                        Ok(true) => Ok(Fate::Applied),
+                        Ok(false) => Ok(Fate::Repeat),
+                        Err(TriggerError::Store(e)) => Err((e.to_string(), e.is_unavailable())),
+                        Err(e) => Err((e.to_string(), false)),
+                    }
+                }
+            },
+        };
+        outcomes.push(taken);
+    }
+    outcomes
+}
+
+/// Settle one message with the broker (`from` its queue, `dead` the
+/// queue's dead letters), as its event was taken in.
+async fn settle(dead: &Channel, from: &str, to: &str, delivery: Delivery, taken: Taken) -> Fate {
     let fate = match taken {
-        Ok(Processed::First(_)) => Fate::Applied,
-        Ok(Processed::Repeat(_)) => Fate::Repeat,
+        Ok(fate) => fate,
         Err((why, true)) => {
-            tracing::warn!(reason = %why, "a payment event failed for now; returning it to the queue");
+            tracing::warn!(reason = %why, queue = from, "an event failed for now; returning it to the queue");
             tokio::time::sleep(RETRY_PAUSE).await;
             let requeue = BasicNackOptions {
                 requeue: true,
@@ -215,8 +294,8 @@ async fn settle(
             return Fate::Retried;
         }
         Err((why, false)) => {
-            if let Err(e) = dead_letter(dead, names, &delivery, &why).await {
-                tracing::warn!(error = %e, "could not dead-letter a payment event; returning it to the queue");
+            if let Err(e) = dead_letter(dead, from, to, &delivery, &why).await {
+                tracing::warn!(error = %e, queue = from, "could not dead-letter an event; returning it to the queue");
                 tokio::time::sleep(RETRY_PAUSE).await;
                 let _ = delivery
                     .acker
@@ -227,14 +306,14 @@ async fn settle(
                     .await;
                 return Fate::Retried;
             }
-            tracing::info!(reason = %why, "a payment event was dead-lettered");
+            tracing::info!(reason = %why, queue = from, "an event was dead-lettered");
             Fate::DeadLettered
         }
     };
     // The effect is committed: acknowledge. A lost ack (the connection
     // dropped meanwhile) redelivers the message, which is then a repeat.
     if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-        tracing::debug!(error = %e, "could not acknowledge a payment event; it will be redelivered");
+        tracing::debug!(error = %e, "could not acknowledge an event; it will be redelivered");
     }
     fate
 }
@@ -275,12 +354,13 @@ fn passing(e: &PaymentError) -> bool {
     }
 }
 
-/// Republish `delivery` to the dead-letter queue, its body as it came, with
-/// the reason in the header `x-flashcoupon-reason`; wait for the broker's
-/// confirm.
+/// Republish `delivery` (from the queue `from`) to the dead-letter queue
+/// `to`, its body as it came, with the reason in the header
+/// `x-flashcoupon-reason`; wait for the broker's confirm.
 async fn dead_letter(
     channel: &Channel,
-    names: &Names,
+    from: &str,
+    to: &str,
     delivery: &Delivery,
     why: &str,
 ) -> Result<(), BrokerError> {
@@ -291,7 +371,7 @@ async fn dead_letter(
     );
     headers.insert(
         "x-flashcoupon-queue".into(),
-        AMQPValue::LongString(names.payments.as_str().into()),
+        AMQPValue::LongString(from.into()),
     );
     let properties = delivery
         .properties
@@ -300,7 +380,7 @@ async fn dead_letter(
         .with_delivery_mode(2);
     let confirm = timely(channel.basic_publish(
         ShortString::from(""),
-        names.dead.as_str().into(),
+        to.into(),
         BasicPublishOptions::default(),
         &delivery.data,
         properties,

@@ -1,5 +1,6 @@
-//! RabbitMQ (with `--amqp-url`, in either mode): the consumer of payment
-//! events (`consumer`) and the relay that publishes the outbox (`relay`).
+//! RabbitMQ (with `--amqp-url`, in either mode): the consumers of payment
+//! events and of trigger events (`consumer`) and the relay that publishes
+//! the outbox (`relay`).
 //!
 //! Each runs on a connection of its own, in a loop that reconnects with
 //! backoff whenever the broker goes away (lapin's own recovery is off: it
@@ -8,8 +9,9 @@
 //! stay in the outbox until the broker confirms them.
 //!
 //! At each connection the topology is declared, all durable: the queues
-//! `<ns>.payments` and `<ns>.payments.dead` and the topic exchange
-//! `<ns>.events` (`<ns>` is `flashcoupon`; tests use their own).
+//! `<ns>.payments`, `<ns>.triggers` and their `.dead` letter queues, and the
+//! topic exchange `<ns>.events` (`<ns>` is `flashcoupon`; tests use their
+//! own).
 
 pub mod consumer;
 pub mod relay;
@@ -37,6 +39,10 @@ pub struct Names {
     pub payments: String,
     /// Payment events that cannot be taken in, with the reason.
     pub dead: String,
+    /// Trigger events in (a shop's custom events).
+    pub triggers: String,
+    /// Trigger events that cannot be taken in, with the reason.
+    pub triggers_dead: String,
     /// Every outbound event, routing key = its type.
     pub events: String,
 }
@@ -46,6 +52,8 @@ impl Names {
         Self {
             payments: format!("{namespace}.payments"),
             dead: format!("{namespace}.payments.dead"),
+            triggers: format!("{namespace}.triggers"),
+            triggers_dead: format!("{namespace}.triggers.dead"),
             events: format!("{namespace}.events"),
         }
     }
@@ -60,12 +68,25 @@ pub struct BrokerSettings {
     pub prefetch: u16,
 }
 
-/// Start the consumer and the relay; each keeps reconnecting until shutdown.
+/// Start the consumers and the relay; each keeps reconnecting until shutdown.
 pub fn start(state: AppState, settings: BrokerSettings, tasks: &mut Tasks) {
-    let shutdown = tasks.shutdown();
     tasks.spawn(
         "payment events consumer",
-        consumer::run(state.clone(), settings.clone(), shutdown),
+        consumer::run(
+            state.clone(),
+            settings.clone(),
+            consumer::Queue::Payments,
+            tasks.shutdown(),
+        ),
+    );
+    tasks.spawn(
+        "trigger events consumer",
+        consumer::run(
+            state.clone(),
+            settings.clone(),
+            consumer::Queue::Triggers,
+            tasks.shutdown(),
+        ),
     );
     tasks.spawn(
         "outbox relay",
@@ -104,7 +125,12 @@ async fn declare(channel: &Channel, names: &Names) -> Result<(), BrokerError> {
         durable: true,
         ..Default::default()
     };
-    for queue in [&names.payments, &names.dead] {
+    for queue in [
+        &names.payments,
+        &names.dead,
+        &names.triggers,
+        &names.triggers_dead,
+    ] {
         timely(channel.queue_declare(queue.as_str().into(), durable, FieldTable::default()))
             .await?;
     }

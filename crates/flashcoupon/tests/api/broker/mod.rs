@@ -10,6 +10,7 @@ mod flow;
 mod outbox;
 mod restart;
 mod server;
+mod triggers;
 
 use std::time::Duration;
 
@@ -92,7 +93,13 @@ impl TestBroker {
             durable: true,
             ..Default::default()
         };
-        for q in [broker.payments(), broker.dead(), broker.tap()] {
+        for q in [
+            broker.payments(),
+            broker.dead(),
+            broker.triggers(),
+            broker.triggers_dead(),
+            broker.tap(),
+        ] {
             broker
                 .channel
                 .queue_declare(q.as_str().into(), durable, FieldTable::default())
@@ -151,6 +158,14 @@ impl TestBroker {
         format!("{}.events", self.namespace)
     }
 
+    pub fn triggers(&self) -> String {
+        format!("{}.triggers", self.namespace)
+    }
+
+    pub fn triggers_dead(&self) -> String {
+        format!("{}.triggers.dead", self.namespace)
+    }
+
     fn tap(&self) -> String {
         format!("{}.tap", self.namespace)
     }
@@ -164,11 +179,17 @@ impl TestBroker {
     /// Publish a message to the payments queue, persistent, and wait for
     /// the broker's confirm.
     pub async fn send(&self, body: &[u8]) {
+        self.send_to(&self.payments(), body).await;
+    }
+
+    /// Publish a message to `queue`, persistent, and wait for the broker's
+    /// confirm.
+    pub async fn send_to(&self, queue: &str, body: &[u8]) {
         let confirm = self
             .channel
             .basic_publish(
                 "".into(),
-                self.payments().as_str().into(),
+                queue.into(),
                 BasicPublishOptions::default(),
                 body,
                 BasicProperties::default().with_delivery_mode(2),
@@ -238,13 +259,24 @@ impl TestBroker {
 
     /// Dead letters until there are `n` (or 20 s pass).
     pub async fn dead_letters(&self, n: usize) -> Vec<Got> {
-        self.read_until(&self.dead(), Duration::from_secs(20), |all| all.len() >= n)
+        self.dead_letters_of(&self.dead(), n).await
+    }
+
+    /// Dead letters of the queue `dead` until there are `n` (or 20 s pass).
+    pub async fn dead_letters_of(&self, dead: &str, n: usize) -> Vec<Got> {
+        self.read_until(dead, Duration::from_secs(20), |all| all.len() >= n)
             .await
     }
 
     /// Delete the namespace's queues and exchange.
     pub async fn delete(self) {
-        for q in [self.payments(), self.dead(), self.tap()] {
+        for q in [
+            self.payments(),
+            self.dead(),
+            self.triggers(),
+            self.triggers_dead(),
+            self.tap(),
+        ] {
             let _ = self
                 .channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
