@@ -350,3 +350,91 @@ async fn outbox_relays_on_two_instances_publish_every_event() {
     );
     broker.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trigger_events_sent_to_two_instances_issue_once_per_user_and_campaign() {
+    let postgres = fresh_postgres().await;
+    let settings = shared_settings(&postgres, &redis_url(), &prefix());
+    let apps = instances(&settings, 2).await;
+    let targets: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let client = test_client();
+    let admin = admin_token(&client, &targets[0]).await;
+    // A limit of three: only "once per (user, campaign)" stops a second.
+    let r = client
+        .post(format!("{}/api/v1/campaigns", targets[1]))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "name": "promo", "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": 1000, "per_user_limit": 3, "trigger": "custom:promo",
+            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let campaign = body(r).await["id"].as_str().unwrap().to_owned();
+    let users = bulk_users(&client, &targets[0], &admin, "promo", 40).await;
+    // Each user's event twice on each instance, and a second event of the
+    // same name on both: all at once.
+    let mut sends = Vec::new();
+    for (n, (user, _)) in users.iter().enumerate() {
+        for (event, base) in [
+            ("a", &targets[0]),
+            ("a", &targets[1]),
+            ("a", &targets[0]),
+            ("a", &targets[1]),
+            ("b", &targets[1]),
+            ("b", &targets[0]),
+        ] {
+            let (client, admin, base) = (client.clone(), admin.clone(), base.clone());
+            let b =
+                json!({"event_id": format!("promo-{n}-{event}"), "name": "promo", "user_id": user});
+            sends.push(tokio::spawn(async move {
+                client
+                    .post(format!("{base}/api/v1/trigger-events"))
+                    .bearer_auth(&admin)
+                    .json(&b)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }));
+        }
+    }
+    for s in sends {
+        assert_eq!(s.await.unwrap(), StatusCode::ACCEPTED);
+    }
+    // Every event done, on whichever instance worked it.
+    for n in 0..users.len() {
+        for event in ["a", "b"] {
+            let mut outcome = Value::Null;
+            for _ in 0..600 {
+                let e = body(
+                    client
+                        .get(format!(
+                            "{}/api/v1/trigger-events/promo-{n}-{event}",
+                            targets[n % 2]
+                        ))
+                        .bearer_auth(&admin)
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await;
+                if e["status"] == "done" {
+                    outcome = e["outcome"].clone();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(
+                outcome == "issued 1" || outcome == "issued_before 1",
+                "promo-{n}-{event}: {outcome}"
+            );
+        }
+    }
+    let rows = record(&postgres, &campaign).await;
+    assert_eq!(rows.len(), users.len(), "one coupon per user");
+    let owners: std::collections::HashSet<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+    assert_eq!(owners.len(), users.len());
+}
