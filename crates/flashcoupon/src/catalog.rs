@@ -5,9 +5,9 @@
 //! and the end of issuing can change (PATCH, on any instance) and are read
 //! from the gate.
 //!
-//! Shared codes seen here are cached too (code → campaign), so a storm on
-//! one public code reads no database either. Only codes that exist are
-//! kept: guesses cannot grow the map.
+//! Shared codes redeemed here are cached too (code → campaign, as the
+//! record answered), so a storm on one public code reads no database
+//! either. Only codes that exist are kept: guesses cannot grow the map.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -24,9 +24,6 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn insert(&self, campaign: Campaign) -> Arc<Campaign> {
-        if let Some(code) = &campaign.code {
-            self.remember_shared_code(code, campaign.id);
-        }
         let campaign = Arc::new(campaign);
         self.campaigns
             .write()

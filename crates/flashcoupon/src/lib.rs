@@ -8,7 +8,7 @@ pub mod admission;
 pub mod app;
 /// Token and password handling, and the `AuthUser` / `AdminUser` extractors.
 pub mod auth;
-/// RabbitMQ: the payment-event consumer and the outbox relay (with `--amqp-url`).
+/// RabbitMQ: the payment- and trigger-event consumers and the outbox relay (with `--amqp-url`).
 pub mod broker;
 /// Campaigns cached per instance (their immutable terms), read by claims.
 pub mod catalog;
@@ -26,9 +26,11 @@ pub mod domain;
 pub mod events;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+/// Failed code redemptions per user and per address, reserved before each lookup.
+pub mod guess_budget;
 /// Routes, extractors, errors, views, OpenAPI.
 pub mod http;
-/// Issuing coupons: the claim (gate, then group commit, then the answer), campaigns as stock.
+/// Issuing coupons: the claim (gate, then group commit, then the answer) and its doors (button, codes, triggers), campaigns as stock.
 pub mod issuing;
 /// `flashcoupon loadtest`: replay a drop, verify every promise, report.
 pub mod loadtest;
@@ -38,7 +40,7 @@ pub mod metrics;
 pub mod notify;
 /// Payment events (from the broker or HTTP): an order's holds confirmed or released, its spends refunded, once per event id.
 pub mod payments;
-/// Per-user claim and per-address sign-in rate limits (GCRA).
+/// Per-user claim and write limits, per-address sign-in limits (GCRA), and failed code redemptions.
 pub mod rate_limit;
 /// One Redis connection type (a server or a cluster), reconnecting by itself.
 pub mod redis_conn;

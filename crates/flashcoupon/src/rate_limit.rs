@@ -9,15 +9,15 @@
 //! their /64, the block one subscriber usually holds, so rotating addresses
 //! inside it does not buy more attempts.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
+
+use crate::guess_budget::GuessBudget;
 
 use crate::domain::ids::UserId;
 
@@ -32,70 +32,38 @@ pub struct RateLimits {
     claims: Option<DefaultKeyedRateLimiter<UserId>>,
     writes: Option<DefaultKeyedRateLimiter<UserId>>,
     auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    code_guesses_user: FailureLimit<UserId>,
-    code_guesses_address: FailureLimit<IpAddr>,
+    code_guesses_user: GuessBudget<UserId>,
+    code_guesses_address: GuessBudget<IpAddr>,
     trusted_proxies: Vec<IpNet>,
 }
 
-/// A limit on failures only (a code that leads nowhere, or is used): each
-/// failure takes a cell; a key out of cells is refused before it may try
-/// again, so an exhausted guesser learns nothing more until it refills.
-/// Successes cost nothing, so a crowd behind one address redeeming a real
-/// shared code is never slowed by it.
+/// One code redemption between its lookup and its answer.
 #[derive(Debug)]
-struct FailureLimit<K: std::hash::Hash + Eq + Clone> {
-    limiter: Option<DefaultKeyedRateLimiter<K>>,
-    blocked: Mutex<HashMap<K, Instant>>,
+pub struct CodeGuess<'a> {
+    limits: &'a RateLimits,
+    user: UserId,
+    address: IpAddr,
+    ended: bool,
 }
 
-impl<K: std::hash::Hash + Eq + Clone> FailureLimit<K> {
-    /// `per_minute` failures, all of them available at once.
-    fn new(per_minute: u32) -> Self {
-        let limiter = NonZeroU32::new(per_minute)
-            .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)));
-        Self {
-            limiter,
-            blocked: Mutex::default(),
+impl CodeGuess<'_> {
+    /// The answer is known: a failure (unknown or used code) is spent by
+    /// the user and the address. The failure that spends the last of a
+    /// budget still gets its own answer; the next attempt waits.
+    pub fn end(mut self, failed: bool) {
+        self.ended = true;
+        self.limits.code_guesses_user.end(&self.user, failed);
+        self.limits.code_guesses_address.end(&self.address, failed);
+    }
+}
+
+impl Drop for CodeGuess<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            // The request went away mid-lookup: give the reservation back.
+            self.limits.code_guesses_user.end(&self.user, false);
+            self.limits.code_guesses_address.end(&self.address, false);
         }
-    }
-
-    fn blocked(&self) -> std::sync::MutexGuard<'_, HashMap<K, Instant>> {
-        self.blocked.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Refused while the key is out of failures.
-    fn check(&self, key: &K) -> Result<(), RetryAfter> {
-        let now = Instant::now();
-        let mut blocked = self.blocked();
-        match blocked.get(key) {
-            Some(&until) if until > now => Err(retry_after(until - now)),
-            Some(_) => {
-                blocked.remove(key);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Count a failure; the one that runs the key out is refused already.
-    fn fail(&self, key: &K) -> Result<(), RetryAfter> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            self.blocked().insert(key.clone(), Instant::now() + wait);
-            retry_after(wait)
-        })
-    }
-
-    fn forget_idle(&self) {
-        if let Some(l) = &self.limiter {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
-        let now = Instant::now();
-        self.blocked().retain(|_, until| *until > now);
     }
 }
 
@@ -135,8 +103,8 @@ impl RateLimits {
             claims: quota(claims_per_user_per_sec).map(RateLimiter::keyed),
             writes: quota(writes_per_user_per_sec).map(RateLimiter::keyed),
             auth: quota(auth_per_ip_per_sec).map(RateLimiter::keyed),
-            code_guesses_user: FailureLimit::new(0),
-            code_guesses_address: FailureLimit::new(0),
+            code_guesses_user: GuessBudget::new(0, true),
+            code_guesses_address: GuessBudget::new(0, false),
             trusted_proxies,
         }
     }
@@ -144,23 +112,31 @@ impl RateLimits {
     /// Limit failed code redemptions to this many a minute per user and per
     /// client address (0: no limit).
     pub fn with_code_guesses(mut self, per_user_per_min: u32, per_address_per_min: u32) -> Self {
-        self.code_guesses_user = FailureLimit::new(per_user_per_min);
-        self.code_guesses_address = FailureLimit::new(per_address_per_min);
+        // Per user, every attempt reserves a failure (see `GuessBudget`);
+        // per address only failures count, or a crowd behind one address
+        // redeeming a real shared code would be refused.
+        self.code_guesses_user = GuessBudget::new(per_user_per_min, true);
+        self.code_guesses_address = GuessBudget::new(per_address_per_min, false);
         self
     }
 
     /// Before a code is looked up: refused while the user or the address is
-    /// out of failed redemptions.
-    pub fn check_code_guess(&self, user: UserId, client: IpAddr) -> Result<(), RetryAfter> {
-        self.code_guesses_user.check(&user)?;
-        self.code_guesses_address.check(&address_key(client))
-    }
-
-    /// A redemption failed (no such code, or used): count it against both.
-    pub fn code_guess_failed(&self, user: UserId, client: IpAddr) -> Result<(), RetryAfter> {
-        let by_user = self.code_guesses_user.fail(&user);
-        let by_address = self.code_guesses_address.fail(&address_key(client));
-        by_user.and(by_address)
+    /// out of failed redemptions. On `Ok`, the attempt must be ended with
+    /// [`CodeGuess::end`] (dropping it ends it as no failure).
+    pub fn begin_code_guess(
+        &self,
+        user: UserId,
+        client: IpAddr,
+    ) -> Result<CodeGuess<'_>, RetryAfter> {
+        let address = address_key(client);
+        self.code_guesses_address.begin(&address)?;
+        self.code_guesses_user.begin(&user)?;
+        Ok(CodeGuess {
+            limits: self,
+            user,
+            address,
+            ended: false,
+        })
     }
 
     /// The client's address: the peer's, unless the peer is a trusted proxy
@@ -194,6 +170,8 @@ impl RateLimits {
     pub fn check_auth(&self, client: IpAddr) -> Result<(), RetryAfter> {
         check(&self.auth, &address_key(client))
     }
+
+    /// Drop the state of keys that are back to a full quota, so memory does not
 
     /// Drop the state of keys that are back to a full quota, so memory does not
     /// grow with every user ever seen.
@@ -251,32 +229,39 @@ mod tests {
     }
 
     #[test]
-    fn only_failed_code_redemptions_count_and_an_exhausted_key_waits() {
+    fn code_guesses_are_counted_per_user_and_per_address() {
         let limits = RateLimits::new(0, 0, 0, vec![]).with_code_guesses(3, 100);
         let (user, other) = (UserId::generate(), UserId::generate());
         let addr = ip("203.0.113.9");
         for _ in 0..3 {
-            limits.check_code_guess(user, addr).unwrap();
-            limits.code_guess_failed(user, addr).unwrap();
+            limits.begin_code_guess(user, addr).unwrap().end(true);
         }
-        // The fourth failure is refused, and from then on so is every try.
-        let wait = limits.code_guess_failed(user, addr).unwrap_err();
-        assert!((1..=20).contains(&wait.secs), "{wait:?}");
-        assert!(limits.check_code_guess(user, addr).is_err());
+        assert!(limits.begin_code_guess(user, addr).is_err());
         // Another user from the same address is not held by that user's count.
-        assert!(limits.check_code_guess(other, addr).is_ok());
+        assert!(limits.begin_code_guess(other, addr).is_ok());
         // An address runs out on its own count, whoever guesses from it.
         let limits = RateLimits::new(0, 0, 0, vec![]).with_code_guesses(100, 2);
         for _ in 0..2 {
-            limits.code_guess_failed(UserId::generate(), addr).unwrap();
+            limits
+                .begin_code_guess(UserId::generate(), addr)
+                .unwrap()
+                .end(true);
         }
-        assert!(limits.code_guess_failed(UserId::generate(), addr).is_err());
-        assert!(limits.check_code_guess(UserId::generate(), addr).is_err());
+        assert!(limits.begin_code_guess(UserId::generate(), addr).is_err());
         assert!(
             limits
-                .check_code_guess(UserId::generate(), ip("198.51.100.1"))
+                .begin_code_guess(UserId::generate(), ip("198.51.100.1"))
                 .is_ok()
         );
+        // Successes cost the address nothing, however many at once.
+        let limits = RateLimits::new(0, 0, 0, vec![]).with_code_guesses(100, 2);
+        let held: Vec<_> = (0..50)
+            .map(|_| limits.begin_code_guess(UserId::generate(), addr).unwrap())
+            .collect();
+        for g in held {
+            g.end(false);
+        }
+        assert!(limits.begin_code_guess(UserId::generate(), addr).is_ok());
     }
 
     #[test]

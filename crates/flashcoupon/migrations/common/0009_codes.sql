@@ -43,13 +43,15 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_running ON jobs (status, created_at);
 
 -- Unique single-use codes. Used = a coupon carries the code. A redemption
--- leases its code (`lease_until`) while its claim is decided, so two
--- redemptions of one code never race into the gate.
+-- leases its code (`lease_until`, `leased_by` = user and Idempotency-Key)
+-- while its claim is decided, so two redemptions of one code never race
+-- into the gate, and the same request retried is told to wait, not refused.
 CREATE TABLE campaign_codes (
     code        TEXT PRIMARY KEY,
     campaign_id TEXT NOT NULL REFERENCES campaigns (id),
     job_id      TEXT NOT NULL REFERENCES jobs (id),
-    lease_until BIGINT
+    lease_until BIGINT,
+    leased_by   TEXT
 );
 CREATE INDEX campaign_codes_campaign ON campaign_codes (campaign_id, code);
 

@@ -38,6 +38,11 @@ pub struct WriteError {
     /// A constraint of the record refused it: certainly not written. Any
     /// other error may have come after a write that landed.
     pub refused: bool,
+    /// Refused because the row names something unique that another row
+    /// already holds (a unique code): the gate's decision was not wrong, so
+    /// the unit's stock, slot and key simply go back (`Outcome::Failed`)
+    /// rather than being held as a disagreement with the record.
+    pub taken: bool,
     pub message: String,
 }
 
@@ -282,6 +287,11 @@ impl<R: Row> Writer<R> {
                 for p in batch.drain(..) {
                     match self.conn.insert(&[&p.row]).await {
                         Ok(landed) => outcomes.push(landed_or_fenced(p, &landed)),
+                        Err(err) if err.taken => {
+                            // Certainly not there, and nothing the gate got wrong.
+                            tracing::info!(error = %err, unit = %p.row.unit(), "a unit named something already taken");
+                            outcomes.push((p, Err(CommitFailed(err.to_string())), Outcome::Failed));
+                        }
                         Err(err) if err.is_constraint() => {
                             // With a correct gate this never happens: it is the
                             // record refusing an over-issue or a limit breach
@@ -333,6 +343,7 @@ impl<R: Row> Writer<R> {
                             outcomes.push((p, Ok(()), Outcome::Committed(id)));
                             continue;
                         }
+                        Ok(_) if err.taken => Outcome::Failed,
                         Ok(_) if err.is_constraint() => Outcome::Refused,
                         Ok(_) => Outcome::Failed,
                         Err(_) => Outcome::Unknown,

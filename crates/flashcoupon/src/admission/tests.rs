@@ -68,6 +68,7 @@ impl RowWriter<Seat> for SeatWriter {
         if self.0.flaky && *batches % 3 == 0 {
             return Err(WriteError {
                 refused: false,
+                taken: false,
                 message: "disk on fire".into(),
             });
         }
@@ -76,6 +77,7 @@ impl RowWriter<Seat> for SeatWriter {
         if rows.iter().any(|r| taken.contains(&r.seq)) {
             return Err(WriteError {
                 refused: true,
+                taken: false,
                 message: "UNIQUE (seq)".into(),
             });
         }

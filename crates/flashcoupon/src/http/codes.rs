@@ -55,9 +55,9 @@ pub struct RedeemBody {
     responses((status = 201, body = CouponView, description = "issued and durable (or the replay of the same Idempotency-Key)"),
         (status = 400, body = ErrorBody, description = "invalid_input: not the shape of a code"),
         (status = 404, body = ErrorBody, description = "not_found: no such code"),
-        (status = 409, body = ErrorBody, description = "code_used, sold_out, limit_reached, not_open, ended or paused"),
+        (status = 409, body = ErrorBody, description = "code_used, sold_out, limit_reached, not_open, ended or paused; idempotency_key_reused (the key answered another code)"),
         (status = 429, body = ErrorBody, description = "rate_limited"),
-        (status = 503, body = ErrorBody, description = "unavailable: nothing was issued, retry")))]
+        (status = 503, body = ErrorBody, description = "unavailable: nothing was issued (or this same request is still being decided), retry")))]
 pub async fn redeem(
     State(state): State<AppState>,
     user: AuthUser,
@@ -71,6 +71,10 @@ pub async fn redeem(
         Err(RedeemError::Invalid(e)) => Err(e.into()),
         Err(RedeemError::NotFound) => Err(ApiError::NotFoundWhy("no such code".into())),
         Err(e @ RedeemError::CodeUsed(_)) => Err(ApiError::conflict("code_used", e.to_string())),
+        Err(e @ RedeemError::KeyReused) => {
+            Err(ApiError::conflict("idempotency_key_reused", e.to_string()))
+        }
+        Err(e @ RedeemError::InFlight) => Err(ApiError::Unavailable(e.to_string())),
         Err(RedeemError::RateLimited(wait)) => Err(wait.into()),
         Err(RedeemError::Claim(e)) => answer(Err(e), now()),
     }

@@ -57,6 +57,17 @@ pub struct DashboardView {
     /// Checkout, from the record (all instances): coupons held for an
     /// order now, and coupons used.
     pub checkout: CheckoutCounts,
+    /// Code guessing on this instance since it started (all campaigns: an
+    /// unknown code belongs to none).
+    pub code_guesses: CodeGuesses,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeGuesses {
+    /// Redemptions of unknown or used codes.
+    pub failed: u64,
+    /// Redemptions refused for too many failures (429).
+    pub refused: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,6 +104,19 @@ pub async fn stats(
         claims: state.claim_stats.read(campaign.id, seconds as usize, now),
         scope: "instance",
         checkout: CheckoutCounts { reserved, used },
+        code_guesses: {
+            let count = |result| {
+                state
+                    .metrics
+                    .code_redemptions
+                    .with_label_values(&[result])
+                    .get()
+            };
+            CodeGuesses {
+                failed: count("not_found") + count("code_used"),
+                refused: count("rate_limited"),
+            }
+        },
     }))
 }
 

@@ -112,13 +112,22 @@ async fn apply_patch(state: AppState, id: CampaignId, body: CampaignPatch) -> Wr
     };
     if let Err(err) = state
         .store
-        .update_campaign(id, body.paused, body.issue_ends_at, new_total)
+        .update_campaign(
+            id,
+            body.paused,
+            body.issue_ends_at,
+            new_total,
+            state.clock.now(),
+        )
         .await
     {
         if let Some(old) = shrunk_from {
             let _ = state.gate.set_total(drop, old).await;
         }
         return Err(match err {
+            StoreError::Unique(_) if campaign.code.is_some() => {
+                CampaignWriteError::CodeTaken(campaign.code.clone().unwrap_or_default())
+            }
             StoreError::Constraint(_) if campaign.issuance == Issuance::Codes => {
                 CampaignWriteError::BelowCodes
             }

@@ -132,7 +132,12 @@ pub async fn claim(
     let started = Instant::now();
     // Nobody asked for a trigger's coupon: a refusal is not news to them.
     let tell = door != Door::Trigger;
-    let result = match state.limits.check_claim(user) {
+    // A trigger's claims are the server's own, not the user's clicks.
+    let limited = match door {
+        Door::Trigger => Ok(()),
+        _ => state.limits.check_claim(user),
+    };
+    let result = match limited {
         Err(wait) => Err(ClaimError::RateLimited(wait)),
         Ok(()) => claim_coupon(state, campaign, user, key, door).await,
     };

@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! redeem(code) ── wrong shape ──────────────────────────────▶ invalid_input
-//!   out of failed guesses (user or address) ────────────────▶ rate_limited
+//!   out of failed guesses (user, with the tries in flight; address) ▶ rate_limited
 //!   shared code (cache, else the record) ─▶ claim(SharedCode) ▶ the claim's answer
 //!   unique code ─ redeemed already ─────────────────────────▶ code_used (or the replay)
 //!               └ lease it (one conditional write) ─ taken ─▶ code_used
+//!                                   (by this same request retried: unavailable, retry)
 //!                 └ claim(Code) ─ issued: the coupon carries the code, the lease stays
 //!                               └ refused: the lease goes back
+//!                               └ the record refused it: another coupon has the code
+//!                                 (its stock went back) ▶ code_used
 //!   nothing ────────────────────────────────────────────────▶ not_found
 //! ```
 //!
@@ -25,6 +28,7 @@ use crate::domain::InvalidInput;
 use crate::domain::campaign::Issuance;
 use crate::domain::code::{self, Pattern};
 use crate::domain::ids::{CampaignId, JobId, UserId};
+use crate::domain::timestamp::Timestamp;
 use crate::rate_limit::RetryAfter;
 use crate::state::Shared;
 use crate::store::{CodeHit, Job, JobStatus, StoreError};
@@ -41,6 +45,13 @@ pub enum RedeemError {
     NotFound,
     #[error("{0}")]
     CodeUsed(&'static str),
+    /// The same user and Idempotency-Key are redeeming this code already
+    /// (an earlier try still being decided): retry, nothing is lost.
+    #[error("your earlier redemption of this code is still being decided; retry shortly")]
+    InFlight,
+    /// The Idempotency-Key answered another code before.
+    #[error("this Idempotency-Key was used for another code")]
+    KeyReused,
     #[error("too many failed codes; retry in {} s", .0.secs)]
     RateLimited(RetryAfter),
     #[error(transparent)]
@@ -61,19 +72,19 @@ pub async fn redeem(
     raw: &str,
     key: Option<&str>,
 ) -> Result<ClaimOutcome, RedeemError> {
-    let result = redeem_code(state, user, client, raw, key).await;
-    let failed = matches!(
-        result,
-        Err(RedeemError::NotFound | RedeemError::CodeUsed(_))
-    );
-    let result = match result {
-        // A failure counts against the guesser; the one that runs them out
-        // is already refused.
-        Err(e) if failed => match state.limits.code_guess_failed(user, client) {
+    let result = match code::normalize(raw) {
+        Err(e) => Err(e.into()),
+        Ok(code) => match state.limits.begin_code_guess(user, client) {
             Err(wait) => Err(RedeemError::RateLimited(wait)),
-            Ok(()) => Err(e),
+            Ok(guess) => {
+                let result = redeem_code(state, user, &code, key).await;
+                guess.end(matches!(
+                    result,
+                    Err(RedeemError::NotFound | RedeemError::CodeUsed(_))
+                ));
+                result
+            }
         },
-        other => other,
     };
     state
         .metrics
@@ -91,6 +102,8 @@ fn label(result: &Result<ClaimOutcome, RedeemError>) -> &'static str {
         Err(RedeemError::Invalid(_)) => "invalid_input",
         Err(RedeemError::NotFound) => "not_found",
         Err(RedeemError::CodeUsed(_)) => "code_used",
+        Err(RedeemError::InFlight) => "in_flight",
+        Err(RedeemError::KeyReused) => "key_reused",
         Err(RedeemError::RateLimited(_) | RedeemError::Claim(ClaimError::RateLimited(_))) => {
             "rate_limited"
         }
@@ -101,31 +114,35 @@ fn label(result: &Result<ClaimOutcome, RedeemError>) -> &'static str {
 async fn redeem_code(
     state: &Shared,
     user: UserId,
-    client: IpAddr,
-    raw: &str,
+    code: &str,
     key: Option<&str>,
 ) -> Result<ClaimOutcome, RedeemError> {
-    let code = code::normalize(raw)?;
-    state
-        .limits
-        .check_code_guess(user, client)
-        .map_err(RedeemError::RateLimited)?;
-    let hit = match state.catalog.shared_code(&code) {
+    let cached = state.catalog.shared_code(code);
+    let hit = match cached {
         Some(campaign) => Some(CodeHit::Shared(campaign)),
-        None => state.store.find_code(&code).await?,
+        None => state.store.find_code(code).await?,
     };
     match hit {
         None => Err(RedeemError::NotFound),
+        Some(CodeHit::Unique(campaign)) => redeem_unique(state, user, campaign, code, key).await,
         Some(CodeHit::Shared(campaign)) => {
-            state.catalog.remember_shared_code(&code, campaign);
+            if cached.is_none() {
+                state.catalog.remember_shared_code(code, campaign);
+            }
             let outcome = claim(state, campaign, user, key, Door::SharedCode).await?;
-            if matches!(outcome, ClaimOutcome::Rejected(Rejection::Ended)) {
-                // A newer campaign may have taken the code over: look again next time.
-                state.catalog.forget_shared_code(&code);
+            if cached.is_some() && matches!(outcome, ClaimOutcome::Rejected(Rejection::Ended)) {
+                // What this instance remembered ended; a newer campaign may
+                // hold the code now (taken over on another instance).
+                state.catalog.forget_shared_code(code);
+                if let Some(CodeHit::Shared(newer)) = state.store.find_code(code).await?
+                    && newer != campaign
+                {
+                    state.catalog.remember_shared_code(code, newer);
+                    return Ok(claim(state, newer, user, key, Door::SharedCode).await?);
+                }
             }
             Ok(outcome)
         }
-        Some(CodeHit::Unique(campaign)) => redeem_unique(state, user, campaign, code, key).await,
     }
 }
 
@@ -133,45 +150,72 @@ async fn redeem_unique(
     state: &Shared,
     user: UserId,
     campaign: CampaignId,
-    code: String,
+    code: &str,
     key: Option<&str>,
 ) -> Result<ClaimOutcome, RedeemError> {
-    if let Some(used) = redeemed(state, user, &code, key).await? {
+    if let Some(used) = redeemed(state, user, code, key).await? {
         return used;
     }
     let now = state.clock.now();
     let until = now.plus_millis(CODE_LEASE.as_millis() as i64);
-    if !state.store.lease_code(&code, now, until).await? {
-        return Err(RedeemError::CodeUsed(
-            "this code is being redeemed right now",
-        ));
+    // Who holds the lease: the same request retried is told to wait.
+    let holder = format!("{user}:{}", key.unwrap_or(""));
+    match state.store.lease_code(code, &holder, now, until).await? {
+        None => {}
+        Some(other) if key.is_some() && other == holder => return Err(RedeemError::InFlight),
+        Some(_) => {
+            return Err(RedeemError::CodeUsed(
+                "this code is being redeemed right now",
+            ));
+        }
     }
     // Redeemed between the first look and the lease (its lease ran out)?
-    if let Some(used) = redeemed(state, user, &code, key).await? {
+    if let Some(used) = redeemed(state, user, code, key).await? {
         return used;
     }
-    let result = claim(
-        state,
-        campaign,
-        user,
-        key,
-        Door::Code(code.clone().into_boxed_str()),
-    )
-    .await;
-    // Nothing issued for certain: the code is free again at once. An
-    // unknown outcome keeps the lease until it runs out; by then the record
-    // tells whether the coupon (which carries the code) landed.
-    let issued_nothing = matches!(
-        result,
-        Ok(ClaimOutcome::Rejected(_))
-            | Err(ClaimError::RateLimited(_)
-                | ClaimError::NoSuchCampaign
-                | ClaimError::NotClaimable(_))
-    );
-    if issued_nothing && let Err(e) = state.store.release_code(&code, until).await {
-        tracing::debug!(error = %e, "code lease not given back; it runs out by itself");
+    let result = claim(state, campaign, user, key, Door::Code(code.into())).await;
+    let release = || async move {
+        if let Err(e) = state.store.release_code(code, until).await {
+            tracing::debug!(error = %e, "code lease not given back; it runs out by itself");
+        }
+    };
+    match result {
+        Ok(ClaimOutcome::Issued(c)) => Ok(ClaimOutcome::Issued(c)),
+        Ok(ClaimOutcome::Replayed(c)) => {
+            // The key replayed a coupon: of this code, or of another one
+            // this key redeemed before (then this code is untouched).
+            match state.store.redemption_of(code).await? {
+                Some(r) if r.coupon == c.id => Ok(ClaimOutcome::Replayed(c)),
+                _ => {
+                    release().await;
+                    Err(RedeemError::KeyReused)
+                }
+            }
+        }
+        // Nothing issued for certain: the code is free again at once.
+        Ok(ClaimOutcome::Rejected(r)) => {
+            release().await;
+            Ok(ClaimOutcome::Rejected(r))
+        }
+        Err(
+            e @ (ClaimError::RateLimited(_)
+            | ClaimError::NoSuchCampaign
+            | ClaimError::NotClaimable(_)),
+        ) => {
+            release().await;
+            Err(e.into())
+        }
+        Err(e) => {
+            // Another coupon took the code meanwhile (the record refused
+            // ours, and gave its stock back): say so. Otherwise the outcome
+            // may be unknown: the lease runs out, and by then the record
+            // tells whether our coupon (which carries the code) landed.
+            match redeemed(state, user, code, key).await {
+                Ok(Some(used)) => used,
+                _ => Err(e.into()),
+            }
+        }
     }
-    Ok(result?)
 }
 
 /// If the code was redeemed: the replay (same user, same Idempotency-Key),
@@ -273,12 +317,9 @@ pub async fn start_job(
 pub async fn run_jobs(state: crate::state::AppState) {
     loop {
         let now = state.clock.now();
-        let leased = state
-            .store
-            .lease_job(now, now.plus_millis(JOB_LEASE.as_millis() as i64))
-            .await;
-        match leased {
-            Ok(Some(job)) => work(&state, job).await,
+        let until = now.plus_millis(JOB_LEASE.as_millis() as i64);
+        match state.store.lease_job(now, until).await {
+            Ok(Some(job)) => work(&state, job, until).await,
             Ok(None) => {
                 // Woken by a job created here; others' and orphaned ones
                 // are found by the poll.
@@ -293,12 +334,13 @@ pub async fn run_jobs(state: crate::state::AppState) {
     }
 }
 
-/// Make a job's remaining codes, one transaction per round. Memory holds
-/// one round's codes, however many the job makes.
-async fn work(state: &Shared, mut job: Job) {
+/// Make a job's remaining codes, one transaction per round, while its lease
+/// (until `held`) is ours. Memory holds one round's codes, however many the
+/// job makes.
+async fn work(state: &Shared, mut job: Job, mut held: Timestamp) {
     let pattern = match Pattern::parse(&job.pattern) {
         Ok(p) => p,
-        Err(e) => return fail(state, &job, &e.to_string()).await,
+        Err(e) => return fail(state, &job, held, &e.to_string()).await,
     };
     tracing::info!(job = %job.id, campaign = %job.campaign_id, done = job.done, total = job.total, "code job: working");
     let mut failures = 0;
@@ -312,25 +354,29 @@ async fn work(state: &Shared, mut job: Job) {
         };
         let now = state.clock.now();
         let lease = now.plus_millis(JOB_LEASE.as_millis() as i64);
-        match state.store.add_codes(&job, &codes, now, lease).await {
-            Ok(0) => {
-                // Every code collided (never in practice), or the job is no
-                // longer ours to write: read it again.
-                match state.store.get_job(job.id).await {
-                    Ok(Some(current)) if current.status == JobStatus::Running => job = current,
-                    _ => return,
-                }
+        match state.store.add_codes(&job, held, &codes, now, lease).await {
+            Ok(None) => {
+                tracing::info!(job = %job.id, "code job: taken over or ended elsewhere; leaving it");
+                return;
             }
-            Ok(added) => {
+            Ok(Some(added)) => {
+                // (0 only if every code collided: they are made again.)
                 failures = 0;
+                held = lease;
                 job.done += added as i64;
                 state.metrics.codes_generated.inc_by(added);
+            }
+            Err(e) if e.is_unavailable() => {
+                // The record is down: not the job's fault. Its lease runs
+                // out and a runner (here or elsewhere) carries on later.
+                tracing::warn!(job = %job.id, error = %e, "code job: the record is unreachable; pausing it");
+                return;
             }
             Err(e) => {
                 failures += 1;
                 tracing::warn!(job = %job.id, error = %e, attempt = failures, "code job: a round failed");
                 if failures >= ROUND_ATTEMPTS {
-                    return fail(state, &job, &format!("writing codes failed: {e}")).await;
+                    return fail(state, &job, held, &format!("writing codes failed: {e}")).await;
                 }
                 tokio::time::sleep(Duration::from_millis(500 << failures)).await;
             }
@@ -341,9 +387,13 @@ async fn work(state: &Shared, mut job: Job) {
     tracing::info!(job = %job.id, total = job.total, "code job: done");
 }
 
-async fn fail(state: &Shared, job: &Job, error: &str) {
+async fn fail(state: &Shared, job: &Job, held: Timestamp, error: &str) {
     tracing::error!(job = %job.id, error, "code job failed");
-    if let Err(e) = state.store.fail_job(job.id, error, state.clock.now()).await {
+    if let Err(e) = state
+        .store
+        .fail_job(job.id, held, error, state.clock.now())
+        .await
+    {
         // The lease runs out and a runner takes the job up again.
         tracing::warn!(job = %job.id, error = %e, "code job: could not record the failure");
     }

@@ -136,6 +136,9 @@ impl std::fmt::Debug for CouponRows {
 fn write_error(e: StoreError) -> WriteError {
     WriteError {
         refused: e.is_constraint(),
+        // The unique code a coupon carries (index `coupons_code`; SQLite
+        // names the column): another coupon has it already.
+        taken: matches!(&e, StoreError::Unique(m) if m.contains("coupons_code") || m.contains("coupons.code")),
         message: e.to_string(),
     }
 }

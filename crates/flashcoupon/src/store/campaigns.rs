@@ -22,13 +22,17 @@ pub trait CampaignStore {
         before: Option<CampaignId>,
     ) -> Result<Vec<Campaign>, StoreError>;
     async fn all_campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
-    /// Apply the fields that are `Some`, in one statement.
+    /// Apply the fields that are `Some`, in one transaction. A new
+    /// `issue_ends_at` of a shared-code campaign takes its code back for
+    /// the new window: `Err(Unique)` if another campaign not ended at `now`
+    /// holds it (it took the code over after this one ended).
     async fn update_campaign(
         &self,
         id: CampaignId,
         paused: Option<bool>,
         issue_ends_at: Option<Timestamp>,
         total_quantity: Option<u32>,
+        now: Timestamp,
     ) -> Result<(), StoreError>;
 }
 
@@ -54,8 +58,14 @@ pub(super) const FREE_ENDED_SHARED_CODE: &str =
 /// Fails on the primary key while a campaign that has not ended holds the code.
 pub(super) const TAKE_SHARED_CODE: &str =
     "INSERT INTO shared_codes (code, campaign_id, ends_at) VALUES ($1, $2, $3)";
-pub(super) const MOVE_SHARED_CODE_END: &str =
-    "UPDATE shared_codes SET ends_at = $1 WHERE campaign_id = $2";
+/// Keep (or take back) a campaign's shared code until its new end: matches
+/// nothing if another campaign holds the code.
+pub(super) const MOVE_SHARED_CODE_END: &str = "INSERT INTO shared_codes (code, campaign_id, ends_at) \
+     SELECT code, id, $1 FROM campaigns WHERE id = $2 AND code IS NOT NULL \
+     ON CONFLICT (code) DO UPDATE SET ends_at = excluded.ends_at \
+     WHERE shared_codes.campaign_id = excluded.campaign_id";
+/// A unique code with the same text would shadow a shared code.
+pub(super) const UNIQUE_CODE_EXISTS: &str = "SELECT COUNT(*) FROM campaign_codes WHERE code = $1";
 
 pub(super) const UPDATE_CAMPAIGN: &str = "UPDATE campaigns SET paused = COALESCE($1, paused), \
      issue_ends_at = COALESCE($2, issue_ends_at), total_quantity = COALESCE($3, total_quantity) WHERE id = $4";
@@ -179,6 +189,14 @@ macro_rules! campaign_queries {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(code) = &c.code {
+                    let shadowed: i64 =
+                        sqlx::query_scalar($crate::store::campaigns::UNIQUE_CODE_EXISTS)
+                            .bind(code)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if shadowed > 0 {
+                        return Err(StoreError::Unique(format!("{code} is a unique code")));
+                    }
                     sqlx::query($crate::store::campaigns::FREE_ENDED_SHARED_CODE)
                         .bind(code)
                         .bind(now.0)
@@ -245,6 +263,7 @@ macro_rules! campaign_queries {
                 paused: Option<bool>,
                 issue_ends_at: Option<Timestamp>,
                 total_quantity: Option<u32>,
+                now: Timestamp,
             ) -> Result<(), StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
@@ -256,11 +275,29 @@ macro_rules! campaign_queries {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(ends) = issue_ends_at {
-                    sqlx::query($crate::store::campaigns::MOVE_SHARED_CODE_END)
-                        .bind(ends.0)
-                        .bind(id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                    let code: Option<String> =
+                        sqlx::query_scalar("SELECT code FROM campaigns WHERE id = $1")
+                            .bind(id.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .flatten();
+                    if let Some(code) = code {
+                        sqlx::query($crate::store::campaigns::FREE_ENDED_SHARED_CODE)
+                            .bind(&code)
+                            .bind(now.0)
+                            .execute(&mut *tx)
+                            .await?;
+                        let kept = sqlx::query($crate::store::campaigns::MOVE_SHARED_CODE_END)
+                            .bind(ends.0)
+                            .bind(id.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        if kept.rows_affected() != 1 {
+                            return Err(StoreError::Unique(format!(
+                                "the code {code} belongs to a newer campaign"
+                            )));
+                        }
+                    }
                 }
                 tx.commit().await?;
                 Ok(())

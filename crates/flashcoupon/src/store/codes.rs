@@ -73,14 +73,16 @@ pub trait CodeStore {
     async fn find_code(&self, code: &str) -> Result<Option<CodeHit>, StoreError>;
     /// The coupon carrying this unique code, if it was redeemed.
     async fn redemption_of(&self, code: &str) -> Result<Option<Redemption>, StoreError>;
-    /// Take the code for one redemption until `until`, unless another holds
-    /// it past `now`. One conditional write: across instances, one winner.
+    /// Take the code for `holder`'s redemption until `until`, unless
+    /// another holds it past `now`: `Ok(None)` if taken, else the holder.
+    /// One conditional write: across instances, one winner.
     async fn lease_code(
         &self,
         code: &str,
+        holder: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<String>, StoreError>;
     /// Give back a lease taken until `until` (the redemption issued nothing).
     async fn release_code(&self, code: &str, until: Timestamp) -> Result<(), StoreError>;
 
@@ -90,20 +92,30 @@ pub trait CodeStore {
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
     /// Lease the oldest running job nobody holds past `now`, until `until`.
     async fn lease_job(&self, now: Timestamp, until: Timestamp) -> Result<Option<Job>, StoreError>;
-    /// Insert these codes for `job` (one already in the record is skipped:
-    /// a collision), count the new ones into `done` in the same transaction,
-    /// finish the job when `done` reaches `total`, and renew its lease.
-    /// Returns how many were new.
+    /// Insert these codes for `job`, whose lease runs until `held` (one
+    /// already in the record is skipped: a collision), count the new ones
+    /// into `done` in the same transaction, finish the job when `done`
+    /// reaches `total`, and renew the lease to `lease_until`. Returns how
+    /// many were new, or `None` (nothing written) if the job is no longer
+    /// running under this lease: another runner took it over, or it failed.
     async fn add_codes(
         &self,
         job: &Job,
+        held: Timestamp,
         codes: &[String],
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<u64, StoreError>;
-    /// Mark a running job failed, and give back the codes it promised and
-    /// did not make.
-    async fn fail_job(&self, job: JobId, error: &str, now: Timestamp) -> Result<(), StoreError>;
+    ) -> Result<Option<u64>, StoreError>;
+    /// Mark a job running under the lease `held` failed, and give back the
+    /// codes it promised and did not make (as the failing statement read
+    /// them).
+    async fn fail_job(
+        &self,
+        job: JobId,
+        held: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// A page of a campaign's codes in code order, after `after`.
     async fn code_page(
         &self,
@@ -205,20 +217,32 @@ macro_rules! code_queries {
             async fn lease_code(
                 &self,
                 code: &str,
+                holder: &str,
                 now: Timestamp,
                 until: Timestamp,
-            ) -> Result<bool, StoreError> {
-                let _turn = self.write_turn().await;
-                let done = sqlx::query(
-                    "UPDATE campaign_codes SET lease_until = $1 \
-                     WHERE code = $2 AND (lease_until IS NULL OR lease_until <= $3)",
-                )
-                .bind(until.0)
-                .bind(code)
-                .bind(now.0)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+            ) -> Result<Option<String>, StoreError> {
+                {
+                    let _turn = self.write_turn().await;
+                    let done = sqlx::query(
+                        "UPDATE campaign_codes SET lease_until = $1, leased_by = $2 \
+                         WHERE code = $3 AND (lease_until IS NULL OR lease_until <= $4)",
+                    )
+                    .bind(until.0)
+                    .bind(holder)
+                    .bind(code)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        return Ok(None);
+                    }
+                }
+                let held: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT leased_by FROM campaign_codes WHERE code = $1")
+                        .bind(code)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(Some(held.flatten().unwrap_or_default()))
             }
 
             async fn release_code(&self, code: &str, until: Timestamp) -> Result<(), StoreError> {
@@ -303,10 +327,11 @@ macro_rules! code_queries {
             async fn add_codes(
                 &self,
                 job: &$crate::store::Job,
+                held: Timestamp,
                 codes: &[String],
                 now: Timestamp,
                 lease_until: Timestamp,
-            ) -> Result<u64, StoreError> {
+            ) -> Result<Option<u64>, StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let (job_id, campaign) = (job.id.to_string(), job.campaign_id.to_string());
@@ -323,52 +348,60 @@ macro_rules! code_queries {
                     q.push(" ON CONFLICT (code) DO NOTHING");
                     added += q.build().execute(&mut *tx).await?.rows_affected();
                 }
-                // Only while this job still runs (a job failed meanwhile
-                // keeps what it had: the CHECK on done <= total holds).
+                // Only while this job runs under our lease: on PostgreSQL a
+                // runner that took it over (or failed it) meanwhile makes
+                // this wait, then match nothing. Nothing of the round lands.
                 let moved = sqlx::query(
                     "UPDATE jobs SET done = done + $1, updated_at = $2, lease_until = $3, \
                      status = CASE WHEN done + $1 >= total THEN 'done' ELSE status END \
-                     WHERE id = $4 AND status = 'running'",
+                     WHERE id = $4 AND status = 'running' AND lease_until = $5",
                 )
                 .bind(added as i64)
                 .bind(now.0)
                 .bind(lease_until.0)
                 .bind(&job_id)
+                .bind(held.0)
                 .execute(&mut *tx)
                 .await?;
                 if moved.rows_affected() != 1 {
-                    // Not ours to write any more: nothing from this round lands.
-                    return Ok(0);
+                    return Ok(None);
                 }
                 tx.commit().await?;
-                Ok(added)
+                Ok(Some(added))
             }
 
             async fn fail_job(
                 &self,
                 job: $crate::domain::ids::JobId,
+                held: Timestamp,
                 error: &str,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
+                use $crate::store::columns::Columns;
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE campaigns SET codes_planned = codes_planned - \
-                       (SELECT total - done FROM jobs WHERE id = $1 AND status = 'running') \
-                     WHERE id = (SELECT campaign_id FROM jobs WHERE id = $1 AND status = 'running')",
-                )
-                .bind(job.to_string())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
+                // The job's row first (locked on PostgreSQL): what it did not
+                // make is read in the statement that ends it.
+                let failed = sqlx::query(
                     "UPDATE jobs SET status = 'failed', error = $1, updated_at = $2, lease_until = NULL \
-                     WHERE id = $3 AND status = 'running'",
+                     WHERE id = $3 AND status = 'running' AND lease_until = $4 \
+                     RETURNING campaign_id, total - done AS unmade",
                 )
                 .bind(error)
                 .bind(now.0)
                 .bind(job.to_string())
-                .execute(&mut *tx)
+                .bind(held.0)
+                .fetch_optional(&mut *tx)
                 .await?;
+                if let Some(row) = failed {
+                    sqlx::query(
+                        "UPDATE campaigns SET codes_planned = codes_planned - $1 WHERE id = $2",
+                    )
+                    .bind(row.int("unmade")?)
+                    .bind(row.text("campaign_id")?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

@@ -533,6 +533,17 @@ async fn guessing_codes_finds_nothing_and_is_cut_off() {
     )
     .await;
     assert_eq!(cut, (refused + 2) as f64);
+    // And the admin dashboard shows the guessing.
+    let stats = body(
+        app.get(
+            &format!("/api/v1/admin/campaigns/{campaign}/stats"),
+            Some(&app.admin),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(stats["code_guesses"]["failed"], misses);
+    assert_eq!(stats["code_guesses"]["refused"], refused + 2);
 }
 
 async fn job_and_codes(app: &TestApp, job: &str, campaign: &str) -> (Value, i64) {
@@ -637,4 +648,141 @@ async fn a_job_the_record_refuses_says_failed_and_gives_its_codes_back() {
         make_codes(&app, &campaign, 10, None).await["status"],
         "done"
     );
+}
+
+#[tokio::test]
+async fn a_code_another_coupon_took_meanwhile_gives_its_stock_and_slot_back() {
+    use flashcoupon::issuing::claim::{ClaimError, Door, claim};
+    let app = spawn_app().await;
+    let campaign = codes_campaign(&app, 5, 1).await;
+    make_codes(&app, &campaign, 2, None).await;
+    let codes = export(&app, &campaign).await;
+    let (_, alice) = app.signup("took-alice@example.com").await;
+    let (bob, bob_token) = app.signup("took-bob@example.com").await;
+    assert_eq!(
+        redeem(&app, &alice, &codes[0].0, None).await.status(),
+        StatusCode::CREATED
+    );
+    // What a lease that ran out during a slow commit would let through: a
+    // second claim with the same code. The record refuses it...
+    let refused = claim(
+        &app.state,
+        campaign.parse().unwrap(),
+        bob.parse().unwrap(),
+        None,
+        Door::Code(codes[0].0.clone().into()),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ClaimError::Unavailable(_))),
+        "{refused:?}"
+    );
+    // ...and nothing stays taken: Bob's slot (limit 1) and the seq are back.
+    let r = redeem(&app, &bob_token, &codes[1].0, None).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(body(r).await["seq"], 2, "seqs stay gapless");
+    let view = body(
+        app.get(&format!("/api/v1/campaigns/{campaign}"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(view["issued_count"], 2);
+    assert_eq!(view["remaining_quantity"], 3);
+}
+
+#[tokio::test]
+async fn a_retry_in_flight_waits_and_a_key_cannot_redeem_two_codes() {
+    let app = spawn_app().await;
+    let campaign = codes_campaign(&app, 10, 2).await;
+    make_codes(&app, &campaign, 3, None).await;
+    let codes = export(&app, &campaign).await;
+    let (alice, alice_token) = app.signup("inflight-alice@example.com").await;
+    let (_, bob_token) = app.signup("inflight-bob@example.com").await;
+    // Alice's first try holds the code (as if still being decided).
+    let now = app.clock.now();
+    let until = now.plus_millis(30_000);
+    let held = app
+        .state
+        .store
+        .lease_code(&codes[0].0, &format!("{alice}:k1"), now, until)
+        .await
+        .unwrap();
+    assert_eq!(held, None);
+    // Her retry with the same key: wait and retry, not "used".
+    assert_error(
+        redeem(&app, &alice_token, &codes[0].0, Some("k1")).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    // Anybody else: it is being redeemed.
+    assert_error(
+        redeem(&app, &bob_token, &codes[0].0, None).await,
+        StatusCode::CONFLICT,
+        "code_used",
+    )
+    .await;
+    app.state
+        .store
+        .release_code(&codes[0].0, until)
+        .await
+        .unwrap();
+
+    // One key, one code: the same key on another code is refused, and that
+    // code stays free for anybody.
+    let r = redeem(&app, &alice_token, &codes[1].0, Some("k2")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_error(
+        redeem(&app, &alice_token, &codes[2].0, Some("k2")).await,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(
+        redeem(&app, &bob_token, &codes[2].0, None).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn a_shared_code_cannot_be_shared_by_two_live_campaigns_nor_shadow_a_unique_code() {
+    let app = spawn_app().await;
+    let now = app.clock.now();
+    let at = |ms: i64| crate::helpers::rfc3339(now.plus_millis(ms));
+    let ended = app
+        .create_campaign(json!({"issuance": "shared_code", "code": "REOPEN",
+            "issue_starts_at": at(-7_200_000), "issue_ends_at": at(-3_600_000)}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.create_campaign(json!({"issuance": "shared_code", "code": "REOPEN"}))
+        .await;
+    // Reopening the ended one would make two live campaigns with one code.
+    assert_error(
+        app.patch_json(
+            &format!("/api/v1/campaigns/{ended}"),
+            Some(&app.admin),
+            &json!({"issue_ends_at": at(7_200_000)}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "code_taken",
+    )
+    .await;
+    let view = body(app.get(&format!("/api/v1/campaigns/{ended}"), None).await).await;
+    assert_eq!(view["status"], "ended", "nothing changed");
+
+    // A shared code spelled like an existing unique code is refused.
+    let campaign = codes_campaign(&app, 10, 1).await;
+    make_codes(&app, &campaign, 1, None).await;
+    let unique = export(&app, &campaign).await[0].0.clone();
+    let r = app
+        .post_json(
+            "/api/v1/campaigns",
+            Some(&app.admin),
+            &app.campaign_body(json!({"issuance": "shared_code", "code": unique})),
+        )
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "code_taken").await;
 }

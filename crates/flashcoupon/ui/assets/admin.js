@@ -631,6 +631,9 @@ async function refreshDashboard(d) {
     d.stats = s.claims;
     $('kpi-reserved').textContent = num(s.checkout.reserved);
     $('kpi-used').textContent = num(s.checkout.used);
+    // Unknown or used codes tried, and tries refused for guessing: a sudden
+    // rise is somebody enumerating codes.
+    $('kpi-guesses').textContent = `${num(s.code_guesses.failed)} / ${num(s.code_guesses.refused)}`;
     renderStock();
     renderStats();
     await loadWinners(d, d.dense);
