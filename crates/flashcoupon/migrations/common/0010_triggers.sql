@@ -9,8 +9,8 @@ CREATE TABLE trigger_events (
     -- 'signup', 'first_order_paid' or 'custom:<name>'
     name        TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 71),
     user_id     TEXT NOT NULL,
-    -- how it arrived: 'signup', 'http' or 'amqp'
-    source      TEXT NOT NULL CHECK (source IN ('signup', 'http', 'amqp')),
+    -- how it arrived: 'signup', 'order' (a first paid order), 'http' or 'amqp'
+    source      TEXT NOT NULL CHECK (source IN ('signup', 'order', 'http', 'amqp')),
     received_at BIGINT NOT NULL,
     lease_until BIGINT,
     done_at     BIGINT,

@@ -52,7 +52,7 @@ pub struct TriggerEventView {
     /// `signup`, `first_order_paid` or `custom:<name>`.
     pub name: String,
     pub user_id: UserId,
-    /// `signup`, `http` or `amqp`.
+    /// `signup`, `order` (a first paid order), `http` or `amqp`.
     pub source: String,
     /// `pending` until every campaign with the trigger decided, then `done`.
     pub status: String,

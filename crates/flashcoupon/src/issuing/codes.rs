@@ -248,6 +248,10 @@ const CODES_PER_ROUND: i64 = 5_000;
 /// A job's lease: renewed every round; one that runs out (its instance
 /// died) lets another instance take the job over.
 pub const JOB_LEASE: Duration = Duration::from_secs(30);
+/// The most a round waits for the record to copy the last one out of its
+/// write-ahead log (a drop writing at the same time may keep it from ever
+/// catching up; the job goes on then).
+const LOG_CATCH_UP: Duration = Duration::from_secs(2);
 /// A round that fails this many times in a row fails the job.
 const ROUND_ATTEMPTS: u32 = 4;
 
@@ -381,7 +385,9 @@ async fn work(state: &Shared, mut job: Job, mut held: Timestamp) {
                 tokio::time::sleep(Duration::from_millis(500 << failures)).await;
             }
         }
-        // Let claims and their group commit go first between rounds.
+        // Let the record copy the round out of its log (SQLite), and claims
+        // and their group commit go first, between rounds.
+        state.store.let_log_catch_up(LOG_CATCH_UP).await;
         tokio::task::yield_now().await;
     }
     tracing::info!(job = %job.id, total = job.total, "code job: done");

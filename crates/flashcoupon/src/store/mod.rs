@@ -182,6 +182,12 @@ pub trait Store:
     async fn ping(&self) -> Result<(), StoreError>;
     /// Background upkeep to run while serving (SQLite's checkpoints).
     fn upkeep(&self) -> Option<BoxFuture<'static, ()>>;
+    /// For a bulk writer between two big transactions: wait, at most
+    /// `within`, until what was written is out of the write-ahead log, so
+    /// the next write starts the log over instead of growing it. SQLite only:
+    /// a writer that never pauses keeps the log from ever being reset (a
+    /// million codes left a 5 GB log). Nothing to wait for on PostgreSQL.
+    async fn let_log_catch_up(&self, _within: std::time::Duration) {}
     async fn close(&self);
 }
 

@@ -15,7 +15,7 @@ pub struct TriggerEvent {
     /// `signup`, `first_order_paid` or `custom:<name>`.
     pub name: String,
     pub user_id: UserId,
-    /// `signup`, `http` or `amqp`.
+    /// `signup`, `order`, `http` or `amqp`.
     pub source: String,
     pub received_at: Timestamp,
     pub done_at: Option<Timestamp>,

@@ -112,6 +112,9 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // Checkpoints run in `checkpoint`, off the commit path (see there).
             .pragma("wal_autocheckpoint", "0")
+            // Once the log starts over, its file is cut back to this: a
+            // burst of writes does not keep its disk space for ever.
+            .pragma("journal_size_limit", "67108864")
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -233,6 +236,23 @@ impl Store for SqliteStore {
                 }
             }
         }))
+    }
+
+    async fn let_log_catch_up(&self, within: Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            // (busy, frames in the log, frames copied into the database)
+            let copied: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&self.pool)
+                    .await;
+            match copied {
+                Ok((_, log, done)) if done < log && started.elapsed() < within => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Checkpoint what is left and close every connection.
