@@ -172,8 +172,6 @@ impl RateLimits {
     }
 
     /// Drop the state of keys that are back to a full quota, so memory does not
-
-    /// Drop the state of keys that are back to a full quota, so memory does not
     /// grow with every user ever seen.
     pub fn forget_idle(&self) {
         for l in [&self.claims, &self.writes].into_iter().flatten() {
