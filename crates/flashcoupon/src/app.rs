@@ -157,7 +157,7 @@ impl Application {
             .refresh(&*engines.store)
             .await
             .context("reading revoked tokens")?;
-        let passwords = PasswordHasher::new()?;
+        let passwords = PasswordHasher::new(settings.hash_nice)?;
         ensure_first_admin(settings, &*engines.store, &passwords, &clock).await?;
         let mut writers: Vec<Box<dyn RowWriter<NewCouponRow>>> =
             Vec::with_capacity(engines.writers);

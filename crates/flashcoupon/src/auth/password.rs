@@ -1,11 +1,15 @@
 //! Password hashing with argon2id (the crate's defaults: 19 MiB, 2 passes).
 //!
-//! Hashing is deliberately slow and memory-hungry, so it runs on the blocking
-//! pool within a budget: a few at once, a bounded queue behind them, and
+//! Hashing is deliberately slow and memory-hungry, so it runs on threads of
+//! its own within a budget: a few at once, a bounded queue behind them, and
 //! `Busy` (503) beyond, so a flood of logins can neither spawn hundreds of
-//! 19 MiB hashing threads nor queue without end.
+//! 19 MiB hashing threads nor queue without end. Those threads run at a
+//! lower CPU priority (`--hash-nice`, 10 by default): during a drop, a
+//! log-in flood gets what the claims leave rather than an equal share (a
+//! profile of the abuse benchmark found Argon2 in 54% of the server's
+//! samples, at the same priority as the claims).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
@@ -42,8 +46,8 @@ pub enum HashError {
 
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    /// Hashes running at once (each ~19 MiB and a core for a while).
-    running: Arc<Semaphore>,
+    /// The hashing threads (each hash ~19 MiB and a core for a while).
+    pool: HashPool,
     /// Hashes running or waiting: the global budget. Beyond it, `Busy`.
     admitted: Arc<Semaphore>,
     /// Verified against when the e-mail is unknown, so "no such user" takes
@@ -51,28 +55,30 @@ pub struct PasswordHasher {
     decoy: Arc<str>,
 }
 
-/// Hashes that may wait for a running slot before callers are told `Busy`.
+/// Hashes that may wait for a thread before callers are told `Busy`.
 const QUEUE: usize = 64;
 
 impl PasswordHasher {
-    pub fn new() -> anyhow::Result<Self> {
+    /// Two hashing threads per core, at `nice` (0: the server's own priority).
+    pub fn new(nice: i32) -> anyhow::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::with_budget(workers * 2, QUEUE)
+        Self::with_budget(workers * 2, QUEUE, nice)
     }
 
-    /// `running` at once, and at most `queued` more waiting.
-    pub fn with_budget(running: usize, queued: usize) -> anyhow::Result<Self> {
+    /// `running` threads at `nice`, and at most `queued` more hashes waiting.
+    pub fn with_budget(running: usize, queued: usize, nice: i32) -> anyhow::Result<Self> {
         Ok(Self {
-            running: Arc::new(Semaphore::new(running)),
+            pool: HashPool::start(running, nice)?,
             admitted: Arc::new(Semaphore::new(running + queued)),
             decoy: hash_password("decoy password, never matches")?.into(),
         })
     }
 
-    /// Run `job` within the budget. The permits belong to a task of its own,
-    /// not to the caller's future: a client that hangs up mid-hash (its
-    /// request future dropped) cannot free its slot while the hash still
-    /// burns a core, so the budget counts every hash really running.
+    /// Run `job` within the budget. The permit goes with the job to its
+    /// thread, not with the caller's future: a client that hangs up
+    /// mid-hash (its request future dropped) cannot free its slot while the
+    /// hash still burns a core, so the budget counts every hash really
+    /// running or waiting.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -82,13 +88,15 @@ impl PasswordHasher {
             .clone()
             .try_acquire_owned()
             .map_err(|_| HashError::Busy)?;
-        let running = self.running.clone();
-        let task = tokio::spawn(async move {
-            let _admitted = admitted;
-            let _running = running.acquire_owned().await?;
-            anyhow::Ok(tokio::task::spawn_blocking(job).await?)
-        });
-        Ok(task.await.map_err(anyhow::Error::from)??)
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.pool.submit(Box::new(move || {
+            let out = job();
+            drop(admitted);
+            let _ = done.send(out);
+        }))?;
+        Ok(answer
+            .await
+            .map_err(|_| anyhow::anyhow!("a hashing thread stopped"))?)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
@@ -104,13 +112,94 @@ impl PasswordHasher {
     }
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads: started once, each lowered to its `nice`, taking
+/// jobs from one queue (the budget bounds it) until the pool is dropped.
+#[derive(Debug, Clone)]
+struct HashPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn start(threads: usize, nice: i32) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || {
+                    lower_priority(nice);
+                    loop {
+                        // The lock is held only to take the next job.
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // every sender is gone
+                        }
+                    }
+                })?;
+        }
+        Ok(Self { jobs })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the hashing threads stopped").into())
+    }
+}
+
+/// Lower this thread's CPU priority to `nice` (Linux: a thread has its own
+/// nice value; lowering needs no privilege). Elsewhere, or on failure, the
+/// thread keeps the server's priority and says so.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let thread = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(thread), nice) {
+            tracing::warn!(error = %e, nice, "could not lower the hashing thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    tracing::info!(
+        nice,
+        "hashing threads keep the server's priority on this system"
+    );
+}
+
+/// The nice value of the calling thread (Linux), for the test below.
+#[cfg(all(test, target_os = "linux"))]
+fn current_nice() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_threads_of_lower_priority() {
+        let hasher = PasswordHasher::with_budget(1, 1, 10).unwrap();
+        let nice = hasher.run(current_nice).await.unwrap();
+        assert_eq!(nice, 10);
+        assert_eq!(
+            hasher.run(current_nice).await.unwrap(),
+            10,
+            "every job, not just the first"
+        );
+        // The server's own threads are untouched.
+        assert_eq!(current_nice(), 0);
+    }
+
     #[tokio::test]
     async fn beyond_the_budget_callers_are_told_busy_and_abandoned_hashes_still_count() {
-        let hasher = PasswordHasher::with_budget(1, 1).unwrap();
+        let hasher = PasswordHasher::with_budget(1, 1, 0).unwrap();
         // Two hashes in the budget (one running, one queued), started and
         // then abandoned by their callers, as a client hanging up would.
         let first = tokio::spawn({

@@ -184,6 +184,27 @@ pub fn add_body_rules(doc: &mut utoipa::openapi::OpenApi) {
                     "valid_days": {"type": "null"}}}
             ]),
         ),
+        // A code with shared_code, and only then; a trigger only with claim.
+        (
+            "NewCampaign",
+            "allOf",
+            json!([
+                {"oneOf": [
+                    {"required": ["issuance", "code"], "properties": {
+                        "issuance": {"const": "shared_code"},
+                        "code": {"type": "string"}}},
+                    {"properties": {
+                        "issuance": {"enum": ["claim", "codes"]},
+                        "code": {"type": "null"}}}
+                ]},
+                {"anyOf": [
+                    {"properties": {"trigger": {"type": "null"}}},
+                    {"required": ["trigger"], "properties": {
+                        "trigger": {"type": "string"},
+                        "issuance": {"const": "claim"}}}
+                ]}
+            ]),
+        ),
         // At least one change.
         (
             "CampaignPatch",
