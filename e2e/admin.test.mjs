@@ -285,7 +285,8 @@ test('an admin makes a unique-codes campaign and 30 codes in the console; a shop
   assert.equal(new Set(codes.map(([c]) => c)).size, 30, 'no code twice');
   const code = codes[0][0];
 
-  // The job is remembered: the dashboard shows it again after a reload.
+  // The job is in the record: the dashboard shows it again after a reload
+  // (from GET /admin/campaigns/{id}/jobs, so in any browser).
   await page.reload();
   await page.locator('[data-testid="codes-job"][data-status="done"]').waitFor();
 

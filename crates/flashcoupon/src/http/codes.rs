@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(redeem))
         .routes(routes!(start_job))
         .routes(routes!(job))
+        .routes(routes!(campaign_jobs))
         .routes(routes!(export))
 }
 
@@ -181,6 +182,34 @@ pub async fn job(
     let id: JobId = parse_path_id(&id)?;
     let job = state.store.get_job(id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(job.into()))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    /// Newest first, at most 100.
+    pub jobs: Vec<JobView>,
+}
+
+/// A campaign's code jobs, newest first (admin): what the console shows
+/// after a reload, and how many codes were asked for so far.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/jobs", tag = "codes",
+    params(("id" = String, Path, description = "campaign id")), security(("bearer" = ["admin"])),
+    responses((status = 200, body = JobList), (status = 404, body = ErrorBody)))]
+pub async fn campaign_jobs(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<JobList>, ApiError> {
+    let campaign: CampaignId = parse_path_id(&id)?;
+    state
+        .store
+        .get_campaign(campaign)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let jobs = state.store.campaign_jobs(campaign, 100).await?;
+    Ok(Json(JobList {
+        jobs: jobs.into_iter().map(JobView::from).collect(),
+    }))
 }
 
 /// Codes read per page of the export: memory stays flat however many.

@@ -90,6 +90,9 @@ pub trait CodeStore {
     /// the campaign's codes past its stock (`Ok(false)`, nothing written).
     async fn create_code_job(&self, job: &Job) -> Result<bool, StoreError>;
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+    /// A campaign's jobs, newest first (at most `limit`).
+    async fn campaign_jobs(&self, campaign: CampaignId, limit: u32)
+    -> Result<Vec<Job>, StoreError>;
     /// Lease the oldest running job nobody holds past `now`, until `until`.
     async fn lease_job(&self, now: Timestamp, until: Timestamp) -> Result<Option<Job>, StoreError>;
     /// Insert these codes for `job`, whose lease runs until `held` (one
@@ -300,6 +303,25 @@ macro_rules! code_queries {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.as_ref().map($crate::store::codes::job).transpose()?)
+            }
+
+            async fn campaign_jobs(
+                &self,
+                campaign: CampaignId,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::Job>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM jobs WHERE campaign_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                    $crate::store::codes::JOB_COLUMNS
+                ))
+                .bind(campaign.to_string())
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::codes::job)
+                    .collect::<Result<_, _>>()?)
             }
 
             async fn lease_job(

@@ -192,6 +192,23 @@ async fn a_job_makes_codes_that_export_and_redeem_once_each() {
     // The record: one coupon per redeemed code, carrying it.
     assert_eq!(app.record(&campaign).await.len(), 3);
 
+    // The campaign's jobs, newest first.
+    let jobs = body(
+        app.get(
+            &format!("/api/v1/admin/campaigns/{campaign}/jobs"),
+            Some(&app.admin),
+        )
+        .await,
+    )
+    .await;
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0]["status"].as_str(), jobs[0]["done"].as_i64()),
+        (Some("done"), Some(20))
+    );
+    assert_eq!(jobs[0]["id"], job["id"]);
+
     // Not by the button, and unknown codes are one answer.
     assert_error(
         app.issue(&campaign, &bob_token, None).await,
@@ -303,6 +320,25 @@ async fn codes_never_outnumber_the_stock_and_bad_jobs_change_nothing() {
     .await;
     // Nothing of the refused jobs was written.
     assert!(export(&app, &other).await.is_empty());
+    let jobs = body(
+        app.get(
+            &format!("/api/v1/admin/campaigns/{other}/jobs"),
+            Some(&app.admin),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0);
+    assert_error(
+        app.get(
+            &format!("/api/v1/admin/campaigns/{unknown}/jobs"),
+            Some(&app.admin),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

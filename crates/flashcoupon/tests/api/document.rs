@@ -303,7 +303,7 @@ async fn the_document_marks_the_admin_operations_and_a_shopper_gets_403_from_eac
         }
     }
     // Campaigns (create, patch), bulk users, webhooks (5), the dashboard (3),
-    // service keys (3), payment events, codes (job, its progress, the CSV),
-    // trigger events (post, read).
-    assert_eq!(admin_only, 21, "every admin route is marked");
+    // service keys (3), payment events, codes (job, its progress, a
+    // campaign's jobs, the CSV), trigger events (post, read).
+    assert_eq!(admin_only, 22, "every admin route is marked");
 }

@@ -508,10 +508,6 @@ function renderStock() {
 
 // ---- unique codes ---------------------------------------------------------------------------
 
-/** The last job started for a campaign, remembered in this browser: the
- * API has no list of a campaign's jobs, and a reload should not lose one. */
-const jobKey = (campaignId) => `fc.codes-job.${campaignId}`;
-
 function openCodes(d, atCodes) {
   const codes = d.campaign.issuance === 'codes';
   $('codes-panel').hidden = !codes;
@@ -528,8 +524,17 @@ function openCodes(d, atCodes) {
     $('codes-panel').scrollIntoView({ block: 'start' });
     $('codes-count').focus();
   }
-  const last = localStorage.getItem(jobKey(d.id));
-  if (last) pollJob(d, last);
+  showLastJob(d);
+}
+
+/** The campaign's newest job from the record (any admin, any browser). */
+async function showLastJob(d) {
+  try {
+    const { jobs } = await call('GET', `/api/v1/admin/campaigns/${d.id}/jobs`);
+    if (dash === d && jobs.length > 0) pollJob(d, jobs[0].id);
+  } catch (err) {
+    if (dash === d && err.code !== 'network') toast(err.text, 'error');
+  }
 }
 
 function renderCodes() {
@@ -562,11 +567,7 @@ async function pollJob(d, jobId) {
     if (job.status !== 'running') return;
   } catch (err) {
     if (dash !== d) return;
-    if (err.code === 'not_found') {
-      // Remembered here, gone there (another server's data): forget it.
-      localStorage.removeItem(jobKey(d.id));
-      return;
-    }
+    if (err.code === 'not_found') return;
     // A blip (network, 503): keep asking, a little slower.
     if (err.code !== 'network' && err.status < 500) {
       toast(err.text, 'error');
@@ -608,7 +609,6 @@ async function startCodes(e) {
   try {
     const { job } = await call('POST', `/api/v1/campaigns/${d.id}/codes`, body);
     if (dash !== d) return;
-    localStorage.setItem(jobKey(d.id), job.id);
     toast(t('codes.started'), 'ok');
     d.job = job;
     renderCodes();
