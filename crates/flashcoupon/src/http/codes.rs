@@ -1,15 +1,16 @@
 //! Codes: redeem one (shoppers), start a code job, watch it, and export a
 //! campaign's codes as CSV (admins).
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::csv;
+use super::dashboard::campaign;
 use super::extract::ClientAddr;
 use super::issue::answer;
 use super::views::CouponView;
@@ -200,12 +201,7 @@ pub async fn campaign_jobs(
     _admin: AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<JobList>, ApiError> {
-    let campaign: CampaignId = parse_path_id(&id)?;
-    state
-        .store
-        .get_campaign(campaign)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let campaign = campaign(&state, &id).await?.id;
     let jobs = state.store.campaign_jobs(campaign, 100).await?;
     Ok(Json(JobList {
         jobs: jobs.into_iter().map(JobView::from).collect(),
@@ -226,50 +222,31 @@ pub async fn export(
     _admin: AdminUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let campaign: CampaignId = parse_path_id(&id)?;
-    state
-        .store
-        .get_campaign(campaign)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    // One page per poll; `None` after the last. A read that fails ends the
-    // body early (the client sees a truncated transfer, not a short file
-    // that looks whole).
-    let pages = futures_util::stream::unfold(Some(None::<String>), move |after| {
-        let state = state.clone();
-        async move {
-            let after = after?;
-            let page = state
-                .store
-                .code_page(campaign, after.as_deref(), EXPORT_PAGE)
-                .await;
-            Some(match page {
-                Err(e) => (Err(std::io::Error::other(e.to_string())), None),
-                Ok(lines) => {
-                    let next = (lines.len() == EXPORT_PAGE as usize)
-                        .then(|| lines.last().map(|l| l.code.clone()));
-                    let mut csv = if after.is_none() {
-                        String::from("code,state,coupon_id,user_id,redeemed_at\n")
-                    } else {
-                        String::new()
-                    };
-                    for line in &lines {
-                        csv_line(&mut csv, line);
-                    }
-                    (Ok(Bytes::from(csv)), next)
+    let campaign = campaign(&state, &id).await?.id;
+    let head = "code,state,coupon_id,user_id,redeemed_at";
+    csv::streamed(
+        format!("codes-{campaign}.csv"),
+        head,
+        None,
+        move |after: Option<String>| {
+            let state = state.clone();
+            async move {
+                let page = state
+                    .store
+                    .code_page(campaign, after.as_deref(), EXPORT_PAGE)
+                    .await?;
+                let next = (page.len() == EXPORT_PAGE as usize)
+                    .then(|| page.last().map(|l| Some(l.code.clone())))
+                    .flatten();
+                let mut lines = String::new();
+                for line in &page {
+                    csv_line(&mut lines, line);
                 }
-            })
-        }
-    });
-    let filename = format!("attachment; filename=\"codes-{campaign}.csv\"");
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, filename),
-        ],
-        Body::from_stream(pages),
+                Ok((lines, next))
+            }
+        },
     )
-        .into_response())
+    .await
 }
 
 /// One CSV line. Every field is of a known shape (codes are `A-Z 0-9 -`,

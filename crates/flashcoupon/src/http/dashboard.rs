@@ -1,10 +1,8 @@
 //! What the admin console's campaign dashboard reads: live claim statistics
 //! and the winners in `seq` order, as JSON pages or one CSV download.
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -29,7 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(winners_csv))
 }
 
-async fn campaign(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
+/// The campaign a path names: 404 if it names none.
+pub(super) async fn campaign(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
     let id: CampaignId = parse_path_id(id)?;
     state
         .store
@@ -217,41 +216,18 @@ pub async fn winners_csv(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let campaign = campaign(&state, &id).await?;
-    // The first page is read before answering, so a record that cannot be
-    // read is a clear 503, not a 200 cut short.
-    let first = state.store.winners(campaign.id, 0, CSV_PAGE).await?;
-    let mut head = "seq,coupon_id,user_id,email,issued_at,status,used_at,order_id\n".to_owned();
-    let after = csv_page(&mut head, first, state.clock.now());
-    // The rest is streamed a page at a time, so a million winners never sit in memory.
-    let pages = futures_util::stream::try_unfold(after, move |after| {
+    let filename = format!("winners-{}.csv", campaign.id);
+    let head = "seq,coupon_id,user_id,email,issued_at,status,used_at,order_id";
+    super::csv::streamed(filename, head, 0, move |after| {
         let state = state.clone();
         async move {
-            let Some(after) = after else {
-                return Ok::<_, ApiError>(None);
-            };
             let rows = state.store.winners(campaign.id, after, CSV_PAGE).await?;
-            let mut chunk = String::new();
-            let next = csv_page(&mut chunk, rows, state.clock.now());
-            Ok(Some((chunk, next)))
+            let mut lines = String::new();
+            let next = csv_page(&mut lines, rows, state.clock.now());
+            Ok((lines, next))
         }
-    });
-    let body =
-        futures_util::StreamExt::chain(futures_util::stream::once(async move { Ok(head) }), pages);
-    let body = futures_util::TryStreamExt::map_err(body, |e: ApiError| {
-        tracing::warn!(error = %e, "winners CSV cut short");
-        std::io::Error::other(e.to_string())
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"winners-{}.csv\"", campaign.id),
-            ),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response())
+    })
+    .await
 }
 
 /// Append a page of rows as CSV lines; the `seq` to read after, if the page was full.
@@ -280,36 +256,7 @@ fn csv_line(w: &WinnerView) -> String {
         w.used_at.map(|t| t.to_string()).unwrap_or_default(),
         w.order_id.clone().unwrap_or_default(),
     ];
-    let mut line = fields.map(|f| csv_field(&f)).join(",");
+    let mut line = fields.map(|f| super::csv::field(&f)).join(",");
     line.push('\n');
     line
-}
-
-/// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a
-/// formula (order ids are free text).
-pub(crate) fn csv_field(raw: &str) -> String {
-    let guarded = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{raw}")
-    } else {
-        raw.to_owned()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
-    }
 }
