@@ -3,7 +3,7 @@
 
 /// A winners-CSV field, as the export writes it.
 pub fn csv_field(raw: &str) -> String {
-    crate::http::dashboard::csv_field(raw)
+    crate::http::csv::field(raw)
 }
 
 /// An `Idempotency-Key` header's bytes, if the server accepts them.

@@ -59,7 +59,7 @@ where
 
 /// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a
 /// formula (order ids are free text).
-pub(super) fn field(raw: &str) -> String {
+pub(crate) fn field(raw: &str) -> String {
     let guarded = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{raw}")
     } else {

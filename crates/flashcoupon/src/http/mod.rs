@@ -5,7 +5,7 @@
 mod accounts;
 mod campaigns;
 mod codes;
-mod csv;
+pub(crate) mod csv;
 pub(crate) mod dashboard;
 mod error;
 pub(crate) mod extract;
