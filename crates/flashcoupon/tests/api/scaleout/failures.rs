@@ -1,6 +1,8 @@
 //! Failures mid-storm: `kill -9` of an instance, Redis restarting empty,
 //! PostgreSQL stopping; and a Redis Cluster.
 
+use redis::AsyncCommands;
+
 use super::*;
 
 /// The real binary as one scale-out instance.
@@ -58,22 +60,54 @@ async fn a_kill_9_of_one_instance_mid_storm_loses_and_leaks_nothing() {
     let users = bulk_users(&client, &targets[1], &admin, "kill", 3_000).await;
     let campaign = create_campaign(&client, &targets[1], &admin, STOCK).await;
 
-    // SIGKILL the first instance once 300 coupons are out; its users' claims
-    // fail over (same key) to the survivors.
-    let pid = doomed.child.id();
-    let killed = Arc::new(AtomicUsize::new(0));
-    let flag = killed.clone();
-    let issued = storm(&client, &targets, &campaign, &users, "kill", move |n| {
-        if n >= 300 && flag.swap(1, Ordering::SeqCst) == 0 {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    // Once 300 coupons are out, freeze the first instance (SIGSTOP) and look
+    // in Redis for claims it holds in flight: seqs still pending 300 ms later
+    // are its own (the survivors settle theirs in milliseconds, the
+    // reconciler waits 1.5 s). None yet: let it run on (SIGCONT) and look
+    // again 50 coupons later. Some: SIGKILL it. Its users' claims fail over
+    // (same key) to the survivors, and its claims in flight must be settled
+    // by a survivor's reconciler. Without the look, a kill could land with
+    // nothing in flight and the reconciler would have nothing to prove.
+    let pid = doomed.child.id().to_string();
+    let out = Arc::new(AtomicUsize::new(0));
+    let counter = out.clone();
+    let pend = format!("{prefix}:{{c:{campaign}}}:pend");
+    let killer = tokio::spawn(async move {
+        let redis = redis::Client::open(redis_url()).unwrap();
+        let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+        let signal = |sig: &str| {
+            let status = Command::new("kill").args([sig, &pid]).status().unwrap();
+            assert!(status.success(), "kill {sig}");
+        };
+        let mut at = 300;
+        while at < STOCK - 100 {
+            if out.load(Ordering::SeqCst) < at {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            signal("-STOP");
+            let before: Vec<u32> = conn.zrange(&pend, 0, -1).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let after: Vec<u32> = conn.zrange(&pend, 0, -1).await.unwrap();
+            let stuck: Vec<u32> = before.into_iter().filter(|s| after.contains(s)).collect();
+            if stuck.is_empty() {
+                signal("-CONT");
+                at += 50;
+                continue;
+            }
+            signal("-KILL");
+            return Some((stuck, conn, pend));
         }
+        None
+    });
+    let issued = storm(&client, &targets, &campaign, &users, "kill", move |n| {
+        counter.store(n, Ordering::SeqCst);
     })
     .await;
-    assert_eq!(
-        killed.load(Ordering::SeqCst),
-        1,
-        "the instance was killed mid-storm"
-    );
+    let (stuck, mut conn, pend) = killer
+        .await
+        .unwrap()
+        .expect("the instance was killed mid-storm with claims in flight");
     let _ = doomed.child.wait();
 
     let survivors: Vec<String> = targets[1..].to_vec();
@@ -83,25 +117,29 @@ async fn a_kill_9_of_one_instance_mid_storm_loses_and_leaks_nothing() {
     check_promises(&rows, &all, STOCK);
     assert_eq!(rows.len(), STOCK, "sold out exactly: nothing leaked");
     // The dead instance's claims in flight are settled by a survivor's
-    // reconciler once they are old enough. If they all landed before the
-    // kill, the drop could sell out without waiting for that: poll for it
-    // (bounded) rather than read the counter once.
-    let mut reconciled = 0.0;
+    // reconciler once they are old enough; the drop can sell out before
+    // that (claims that did commit fill the stock), so poll, bounded.
+    let mut left = stuck.clone();
     for _ in 0..150 {
-        reconciled = 0.0;
-        for base in &survivors {
-            reconciled +=
-                crate::helpers::metric_at(&client, base, "flashcoupon_gate_reconciled_total ")
-                    .await;
-        }
-        if reconciled > 0.0 {
+        let pending: Vec<u32> = conn.zrange(&pend, 0, -1).await.unwrap();
+        left.retain(|s| pending.contains(s));
+        if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        reconciled > 0.0,
-        "the dead instance's claims in flight were reconciled"
+        left.is_empty(),
+        "the dead instance's claims in flight {stuck:?} were settled; still pending: {left:?}"
+    );
+    let mut reconciled = 0.0;
+    for base in &survivors {
+        reconciled +=
+            crate::helpers::metric_at(&client, base, "flashcoupon_gate_reconciled_total ").await;
+    }
+    assert!(
+        reconciled >= 1.0,
+        "a survivor's reconciler settled them ({reconciled})"
     );
 }
 
