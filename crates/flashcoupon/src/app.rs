@@ -291,17 +291,21 @@ impl Application {
                 }
             }
         });
-        tasks.spawn_loop("reservation expiry", {
+        tasks.spawn_loop("hold and points expiry", {
             let state = state.clone();
             async move {
-                // Every instance: each hold expires once (the record decides),
-                // within about a second of its time.
+                // Every instance: each hold (a coupon's, points') and each
+                // lot of points expires once (the record decides), within
+                // about a second of its time.
                 let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     every.tick().await;
                     if let Err(e) = crate::spending::reservations::expire_due(&state).await {
                         tracing::debug!(error = %e, "reservation expiry: will retry");
+                    }
+                    if let Err(e) = crate::points::expire_due(&state).await {
+                        tracing::debug!(error = %e, "points expiry: will retry");
                     }
                 }
             }

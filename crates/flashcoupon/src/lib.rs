@@ -40,6 +40,8 @@ pub mod metrics;
 pub mod notify;
 /// Payment events (from the broker or HTTP): an order's holds confirmed or released, its spends refunded, once per event id.
 pub mod payments;
+/// Points (적립금): earn, spend, adjust, refund, holds for orders, expiry; the ledger is `store::points`.
+pub mod points;
 /// Per-user claim and write limits, per-address sign-in limits (GCRA), and failed code redemptions.
 pub mod rate_limit;
 /// One Redis connection type (a server or a cluster), reconnecting by itself.

@@ -21,10 +21,12 @@ use crate::domain::ids::CouponId;
 use crate::domain::timestamp::{self, Timestamp};
 use crate::events::{Event, Payload};
 use crate::notify::CouponEvent;
+use crate::points;
 use crate::spending::{SpendError, cancelled_event, used_event};
 use crate::state::Shared;
 use crate::store::{
-    Applied, HoldRecord, HoldState, InboundItem, InboundRecord, OrderStep, Reports, StoreError,
+    Applied, HoldRecord, HoldState, InboundItem, InboundRecord, LedgerWrite, OrderStep, PointEntry,
+    PointHold, Reports, StoreError,
 };
 
 /// How many times an event is read and tried again when concurrent changes
@@ -171,6 +173,8 @@ struct Plan {
     /// A payment that confirms nothing because the order's holds had ended:
     /// those coupons, reported as `payment.after_expiry` for a refund.
     late: Vec<CouponId>,
+    /// Points whose holds for the order had ended, for the same report.
+    late_points: i64,
     /// `expired`, or `released` if none of them expired.
     late_reason: &'static str,
     outcome: String,
@@ -259,6 +263,101 @@ fn plan(kind: PaymentEventType, holds: &[HoldRecord], spends: &[CouponId], now: 
     plan
 }
 
+/// What `event` does to the points the order holds or spent, added to
+/// the coupons' `plan`: the same rules (a payment confirms live holds and
+/// reports ended ones if it confirms nothing else; a failure or a
+/// cancellation releases; a refund gives spends back and releases).
+fn plan_points(
+    state: &Shared,
+    event: &PaymentEvent,
+    holds: &[PointHold],
+    spends: &[PointEntry],
+    now: Timestamp,
+    plan: &mut Plan,
+) {
+    if holds.is_empty() && spends.is_empty() {
+        return;
+    }
+    let coupon_steps = plan.steps.len();
+    let release_live = |plan: &mut Plan| {
+        for h in holds.iter().filter(|h| h.state == HoldState::Held) {
+            let w = points::ending(h, HoldState::Released, now);
+            plan.steps.push(OrderStep::Points(Box::new(w)));
+        }
+    };
+    let mut said = String::new();
+    match event.kind {
+        PaymentEventType::PaymentSucceeded => {
+            let (mut ended, mut expired) = (0, false);
+            for h in holds {
+                match h.state {
+                    HoldState::Held if h.expires_at > now => {
+                        let w = points::ending(h, HoldState::Confirmed, now);
+                        let w = points::ending_with_reports(state, w, true);
+                        plan.steps.push(OrderStep::Points(Box::new(w)));
+                    }
+                    HoldState::Held | HoldState::Expired => {
+                        expired = true;
+                        ended += h.amount;
+                    }
+                    HoldState::Released => ended += h.amount,
+                    HoldState::Confirmed => {}
+                }
+            }
+            let confirmed = plan.steps.len() - coupon_steps;
+            if plan.steps.is_empty() {
+                plan.late_points = ended;
+                if expired || plan.late.is_empty() {
+                    plan.late_reason = if expired { "expired" } else { "released" };
+                }
+                if ended > 0 {
+                    said = format!(
+                        "a points hold of {ended} had {}: published payment.after_expiry",
+                        if expired { "expired" } else { "been released" }
+                    );
+                }
+            } else if coupon_steps == 0 && !plan.late.is_empty() {
+                // The points were confirmed: the payment was for them.
+                plan.late.clear();
+                plan.outcome = "nothing else to confirm".into();
+            }
+            if confirmed > 0 {
+                said = format!("confirmed {confirmed} points hold(s)");
+            }
+        }
+        PaymentEventType::PaymentFailed | PaymentEventType::OrderCancelled => {
+            release_live(plan);
+            let n = plan.steps.len() - coupon_steps;
+            if n > 0 {
+                said = format!("released {n} points hold(s)");
+            }
+        }
+        PaymentEventType::OrderRefunded => {
+            for spend in spends {
+                let reason = format!("order {} refunded", event.order_id);
+                let w = LedgerWrite::refund_spend(spend, None, reason, now);
+                plan.steps.push(OrderStep::Points(Box::new(w)));
+            }
+            release_live(plan);
+            let n = plan.steps.len() - coupon_steps;
+            if n > 0 {
+                said = format!(
+                    "refunded {} points spend(s), released {} points hold(s)",
+                    spends.len(),
+                    n - spends.len()
+                );
+            }
+        }
+    }
+    if !said.is_empty() {
+        plan.outcome = if coupon_steps == 0 && plan.late.is_empty() {
+            said
+        } else {
+            format!("{}; {said}", plan.outcome)
+        };
+    }
+}
+
 /// An event read and planned, ready to commit: the record, its steps and
 /// reports, and the coupon events to announce once committed.
 #[derive(Debug)]
@@ -301,6 +400,10 @@ async fn prepare_many(
     for h in state.store.holds_of_orders(&orders).await? {
         holds.entry(h.order_id.clone()).or_default().push(h);
     }
+    let mut point_holds: HashMap<String, Vec<PointHold>> = HashMap::new();
+    for h in state.store.point_holds_of_orders(&orders).await? {
+        point_holds.entry(h.order_id.clone()).or_default().push(h);
+    }
     let now = state.record_now().await?;
     let mut plans = Vec::new();
     for (i, event) in events.iter().enumerate() {
@@ -308,9 +411,16 @@ async fn prepare_many(
             continue;
         }
         let order_holds = holds.get(&event.order_id).map_or(&[][..], Vec::as_slice);
+        let order_point_holds = point_holds
+            .get(&event.order_id)
+            .map_or(&[][..], Vec::as_slice);
         // Spends matter to a refund, and to tell an unknown order.
-        let spends = if event.kind == PaymentEventType::OrderRefunded || order_holds.is_empty() {
-            match state.store.order_spends(&event.order_id).await {
+        let look = event.kind == PaymentEventType::OrderRefunded
+            || (order_holds.is_empty() && order_point_holds.is_empty());
+        let spends = if look {
+            let coupons = state.store.order_spends(&event.order_id).await;
+            let points = state.store.order_point_spends(&event.order_id).await;
+            match coupons.and_then(|c| Ok((c, points?))) {
                 Ok(spends) => spends,
                 Err(e) => {
                     out[i] = Some(Err(e.into()));
@@ -318,20 +428,26 @@ async fn prepare_many(
                 }
             }
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
-        if order_holds.is_empty() && spends.is_empty() {
+        if order_holds.is_empty()
+            && order_point_holds.is_empty()
+            && spends.0.is_empty()
+            && spends.1.is_empty()
+        {
             out[i] = Some(Err(PaymentError::UnknownOrder(event.order_id.clone())));
             continue;
         }
-        plans.push((i, plan(event.kind, order_holds, &spends, now)));
+        let mut plan = plan(event.kind, order_holds, &spends.0, now);
+        plan_points(state, event, order_point_holds, &spends.1, now, &mut plan);
+        plans.push((i, plan));
     }
     let reported: Vec<CouponId> = plans
         .iter()
         .flat_map(|(_, p)| p.steps.iter())
         .filter_map(|step| match *step {
             OrderStep::Confirm(id) | OrderStep::CancelUse(id) => Some(id),
-            OrderStep::Release(_) => None,
+            OrderStep::Release(_) | OrderStep::Points(_) => None,
         })
         .collect();
     let coupons: HashMap<CouponId, Coupon> = state
@@ -562,12 +678,13 @@ async fn reports_for(
             .extend(coupon_event.reports.outbox.iter().cloned());
         committed.push(coupon_event);
     }
-    if !plan.late.is_empty() {
+    if !plan.late.is_empty() || plan.late_points > 0 {
         let late = Event::new(
             Payload::PaymentAfterExpiry {
                 event_id: event.event_id.clone(),
                 order_id: event.order_id.clone(),
                 coupon_ids: plan.late.clone(),
+                points: plan.late_points,
                 reason: plan.late_reason,
             },
             now,

@@ -38,10 +38,16 @@ pub enum EventKind {
     /// Not a notification: tells live channels a campaign's settings changed.
     #[serde(rename = "campaign.updated")]
     CampaignUpdated,
+    #[serde(rename = "points.earned")]
+    PointsEarned,
+    #[serde(rename = "points.spent")]
+    PointsSpent,
+    #[serde(rename = "points.expiring_soon")]
+    PointsExpiringSoon,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::CouponIssued,
         EventKind::ClaimFailed,
         EventKind::ExpiringSoon,
@@ -54,6 +60,9 @@ impl EventKind {
         EventKind::ReservationExpired,
         EventKind::PaymentAfterExpiry,
         EventKind::CampaignUpdated,
+        EventKind::PointsEarned,
+        EventKind::PointsSpent,
+        EventKind::PointsExpiringSoon,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +79,9 @@ impl EventKind {
             EventKind::StockLow => "campaign.stock_low",
             EventKind::PaymentAfterExpiry => "payment.after_expiry",
             EventKind::CampaignUpdated => "campaign.updated",
+            EventKind::PointsEarned => "points.earned",
+            EventKind::PointsSpent => "points.spent",
+            EventKind::PointsExpiringSoon => "points.expiring_soon",
         }
     }
 
@@ -144,6 +156,9 @@ pub enum Payload {
         order_id: String,
         /// The coupons whose holds for the order had ended.
         coupon_ids: Vec<CouponId>,
+        /// The points whose holds for the order had ended (0: none).
+        #[serde(skip_serializing_if = "is_zero")]
+        points: i64,
         /// How they ended: `expired`, or `released` (a failure or a
         /// cancellation came first).
         reason: &'static str,
@@ -162,6 +177,31 @@ pub enum Payload {
         total_quantity: u32,
         remaining_quantity: u32,
     },
+    PointsEarned {
+        entry_id: uuid::Uuid,
+        amount: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Timestamp>,
+    },
+    PointsSpent {
+        entry_id: uuid::Uuid,
+        /// The points spent (positive).
+        amount: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    PointsExpiringSoon {
+        amount: i64,
+        expires_at: Timestamp,
+    },
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// The payload of `campaign.opening_soon` and `campaign.opened`.
@@ -195,6 +235,9 @@ impl Payload {
             Payload::SoldOut(_) => EventKind::SoldOut,
             Payload::StockLow { .. } => EventKind::StockLow,
             Payload::CampaignUpdated { .. } => EventKind::CampaignUpdated,
+            Payload::PointsEarned { .. } => EventKind::PointsEarned,
+            Payload::PointsSpent { .. } => EventKind::PointsSpent,
+            Payload::PointsExpiringSoon { .. } => EventKind::PointsExpiringSoon,
         }
     }
 

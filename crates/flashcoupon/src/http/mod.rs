@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod paging;
 mod payments;
+mod points;
 mod service_keys;
 pub(crate) mod socket;
 mod spending;
@@ -94,6 +95,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(service_keys::router())
         .merge(payments::router())
+        .merge(points::router())
         .merge(dashboard::router())
         .merge(ops::router())
 }

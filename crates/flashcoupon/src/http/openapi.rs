@@ -28,6 +28,9 @@ generate a campaign's unique codes in a background job, follow it, export them a
         (name = "spending", description = "Use, cancel-use, and reservations (reserve, confirm, release)"),
         (name = "payments", description = "Payment events from a shop's payment system: the same as the RabbitMQ queue \
 `flashcoupon.payments` (with `--amqp-url`), exactly once per `event_id`"),
+        (name = "points", description = "Points (적립금): a ledger that never goes negative. Earns are lots that \
+expire; spends, holds and expiries take from the earliest-expiring first; refunds give back to the lots spent from. \
+Shops (a service key) earn, spend, hold and refund; admins adjust with a reason"),
         (name = "service keys", description = "Keys for shop back ends calling server to server (`Authorization: Bearer fck_…`)"),
         (name = "notifications", description = "Live stock, subscriptions, inbox. Live events come over the WebSocket \
 `/api/v1/notifications/ws`, which is not an operation here: sign in with `Authorization: Bearer <token>` on the \

@@ -28,7 +28,7 @@ impl HoldState {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(super) fn parse(s: &str) -> Option<Self> {
         [
             HoldState::Held,
             HoldState::Confirmed,

@@ -3,7 +3,7 @@
 //! same [`Store`] trait, so everything above this module is shared.
 //!
 //! One file per aggregate (accounts, campaigns, coupons and their holds,
-//! inbox, the outbox, payment events, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! inbox, the outbox, payment events, the points ledger, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
 //! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
 //! differs (the group-commit writer, the gate fence, migrations).
 //!
@@ -21,6 +21,7 @@ mod holds;
 mod inbox;
 mod outbox;
 mod payments;
+pub(crate) mod points;
 pub mod postgres;
 mod service_keys;
 pub mod sqlite;
@@ -52,6 +53,10 @@ pub use holds::{HoldRecord, HoldState, HoldStore};
 pub use inbox::{ExpiringCoupon, InboxStore, NotificationRow, StoredNotification};
 pub use outbox::{OutboxRow, OutboxStore, Reports};
 pub use payments::{Applied, InboundItem, InboundRecord, OrderStep, PaymentStore};
+pub use points::{
+    EntryKind, HoldChange, LedgerWrite, LotMove, PointBalance, PointEntry, PointHold, PointLot,
+    PointStore, Posting, Written,
+};
 pub use postgres::PgStore;
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
@@ -141,6 +146,7 @@ pub trait Store:
     + InboxStore
     + OutboxStore
     + PaymentStore
+    + PointStore
     + ServiceKeyStore
     + SubscriptionStore
     + TriggerStore
@@ -203,6 +209,7 @@ macro_rules! shared_queries {
         $crate::store::inbox::inbox_queries!($store, $db);
         $crate::store::outbox::outbox_queries!($store, $db);
         $crate::store::payments::payment_queries!($store, $db);
+        $crate::store::points::point_queries!($store, $db);
         $crate::store::service_keys::service_key_queries!($store, $db);
         $crate::store::subscriptions::subscriptions_queries!($store, $db);
         $crate::store::triggers::trigger_queries!($store, $db);

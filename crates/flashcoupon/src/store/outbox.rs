@@ -22,7 +22,7 @@ pub struct OutboxRow {
 /// What a change writes in its own transaction besides itself, so that a
 /// crash keeps all of it or none: the webhook deliveries and the outbound
 /// events that report it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reports {
     pub deliveries: Vec<NewDelivery>,
     pub outbox: Vec<OutboxRow>,

@@ -34,6 +34,9 @@ pub enum OrderStep {
     Release(CouponId),
     /// The coupon's spend on the order is cancelled (a refund).
     CancelUse(CouponId),
+    /// A write to the points of the order's buyer: a hold confirmed or
+    /// released, a spend refunded (see `LedgerWrite`'s constructors).
+    Points(Box<super::LedgerWrite>),
 }
 
 /// An event to commit: its record (whose `received_at` is the time its
@@ -90,6 +93,8 @@ pub(super) struct AtOnce<'a> {
     pub confirms: Vec<(&'a str, String)>,
     pub releases: Vec<(&'a str, String)>,
     pub cancels: Vec<(&'a str, String)>,
+    /// Some step writes points: the batch goes the careful way.
+    pub points: bool,
 }
 
 impl<'a> AtOnce<'a> {
@@ -98,6 +103,7 @@ impl<'a> AtOnce<'a> {
             confirms: Vec::new(),
             releases: Vec::new(),
             cancels: Vec::new(),
+            points: false,
         };
         for item in items {
             let order = item.record.order_id.as_str();
@@ -106,6 +112,7 @@ impl<'a> AtOnce<'a> {
                     OrderStep::Confirm(c) => at.confirms.push((order, c.to_string())),
                     OrderStep::Release(c) => at.releases.push((order, c.to_string())),
                     OrderStep::CancelUse(c) => at.cancels.push((order, c.to_string())),
+                    OrderStep::Points(_) => at.points = true,
                 }
             }
         }
@@ -126,6 +133,10 @@ macro_rules! payment_queries {
                 &self,
                 items: &[$crate::store::InboundItem],
             ) -> Result<bool, StoreError> {
+                let at = $crate::store::payments::AtOnce::of(items);
+                if at.points {
+                    return Ok(false);
+                }
                 let mut tx = self.pool.begin().await?;
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
@@ -156,7 +167,6 @@ macro_rules! payment_queries {
                     .map(|i| i.record.received_at.0)
                     .max()
                     .unwrap_or_default();
-                let at = $crate::store::payments::AtOnce::of(items);
                 // `now` is our own integer: written into the text, not bound.
                 let statements: [(String, &[(&str, String)]); 5] = [
                     (
@@ -338,8 +348,12 @@ macro_rules! payment_queries {
                     let order_id = record.order_id.as_str();
                     let now = record.received_at;
                     for step in &item.steps {
-                        let done = match *step {
-                            OrderStep::Confirm(coupon) => {
+                        let done = match step {
+                            OrderStep::Points(w) => matches!(
+                                $crate::store::points::ledger_write!($db, one, w),
+                                $crate::store::Written::Done(_)
+                            ),
+                            &OrderStep::Confirm(coupon) => {
                                 $crate::store::holds::end_hold!(
                                     one,
                                     coupon,
@@ -348,7 +362,7 @@ macro_rules! payment_queries {
                                     now
                                 )
                             }
-                            OrderStep::Release(coupon) => {
+                            &OrderStep::Release(coupon) => {
                                 $crate::store::holds::end_hold!(
                                     one,
                                     coupon,
@@ -357,7 +371,7 @@ macro_rules! payment_queries {
                                     now
                                 )
                             }
-                            OrderStep::CancelUse(coupon) => {
+                            &OrderStep::CancelUse(coupon) => {
                                 sqlx::query($crate::store::coupons::CANCEL_USE)
                                     .bind(coupon.to_string())
                                     .bind(order_id)

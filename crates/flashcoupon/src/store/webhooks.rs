@@ -21,7 +21,7 @@ pub struct WebhookRecord {
 }
 
 /// One event to POST to one endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     pub id: Uuid,
     pub webhook: Uuid,

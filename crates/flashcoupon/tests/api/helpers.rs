@@ -343,13 +343,19 @@ impl TestApp {
     /// PostgreSQL, whichever this app writes to): how a test plays an
     /// operator editing the database.
     pub async fn execute(&self, sql: &str) {
-        match &self.postgres {
+        self.try_execute(sql).await.expect("statement");
+    }
+
+    /// [`TestApp::execute`], answering the record's refusal instead of
+    /// panicking on it: the rows changed, or the database's message.
+    pub async fn try_execute(&self, sql: &str) -> Result<u64, String> {
+        let done = match &self.postgres {
             Some(url) => {
                 let mut conn = PgConnection::connect(url).await.expect("PostgreSQL");
                 sqlx::query(sql)
                     .execute(&mut conn)
                     .await
-                    .expect("statement");
+                    .map(|r| r.rows_affected())
             }
             None => {
                 let url = format!(
@@ -360,9 +366,10 @@ impl TestApp {
                 sqlx::query(sql)
                     .execute(&mut conn)
                     .await
-                    .expect("statement");
+                    .map(|r| r.rows_affected())
             }
-        }
+        };
+        done.map_err(|e| e.to_string())
     }
 
     /// The coupons of one campaign in the record, in `seq` order, read with

@@ -21,6 +21,7 @@ mod loadtest;
 mod notifications;
 mod operations;
 mod payments;
+mod points;
 mod record;
 mod reservations;
 mod scaleout;

@@ -83,6 +83,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "triggers",
         include_str!("../../../migrations/common/0010_triggers.sql"),
     ),
+    (
+        11,
+        "points",
+        include_str!("../../../migrations/common/0011_points.sql"),
+    ),
+    (
+        12,
+        "points are immutable",
+        include_str!("../../../migrations/postgres/0012_points_immutable.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

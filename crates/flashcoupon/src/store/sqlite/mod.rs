@@ -82,6 +82,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "triggers",
         include_str!("../../../migrations/common/0010_triggers.sql"),
     ),
+    (
+        11,
+        "points",
+        include_str!("../../../migrations/common/0011_points.sql"),
+    ),
+    (
+        12,
+        "points are immutable",
+        include_str!("../../../migrations/sqlite/0012_points_immutable.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

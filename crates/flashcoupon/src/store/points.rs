@@ -1,0 +1,972 @@
+//! The points ledger in the record (promises 8 and 9): immutable entries
+//! chained per user, lots that expire, what each entry took from which lot,
+//! and holds for orders. Every write of a user goes through
+//! [`ledger_write!`], inside one transaction that first locks the user's
+//! account row, so concurrent writes of one user queue there and each sees
+//! the last one's balance and lots (the schema refuses the rest anyway:
+//! `migrations/common/0011_points.sql`).
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::columns::{Columns, parse_id};
+use super::{HoldState, Reports, StoreError};
+use crate::domain::ids::UserId;
+use crate::domain::timestamp::Timestamp;
+
+/// An entry's kind, as API.md names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Earn,
+    Spend,
+    Hold,
+    Release,
+    Expire,
+    Refund,
+    Adjust,
+}
+
+impl EntryKind {
+    pub const ALL: [EntryKind; 7] = [
+        EntryKind::Earn,
+        EntryKind::Spend,
+        EntryKind::Hold,
+        EntryKind::Release,
+        EntryKind::Expire,
+        EntryKind::Refund,
+        EntryKind::Adjust,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Earn => "earn",
+            EntryKind::Spend => "spend",
+            EntryKind::Hold => "hold",
+            EntryKind::Release => "release",
+            EntryKind::Expire => "expire",
+            EntryKind::Refund => "refund",
+            EntryKind::Adjust => "adjust",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of a user's ledger, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointEntry {
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// Its place in the user's chain, from 1.
+    pub seq: i64,
+    pub kind: EntryKind,
+    /// Signed: what it did to the balance.
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reference: Option<String>,
+    pub reason: Option<String>,
+    pub order_id: Option<String>,
+    pub refund_of: Option<Uuid>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What an entry does to the user's lots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LotMove {
+    None,
+    /// A new lot of the entry's amount, expiring then (an earn, a positive
+    /// adjust).
+    NewLot(Timestamp),
+    /// Take the entry's amount from the earliest-expiring live lots (a
+    /// spend, a hold, a negative adjust): not enough → insufficient.
+    TakeFifo,
+    /// Give back exactly what this entry took, to the same lots (a refund
+    /// of a spend, the release of a hold).
+    GiveBack(Uuid),
+    /// Take nothing more, but own what this entry took (the spend that
+    /// confirms a hold owns the hold's takes, so refunding it gives them
+    /// back).
+    CopyTakes(Uuid),
+    /// The lot's whole remainder, which must still be `amount` (an expiry,
+    /// once: another instance that expired it first leaves it at zero).
+    ExpireLot {
+        lot: Uuid,
+        amount: i64,
+    },
+}
+
+/// One entry to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub id: Uuid,
+    pub kind: EntryKind,
+    pub amount: i64,
+    pub reference: Option<String>,
+    pub reason: Option<String>,
+    pub order_id: Option<String>,
+    pub refund_of: Option<Uuid>,
+    pub expires_at: Option<Timestamp>,
+    pub lots: LotMove,
+}
+
+/// What a write does to a hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldChange {
+    None,
+    /// Open a hold for the order: its entry is the write's `hold` posting.
+    Open {
+        order_id: String,
+        expires_at: Timestamp,
+    },
+    /// End the live hold `hold` (its entry id) as `to`; a confirm only
+    /// while it has not run out at `now`.
+    End {
+        hold: Uuid,
+        to: HoldState,
+    },
+}
+
+/// One all-or-nothing write to a user's ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerWrite {
+    pub user: UserId,
+    pub now: Timestamp,
+    /// Look this reference up first: there already → that entry, nothing
+    /// written.
+    pub reference: Option<String>,
+    pub postings: Vec<Posting>,
+    pub hold: HoldChange,
+    /// What the write does to the open holds' total.
+    pub held_delta: i64,
+    pub reports: Reports,
+}
+
+/// How a ledger write ended. Anything but `Done` wrote nothing (the
+/// caller's transaction must be rolled back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Done(Vec<PointEntry>),
+    /// The reference (or the hold's order) was written before: its entry.
+    Existing(PointEntry),
+    /// The balance, or the live lots, do not cover it.
+    Insufficient,
+    /// The spend was refunded before.
+    AlreadyRefunded,
+    /// A conditional step found its row changed (a hold that ended, a lot
+    /// another instance expired): read again.
+    Raced,
+}
+
+/// A user's points now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PointBalance {
+    pub balance: i64,
+    pub held: i64,
+    /// What is left of live lots, by expiry, earliest first.
+    pub expiring: Vec<(i64, Timestamp)>,
+}
+
+/// A hold for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointHold {
+    pub entry_id: Uuid,
+    pub user_id: UserId,
+    pub order_id: String,
+    pub amount: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub state: HoldState,
+}
+
+/// A lot with something left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointLot {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub remaining: i64,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait PointStore {
+    /// Write `w` in a transaction of its own.
+    async fn write_points(&self, w: &LedgerWrite) -> Result<Written, StoreError>;
+    async fn point_balance(&self, user: UserId, now: Timestamp)
+    -> Result<PointBalance, StoreError>;
+    /// Newest first, `before` an entry id of the user's.
+    async fn point_history(
+        &self,
+        user: UserId,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<PointEntry>, StoreError>;
+    async fn point_entry_by_reference(
+        &self,
+        user: UserId,
+        reference: &str,
+    ) -> Result<Option<PointEntry>, StoreError>;
+    /// Every hold of these orders, in any state.
+    async fn point_holds_of_orders(&self, orders: &[&str]) -> Result<Vec<PointHold>, StoreError>;
+    /// The user's hold for an order, in any state.
+    async fn point_hold(
+        &self,
+        user: UserId,
+        order_id: &str,
+    ) -> Result<Option<PointHold>, StoreError>;
+    /// The spends of an order not refunded yet.
+    async fn order_point_spends(&self, order_id: &str) -> Result<Vec<PointEntry>, StoreError>;
+    /// Live holds run out by `now`, earliest first.
+    async fn due_point_holds(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PointHold>, StoreError>;
+    /// Lots with something left whose time is up by `now`, earliest first.
+    async fn due_point_lots(&self, now: Timestamp, limit: u32)
+    -> Result<Vec<PointLot>, StoreError>;
+    /// Lots with something left expiring by `until` whose owner was not
+    /// warned yet.
+    async fn point_lots_to_warn(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PointLot>, StoreError>;
+    async fn mark_point_lots_warned(&self, lots: &[Uuid]) -> Result<(), StoreError>;
+}
+
+pub(super) const ENTRY_COLUMNS: &str = "id, user_id, seq, kind, amount, balance_after, reference, \
+     reason, order_id, refund_of, created_at, expires_at";
+
+pub(super) fn entry(row: &impl Columns) -> Result<PointEntry, sqlx::Error> {
+    Ok(PointEntry {
+        id: parse_id(&row.text("id")?)?,
+        user_id: parse_id(&row.text("user_id")?)?,
+        seq: row.int("seq")?,
+        kind: EntryKind::parse(&row.text("kind")?)
+            .ok_or_else(|| sqlx::Error::Decode("unknown point entry kind in the record".into()))?,
+        amount: row.int("amount")?,
+        balance_after: row.int("balance_after")?,
+        reference: row.opt_text("reference")?,
+        reason: row.opt_text("reason")?,
+        order_id: row.opt_text("order_id")?,
+        refund_of: row
+            .opt_text("refund_of")?
+            .map(|r| parse_id(&r))
+            .transpose()?,
+        created_at: Timestamp(row.int("created_at")?),
+        expires_at: row.opt_int("expires_at")?.map(Timestamp),
+    })
+}
+
+pub(super) const HOLD_COLUMNS: &str =
+    "entry_id, user_id, order_id, amount, created_at, expires_at, state";
+
+pub(super) fn point_hold(row: &impl Columns) -> Result<PointHold, sqlx::Error> {
+    let state = row.text("state")?;
+    Ok(PointHold {
+        entry_id: parse_id(&row.text("entry_id")?)?,
+        user_id: parse_id(&row.text("user_id")?)?,
+        order_id: row.text("order_id")?,
+        amount: row.int("amount")?,
+        created_at: Timestamp(row.int("created_at")?),
+        expires_at: Timestamp(row.int("expires_at")?),
+        state: HoldState::parse(&state)
+            .ok_or_else(|| sqlx::Error::Decode("unknown hold state in the record".into()))?,
+    })
+}
+
+pub(super) fn lot(row: &impl Columns) -> Result<PointLot, sqlx::Error> {
+    Ok(PointLot {
+        id: parse_id(&row.text("id")?)?,
+        user_id: parse_id(&row.text("user_id")?)?,
+        remaining: row.int("remaining")?,
+        expires_at: Timestamp(row.int("expires_at")?),
+    })
+}
+
+/// The entries a write makes, as they will read once committed: the chain
+/// continues from `seq` and `balance`. `None` if any would leave the
+/// balance below zero.
+pub fn chain(w: &LedgerWrite, mut seq: i64, mut balance: i64) -> Option<Vec<PointEntry>> {
+    let mut out = Vec::with_capacity(w.postings.len());
+    for p in &w.postings {
+        seq += 1;
+        balance = balance.checked_add(p.amount)?;
+        if balance < 0 {
+            return None;
+        }
+        out.push(PointEntry {
+            id: p.id,
+            user_id: w.user,
+            seq,
+            kind: p.kind,
+            amount: p.amount,
+            balance_after: balance,
+            reference: p.reference.clone(),
+            reason: p.reason.clone(),
+            order_id: p.order_id.clone(),
+            refund_of: p.refund_of,
+            created_at: w.now,
+            expires_at: p.expires_at,
+        });
+    }
+    Some(out)
+}
+
+/// Inside the transaction `$tx` of database `$db`: the ledger write `$w`
+/// (a `&LedgerWrite`), evaluating to a [`Written`]. Anything but `Done`
+/// may have written part of it: the caller rolls the transaction back.
+macro_rules! ledger_write {
+    ($db:ty, $tx:expr, $w:expr) => {
+        'write: {
+            use $crate::store::columns::Columns as _;
+            use $crate::store::points::{HoldChange, LotMove, Written};
+            let w: &$crate::store::points::LedgerWrite = $w;
+            let user = w.user.to_string();
+            // The user's lock: every write of this user queues here.
+            sqlx::query("INSERT INTO point_accounts (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(&user)
+                .execute(&mut *$tx)
+                .await?;
+            let account = sqlx::query(
+                "UPDATE point_accounts SET held = held WHERE user_id = $1 RETURNING seq, balance, held",
+            )
+            .bind(&user)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let seq = account.opt_int("seq")?.unwrap_or(0);
+            let balance = account.int("balance")?;
+            let held = account.int("held")?;
+            if let Some(reference) = &w.reference {
+                let first = sqlx::query(&format!(
+                    "SELECT {} FROM point_entries WHERE user_id = $1 AND reference = $2",
+                    $crate::store::points::ENTRY_COLUMNS
+                ))
+                .bind(&user)
+                .bind(reference)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                if let Some(row) = first {
+                    break 'write Written::Existing($crate::store::points::entry(&row)?);
+                }
+            }
+            for p in &w.postings {
+                if let Some(spend) = p.refund_of {
+                    let refunded = sqlx::query("SELECT id FROM point_entries WHERE refund_of = $1")
+                        .bind(spend.to_string())
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                    if refunded.is_some() {
+                        break 'write Written::AlreadyRefunded;
+                    }
+                }
+            }
+            match &w.hold {
+                HoldChange::None => {}
+                HoldChange::Open { order_id, .. } => {
+                    let first = sqlx::query(&format!(
+                        "SELECT {} FROM point_entries WHERE id = \
+                         (SELECT entry_id FROM point_holds WHERE user_id = $1 AND order_id = $2)",
+                        $crate::store::points::ENTRY_COLUMNS
+                    ))
+                    .bind(&user)
+                    .bind(order_id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                    if let Some(row) = first {
+                        break 'write Written::Existing($crate::store::points::entry(&row)?);
+                    }
+                }
+                HoldChange::End { hold, to } => {
+                    // A confirm must come before the hold runs out; a
+                    // release or an expiry any time while it is held.
+                    let cutoff = if *to == $crate::store::HoldState::Confirmed {
+                        w.now.0
+                    } else {
+                        i64::MIN
+                    };
+                    let ended = sqlx::query(
+                        "UPDATE point_holds SET state = $1, resolved_at = $2 \
+                         WHERE entry_id = $3 AND user_id = $4 AND state = 'held' AND expires_at > $5",
+                    )
+                    .bind(to.as_str())
+                    .bind(w.now.0)
+                    .bind(hold.to_string())
+                    .bind(&user)
+                    .bind(cutoff)
+                    .execute(&mut *$tx)
+                    .await?;
+                    if ended.rows_affected() != 1 {
+                        break 'write Written::Raced;
+                    }
+                }
+            }
+            let Some(entries) = $crate::store::points::chain(w, seq, balance) else {
+                break 'write Written::Insufficient;
+            };
+            let new_held = held + w.held_delta;
+            if new_held < 0 {
+                break 'write Written::Raced;
+            }
+            for e in &entries {
+                sqlx::query(
+                    "INSERT INTO point_entries (id, user_id, seq, prev_seq, prev_balance, kind, amount, \
+                     balance_after, reference, reason, order_id, refund_of, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(e.id.to_string())
+                .bind(&user)
+                .bind(e.seq)
+                .bind((e.seq > 1).then_some(e.seq - 1))
+                .bind(e.balance_after - e.amount)
+                .bind(e.kind.as_str())
+                .bind(e.amount)
+                .bind(e.balance_after)
+                .bind(e.reference.as_deref())
+                .bind(e.reason.as_deref())
+                .bind(e.order_id.as_deref())
+                .bind(e.refund_of.map(|r| r.to_string()))
+                .bind(e.created_at.0)
+                .bind(e.expires_at.map(|t| t.0))
+                .execute(&mut *$tx)
+                .await?;
+            }
+            for p in &w.postings {
+                let id = p.id.to_string();
+                match &p.lots {
+                    LotMove::None => {}
+                    LotMove::NewLot(expires_at) => {
+                        sqlx::query(
+                            "INSERT INTO point_lots (id, user_id, amount, remaining, expires_at) \
+                             VALUES ($1, $2, $3, $3, $4)",
+                        )
+                        .bind(&id)
+                        .bind(&user)
+                        .bind(p.amount)
+                        .bind(expires_at.0)
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                    LotMove::TakeFifo => {
+                        let lots = sqlx::query(
+                            "SELECT id, remaining FROM point_lots WHERE user_id = $1 AND remaining > 0 \
+                             AND expires_at > $2 ORDER BY expires_at, id",
+                        )
+                        .bind(&user)
+                        .bind(w.now.0)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                        let mut need = -p.amount;
+                        for lot in &lots {
+                            if need == 0 {
+                                break;
+                            }
+                            let take = need.min(lot.int("remaining")?);
+                            let lot_id = lot.text("id")?;
+                            sqlx::query(
+                                "UPDATE point_lots SET remaining = remaining - $1 WHERE id = $2",
+                            )
+                            .bind(take)
+                            .bind(&lot_id)
+                            .execute(&mut *$tx)
+                            .await?;
+                            sqlx::query(
+                                "INSERT INTO point_takes (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
+                            )
+                            .bind(&id)
+                            .bind(&lot_id)
+                            .bind(take)
+                            .execute(&mut *$tx)
+                            .await?;
+                            need -= take;
+                        }
+                        if need > 0 {
+                            // The balance covers it but live lots do not:
+                            // some are due and not expired yet.
+                            break 'write Written::Insufficient;
+                        }
+                    }
+                    LotMove::GiveBack(from) => {
+                        let takes = sqlx::query(
+                            "SELECT lot_id, amount FROM point_takes WHERE entry_id = $1",
+                        )
+                        .bind(from.to_string())
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                        let mut given = 0;
+                        for t in &takes {
+                            let amount = t.int("amount")?;
+                            sqlx::query(
+                                "UPDATE point_lots SET remaining = remaining + $1 WHERE id = $2",
+                            )
+                            .bind(amount)
+                            .bind(t.text("lot_id")?)
+                            .execute(&mut *$tx)
+                            .await?;
+                            given += amount;
+                        }
+                        if given != p.amount {
+                            return Err(StoreError::Constraint(format!(
+                                "entry {from} took {given} points from its lots, not {}",
+                                p.amount
+                            )));
+                        }
+                    }
+                    LotMove::CopyTakes(from) => {
+                        sqlx::query(
+                            "INSERT INTO point_takes (entry_id, lot_id, amount) \
+                             SELECT $1, lot_id, amount FROM point_takes WHERE entry_id = $2",
+                        )
+                        .bind(&id)
+                        .bind(from.to_string())
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                    LotMove::ExpireLot { lot, amount } => {
+                        let expired = sqlx::query(
+                            "UPDATE point_lots SET remaining = 0 WHERE id = $1 AND user_id = $2 \
+                             AND remaining = $3",
+                        )
+                        .bind(lot.to_string())
+                        .bind(&user)
+                        .bind(*amount)
+                        .execute(&mut *$tx)
+                        .await?;
+                        if expired.rows_affected() != 1 {
+                            break 'write Written::Raced;
+                        }
+                        sqlx::query(
+                            "INSERT INTO point_takes (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
+                        )
+                        .bind(&id)
+                        .bind(lot.to_string())
+                        .bind(*amount)
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                }
+            }
+            if let HoldChange::Open {
+                order_id,
+                expires_at,
+            } = &w.hold
+            {
+                let Some(hold) = entries.iter().find(|e| e.kind == $crate::store::EntryKind::Hold)
+                else {
+                    return Err(StoreError::Constraint("a hold without its entry".into()));
+                };
+                sqlx::query(
+                    "INSERT INTO point_holds (entry_id, user_id, order_id, amount, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(hold.id.to_string())
+                .bind(&user)
+                .bind(order_id)
+                .bind(-hold.amount)
+                .bind(w.now.0)
+                .bind(expires_at.0)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            let (last_seq, last_balance) = entries
+                .last()
+                .map_or((None, balance), |e| (Some(e.seq), e.balance_after));
+            sqlx::query("UPDATE point_accounts SET seq = COALESCE($1, seq), balance = $2, held = $3 WHERE user_id = $4")
+                .bind(last_seq)
+                .bind(last_balance)
+                .bind(new_held)
+                .bind(&user)
+                .execute(&mut *$tx)
+                .await?;
+            $crate::store::outbox::insert_reports!($db, $tx, &w.reports);
+            Written::Done(entries)
+        }
+    };
+}
+pub(super) use ledger_write;
+
+/// [`PointStore`] for a store with a `pool` of database `$db`.
+macro_rules! point_queries {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::PointStore for $store {
+            async fn write_points(
+                &self,
+                w: &$crate::store::points::LedgerWrite,
+            ) -> Result<$crate::store::points::Written, StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                let written = $crate::store::points::ledger_write!($db, tx, w);
+                if matches!(written, $crate::store::points::Written::Done(_)) {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(written)
+            }
+
+            async fn point_balance(
+                &self,
+                user: UserId,
+                now: Timestamp,
+            ) -> Result<$crate::store::points::PointBalance, StoreError> {
+                use $crate::store::columns::Columns as _;
+                let mut b = $crate::store::points::PointBalance::default();
+                if let Some(row) = sqlx::query("SELECT balance, held FROM point_accounts WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                {
+                    b.balance = row.int("balance")?;
+                    b.held = row.int("held")?;
+                }
+                let rows = sqlx::query(
+                    "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) AS amount FROM point_lots \
+                     WHERE user_id = $1 AND remaining > 0 AND expires_at > $2 \
+                     GROUP BY expires_at ORDER BY expires_at LIMIT 20",
+                )
+                .bind(user.to_string())
+                .bind(now.0)
+                .fetch_all(&self.pool)
+                .await?;
+                for r in &rows {
+                    b.expiring.push((r.int("amount")?, Timestamp(r.int("expires_at")?)));
+                }
+                Ok(b)
+            }
+
+            async fn point_history(
+                &self,
+                user: UserId,
+                limit: u32,
+                before: Option<uuid::Uuid>,
+            ) -> Result<Vec<$crate::store::PointEntry>, StoreError> {
+                let cols = $crate::store::points::ENTRY_COLUMNS;
+                let rows = match before {
+                    None => sqlx::query(&format!(
+                        "SELECT {cols} FROM point_entries WHERE user_id = $1 ORDER BY seq DESC LIMIT $2"
+                    ))
+                    .bind(user.to_string())
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?,
+                    Some(before) => sqlx::query(&format!(
+                        "SELECT {cols} FROM point_entries WHERE user_id = $1 AND seq < \
+                         (SELECT seq FROM point_entries WHERE id = $2 AND user_id = $1) \
+                         ORDER BY seq DESC LIMIT $3"
+                    ))
+                    .bind(user.to_string())
+                    .bind(before.to_string())
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?,
+                };
+                Ok(rows
+                    .iter()
+                    .map($crate::store::points::entry)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn point_entry_by_reference(
+                &self,
+                user: UserId,
+                reference: &str,
+            ) -> Result<Option<$crate::store::PointEntry>, StoreError> {
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM point_entries WHERE user_id = $1 AND reference = $2",
+                    $crate::store::points::ENTRY_COLUMNS
+                ))
+                .bind(user.to_string())
+                .bind(reference)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map($crate::store::points::entry).transpose()?)
+            }
+
+            async fn point_holds_of_orders(
+                &self,
+                orders: &[&str],
+            ) -> Result<Vec<$crate::store::PointHold>, StoreError> {
+                if orders.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM point_holds WHERE order_id IN (",
+                    $crate::store::points::HOLD_COLUMNS
+                ));
+                let mut list = q.separated(", ");
+                for order in orders {
+                    list.push_bind(order.to_string());
+                }
+                q.push(") ORDER BY entry_id");
+                let rows = q.build().fetch_all(&self.pool).await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::points::point_hold)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn point_hold(
+                &self,
+                user: UserId,
+                order_id: &str,
+            ) -> Result<Option<$crate::store::PointHold>, StoreError> {
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM point_holds WHERE user_id = $1 AND order_id = $2",
+                    $crate::store::points::HOLD_COLUMNS
+                ))
+                .bind(user.to_string())
+                .bind(order_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map($crate::store::points::point_hold).transpose()?)
+            }
+
+            async fn order_point_spends(
+                &self,
+                order_id: &str,
+            ) -> Result<Vec<$crate::store::PointEntry>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM point_entries s WHERE order_id = $1 AND kind = 'spend' \
+                     AND NOT EXISTS (SELECT 1 FROM point_entries r WHERE r.refund_of = s.id) ORDER BY id",
+                    $crate::store::points::ENTRY_COLUMNS
+                ))
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::points::entry)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn due_point_holds(
+                &self,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::PointHold>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM point_holds WHERE state = 'held' AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT $2",
+                    $crate::store::points::HOLD_COLUMNS
+                ))
+                .bind(now.0)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::points::point_hold)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn due_point_lots(
+                &self,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::PointLot>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, remaining, expires_at FROM point_lots \
+                     WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2",
+                )
+                .bind(now.0)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::points::lot)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn point_lots_to_warn(
+                &self,
+                now: Timestamp,
+                until: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::PointLot>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, remaining, expires_at FROM point_lots \
+                     WHERE remaining > 0 AND warned = 0 AND expires_at > $1 AND expires_at <= $2 \
+                     ORDER BY expires_at, id LIMIT $3",
+                )
+                .bind(now.0)
+                .bind(until.0)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::points::lot)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn mark_point_lots_warned(&self, lots: &[uuid::Uuid]) -> Result<(), StoreError> {
+                if lots.is_empty() {
+                    return Ok(());
+                }
+                let _turn = self.write_turn().await;
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE point_lots SET warned = 1 WHERE id IN (",
+                );
+                let mut ids = q.separated(", ");
+                for id in lots {
+                    ids.push_bind(id.to_string());
+                }
+                q.push(")");
+                q.build().execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use point_queries;
+
+/// The writes that end holds and refund spends: one place for the
+/// entries each makes, whether a request, a payment event or the expiry
+/// asks.
+impl LedgerWrite {
+    /// A write of `user` at `now` that does nothing yet.
+    pub fn new(user: UserId, now: Timestamp) -> Self {
+        Self {
+            user,
+            now,
+            reference: None,
+            postings: Vec::new(),
+            hold: HoldChange::None,
+            held_delta: 0,
+            reports: Reports::default(),
+        }
+    }
+
+    /// Confirm the hold `hold` of `amount` points for `order_id`: it
+    /// becomes a spend (the hold's points come back as a release, and the
+    /// spend takes them again from the very lots the hold took, so a
+    /// refund of the spend gives those back).
+    pub fn confirm_hold(
+        user: UserId,
+        hold: Uuid,
+        amount: i64,
+        order_id: &str,
+        now: Timestamp,
+    ) -> Self {
+        let spend = Uuid::now_v7();
+        Self {
+            postings: vec![
+                Posting {
+                    id: Uuid::now_v7(),
+                    kind: EntryKind::Release,
+                    amount,
+                    reference: None,
+                    reason: Some("hold confirmed: the order was paid".into()),
+                    order_id: Some(order_id.to_owned()),
+                    refund_of: None,
+                    expires_at: None,
+                    lots: LotMove::None,
+                },
+                Posting {
+                    id: spend,
+                    kind: EntryKind::Spend,
+                    amount: -amount,
+                    reference: None,
+                    reason: Some("order paid".into()),
+                    order_id: Some(order_id.to_owned()),
+                    refund_of: None,
+                    expires_at: None,
+                    lots: LotMove::CopyTakes(hold),
+                },
+            ],
+            hold: HoldChange::End {
+                hold,
+                to: HoldState::Confirmed,
+            },
+            held_delta: -amount,
+            ..Self::new(user, now)
+        }
+    }
+
+    /// End the hold as released or expired: its points go back to the lots
+    /// they came from.
+    pub fn end_hold(
+        user: UserId,
+        hold: Uuid,
+        amount: i64,
+        order_id: &str,
+        to: HoldState,
+        now: Timestamp,
+    ) -> Self {
+        let reason = if to == HoldState::Expired {
+            "hold expired: the order was not paid in time"
+        } else {
+            "hold released"
+        };
+        Self {
+            postings: vec![Posting {
+                id: Uuid::now_v7(),
+                kind: EntryKind::Release,
+                amount,
+                reference: None,
+                reason: Some(reason.into()),
+                order_id: Some(order_id.to_owned()),
+                refund_of: None,
+                expires_at: None,
+                lots: LotMove::GiveBack(hold),
+            }],
+            hold: HoldChange::End { hold, to },
+            held_delta: -amount,
+            ..Self::new(user, now)
+        }
+    }
+
+    /// Give a spend's points back to the lots it took them from (once).
+    pub fn refund_spend(
+        spend: &PointEntry,
+        reference: Option<String>,
+        reason: String,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            reference: reference.clone(),
+            postings: vec![Posting {
+                id: Uuid::now_v7(),
+                kind: EntryKind::Refund,
+                amount: -spend.amount,
+                reference,
+                reason: Some(reason),
+                order_id: spend.order_id.clone(),
+                refund_of: Some(spend.id),
+                expires_at: None,
+                lots: LotMove::GiveBack(spend.id),
+            }],
+            ..Self::new(spend.user_id, now)
+        }
+    }
+
+    /// Expire what is left of these lots of one user, one entry each.
+    pub fn expire_lots(user: UserId, lots: &[PointLot], now: Timestamp) -> Self {
+        Self {
+            postings: lots
+                .iter()
+                .map(|l| Posting {
+                    id: Uuid::now_v7(),
+                    kind: EntryKind::Expire,
+                    amount: -l.remaining,
+                    reference: None,
+                    reason: Some("points expired".into()),
+                    order_id: None,
+                    refund_of: None,
+                    expires_at: Some(l.expires_at),
+                    lots: LotMove::ExpireLot {
+                        lot: l.id,
+                        amount: l.remaining,
+                    },
+                })
+                .collect(),
+            ..Self::new(user, now)
+        }
+    }
+}
