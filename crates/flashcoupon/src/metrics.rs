@@ -38,6 +38,7 @@ pub struct Metrics {
     /// code_used, rate_limited, and the claim refusals): a rise in not_found
     /// is somebody guessing codes.
     pub code_redemptions: IntCounterVec,
+    pub point_entries: IntCounterVec,
     /// Codes written by code jobs.
     pub codes_generated: IntCounter,
     /// Messages from `flashcoupon.triggers`, by `result` (applied, repeat,
@@ -137,6 +138,14 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let point_entries = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_point_entries_total",
+                "Points ledger entries written by this instance, by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
         let codes_generated = IntCounter::new(
             "flashcoupon_codes_generated_total",
             "Unique codes written by code jobs.",
@@ -191,6 +200,7 @@ impl Metrics {
         for m in [
             Box::new(payment_events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(code_redemptions.clone()),
+            Box::new(point_entries.clone()),
             Box::new(codes_generated.clone()),
             Box::new(trigger_messages.clone()),
             Box::new(trigger_events.clone()),
@@ -226,6 +236,7 @@ impl Metrics {
             ws_cut_off,
             payment_events,
             code_redemptions,
+            point_entries,
             codes_generated,
             trigger_messages,
             trigger_events,

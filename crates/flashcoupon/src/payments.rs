@@ -264,9 +264,9 @@ fn plan(kind: PaymentEventType, holds: &[HoldRecord], spends: &[CouponId], now: 
 }
 
 /// What `event` does to the points the order holds or spent, added to
-/// the coupons' `plan`: the same rules (a payment confirms live holds and
-/// reports ended ones if it confirms nothing else; a failure or a
-/// cancellation releases; a refund gives spends back and releases).
+/// the coupons' `plan`: a payment confirms live holds and reports ended
+/// ones (always: an order's points hold is never replaced); a failure or a
+/// cancellation releases; a refund gives spends back and releases.
 fn plan_points(
     state: &Shared,
     event: &PaymentEvent,
@@ -305,25 +305,26 @@ fn plan_points(
                 }
             }
             let confirmed = plan.steps.len() - coupon_steps;
-            if plan.steps.is_empty() {
+            // An order holds points once (one hold per user and order):
+            // one that ended is never replaced by another, so the payment
+            // was for it too, whatever else it confirms. Report it.
+            if ended > 0 {
                 plan.late_points = ended;
                 if expired || plan.late.is_empty() {
                     plan.late_reason = if expired { "expired" } else { "released" };
                 }
-                if ended > 0 {
-                    said = format!(
-                        "a points hold of {ended} had {}: published payment.after_expiry",
-                        if expired { "expired" } else { "been released" }
-                    );
-                }
-            } else if coupon_steps == 0 && !plan.late.is_empty() {
-                // The points were confirmed: the payment was for them.
-                plan.late.clear();
-                plan.outcome = "nothing else to confirm".into();
             }
+            let mut parts = Vec::new();
             if confirmed > 0 {
-                said = format!("confirmed {confirmed} points hold(s)");
+                parts.push(format!("confirmed {confirmed} points hold(s)"));
             }
+            if ended > 0 {
+                parts.push(format!(
+                    "a points hold of {ended} had {}: published payment.after_expiry",
+                    if expired { "expired" } else { "been released" }
+                ));
+            }
+            said = parts.join("; ");
         }
         PaymentEventType::PaymentFailed | PaymentEventType::OrderCancelled => {
             release_live(plan);
@@ -488,6 +489,12 @@ async fn prepare_many(
 
 /// Committed: wake the webhook deliverer and the relay, tell the owners.
 fn announce(state: &Shared, item: InboundItem, committed: Vec<CouponEvent>) -> Processed {
+    for step in &item.steps {
+        if let OrderStep::Points(w) = step {
+            let entries = w.planned();
+            points::count(state, &entries);
+        }
+    }
     if !item.reports.deliveries.is_empty() {
         state.notifier.webhooks.wake();
     }
@@ -575,6 +582,17 @@ pub async fn take_many(
     for (&i, p) in together.iter().zip(prepared) {
         match p {
             Ok(Prepared::Repeat(first)) => results[i] = Some(Ok(Processed::Repeat(first))),
+            // Points lock their buyer's account row: in one transaction
+            // with other events, two batches taking two buyers in opposite
+            // orders would deadlock. Each in its own.
+            Ok(Prepared::Ready(r))
+                if r.item
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, OrderStep::Points(_))) =>
+            {
+                alone.push(i)
+            }
             Ok(Prepared::Ready(r)) => ready.push((i, r)),
             // Planned without looking for a first time: a repeat of an
             // event that emptied its order (a refund) reads as an unknown

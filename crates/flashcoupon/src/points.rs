@@ -152,6 +152,26 @@ async fn known_user(state: &Shared, user: UserId) -> Result<(), PointsError> {
     }
 }
 
+/// Write `w` and count its entries by kind.
+async fn commit(state: &Shared, w: &LedgerWrite) -> Result<Written, PointsError> {
+    let written = state.store.write_points(w).await?;
+    if let Written::Done(entries) = &written {
+        count(state, entries);
+    }
+    Ok(written)
+}
+
+/// Count entries written (here or inside a payment event's transaction).
+pub fn count(state: &Shared, entries: &[PointEntry]) {
+    for e in entries {
+        state
+            .metrics
+            .point_entries
+            .with_label_values(&[e.kind.as_str()])
+            .inc();
+    }
+}
+
 /// A caller's write: written, or the first time's entry if it is the same
 /// request (`same`), or a conflict. The events (`announce`) are written to
 /// the outbox with the entries and pushed once committed.
@@ -163,7 +183,7 @@ async fn write(
 ) -> Result<Entry, PointsError> {
     // The events name the entries, which exist only as postings yet: build
     // them from what the entries will read.
-    let planned = crate::store::points::chain(&w, 0, i64::MAX / 2).unwrap_or_default();
+    let planned = w.planned();
     let announced: Vec<Event> = planned.iter().filter_map(&events).collect();
     w.reports = Reports {
         deliveries: Vec::new(),
@@ -174,7 +194,7 @@ async fn write(
     };
     let wanted = -w.postings.iter().map(|p| p.amount).sum::<i64>();
     for _ in 0..ROUNDS {
-        match state.store.write_points(&w).await? {
+        match commit(state, &w).await? {
             Written::Done(entries) => {
                 if !w.reports.outbox.is_empty() {
                     state.notifier.outbox_written();
@@ -273,8 +293,14 @@ pub async fn earn(
         first.kind == EntryKind::Earn
             && first.amount == amount
             && first.reason.as_deref() == Some(reason)
+            && lasted(first) == Some(i64::from(days) * MILLIS_PER_DAY)
     })
     .await
+}
+
+/// How long an entry was written to last (an earn's lot, a hold).
+fn lasted(entry: &PointEntry) -> Option<i64> {
+    entry.expires_at.map(|at| at.0 - entry.created_at.0)
 }
 
 /// Spend `amount` points from the earliest-expiring lots: all or nothing.
@@ -339,6 +365,7 @@ pub async fn adjust(
         first.kind == EntryKind::Adjust
             && first.amount == amount
             && first.reason.as_deref() == Some(reason)
+            && (amount < 0 || lasted(first) == Some(i64::from(days) * MILLIS_PER_DAY))
     })
     .await
 }
@@ -368,7 +395,11 @@ pub async fn refund(
         state,
         w,
         |_| None,
-        |first| first.kind == EntryKind::Refund && first.refund_of == Some(spend.id),
+        |first| {
+            first.kind == EntryKind::Refund
+                && first.refund_of == Some(spend.id)
+                && first.reason.as_deref() == Some(reason)
+        },
     )
     .await
 }
@@ -396,13 +427,32 @@ pub async fn hold(
     let now = state.record_now().await?;
     let expires_at = now.plus_millis(i64::from(ttl) * 1_000);
     let w = hold_write(user, order_id, amount, expires_at, now);
-    write(
+    let entry = write(
         state,
         w,
         |_| None,
-        |first| first.kind == EntryKind::Hold && first.amount == -amount,
+        |first| {
+            first.kind == EntryKind::Hold
+                && first.amount == -amount
+                && lasted(first) == Some(i64::from(ttl) * 1_000)
+        },
     )
-    .await
+    .await?;
+    // A repeat of a hold that has ended since holds nothing: say so rather
+    // than answer the old hold as if it stood (an order holds points once).
+    if let Entry::Repeat(_) = &entry {
+        match state
+            .store
+            .point_hold(user, order_id)
+            .await?
+            .map(|h| h.state)
+        {
+            Some(HoldState::Held) | None => {}
+            Some(HoldState::Expired) => return Err(PointsError::HoldExpired),
+            Some(ended) => return Err(PointsError::HoldEnded(ended)),
+        }
+    }
+    Ok(entry)
 }
 
 /// The write that holds `amount` points of `user` for `order_id` until
@@ -465,11 +515,7 @@ pub async fn end_hold(
         }
         let w = ending(&hold, to, now);
         let events = w.postings.iter().any(|p| p.kind == EntryKind::Spend);
-        match state
-            .store
-            .write_points(&ending_with_reports(state, w, events))
-            .await?
-        {
+        match commit(state, &ending_with_reports(state, w, events)).await? {
             Written::Done(entries) => {
                 if events {
                     state.notifier.outbox_written();
@@ -508,7 +554,7 @@ pub fn ending(hold: &PointHold, to: HoldState, now: Timestamp) -> LedgerWrite {
 /// `w` with the outbox rows of its spends (`points.spent`), if `events`.
 pub fn ending_with_reports(state: &Shared, mut w: LedgerWrite, events: bool) -> LedgerWrite {
     if events {
-        let planned = crate::store::points::chain(&w, 0, i64::MAX / 2).unwrap_or_default();
+        let planned = w.planned();
         w.reports.outbox = planned
             .iter()
             .filter_map(spent)
@@ -527,8 +573,13 @@ pub async fn expire_due(state: &Shared) -> Result<(usize, usize), PointsError> {
     let mut holds = 0;
     for hold in state.store.due_point_holds(now, 500).await? {
         let w = ending(&hold, HoldState::Expired, now);
-        if matches!(state.store.write_points(&w).await?, Written::Done(_)) {
-            holds += 1;
+        // One that fails must not stop the others (nor every later round).
+        match commit(state, &w).await {
+            Ok(Written::Done(_)) => holds += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, hold = %hold.entry_id, "a points hold did not expire; will retry")
+            }
         }
     }
     let due = state.store.due_point_lots(now, 500).await?;
@@ -542,8 +593,10 @@ pub async fn expire_due(state: &Shared) -> Result<(usize, usize), PointsError> {
         let w = LedgerWrite::expire_lots(user, &due, now);
         // Raced: another instance expired them first (or a refund put
         // points back meanwhile: the next round sees the new remainder).
-        if matches!(state.store.write_points(&w).await?, Written::Done(_)) {
-            lots += due.len();
+        match commit(state, &w).await {
+            Ok(Written::Done(_)) => lots += due.len(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, %user, "points lots did not expire; will retry"),
         }
     }
     warn_expiring(state, now).await?;

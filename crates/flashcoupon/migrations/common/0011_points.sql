@@ -30,8 +30,10 @@ CREATE TABLE point_entries (
     -- an earn: when its unspent remainder expires; a hold: when it runs out
     expires_at    BIGINT,
     CHECK (balance_after = prev_balance + amount),
+    -- Spelled so that no NULL can make it pass: a later entry must name
+    -- the one before it, and the foreign key below then checks it.
     CHECK ((seq = 1 AND prev_seq IS NULL AND prev_balance = 0)
-        OR (seq > 1 AND prev_seq = seq - 1)),
+        OR (seq > 1 AND prev_seq IS NOT NULL AND prev_seq = seq - 1)),
     CHECK (kind NOT IN ('earn', 'refund', 'release') OR amount > 0),
     CHECK (kind NOT IN ('spend', 'hold', 'expire') OR amount < 0),
     CHECK ((kind = 'refund') = (refund_of IS NOT NULL)),

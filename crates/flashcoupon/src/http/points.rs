@@ -15,6 +15,7 @@ use crate::auth::{AdminUser, AuthUser, ShopCaller};
 use crate::domain::account::Email;
 use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
+use crate::domain::whole;
 use crate::points::{self, Entry, PointsError};
 use crate::state::AppState;
 use crate::store::{HoldState, PointEntry};
@@ -97,6 +98,12 @@ impl From<&PointEntry> for EntryView {
             refund_of: e.refund_of,
         }
     }
+}
+
+/// A whole number for a field whose bounds are within `u32`: one out of
+/// `u32` becomes 0, which every such field refuses, naming itself.
+fn narrow(n: Option<i64>) -> Option<u32> {
+    n.map(|n| u32::try_from(n).unwrap_or(0))
 }
 
 /// `201` the first time, `200` with the first entry for a repeat.
@@ -238,6 +245,7 @@ pub async fn user_history(
 #[serde(deny_unknown_fields)]
 pub struct EarnRequest {
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "whole::number")]
     pub amount: i64,
     /// The caller's id for this earn, unique per user: the same request
     /// again answers the first entry.
@@ -247,11 +255,16 @@ pub struct EarnRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
     )]
     pub reference: String,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+$"
+    )]
     pub reason: String,
     /// How long the points last (default 365).
     #[schema(minimum = 1, maximum = 3650)]
-    pub valid_days: Option<u32>,
+    #[serde(default, deserialize_with = "whole::optional")]
+    pub valid_days: Option<i64>,
 }
 
 /// Add points to a user (a service key or an admin): a lot that expires
@@ -274,7 +287,7 @@ pub async fn earn(
         body.amount,
         &body.reference,
         &body.reason,
-        body.valid_days,
+        narrow(body.valid_days),
     )
     .await?;
     Ok(answer(entry))
@@ -284,6 +297,7 @@ pub async fn earn(
 #[serde(deny_unknown_fields)]
 pub struct SpendRequest {
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "whole::number")]
     pub amount: i64,
     #[schema(
         min_length = 1,
@@ -291,7 +305,11 @@ pub struct SpendRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
     )]
     pub reference: String,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+$"
+    )]
     pub reason: String,
 }
 
@@ -330,7 +348,11 @@ pub struct RefundRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
     )]
     pub reference: String,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+$"
+    )]
     pub reason: String,
 }
 
@@ -372,10 +394,12 @@ pub struct HoldRequest {
     )]
     pub order_id: String,
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "whole::number")]
     pub amount: i64,
     /// How long the hold lasts unless confirmed or released (default 900).
     #[schema(minimum = 1, maximum = 86400)]
-    pub ttl_secs: Option<u32>,
+    #[serde(default, deserialize_with = "whole::optional")]
+    pub ttl_secs: Option<i64>,
 }
 
 /// Hold a user's points for an order (a service key or an admin), until
@@ -394,7 +418,14 @@ pub async fn hold(
     Json(body): Json<HoldRequest>,
 ) -> Result<(StatusCode, Json<EntryView>), ApiError> {
     let user = named_user(&state, &user_id).await?;
-    let entry = points::hold(&state, user, &body.order_id, body.amount, body.ttl_secs).await?;
+    let entry = points::hold(
+        &state,
+        user,
+        &body.order_id,
+        body.amount,
+        narrow(body.ttl_secs),
+    )
+    .await?;
     Ok(answer(entry))
 }
 
@@ -412,6 +443,11 @@ async fn end_hold(
     to: HoldState,
 ) -> Result<Json<EntryList>, ApiError> {
     let user = named_user(state, user_id).await?;
+    // An order id that could never have been held names nothing: 404,
+    // as for any other id in a path.
+    if crate::domain::coupon::check_order_id(order_id).is_err() {
+        return Err(PointsError::NoSuchHold(order_id.to_owned()).into());
+    }
     let entries = points::end_hold(state, user, order_id, to).await?;
     Ok(Json(EntryList {
         entries: entries.iter().map(EntryView::from).collect(),
@@ -453,10 +489,15 @@ pub async fn release_hold(
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
     /// Points to add (positive) or take (negative), never zero.
-    #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
+    #[schema(schema_with = signed_amount_schema)]
+    #[serde(deserialize_with = "whole::number")]
     pub amount: i64,
     /// Why: shown to the user in their history.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+$"
+    )]
     pub reason: String,
     /// This adjustment's id: the same again answers the first entry.
     #[schema(
@@ -467,7 +508,32 @@ pub struct AdjustRequest {
     pub reference: String,
     /// Added points last this long (default 365).
     #[schema(minimum = 1, maximum = 3650)]
-    pub valid_days: Option<u32>,
+    #[serde(default, deserialize_with = "whole::optional")]
+    pub valid_days: Option<i64>,
+}
+
+/// A non-zero amount within 10¹² either way: two ranges, since JSON Schema
+/// has no "not zero" that generators read well.
+fn signed_amount_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let range = |min: i64, max: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    utoipa::openapi::schema::Schema::OneOf(
+        OneOfBuilder::new()
+            .item(range(-points::MAX_AMOUNT, -1))
+            .item(range(1, points::MAX_AMOUNT))
+            .description(Some(
+                "Points to add (positive) or take (negative), never zero.",
+            ))
+            .build(),
+    )
 }
 
 /// An admin's correction of a user's points, with a reason.
@@ -489,18 +555,34 @@ pub async fn adjust(
         body.amount,
         &body.reference,
         &body.reason,
-        body.valid_days,
+        narrow(body.valid_days),
     )
     .await?;
     Ok(answer(entry))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LookupParams {
-    /// The account's e-mail address, exactly.
-    #[param(schema_with = Email::schema)]
     pub email: String,
+}
+
+/// By hand: the derive drops `required` from a field with its own schema.
+impl IntoParams for LookupParams {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![
+            ParameterBuilder::new()
+                .name("email")
+                .parameter_in(ParameterIn::Query)
+                .required(utoipa::openapi::Required::True)
+                .description(Some("The account's e-mail address, exactly."))
+                .schema(Some(Email::schema()))
+                .build(),
+        ]
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -810,15 +810,17 @@ macro_rules! point_queries {
                     return Ok(());
                 }
                 let _turn = self.write_turn().await;
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE point_lots SET warned = 1 WHERE id IN (",
-                );
-                let mut ids = q.separated(", ");
+                // One row a statement, each its own transaction: a statement
+                // over many lots would lock them in its own order while a
+                // ledger write of their owner holds some (PostgreSQL: a
+                // deadlock). A flag lost to a crash only warns twice at
+                // worst, and the inbox's once-key stops that too.
                 for id in lots {
-                    ids.push_bind(id.to_string());
+                    sqlx::query("UPDATE point_lots SET warned = 1 WHERE id = $1")
+                        .bind(id.to_string())
+                        .execute(&self.pool)
+                        .await?;
                 }
-                q.push(")");
-                q.build().execute(&self.pool).await?;
                 Ok(())
             }
         }
@@ -830,6 +832,13 @@ pub(super) use point_queries;
 /// entries each makes, whether a request, a payment event or the expiry
 /// asks.
 impl LedgerWrite {
+    /// The entries this write makes, as they will read apart from their
+    /// place in the chain (`seq`, `balance_after`): for the events that
+    /// name them, built before the write.
+    pub fn planned(&self) -> Vec<PointEntry> {
+        chain(self, 0, i64::MAX / 2).unwrap_or_default()
+    }
+
     /// A write of `user` at `now` that does nothing yet.
     pub fn new(user: UserId, now: Timestamp) -> Self {
         Self {

@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, body, spawn_app, spawn_instance};
-use crate::payments::{EVENTS, payment};
+use crate::payments::{EVENTS, payment, reserve};
+use crate::reservations::{holders, wallet_status};
 use crate::service_keys::service_key;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -698,6 +699,13 @@ async fn the_record_refuses_a_negative_balance_written_behind_the_codes_back() {
              balance_after, created_at) VALUES ('{}', '{user}', 2, 1, 900, 'spend', -150, 750, 0)",
             uuid::Uuid::now_v7()
         ),
+        // A later entry that names no entry before it (a NULL must not
+        // slip past the chain's check and its foreign key).
+        format!(
+            "INSERT INTO point_entries (id, user_id, seq, prev_seq, prev_balance, kind, amount, \
+             balance_after, created_at) VALUES ('{}', '{user}', 2, NULL, 900, 'spend', -150, 750, 0)",
+            uuid::Uuid::now_v7()
+        ),
         // A second entry in the same place of the chain.
         format!(
             "INSERT INTO point_entries (id, user_id, seq, prev_seq, prev_balance, kind, amount, \
@@ -718,4 +726,48 @@ async fn the_record_refuses_a_negative_balance_written_behind_the_codes_back() {
     }
     let entries = assert_adds_up(&app, &token).await;
     assert_eq!(kinds(&entries), [("earn".into(), 100)]);
+}
+
+/// An order that holds a coupon and points: a payment after the points
+/// hold ran out (but before the coupon's did) confirms the coupon and
+/// reports the points for a refund; a repeated hold request for an order
+/// whose hold has ended says so.
+#[tokio::test]
+async fn a_payment_confirming_the_coupon_still_reports_the_points_hold_that_ran_out() {
+    let app = spawn_app().await;
+    let (_, key) = service_key(&app, "shop").await;
+    let holder = holders(&app, 1).await.remove(0);
+    let user = wallet_status(&app, &holder.0, &holder.1).await["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    earn(&app, &key, &user, 1_000, "seed", 365).await;
+    reserve(&app, &holder, "mixed", 600).await;
+    let hold = json!({"order_id": "mixed", "amount": 200, "ttl_secs": 1});
+    let r = app.post_json(&at(&user, "holds"), Some(&key), &hold).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.clock.advance(Duration::from_secs(2));
+    let r = app
+        .post_json(
+            EVENTS,
+            Some(&key),
+            &payment("pay-mixed", "payment.succeeded", "mixed"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let outcome = body(r).await["outcome"].as_str().unwrap().to_owned();
+    assert!(
+        outcome.contains("confirmed 1 reservation")
+            && outcome.contains("points hold of 200 had expired"),
+        "{outcome}"
+    );
+    assert_eq!(
+        wallet_status(&app, &holder.0, &holder.1).await["status"],
+        "used"
+    );
+    balance_becomes(&app, &holder.0, 1_000).await;
+    // The same hold again: it ran out, and nothing is held.
+    let r = app.post_json(&at(&user, "holds"), Some(&key), &hold).await;
+    assert_error(r, StatusCode::CONFLICT, "hold_expired").await;
+    assert_eq!(points(&app, &holder.0).await["held"], 0);
 }
