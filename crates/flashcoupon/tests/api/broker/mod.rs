@@ -8,6 +8,7 @@
 mod crash;
 mod flow;
 mod outbox;
+mod points;
 mod restart;
 mod server;
 mod triggers;
