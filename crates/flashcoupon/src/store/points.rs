@@ -6,6 +6,9 @@
 //! the last one's balance and lots (the schema refuses the rest anyway:
 //! `migrations/common/0011_points.sql`).
 
+#[cfg(test)]
+mod model_tests;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
