@@ -360,3 +360,115 @@ test('an admin makes a unique-codes campaign and 30 codes in the console; a shop
   assert.deepEqual(page.errors, []);
   assert.deepEqual(shop.errors, []);
 });
+
+test('an admin finds a shopper by e-mail, adjusts their points once (a lost answer retried, a double click), and is told when taking more than the balance', async () => {
+  const base = env.server.base;
+  const token = await adminToken(base);
+  const email = `points-${Date.now()}@example.com`;
+  const signup = await apiCall(base, 'POST', '/api/v1/auth/signup', null, { email, password: 'password-123' });
+  assert.equal(signup.status, 201);
+  const userId = signup.body.user_id;
+  const earned = await apiCall(base, 'POST', `/api/v1/users/${userId}/points/earn`, token,
+    { amount: 3800, reference: 'welcome', reason: '가입 축하 적립' });
+  assert.equal(earned.status, 201);
+
+  const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+  await page.goto(base + '/admin#/points');
+  await page.locator('#email').fill(ADMIN.email);
+  await page.locator('#password').fill(ADMIN.password);
+  await page.locator('#auth-form button[type="submit"]').click();
+  const lookupError = page.getByTestId('points-lookup-error');
+
+  // An address nobody has: said so, and nobody's points shown.
+  await page.getByTestId('points-email').fill('nobody@example.com');
+  await page.getByTestId('points-find').click();
+  await lookupError.filter({ hasText: 'nobody@example.com 계정이 없습니다' }).waitFor();
+  assert.equal(await page.getByTestId('points-member').isHidden(), true);
+
+  await page.getByTestId('points-email').fill(email);
+  await page.getByTestId('points-find').click();
+  await page.getByTestId('points-who').filter({ hasText: email }).waitFor();
+  assert.equal(await lookupError.textContent(), '');
+  assert.equal(await page.getByTestId('points-balance').textContent(), '3,800 P');
+  assert.equal(await page.getByTestId('points-held').textContent(), '0 P');
+  assert.match(await page.getByTestId('points-expiry').first().textContent(), /^3,800 P \d{4}-\d{2}-\d{2} 소멸 예정$/);
+  const rows = page.getByTestId('points-row');
+  assert.equal(await rows.count(), 1);
+  assert.equal(await rows.first().getAttribute('data-kind'), 'earn');
+
+  // Checked here first: nothing is sent for a zero or a missing reason.
+  const sent = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith(`/users/${userId}/points/adjust`)) sent.push(r.postDataJSON());
+  });
+  const form = page.getByTestId('adjust-form');
+  await form.getByTestId('adjust-amount').fill('0');
+  await form.getByTestId('adjust-submit').click();
+  await form.locator('#adjust-amount-error').filter({ hasText: '0이 아닌 정수' }).waitFor();
+  assert.equal(await form.locator('#adjust-reason-error').textContent(), '필수 항목입니다.');
+  assert.equal(await form.getByTestId('adjust-amount').getAttribute('aria-invalid'), 'true');
+  assert.equal(sent.length, 0, 'an invalid adjustment sends nothing');
+
+  // The first answer is lost after the server applied it: the form tries
+  // again with the same reference, and the server answers the first entry.
+  // The double click's second click finds the button disabled.
+  let lost = false;
+  await page.route(`**/users/${userId}/points/adjust`, async (route) => {
+    if (lost) return route.continue();
+    lost = true;
+    await route.fetch();
+    return route.abort('connectionreset');
+  });
+  await form.getByTestId('adjust-amount').fill('-100');
+  await form.getByTestId('adjust-reason').fill('고객 문의: 중복 적립 정정');
+  await form.getByTestId('adjust-submit').dblclick();
+  await form.getByTestId('adjust-result').filter({ hasText: '-100 P 조정했습니다. 잔액 3,700 P' }).waitFor();
+  await page.getByTestId('points-balance').filter({ hasText: /^3,700 P$/ }).waitFor();
+  await page.unroute(`**/users/${userId}/points/adjust`);
+  assert.equal(sent.length, 2, 'the lost try and its retry, nothing for the second click');
+  assert.match(sent[0].reference, /^adj-\d+-[0-9a-f]{8}$/);
+  assert.equal(sent[1].reference, sent[0].reference, 'the retry reuses the reference');
+  assert.deepEqual({ ...sent[0], reference: undefined }, { amount: -100, reason: '고객 문의: 중복 적립 정정', reference: undefined });
+  const history = await apiCall(base, 'GET', `/api/v1/users/${userId}/points/history`, token);
+  assert.deepEqual(history.body.entries.map((e) => [e.kind, e.amount, e.balance_after]), [['adjust', -100, 3700], ['earn', 3800, 3800]],
+    'adjusted once');
+  await rows.nth(1).waitFor();
+  const adjusted = rows.first();
+  assert.equal(await adjusted.getAttribute('data-kind'), 'adjust');
+  assert.equal(await adjusted.locator('.badge').textContent(), '관리자 조정');
+  assert.equal(await adjusted.locator('td.amount').textContent(), '-100 P');
+  assert.match(await adjusted.textContent(), /고객 문의: 중복 적립 정정/);
+  assert.equal(await form.getByTestId('adjust-amount').inputValue(), '', 'the form is cleared for the next one');
+
+  // Taking more than there is: refused by the server, said in words; nothing changes.
+  await form.getByTestId('adjust-amount').fill('-5000');
+  await form.getByTestId('adjust-reason').fill('잘못된 차감 시도');
+  await form.getByTestId('adjust-submit').click();
+  await form.getByTestId('adjust-error').filter({ hasText: '잔액(3,700 P)보다 많이 차감할 수 없습니다' }).waitFor();
+  assert.equal(sent.length, 3);
+  assert.notEqual(sent[2].reference, sent[0].reference, 'a new adjustment, a new reference');
+  assert.equal(await page.getByTestId('points-balance').textContent(), '3,700 P');
+  assert.equal(await rows.count(), 2);
+  assert.equal(await form.getByTestId('adjust-amount').inputValue(), '-5000', 'the refused amount stays to correct');
+
+  // Adding, for a few days: the new points lead the expiries, marked as soon.
+  await form.getByTestId('adjust-amount').fill('50');
+  await form.getByTestId('adjust-valid-days').fill('5');
+  await form.getByTestId('adjust-reason').fill('배송 지연 보상');
+  await form.getByTestId('adjust-submit').click();
+  await page.getByTestId('points-balance').filter({ hasText: /^3,750 P$/ }).waitFor();
+  assert.equal(await form.getByTestId('adjust-error').textContent(), '');
+  assert.equal(sent[3].valid_days, 5);
+  const first = page.getByTestId('points-expiry').first();
+  assert.match(await first.textContent(), /^50 P \d{4}-\d{2}-\d{2} 소멸 예정 7일 이내$/);
+  assert.equal(await first.getAttribute('class'), 'soon');
+  assert.equal(await rows.first().locator('td.amount').textContent(), '+50 P');
+  await shot(page, 'admin-points');
+  assert.deepEqual(await contrastFailures(page), [], 'readable contrast in the points view');
+
+  // English labels here too.
+  await page.getByTestId('lang').click();
+  await rows.first().locator('.badge').filter({ hasText: 'Adjusted' }).waitFor();
+  await form.getByTestId('adjust-submit').filter({ hasText: 'Adjust' }).waitFor();
+  assert.deepEqual(page.errors, []);
+});

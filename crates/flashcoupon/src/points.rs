@@ -199,10 +199,9 @@ async fn write(
                 if !w.reports.outbox.is_empty() {
                     state.notifier.outbox_written();
                 }
+                // The owner hears points arrive and leave (inbox and push).
                 for event in announced {
-                    if event.kind == crate::events::EventKind::PointsEarned {
-                        state.notifier.emit(event);
-                    }
+                    state.notifier.emit(event);
                 }
                 let main = entries
                     .into_iter()

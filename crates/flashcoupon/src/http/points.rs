@@ -163,6 +163,7 @@ pub struct HistoryParams {
 pub struct History {
     pub entries: Vec<EntryView>,
     /// The `before` of the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<uuid::Uuid>,
 }
 

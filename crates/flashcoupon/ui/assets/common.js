@@ -56,6 +56,23 @@ export function discountText(d) {
   return t('discount.percent', { percent: d.percent });
 }
 
+/** Points (적립금): `3,800 P`. */
+export function points(n) {
+  return `${num(n)} P`;
+}
+
+/** A ledger amount with its sign, so a take never reads as a gain: `+3,770 P`, `-100 P`. */
+export function signedPoints(n) {
+  return `${n > 0 ? '+' : '-'}${points(Math.abs(n))}`;
+}
+
+/** A day in this device's zone, the same in both languages: `2026-12-12`. */
+export function day(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
 export function dateTime(iso) {
   const d = new Date(iso);
   return d.toLocaleString(lang === 'ko' ? 'ko-KR' : 'en-GB', {
@@ -189,6 +206,50 @@ export function h(tag, attrs = {}, ...children) {
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
+}
+
+// ---- points (both pages show a balance and its ledger) ------------------------------
+
+/** Expiries within this long are singled out (the server warns as much ahead). */
+const EXPIRY_WARN_MS = 7 * 86_400_000;
+/** The API lists at most this many expiry times, soonest first. */
+const EXPIRIES_LISTED = 20;
+
+export function pointsKind(kind) {
+  const key = `points.kind.${kind}`;
+  return t(key) === key ? kind : t(key);
+}
+
+/**
+ * The soonest `shown` days on which points expire, as list items, those
+ * within a week marked (not by colour alone). One line a day, since a day is
+ * what is shown; when the API's list is full, its last day may go on past
+ * it, so that day's sum is said as "at least".
+ */
+export function expiryItems(expiring, shown) {
+  const days = [];
+  for (const x of expiring) {
+    const date = day(x.expires_at);
+    const last = days.at(-1);
+    if (last?.date === date) last.amount += x.amount;
+    else days.push({ date, amount: x.amount, first: Date.parse(x.expires_at) });
+  }
+  const full = expiring.length >= EXPIRIES_LISTED;
+  const items = days.slice(0, shown).map((d, i) => {
+    const soon = d.first - serverNow() <= EXPIRY_WARN_MS;
+    const key = full && i === days.length - 1 ? 'points.expires_at_least' : 'points.expires';
+    return h('li', { class: soon ? 'soon' : null, 'data-testid': 'points-expiry' },
+      t(key, { amount: points(d.amount), date: d.date }),
+      soon ? [' ', h('span', { class: 'badge' }, t('points.soon'))] : null);
+  });
+  const rest = days.length - shown;
+  if (rest > 0) items.push(h('li', { class: 'muted small' }, t(full ? 'points.more_dates_full' : 'points.more_dates', { n: num(rest) })));
+  return items;
+}
+
+/** What an entry was for: its reason (unless `withReason` is false) and its order. */
+export function entryNote(e, withReason = true) {
+  return [withReason ? e.reason : null, e.order_id ? t('points.order', { order: e.order_id }) : null].filter(Boolean).join(' · ');
 }
 
 // ---- toasts -------------------------------------------------------------------------

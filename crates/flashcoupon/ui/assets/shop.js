@@ -1,11 +1,11 @@
 // The shoppers' page: drops with a countdown and live stock, the claim
 // button (only for drops claimed by it: others are redeemed with a code or
 // issued by themselves), "notify me", live toasts, the wallet with the
-// coupon-code box and checkout, and the inbox.
+// coupon-code box and checkout, the points (적립금) panel, and the inbox.
 
 import {
-  api, applyLabels, connectNotifications, countdown, dateTime, discountText, h, newId, num,
-  onLangChange, serverNow, Session, setupLangToggle, t, toast, watchStock, won,
+  api, applyLabels, connectNotifications, countdown, dateTime, day, discountText, entryNote, expiryItems, h, newId, num,
+  onLangChange, points, pointsKind, serverNow, Session, setupLangToggle, signedPoints, t, toast, watchStock, won,
 } from './common.js';
 
 const session = new Session('shop');
@@ -29,6 +29,13 @@ let stopSocket = () => {};
 /** The code box: a redemption in flight, the time a 429 lets it try again,
  * its last result ({ok, text()}: re-rendered in the chosen language). */
 const redeem = { busy: false, until: 0, result: null, focusNext: false };
+/** The points panel: the last balance read (null: none yet), the history
+ * entries shown and the `before` of the next page; `gen` counts loads, so an
+ * answer to a load since replaced (or to a signed-out session) is dropped. */
+const ledger = { view: null, entries: [], next: null, gen: 0 };
+/** History entries per page; how many of the soonest expiries are listed. */
+const POINTS_PAGE = 20;
+const EXPIRIES_SHOWN = 3;
 
 // ---- views and navigation -----------------------------------------------------
 
@@ -100,6 +107,8 @@ function logout() {
   subscribed.clear();
   results.clear();
   redeem.result = null;
+  Object.assign(ledger, { view: null, entries: [], next: null, gen: ledger.gen + 1 });
+  renderPoints();
   $('redeem-code').value = '';
   renderRedeem();
   renderAccount();
@@ -447,6 +456,7 @@ async function campaignName(id) {
 }
 
 async function loadWallet() {
+  loadPoints();
   const list = $('wallet-list');
   let w;
   try {
@@ -530,6 +540,73 @@ function checkoutForm(c) {
     out);
 }
 
+// ---- points (적립금) ---------------------------------------------------------------------------
+
+/** The balance and the first page of history, afresh (as many entries as shown, so a
+ * refresh after "more" keeps the list as long as it was). */
+async function loadPoints() {
+  const gen = ++ledger.gen;
+  const limit = Math.min(100, Math.max(POINTS_PAGE, ledger.entries.length));
+  let view;
+  let page;
+  try {
+    [view, page] = await Promise.all([
+      api(session, 'GET', '/api/v1/me/points'),
+      api(session, 'GET', `/api/v1/me/points/history?limit=${limit}`),
+    ]);
+  } catch (err) {
+    // A lapsed session: the wallet's own load logs out and says so.
+    if (err.code !== 'unauthorized' && gen === ledger.gen) toast(err.text, 'error');
+    return;
+  }
+  if (gen !== ledger.gen) return;
+  Object.assign(ledger, { view, entries: page.entries, next: page.next ?? null });
+  renderPoints();
+}
+
+async function morePoints() {
+  if (ledger.next === null) return;
+  const gen = ledger.gen;
+  const button = $('points-more');
+  button.disabled = true;
+  try {
+    const page = await api(session, 'GET', `/api/v1/me/points/history?limit=${POINTS_PAGE}&before=${encodeURIComponent(ledger.next)}`);
+    if (gen !== ledger.gen) return;
+    ledger.entries.push(...page.entries);
+    ledger.next = page.next ?? null;
+    renderPoints();
+  } catch (err) {
+    if (err.code === 'unauthorized') logout();
+    toast(err.text, 'error');
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderPoints() {
+  const v = ledger.view;
+  $('points').hidden = !v;
+  if (!v) return;
+  setText($('points-balance'), points(v.balance));
+  $('points-held').hidden = v.held <= 0;
+  setText($('points-held'), t('points.held', { amount: points(v.held) }));
+  $('points-expiring').replaceChildren(...expiryItems(v.expiring, EXPIRIES_SHOWN));
+  const items = ledger.entries.map(entryItem);
+  $('points-history').replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, t('points.empty'))]));
+  $('points-more').hidden = ledger.next === null;
+}
+
+function entryItem(e) {
+  // Entries without a reference are the server's own (holds, releases,
+  // expiries), with English notes for operators: their kind says it here.
+  const note = entryNote(e, Boolean(e.reference));
+  return h('li', { 'data-testid': 'points-entry', 'data-kind': e.kind },
+    h('span', { class: 'badge' }, pointsKind(e.kind)),
+    h('strong', { class: `amount ${e.amount > 0 ? 'plus' : 'minus'}` }, signedPoints(e.amount)),
+    note ? h('span', {}, note) : null,
+    h('span', { class: 'when' }, dateTime(e.created_at)));
+}
+
 // ---- inbox and live events ---------------------------------------------------------------
 
 function eventText(e) {
@@ -545,6 +622,8 @@ function eventText(e) {
     case 'coupon.expiring_soon': return t('event.coupon.expiring_soon', { until: dateTime(d.valid_until) });
     case 'coupon.used': return t('event.coupon.used', { discount: won(d.discount_amount ?? 0) });
     case 'coupon.reservation_expired': return t('event.coupon.reservation_expired', { order: d.order_id });
+    case 'points.earned': return [t('event.points.earned', { amount: points(d.amount ?? 0) }), d.reason].filter(Boolean).join(' · ');
+    case 'points.expiring_soon': return t('event.points.expiring_soon', { amount: points(d.amount ?? 0), date: day(d.expires_at) });
     default: return t(`event.${e.type}`, { name });
   }
 }
@@ -591,12 +670,13 @@ function onEvent(e) {
     logout();
     return;
   }
-  const kind = e.type === 'coupon.claim_failed' ? 'error' : e.type === 'coupon.issued' ? 'ok' : 'info';
+  const kind = e.type === 'coupon.claim_failed' ? 'error' : ['coupon.issued', 'points.earned'].includes(e.type) ? 'ok' : 'info';
   toast(eventText(e), kind);
   if (e.type === 'coupon.issued' || e.type === 'coupon.used' || e.type === 'coupon.use_cancelled') {
     refreshHeld();
     if (currentView() === 'wallet') loadWallet();
   }
+  if (e.type.startsWith('points.') && currentView() === 'wallet') loadPoints();
   if (currentView() === 'inbox') loadInbox();
   else refreshUnread();
 }
@@ -617,6 +697,7 @@ function start() {
   $('logout').addEventListener('click', logout);
   $('read-all').addEventListener('click', readAll);
   $('redeem-form').addEventListener('submit', redeemCode);
+  $('points-more').addEventListener('click', morePoints);
   $('redeem-code').addEventListener('input', () => $('redeem-code').removeAttribute('aria-invalid'));
   window.addEventListener('hashchange', showView);
   renderAccount();
