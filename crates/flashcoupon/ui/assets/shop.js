@@ -624,6 +624,7 @@ function eventText(e) {
     case 'coupon.reservation_expired': return t('event.coupon.reservation_expired', { order: d.order_id });
     case 'points.earned': return [t('event.points.earned', { amount: points(d.amount ?? 0) }), d.reason].filter(Boolean).join(' · ');
     case 'points.expiring_soon': return t('event.points.expiring_soon', { amount: points(d.amount ?? 0), date: day(d.expires_at) });
+    case 'points.spent': return [t('event.points.spent', { amount: points(d.amount ?? 0) }), d.order_id].filter(Boolean).join(' · ');
     default: return t(`event.${e.type}`, { name });
   }
 }
