@@ -330,13 +330,12 @@ macro_rules! ledger_write {
             use $crate::store::points::{HoldChange, LotMove, Written};
             let w: &$crate::store::points::LedgerWrite = $w;
             let user = w.user.to_string();
-            // The user's lock: every write of this user queues here.
-            sqlx::query("INSERT INTO point_accounts (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
-                .bind(&user)
-                .execute(&mut *$tx)
-                .await?;
+            // The user's lock, in one statement: every write of this user
+            // queues on this row (PostgreSQL: the upsert locks it; SQLite:
+            // the write turn already serialises writers).
             let account = sqlx::query(
-                "UPDATE point_accounts SET held = held WHERE user_id = $1 RETURNING seq, balance, held",
+                "INSERT INTO point_accounts (user_id) VALUES ($1) ON CONFLICT (user_id) \
+                 DO UPDATE SET held = point_accounts.held RETURNING seq, balance, held",
             )
             .bind(&user)
             .fetch_one(&mut *$tx)
@@ -344,46 +343,59 @@ macro_rules! ledger_write {
             let seq = account.opt_int("seq")?.unwrap_or(0);
             let balance = account.int("balance")?;
             let held = account.int("held")?;
-            if let Some(reference) = &w.reference {
-                let first = sqlx::query(&format!(
-                    "SELECT {} FROM point_entries WHERE user_id = $1 AND reference = $2",
-                    $crate::store::points::ENTRY_COLUMNS
-                ))
-                .bind(&user)
-                .bind(reference)
-                .fetch_optional(&mut *$tx)
-                .await?;
-                if let Some(row) = first {
-                    break 'write Written::Existing($crate::store::points::entry(&row)?);
-                }
-            }
-            for p in &w.postings {
-                if let Some(spend) = p.refund_of {
-                    let refunded = sqlx::query("SELECT id FROM point_entries WHERE refund_of = $1")
-                        .bind(spend.to_string())
+            // A repeat is found where the write cannot go on (its entry or
+            // hold row would collide, or it no longer fits), not looked for
+            // first: the common write pays no extra read. What the first
+            // time wrote, else `$otherwise`.
+            macro_rules! first_or {
+                ($otherwise:expr) => {{
+                    let mut found = None;
+                    if let Some(reference) = &w.reference {
+                        // Written before this write began (not by it).
+                        found = sqlx::query(&format!(
+                            "SELECT {} FROM point_entries WHERE user_id = $1 AND reference = $2 \
+                             AND seq <= $3",
+                            $crate::store::points::ENTRY_COLUMNS
+                        ))
+                        .bind(&user)
+                        .bind(reference)
+                        .bind(seq)
                         .fetch_optional(&mut *$tx)
                         .await?;
-                    if refunded.is_some() {
-                        break 'write Written::AlreadyRefunded;
                     }
-                }
+                    if let (None, HoldChange::Open { order_id, .. }) = (&found, &w.hold) {
+                        found = sqlx::query(&format!(
+                            "SELECT {} FROM point_entries WHERE id = \
+                             (SELECT entry_id FROM point_holds WHERE user_id = $1 AND order_id = $2)",
+                            $crate::store::points::ENTRY_COLUMNS
+                        ))
+                        .bind(&user)
+                        .bind(order_id)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                    }
+                    let refunded = match w.postings.iter().find_map(|p| p.refund_of) {
+                        Some(spend) if found.is_none() => sqlx::query(
+                            "SELECT id FROM point_entries WHERE refund_of = $1 AND user_id = $2 \
+                             AND seq <= $3",
+                        )
+                        .bind(spend.to_string())
+                        .bind(&user)
+                        .bind(seq)
+                        .fetch_optional(&mut *$tx)
+                        .await?
+                        .is_some(),
+                        _ => false,
+                    };
+                    match found {
+                        Some(row) => Written::Existing($crate::store::points::entry(&row)?),
+                        None if refunded => Written::AlreadyRefunded,
+                        None => $otherwise,
+                    }
+                }};
             }
             match &w.hold {
-                HoldChange::None => {}
-                HoldChange::Open { order_id, .. } => {
-                    let first = sqlx::query(&format!(
-                        "SELECT {} FROM point_entries WHERE id = \
-                         (SELECT entry_id FROM point_holds WHERE user_id = $1 AND order_id = $2)",
-                        $crate::store::points::ENTRY_COLUMNS
-                    ))
-                    .bind(&user)
-                    .bind(order_id)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                    if let Some(row) = first {
-                        break 'write Written::Existing($crate::store::points::entry(&row)?);
-                    }
-                }
+                HoldChange::None | HoldChange::Open { .. } => {}
                 HoldChange::End { hold, to } => {
                     // A confirm must come before the hold runs out; a
                     // release or an expiry any time while it is held.
@@ -409,17 +421,20 @@ macro_rules! ledger_write {
                 }
             }
             let Some(entries) = $crate::store::points::chain(w, seq, balance) else {
-                break 'write Written::Insufficient;
+                break 'write first_or!(Written::Insufficient);
             };
             let new_held = held + w.held_delta;
             if new_held < 0 {
                 break 'write Written::Raced;
             }
             for e in &entries {
-                sqlx::query(
+                // Its reference taken, or its spend refunded, before: the
+                // write is a repeat, or refused.
+                let inserted = sqlx::query(
                     "INSERT INTO point_entries (id, user_id, seq, prev_seq, prev_balance, kind, amount, \
                      balance_after, reference, reason, order_id, refund_of, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(e.id.to_string())
                 .bind(&user)
@@ -437,6 +452,9 @@ macro_rules! ledger_write {
                 .bind(e.expires_at.map(|t| t.0))
                 .execute(&mut *$tx)
                 .await?;
+                if inserted.rows_affected() != 1 {
+                    break 'write first_or!(Written::Raced);
+                }
             }
             for p in &w.postings {
                 let id = p.id.to_string();
@@ -490,7 +508,7 @@ macro_rules! ledger_write {
                         if need > 0 {
                             // The balance covers it but live lots do not:
                             // some are due and not expired yet.
-                            break 'write Written::Insufficient;
+                            break 'write first_or!(Written::Insufficient);
                         }
                     }
                     LotMove::GiveBack(from) => {
@@ -562,9 +580,9 @@ macro_rules! ledger_write {
                 else {
                     return Err(StoreError::Constraint("a hold without its entry".into()));
                 };
-                sqlx::query(
+                let opened = sqlx::query(
                     "INSERT INTO point_holds (entry_id, user_id, order_id, amount, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 )
                 .bind(hold.id.to_string())
                 .bind(&user)
@@ -574,6 +592,10 @@ macro_rules! ledger_write {
                 .bind(expires_at.0)
                 .execute(&mut *$tx)
                 .await?;
+                if opened.rows_affected() != 1 {
+                    // The order holds points already: a repeat, or another hold.
+                    break 'write first_or!(Written::Raced);
+                }
             }
             let (last_seq, last_balance) = entries
                 .last()
