@@ -34,31 +34,14 @@ cd "$ROOT"
 LUA="$ROOT/bench/issue.lua"
 OUT="$ROOT/bench-out"
 LOG="$OUT/codes.log"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$OUT"
 BENCH_NAME=codes
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 
-say "building (release)"
-cargo build --release -p flashcoupon --bin flashcoupon
-SERVER_BIN="$TARGET/release/flashcoupon"
-
-DATA="$WORK/data"
-ADMIN_EMAIL="bench-admin@bench.invalid"
-ADMIN_PASSWORD="bench-admin-password"
-say "flashcoupon: starting on a fresh data dir ($(stat -f -c %T "$WORK") at $WORK)"
-FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-    FLASHCOUPON_CLAIM_RATE_PER_USER=0 FLASHCOUPON_CODE_GUESSES_PER_USER=0 FLASHCOUPON_CODE_GUESSES_PER_ADDRESS=0 \
-    RUST_LOG="${RUST_LOG:-warn}" \
-    start flashcoupon "flashcoupon listening on http://" \
-    "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA"
-FC="http://$ADDR"
-SERVER_PID="${PIDS[-1]}"
-ADMIN_TOKEN="$(api POST /api/v1/auth/login \
-    "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | json_str token)"
-[[ -n "$ADMIN_TOKEN" ]] || die "admin log-in failed"
+start_embedded FLASHCOUPON_CLAIM_RATE_PER_USER=0 FLASHCOUPON_CODE_GUESSES_PER_USER=0 \
+    FLASHCOUPON_CODE_GUESSES_PER_ADDRESS=0
 
 now_offset() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 campaign() { # ISSUANCE-FIELDS TOTAL -> id

@@ -71,3 +71,27 @@ provision_users() {
     got="$(wc -l <"$file")"
     ((got == count)) || die "expected $count tokens, got $got"
 }
+
+# start_embedded [VAR=VALUE...]: build the release binary (unless SERVER_BIN
+# is set), start `flashcoupon serve` in embedded mode on a fresh data dir
+# with a bench admin and the given environment, and log the admin in. Sets
+# SERVER_BIN, DATA, FC, SERVER_PID and ADMIN_TOKEN.
+start_embedded() {
+    if [[ -z "${SERVER_BIN:-}" ]]; then
+        say "building (release)"
+        cargo build --release -p flashcoupon --bin flashcoupon
+        SERVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/flashcoupon"
+    fi
+    DATA="$WORK/data"
+    local email="bench-admin@bench.invalid" password="bench-admin-password"
+    say "flashcoupon: starting on a fresh data dir ($(stat -f -c %T "$WORK") at $WORK)"
+    start flashcoupon "flashcoupon listening on http://" \
+        env FLASHCOUPON_ADMIN_EMAIL="$email" FLASHCOUPON_ADMIN_PASSWORD="$password" \
+        RUST_LOG="${RUST_LOG:-warn}" "$@" \
+        "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA"
+    FC="http://$ADDR"
+    SERVER_PID="${PIDS[-1]}"
+    ADMIN_TOKEN="$(api POST /api/v1/auth/login \
+        "{\"email\":\"$email\",\"password\":\"$password\"}" | json_str token)"
+    [[ -n "$ADMIN_TOKEN" ]] || die "admin log-in failed"
+}
