@@ -11,9 +11,11 @@
 #    a fresh reference each, round the users (distinct) — then all on the
 #    first user (hot). Each spend is one transaction of the ledger: the
 #    account row locked, the entry chained, the earliest lot taken from.
-# 3. bench/points_raw.py: the same statements, one transaction per spend,
-#    straight into the same database file from one thread, no server — the
-#    record's ceiling for that transaction, for the same two shapes.
+# 3. bench/points_raw.py: the same statements straight into the same
+#    database file from one thread, no server — the record's ceiling for the
+#    same transaction, for the same two shapes: one transaction per spend
+#    (the ledger write alone), and 64 per transaction in savepoints (the
+#    shape the points group commit writes, src/points/writer.rs).
 # Target: the API at >= 50% of the raw rate, both shapes.
 #
 # Knobs (env): USERS=2000 EARN=1000000 DURATION=10s CONNECTIONS=64 THREADS=2
@@ -74,8 +76,8 @@ run_wrk() { # NAME USERS_FILE
     sed -n 's/.* rps=\([^ ]*\).*/\1/p' "$WORK/$1.wrk"
 }
 field() { sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p" "$WORK/$1.wrk"; }
-raw() { # USERS_FILE RUN
-    python3 "$ROOT/bench/points_raw.py" "$DATA/flashcoupon.db" "$1" "$RAW" "$2" | sed -n 's/.*raw_spends_per_sec=\([0-9]*\).*/\1/p'
+raw() { # USERS_FILE RUN [BATCH]
+    python3 "$ROOT/bench/points_raw.py" "$DATA/flashcoupon.db" "$1" "$RAW" "$2" "${3:-1}" | sed -n 's/.*raw_spends_per_sec=\([0-9]*\).*/\1/p'
 }
 
 # Raw, API, raw again for each shape: the baseline is the mean of the runs
@@ -85,14 +87,18 @@ say "raw: $RAW spends round the users, one thread, no server"
 RAW_D1="$(raw "$USERS_FILE" raw-d1)"
 DISTINCT_RPS="$(run_wrk distinct "$USERS_FILE")"
 RAW_D2="$(raw "$USERS_FILE" raw-d2)"
+RAW_DB="$(raw "$USERS_FILE" raw-db 64)"
 say "raw: $RAW spends on the hot user"
 RAW_H1="$(raw "$HOT_FILE" raw-h1)"
 HOT_RPS="$(run_wrk hot "$HOT_FILE")"
 RAW_H2="$(raw "$HOT_FILE" raw-h2)"
+RAW_HB="$(raw "$HOT_FILE" raw-hb 64)"
 RAW_D="$(awk -v a="$RAW_D1" -v b="$RAW_D2" 'BEGIN { printf "%.0f", (a + b) / 2 }')"
 RAW_H="$(awk -v a="$RAW_H1" -v b="$RAW_H2" 'BEGIN { printf "%.0f", (a + b) / 2 }')"
 D_RATIO="$(awk -v a="$DISTINCT_RPS" -v b="$RAW_D" 'BEGIN { printf "%.1f", 100 * a / b }')"
 H_RATIO="$(awk -v a="$HOT_RPS" -v b="$RAW_H" 'BEGIN { printf "%.1f", 100 * a / b }')"
+DB_RATIO="$(awk -v a="$DISTINCT_RPS" -v b="$RAW_DB" 'BEGIN { printf "%.1f", 100 * a / b }')"
+HB_RATIO="$(awk -v a="$HOT_RPS" -v b="$RAW_HB" 'BEGIN { printf "%.1f", 100 * a / b }')"
 
 # The ledger still adds up after it all (promise 9): the hot user's balance
 # is the sum of its entries, and what was spent is what the API said.
@@ -113,15 +119,18 @@ cat >&2 <<REPORT
 
 ================ points (embedded, release, durable, $(nproc) cores) ================
 distinct users  API $(printf '%.0f' "$DISTINCT_RPS") spends/s (p50 $(field distinct p50_ms) ms, p99 $(field distinct p99_ms) ms, non-201 $(field distinct non201); server CPU $(cat "$WORK/distinct.cpu")% of a core)
-                record's ceiling (raw, one thread) $RAW_D1 then $RAW_D2 spends/s
+                record's ceiling (raw, one thread) $RAW_D1 then $RAW_D2 spends/s, one a transaction
                 ratio API / raw = ${D_RATIO}%   (target >= 50%)
+                batched ceiling (64 a transaction, savepoints) $RAW_DB spends/s: API at ${DB_RATIO}%
 one hot user    API $(printf '%.0f' "$HOT_RPS") spends/s (p50 $(field hot p50_ms) ms, p99 $(field hot p99_ms) ms, non-201 $(field hot non201); server CPU $(cat "$WORK/hot.cpu")% of a core)
-                record's ceiling (raw, one thread) $RAW_H1 then $RAW_H2 spends/s
+                record's ceiling (raw, one thread) $RAW_H1 then $RAW_H2 spends/s, one a transaction
                 ratio API / raw = ${H_RATIO}%   (target >= 50%)
+                batched ceiling (64 a transaction, savepoints) $RAW_HB spends/s: API at ${HB_RATIO}%
 check           $CHECK
 REPORT
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-printf '%s rev=%s distinct_rps=%.0f raw_distinct=%s/%s distinct_ratio=%s%% hot_rps=%.0f raw_hot=%s/%s hot_ratio=%s%% non201=%s/%s\n' \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "$DISTINCT_RPS" "$RAW_D1" "$RAW_D2" "$D_RATIO" \
-    "$HOT_RPS" "$RAW_H1" "$RAW_H2" "$H_RATIO" "$(field distinct non201)" "$(field hot non201)" >>"$LOG"
+printf '%s rev=%s distinct_rps=%.0f raw_distinct=%s/%s distinct_ratio=%s%% raw_distinct_batched=%s batched_ratio=%s%% hot_rps=%.0f raw_hot=%s/%s hot_ratio=%s%% raw_hot_batched=%s batched_ratio=%s%% non201=%s/%s cpu=%s/%s\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "$DISTINCT_RPS" "$RAW_D1" "$RAW_D2" "$D_RATIO" "$RAW_DB" "$DB_RATIO" \
+    "$HOT_RPS" "$RAW_H1" "$RAW_H2" "$H_RATIO" "$RAW_HB" "$HB_RATIO" "$(field distinct non201)" "$(field hot non201)" \
+    "$(cat "$WORK/distinct.cpu")" "$(cat "$WORK/hot.cpu")" >>"$LOG"
 tail -n1 "$LOG" >&2

@@ -7,11 +7,13 @@ reference would collide),
 take from the earliest live lot, record the take, move the account. One
 thread, no server, no HTTP.
 
-    python3 bench/points_raw.py DB USERS_FILE COUNT RUN
+    python3 bench/points_raw.py DB USERS_FILE COUNT RUN [BATCH]
 
 USERS_FILE: one user id per line, each with an earned lot (the server's
 earns); spends go round them in order (one line: the hot user). RUN tags
-the references, so each run's are its own.
+the references, so each run's are its own. BATCH (default 1): spends per
+transaction, each in a savepoint of its own, as the server's points group
+commit writes them (src/points/writer.rs): the ceiling of that shape.
 """
 
 import secrets
@@ -30,6 +32,7 @@ def uuid7() -> str:
 
 
 db, users_file, count, run = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+batch = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 users = [u.strip() for u in open(users_file) if u.strip()]
 conn = sqlite3.connect(db, isolation_level=None, timeout=30)
 conn.execute("PRAGMA journal_mode=WAL")
@@ -41,7 +44,10 @@ for n in range(count):
     user = users[n % len(users)]
     reference = f"{run}-{n}"
     entry = uuid7()
-    conn.execute("BEGIN IMMEDIATE")
+    if n % batch == 0:
+        conn.execute("BEGIN IMMEDIATE")
+    if batch > 1:
+        conn.execute("SAVEPOINT one")
     seq, balance, held = conn.execute(
         "INSERT INTO point_accounts (user_id) VALUES (?) ON CONFLICT (user_id)"
         " DO UPDATE SET held = point_accounts.held RETURNING seq, balance, held",
@@ -66,6 +72,9 @@ for n in range(count):
         "UPDATE point_accounts SET seq = ?, balance = ?, held = ? WHERE user_id = ?",
         (seq, balance - 1, held, user),
     )
-    conn.execute("COMMIT")
+    if batch > 1:
+        conn.execute("RELEASE one")
+    if n % batch == batch - 1 or n == count - 1:
+        conn.execute("COMMIT")
 secs = time.perf_counter() - started
 print(f"raw_secs={secs:.3f} raw_spends_per_sec={count / secs:.0f}")

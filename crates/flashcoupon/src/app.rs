@@ -185,7 +185,9 @@ impl Application {
             &metrics,
             settings.notify(),
         )?);
+        let ledger = crate::points::writer::LedgerWriter::start(engines.store.clone(), &mut tasks);
         let state = AppState(Arc::new(Shared {
+            ledger,
             store: engines.store,
             gate: engines.gate,
             catalog: Catalog::default(),

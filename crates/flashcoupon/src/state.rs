@@ -25,6 +25,8 @@ pub struct Shared {
     pub catalog: Catalog,
     /// Coupons admitted by the gate, on their way into the record.
     pub commit: GroupCommit<NewCouponRow>,
+    /// Points ledger writes, on their way into the record.
+    pub ledger: crate::points::writer::LedgerWriter,
     pub events: EventBus,
     pub notifier: Arc<Notifier>,
     pub tokens: TokenKeys,

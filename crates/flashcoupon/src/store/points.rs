@@ -197,6 +197,14 @@ pub struct PointLot {
 pub trait PointStore {
     /// Write `w` in a transaction of its own.
     async fn write_points(&self, w: &LedgerWrite) -> Result<Written, StoreError>;
+    /// Write each of `writes` in one transaction, each in a savepoint of
+    /// its own (one that is not `Done` leaves no trace): one commit for
+    /// all. Any database error fails the whole batch, nothing written.
+    async fn write_points_many(&self, writes: &[&LedgerWrite]) -> Result<Vec<Written>, StoreError>;
+    /// Do ledger writes go faster gathered into batches (one writer at a
+    /// time, each commit a sync: SQLite) than each in a transaction of its
+    /// own run side by side (PostgreSQL)?
+    fn batches_ledger_writes(&self) -> bool;
     async fn point_balance(&self, user: UserId, now: Timestamp)
     -> Result<PointBalance, StoreError>;
     /// Newest first, `before` an entry id of the user's.
@@ -632,6 +640,32 @@ macro_rules! point_queries {
                     tx.rollback().await?;
                 }
                 Ok(written)
+            }
+
+            async fn write_points_many(
+                &self,
+                writes: &[&$crate::store::points::LedgerWrite],
+            ) -> Result<Vec<$crate::store::points::Written>, StoreError> {
+                use sqlx::Acquire;
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                let mut out = Vec::with_capacity(writes.len());
+                for w in writes {
+                    let mut one = (&mut tx).begin().await?;
+                    let written = $crate::store::points::ledger_write!($db, one, w);
+                    if matches!(written, $crate::store::points::Written::Done(_)) {
+                        one.commit().await?;
+                    } else {
+                        one.rollback().await?;
+                    }
+                    out.push(written);
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            fn batches_ledger_writes(&self) -> bool {
+                self.write_turn_is_serial()
             }
 
             async fn point_balance(

@@ -148,6 +148,11 @@ impl PgStore {
     pub(super) async fn write_turn(&self) -> Option<super::write_turn::Turn<'_>> {
         None
     }
+
+    /// Transactions run side by side, each on its own connection.
+    pub(super) fn write_turn_is_serial(&self) -> bool {
+        false
+    }
 }
 
 super::shared_queries!(PgStore, sqlx::Postgres);

@@ -153,6 +153,12 @@ impl SqliteStore {
         Some(self.write_turn.ordinary().await)
     }
 
+    /// One writer at a time here: writes gathered into one transaction
+    /// share its commit.
+    pub(super) fn write_turn_is_serial(&self) -> bool {
+        true
+    }
+
     /// Copy committed WAL pages into the database file without blocking
     /// writers. SQLite's automatic checkpoint would run inside whichever
     /// commit crosses its threshold, i.e. inside a group commit, stalling

@@ -3,9 +3,13 @@
 //! The rules of each write (amounts, references, which lots) are here; the
 //! ledger itself, with its constraints, is `store::points`.
 //!
+//! Writes go through [`writer::LedgerWriter`] (the points group commit).
+//!
 //! Every write that a caller may retry is idempotent by `(user, reference)`
 //! (a hold by `(user, order_id)`): the same request again answers the first
 //! entry; the same reference with other fields is `reference_conflict`.
+
+pub mod writer;
 
 use uuid::Uuid;
 
@@ -154,7 +158,7 @@ async fn known_user(state: &Shared, user: UserId) -> Result<(), PointsError> {
 
 /// Write `w` and count its entries by kind.
 async fn commit(state: &Shared, w: &LedgerWrite) -> Result<Written, PointsError> {
-    let written = state.store.write_points(w).await?;
+    let written = state.ledger.write(w.clone()).await?;
     if let Written::Done(entries) = &written {
         count(state, entries);
     }
