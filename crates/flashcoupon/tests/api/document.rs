@@ -304,6 +304,8 @@ async fn the_document_marks_the_admin_operations_and_a_shopper_gets_403_from_eac
     }
     // Campaigns (create, patch), bulk users, webhooks (5), the dashboard (3),
     // service keys (3), payment events, codes (job, its progress, a
-    // campaign's jobs, the CSV), trigger events (post, read).
-    assert_eq!(admin_only, 22, "every admin route is marked");
+    // campaign's jobs, the CSV), trigger events (post, read), points (a
+    // user's balance and history, earn, spend, refund, hold, confirm and
+    // release it, adjust, the user look-up).
+    assert_eq!(admin_only, 32, "every admin route is marked");
 }
