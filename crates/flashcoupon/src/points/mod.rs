@@ -156,20 +156,40 @@ async fn known_user(state: &Shared, user: UserId) -> Result<(), PointsError> {
     }
 }
 
-/// Write `w` and count its entries by kind.
-async fn commit(state: &Shared, w: &LedgerWrite) -> Result<Written, PointsError> {
-    let written = state.ledger.write(w.clone()).await?;
-    if let Written::Done(entries) = &written {
-        count(state, entries);
-    }
-    Ok(written)
+/// Write `w`; once it is committed, count its entries, wake the relay for
+/// its outbox rows and push `announced` to their owners. That follow-up
+/// runs with the commit (in the points group commit's task), not in this
+/// future: a request cancelled while its write waits in the queue still
+/// gets its write committed, and then its events told.
+async fn commit(
+    state: &Shared,
+    w: &LedgerWrite,
+    announced: Vec<Event>,
+) -> Result<Written, PointsError> {
+    let (notifier, metrics) = (state.notifier.clone(), state.metrics.clone());
+    let outbox = !w.reports.outbox.is_empty();
+    let after: writer::After = Box::new(move |written: &Written| {
+        if let Written::Done(entries) = written {
+            count_in(&metrics, entries);
+            if outbox {
+                notifier.outbox_written();
+            }
+            for event in announced {
+                notifier.emit(event);
+            }
+        }
+    });
+    Ok(state.ledger.write(w.clone(), after).await?)
 }
 
 /// Count entries written (here or inside a payment event's transaction).
 pub fn count(state: &Shared, entries: &[PointEntry]) {
+    count_in(&state.metrics, entries);
+}
+
+fn count_in(metrics: &crate::metrics::Metrics, entries: &[PointEntry]) {
     for e in entries {
-        state
-            .metrics
+        metrics
             .point_entries
             .with_label_values(&[e.kind.as_str()])
             .inc();
@@ -198,15 +218,9 @@ async fn write(
     };
     let wanted = -w.postings.iter().map(|p| p.amount).sum::<i64>();
     for _ in 0..ROUNDS {
-        match commit(state, &w).await? {
+        // The owner hears points arrive and leave (inbox and push).
+        match commit(state, &w, announced.clone()).await? {
             Written::Done(entries) => {
-                if !w.reports.outbox.is_empty() {
-                    state.notifier.outbox_written();
-                }
-                // The owner hears points arrive and leave (inbox and push).
-                for event in announced {
-                    state.notifier.emit(event);
-                }
                 let main = entries
                     .into_iter()
                     .find(|e| e.reference.is_some() || e.kind == EntryKind::Hold)
@@ -518,13 +532,8 @@ pub async fn end_hold(
         }
         let w = ending(&hold, to, now);
         let events = w.postings.iter().any(|p| p.kind == EntryKind::Spend);
-        match commit(state, &ending_with_reports(state, w, events)).await? {
-            Written::Done(entries) => {
-                if events {
-                    state.notifier.outbox_written();
-                }
-                return Ok(entries);
-            }
+        match commit(state, &ending_with_reports(state, w, events), Vec::new()).await? {
+            Written::Done(entries) => return Ok(entries),
             // Ended meanwhile (an event, the expiry): read it again.
             _ => continue,
         }
@@ -577,7 +586,7 @@ pub async fn expire_due(state: &Shared) -> Result<(usize, usize), PointsError> {
     for hold in state.store.due_point_holds(now, 500).await? {
         let w = ending(&hold, HoldState::Expired, now);
         // One that fails must not stop the others (nor every later round).
-        match commit(state, &w).await {
+        match commit(state, &w, Vec::new()).await {
             Ok(Written::Done(_)) => holds += 1,
             Ok(_) => {}
             Err(e) => {
@@ -596,7 +605,7 @@ pub async fn expire_due(state: &Shared) -> Result<(usize, usize), PointsError> {
         let w = LedgerWrite::expire_lots(user, &due, now);
         // Raced: another instance expired them first (or a refund put
         // points back meanwhile: the next round sees the new remainder).
-        match commit(state, &w).await {
+        match commit(state, &w, Vec::new()).await {
             Ok(Written::Done(_)) => lots += due.len(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, %user, "points lots did not expire; will retry"),

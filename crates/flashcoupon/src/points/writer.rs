@@ -20,17 +20,26 @@ use crate::store::{LedgerWrite, Store, StoreError, Written};
 use crate::tasks::{Shutdown, Tasks};
 
 /// Writes gathered at most into one transaction.
-const MAX_BATCH: usize = 64;
+/// Small enough that a batch holds SQLite's write turn a few milliseconds
+/// at most: the coupon group commit waits behind it (`store::write_turn`).
+const MAX_BATCH: usize = 16;
 /// Writes waiting for the writer before callers wait to queue.
 const QUEUE: usize = 4_096;
 
 type Answer = oneshot::Sender<Result<Written, StoreError>>;
 
+/// What to do once a write is committed (or refused), run with the commit
+/// rather than by the caller, who may have gone (a cancelled request).
+pub type After = Box<dyn FnOnce(&Written) + Send>;
+
+/// A queued write: what to write, what to do after, whom to answer.
+type Job = (LedgerWrite, After, Answer);
+
 /// Hands ledger writes to the batching writer, or straight to the record.
 #[derive(Debug, Clone)]
 pub struct LedgerWriter {
     store: Arc<dyn Store>,
-    queue: Option<mpsc::Sender<(LedgerWrite, Answer)>>,
+    queue: Option<mpsc::Sender<Job>>,
 }
 
 impl LedgerWriter {
@@ -50,15 +59,16 @@ impl LedgerWriter {
         }
     }
 
-    /// Write `w` (alone, or in the next batch) and answer how it ended.
-    pub async fn write(&self, w: LedgerWrite) -> Result<Written, StoreError> {
+    /// Write `w` (alone, or in the next batch), run `after` on how it
+    /// ended, and answer that.
+    pub async fn write(&self, w: LedgerWrite, after: After) -> Result<Written, StoreError> {
         let Some(queue) = &self.queue else {
-            return self.store.write_points(&w).await;
+            return direct(&*self.store, &w, after).await;
         };
         let (answer, answered) = oneshot::channel();
-        if let Err(mpsc::error::SendError((w, _))) = queue.send((w, answer)).await {
+        if let Err(mpsc::error::SendError((w, after, _))) = queue.send((w, after, answer)).await {
             // The writer has stopped (shutting down): write it here.
-            return self.store.write_points(&w).await;
+            return direct(&*self.store, &w, after).await;
         }
         match answered.await {
             Ok(result) => result,
@@ -67,11 +77,14 @@ impl LedgerWriter {
     }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<(LedgerWrite, Answer)>,
-    mut shutdown: Shutdown,
-) {
+/// `w` in a transaction of its own, then `after`.
+async fn direct(store: &dyn Store, w: &LedgerWrite, after: After) -> Result<Written, StoreError> {
+    let written = store.write_points(w).await?;
+    after(&written);
+    Ok(written)
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, mut shutdown: Shutdown) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let got = tokio::select! {
@@ -88,8 +101,8 @@ async fn run(
         }
         // One user's writes in the order they came (a sort by user alone is
         // stable), users in one order for every batch.
-        batch.sort_by_key(|(w, _): &(LedgerWrite, Answer)| w.user);
-        let writes: Vec<&LedgerWrite> = batch.iter().map(|(w, _)| w).collect();
+        batch.sort_by_key(|(w, _, _): &Job| w.user);
+        let writes: Vec<&LedgerWrite> = batch.iter().map(|(w, _, _)| w).collect();
         let written = if writes.len() == 1 {
             store.write_points(writes[0]).await.map(|w| vec![w])
         } else {
@@ -97,25 +110,30 @@ async fn run(
         };
         match written {
             Ok(written) => {
-                for ((_, answer), w) in batch.drain(..).zip(written) {
+                for ((_, after, answer), w) in batch.drain(..).zip(written) {
+                    after(&w);
                     let _ = answer.send(Ok(w));
                 }
             }
             Err(e) if batch.len() == 1 => {
-                if let Some((_, answer)) = batch.pop() {
+                if let Some((_, _, answer)) = batch.pop() {
                     let _ = answer.send(Err(e));
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %e, "a batch of ledger writes failed; writing them one by one");
-                for (w, answer) in batch.drain(..) {
+                // Every write is safe to repeat (a reference or an order
+                // finds its first time, a hold or a lot ends once), so this
+                // is right even if the batch's commit did land: such a
+                // write answers as a repeat.
+                tracing::warn!(error = %e, "a batch of ledger writes failed; writing them one by one");
+                for (w, after, answer) in batch.drain(..) {
                     let result = if e.is_unavailable() {
                         // The record is unreachable: every write of the
                         // batch is told so now (a 503 to retry), rather
                         // than each waiting out its own try.
                         Err(StoreError::Db(sqlx::Error::PoolTimedOut))
                     } else {
-                        store.write_points(&w).await
+                        direct(&*store, &w, after).await
                     };
                     let _ = answer.send(result);
                 }

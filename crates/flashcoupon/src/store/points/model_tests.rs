@@ -407,3 +407,134 @@ proptest! {
         rt.block_on(run(ops))?;
     }
 }
+
+/// A write for the batch test: user `u` (of three), and what it does.
+#[derive(Debug, Clone)]
+enum Step {
+    Earn(u8, i64),
+    Spend(u8, i64, u8),
+    Hold(u8, i64, u8),
+}
+
+fn steps() -> impl Strategy<Value = (Vec<Step>, Vec<usize>)> {
+    let step = prop_oneof![
+        (0..3u8, 1..300i64).prop_map(|(u, a)| Step::Earn(u, a)),
+        // A small reference space: repeats, and conflicting repeats.
+        (0..3u8, 1..300i64, 0..6u8).prop_map(|(u, a, r)| Step::Spend(u, a, r)),
+        (0..3u8, 1..300i64, 0..4u8).prop_map(|(u, a, o)| Step::Hold(u, a, o)),
+    ];
+    (
+        proptest::collection::vec(step, 1..60),
+        proptest::collection::vec(1..20usize, 1..60),
+    )
+}
+
+async fn twin_store(dir: &std::path::Path) -> SqliteStore {
+    let store = SqliteStore::open(dir, Durability::Normal).await.unwrap();
+    for u in 0..3u8 {
+        store
+            .insert_user(
+                UserId(Uuid::from_u128(100 + u128::from(u))),
+                &Email::parse(&format!("u{u}@example.com")).unwrap(),
+                "x",
+                Role::User,
+                Timestamp(0),
+            )
+            .await
+            .unwrap();
+    }
+    store
+}
+
+/// The same writes, one transaction each on one store and in batches of
+/// random sizes (`write_points_many`, as the points group commit writes
+/// them) on another: every answer and every ledger the same.
+async fn batched_equals_alone(steps: Vec<Step>, chunks: Vec<usize>) -> Result<(), TestCaseError> {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (alone, batched) = (
+        twin_store(a_dir.path()).await,
+        twin_store(b_dir.path()).await,
+    );
+    let now = Timestamp(START);
+    let user = |u: u8| UserId(Uuid::from_u128(100 + u128::from(u)));
+    let writes: Vec<LedgerWrite> = steps
+        .iter()
+        .enumerate()
+        .map(|(n, step)| match *step {
+            Step::Earn(u, amount) => {
+                let reference = format!("e{n}");
+                LedgerWrite {
+                    reference: Some(reference.clone()),
+                    postings: vec![posting(
+                        EntryKind::Earn,
+                        amount,
+                        &reference,
+                        LotMove::NewLot(Timestamp(START + 30 * DAY)),
+                    )],
+                    ..LedgerWrite::new(user(u), now)
+                }
+            }
+            Step::Spend(u, amount, r) => {
+                let reference = format!("s{r}");
+                LedgerWrite {
+                    reference: Some(reference.clone()),
+                    postings: vec![posting(
+                        EntryKind::Spend,
+                        -amount,
+                        &reference,
+                        LotMove::TakeFifo,
+                    )],
+                    ..LedgerWrite::new(user(u), now)
+                }
+            }
+            Step::Hold(u, amount, o) => crate::points::hold_write(
+                user(u),
+                &format!("o{o}"),
+                amount,
+                Timestamp(START + DAY),
+                now,
+            ),
+        })
+        .collect();
+    let mut one_by_one = Vec::new();
+    for w in &writes {
+        one_by_one.push(alone.write_points(w).await.unwrap());
+    }
+    let mut in_batches = Vec::new();
+    let mut rest: &[LedgerWrite] = &writes;
+    for size in chunks.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (batch, tail) = rest.split_at((*size).min(rest.len()));
+        let refs: Vec<&LedgerWrite> = batch.iter().collect();
+        in_batches.extend(batched.write_points_many(&refs).await.unwrap());
+        rest = tail;
+    }
+    prop_assert_eq!(&one_by_one, &in_batches);
+    for u in 0..3 {
+        let (x, y) = (
+            alone.point_balance(user(u), now).await.unwrap(),
+            batched.point_balance(user(u), now).await.unwrap(),
+        );
+        prop_assert_eq!(x, y);
+        let (x, y) = (
+            alone.point_history(user(u), 10_000, None).await.unwrap(),
+            batched.point_history(user(u), 10_000, None).await.unwrap(),
+        );
+        prop_assert_eq!(x, y);
+    }
+    alone.close().await;
+    batched.close().await;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn writes_in_one_batch_answer_and_write_exactly_as_alone((steps, chunks) in steps()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(batched_equals_alone(steps, chunks))?;
+    }
+}
