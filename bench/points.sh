@@ -14,7 +14,7 @@
 # 3. bench/points_raw.py: the same statements straight into the same
 #    database file from one thread, no server — the record's ceiling for the
 #    same transaction, for the same two shapes: one transaction per spend
-#    (the ledger write alone), and 64 per transaction in savepoints (the
+#    (the ledger write alone), and 16 per transaction in savepoints (the
 #    shape the points group commit writes, src/points/writer.rs).
 # Target: the API at >= 50% of the raw rate, both shapes.
 #
@@ -87,12 +87,12 @@ say "raw: $RAW spends round the users, one thread, no server"
 RAW_D1="$(raw "$USERS_FILE" raw-d1)"
 DISTINCT_RPS="$(run_wrk distinct "$USERS_FILE")"
 RAW_D2="$(raw "$USERS_FILE" raw-d2)"
-RAW_DB="$(raw "$USERS_FILE" raw-db 64)"
+RAW_DB="$(raw "$USERS_FILE" raw-db 16)"
 say "raw: $RAW spends on the hot user"
 RAW_H1="$(raw "$HOT_FILE" raw-h1)"
 HOT_RPS="$(run_wrk hot "$HOT_FILE")"
 RAW_H2="$(raw "$HOT_FILE" raw-h2)"
-RAW_HB="$(raw "$HOT_FILE" raw-hb 64)"
+RAW_HB="$(raw "$HOT_FILE" raw-hb 16)"
 RAW_D="$(awk -v a="$RAW_D1" -v b="$RAW_D2" 'BEGIN { printf "%.0f", (a + b) / 2 }')"
 RAW_H="$(awk -v a="$RAW_H1" -v b="$RAW_H2" 'BEGIN { printf "%.0f", (a + b) / 2 }')"
 D_RATIO="$(awk -v a="$DISTINCT_RPS" -v b="$RAW_D" 'BEGIN { printf "%.1f", 100 * a / b }')"
@@ -121,11 +121,11 @@ cat >&2 <<REPORT
 distinct users  API $(printf '%.0f' "$DISTINCT_RPS") spends/s (p50 $(field distinct p50_ms) ms, p99 $(field distinct p99_ms) ms, non-201 $(field distinct non201); server CPU $(cat "$WORK/distinct.cpu")% of a core)
                 record's ceiling (raw, one thread) $RAW_D1 then $RAW_D2 spends/s, one a transaction
                 ratio API / raw = ${D_RATIO}%   (target >= 50%)
-                batched ceiling (64 a transaction, savepoints) $RAW_DB spends/s: API at ${DB_RATIO}%
+                batched ceiling (16 a transaction, savepoints) $RAW_DB spends/s: API at ${DB_RATIO}%
 one hot user    API $(printf '%.0f' "$HOT_RPS") spends/s (p50 $(field hot p50_ms) ms, p99 $(field hot p99_ms) ms, non-201 $(field hot non201); server CPU $(cat "$WORK/hot.cpu")% of a core)
                 record's ceiling (raw, one thread) $RAW_H1 then $RAW_H2 spends/s, one a transaction
                 ratio API / raw = ${H_RATIO}%   (target >= 50%)
-                batched ceiling (64 a transaction, savepoints) $RAW_HB spends/s: API at ${HB_RATIO}%
+                batched ceiling (16 a transaction, savepoints) $RAW_HB spends/s: API at ${HB_RATIO}%
 check           $CHECK
 REPORT
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
