@@ -771,3 +771,61 @@ async fn a_payment_confirming_the_coupon_still_reports_the_points_hold_that_ran_
     assert_error(r, StatusCode::CONFLICT, "hold_expired").await;
     assert_eq!(points(&app, &holder.0).await["held"], 0);
 }
+
+/// The inbox's `points.expiring_soon` warnings for the caller, by amount.
+async fn warnings(app: &TestApp, token: &str) -> Vec<i64> {
+    let r = app
+        .get("/api/v1/me/notifications?limit=100", Some(token))
+        .await;
+    let mut amounts: Vec<i64> = body(r).await["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "points.expiring_soon")
+        .map(|n| n["data"]["amount"].as_i64().unwrap())
+        .collect();
+    amounts.sort_unstable();
+    amounts
+}
+
+/// Poll (bounded) until the caller's warnings read `want`, then check two
+/// more expiry rounds add none (each lot is warned of once).
+async fn warned(app: &TestApp, token: &str, want: &[i64]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while warnings(app, token).await != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "warnings {:?}, expected {want:?}",
+            warnings(app, token).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(warnings(app, token).await, want, "each lot warned of once");
+}
+
+#[tokio::test]
+async fn owners_hear_of_points_expiring_within_seven_days_once_per_lot() {
+    let app = spawn_app().await;
+    let (_, key) = service_key(&app, "shop").await;
+    let (user, token) = app.signup("expiring@example.com").await;
+    earn(&app, &key, &user, 100, "soon", 10).await;
+    earn(&app, &key, &user, 200, "later", 30).await;
+    // Spent down to 60 of the first lot: the warning says what is left.
+    assert_eq!(
+        spend(&app, &key, &user, 40, "s").await.status(),
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        warnings(&app, &token).await,
+        [0; 0],
+        "nothing within 7 days yet"
+    );
+    // Day 4: the first lot is six days from its end.
+    app.clock.advance(4 * DAY);
+    warned(&app, &token, &[60]).await;
+    // Day 24: the second lot is six days from its end.
+    app.clock.advance(20 * DAY);
+    warned(&app, &token, &[60, 200]).await;
+}
