@@ -17,6 +17,7 @@ mod ops;
 mod paging;
 mod payments;
 mod points;
+mod request_id;
 mod service_keys;
 pub(crate) mod socket;
 mod spending;
@@ -76,7 +77,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
+        // Outermost: the ids exist before anything logs, and every answer
+        // (a panic's, a 404's) carries them.
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
 

@@ -23,6 +23,7 @@ mod operations;
 mod payments;
 mod points;
 mod record;
+mod request_ids;
 mod reservations;
 mod scaleout;
 mod service_keys;
