@@ -1,8 +1,8 @@
 //! Every metric flashcoupon exports, declared in one place with its help text.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::ids::CampaignId;
@@ -38,7 +38,13 @@ pub struct Metrics {
     /// code_used, rate_limited, and the claim refusals): a rise in not_found
     /// is somebody guessing codes.
     pub code_redemptions: IntCounterVec,
+    /// Points ledger entries written, by `kind`.
     pub point_entries: IntCounterVec,
+    /// HTTP requests answered, by `method`, `route` (the matched path
+    /// template, `unmatched` otherwise) and `status`: rate and errors.
+    pub http_requests: IntCounterVec,
+    /// Time to answer an HTTP request, by `method` and `route`: duration.
+    pub http_duration: HistogramVec,
     /// Codes written by code jobs.
     pub codes_generated: IntCounter,
     /// Messages from `flashcoupon.triggers`, by `result` (applied, repeat,
@@ -146,6 +152,36 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_http_requests_total",
+                "HTTP requests answered, by method, route template and status.",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "flashcoupon_http_request_duration_seconds",
+                "Time to answer an HTTP request (to its headers), by method and route template.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "flashcoupon_build_info",
+                "Always 1; the labels say which build this instance runs.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         let codes_generated = IntCounter::new(
             "flashcoupon_codes_generated_total",
             "Unique codes written by code jobs.",
@@ -201,6 +237,9 @@ impl Metrics {
             Box::new(payment_events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(code_redemptions.clone()),
             Box::new(point_entries.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_duration.clone()),
+            Box::new(build_info),
             Box::new(codes_generated.clone()),
             Box::new(trigger_messages.clone()),
             Box::new(trigger_events.clone()),
@@ -237,6 +276,8 @@ impl Metrics {
             payment_events,
             code_redemptions,
             point_entries,
+            http_requests,
+            http_duration,
             codes_generated,
             trigger_messages,
             trigger_events,

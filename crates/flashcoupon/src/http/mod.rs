@@ -17,6 +17,7 @@ mod ops;
 mod paging;
 mod payments;
 mod points;
+mod red;
 mod request_id;
 mod service_keys;
 pub(crate) mod socket;
@@ -77,6 +78,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            red::layer,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
         // Outermost: the ids exist before anything logs, and every answer
         // (a panic's, a 404's) carries them.

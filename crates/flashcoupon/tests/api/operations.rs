@@ -126,3 +126,64 @@ async fn an_unknown_route_is_a_json_404() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(body(r).await["error"]["code"], "not_found");
 }
+
+/// RED per route: each answer counted by method, route template and
+/// status, and timed; unknown paths under one label; the build named.
+#[tokio::test]
+async fn every_route_is_counted_and_timed_by_its_template_and_status() {
+    let app = spawn_app().await;
+    let (_, token) = app.signup("red@example.com").await;
+    let campaign = app.create_campaign(serde_json::json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.issue(&campaign, &token, None).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.issue(&campaign, &token, None).await.status(),
+        StatusCode::CONFLICT
+    );
+    for n in 0..3 {
+        let r = app.get(&format!("/no/such/path/{n}"), None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let value = |line: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let route = "/api/v1/campaigns/{id}/issue";
+    assert_eq!(
+        value(&format!(
+            "flashcoupon_http_requests_total{{method=\"POST\",route=\"{route}\",status=\"201\"}}"
+        )),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&format!(
+            "flashcoupon_http_requests_total{{method=\"POST\",route=\"{route}\",status=\"409\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "flashcoupon_http_request_duration_seconds_count{{method=\"POST\",route=\"{route}\"}}"
+        )),
+        2.0
+    );
+    assert_eq!(
+        value("flashcoupon_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"),
+        3.0,
+        "unknown paths share one label"
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "raw paths never become labels"
+    );
+    assert!(text.contains("flashcoupon_build_info{version=\""), "{text}");
+}
