@@ -532,7 +532,9 @@ pub async fn end_hold(
         }
         let w = ending(&hold, to, now);
         let events = w.postings.iter().any(|p| p.kind == EntryKind::Spend);
-        match commit(state, &ending_with_reports(state, w, events), Vec::new()).await? {
+        // A confirm spends: its owner hears it, as of any spend.
+        let told: Vec<Event> = w.planned().iter().filter_map(spent).collect();
+        match commit(state, &ending_with_reports(state, w, events), told).await? {
             Written::Done(entries) => return Ok(entries),
             // Ended meanwhile (an event, the expiry): read it again.
             _ => continue,

@@ -509,6 +509,47 @@ async fn holds_end_once_by_payment_events_and_a_late_payment_is_reported() {
     assert_eq!(body(r).await["outcome"], "released 1 points hold(s)");
     assert_eq!(points(&app, &token).await["balance"], 1_000);
 
+    // Confirmed by the shop over HTTP: spent, and the owner hears it.
+    app.post_json(&at(&user, "holds"), Some(&key), &hold("o-http", 100, 600))
+        .await;
+    let r = app
+        .post_json(&at(&user, "holds/o-http/confirm"), Some(&key), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let kinds_written: Vec<String> = body(r).await["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds_written, ["release", "spend"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let inbox = body(
+            app.get("/api/v1/me/notifications?limit=100", Some(&token))
+                .await,
+        )
+        .await;
+        let told = inbox["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "points.spent" && n["data"]["order_id"] == "o-http");
+        if told {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{inbox}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Refund it, to keep the balance below as it was.
+    app.post_json(
+        EVENTS,
+        Some(&key),
+        &payment("refund-http", "order.refunded", "o-http"),
+    )
+    .await;
+    assert_eq!(points(&app, &token).await["balance"], 1_000);
+
     // A hold that runs out comes back by itself; the payment after it
     // confirms nothing and is reported for a refund.
     app.post_json(&at(&user, "holds"), Some(&key), &hold("o-late", 250, 1))
@@ -544,6 +585,10 @@ async fn holds_end_once_by_payment_events_and_a_late_payment_is_reported() {
             ("refund".into(), 300),
             ("hold".into(), -400),
             ("release".into(), 400),
+            ("hold".into(), -100),
+            ("release".into(), 100),
+            ("spend".into(), -100),
+            ("refund".into(), 100),
             ("hold".into(), -250),
             ("release".into(), 250),
         ]
