@@ -411,7 +411,7 @@ pub struct HoldRequest {
     params(("user_id" = String, Path, description = "user id")), security(("bearer" = ["admin"])),
     responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "a repeat: the first hold"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "insufficient_points, or reference_conflict (the order holds another amount)")))]
+        (status = 409, body = ErrorBody, description = "insufficient_points; reference_conflict (the order holds another amount); hold_expired or not_held (a repeat of a hold that has ended)")))]
 pub async fn hold(
     State(state): State<AppState>,
     _shop: ShopCaller,
