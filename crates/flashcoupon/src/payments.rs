@@ -293,7 +293,7 @@ fn plan_points(
                 match h.state {
                     HoldState::Held if h.expires_at > now => {
                         let w = points::ending(h, HoldState::Confirmed, now);
-                        let w = points::ending_with_reports(state, w, true);
+                        let (w, _) = points::announcing(state, w, points::spent);
                         plan.steps.push(OrderStep::Points(Box::new(w)));
                     }
                     HoldState::Held | HoldState::Expired => {

@@ -201,21 +201,11 @@ fn count_in(metrics: &crate::metrics::Metrics, entries: &[PointEntry]) {
 /// the outbox with the entries and pushed once committed.
 async fn write(
     state: &Shared,
-    mut w: LedgerWrite,
+    w: LedgerWrite,
     events: impl Fn(&PointEntry) -> Option<Event>,
     same: impl Fn(&PointEntry) -> bool,
 ) -> Result<Entry, PointsError> {
-    // The events name the entries, which exist only as postings yet: build
-    // them from what the entries will read.
-    let planned = w.planned();
-    let announced: Vec<Event> = planned.iter().filter_map(&events).collect();
-    w.reports = Reports {
-        deliveries: Vec::new(),
-        outbox: announced
-            .iter()
-            .filter_map(|e| state.notifier.outbound(e))
-            .collect(),
-    };
+    let (w, announced) = announcing(state, w, events);
     let wanted = -w.postings.iter().map(|p| p.amount).sum::<i64>();
     for _ in 0..ROUNDS {
         // The owner hears points arrive and leave (inbox and push).
@@ -261,7 +251,7 @@ fn earned(entry: &PointEntry) -> Option<Event> {
 }
 
 /// `points.spent`, for an entry that spent points.
-fn spent(entry: &PointEntry) -> Option<Event> {
+pub fn spent(entry: &PointEntry) -> Option<Event> {
     (entry.kind == EntryKind::Spend).then(|| {
         let mut e = Event::new(
             Payload::PointsSpent {
@@ -279,6 +269,51 @@ fn spent(entry: &PointEntry) -> Option<Event> {
     })
 }
 
+/// One entry of the caller's, idempotent by its reference: `amount`
+/// (signed) of `kind`, with the lot move `lots` makes of the record's time.
+/// A repeat is the same request when it has the same kind, amount, reason
+/// and validity.
+#[allow(clippy::too_many_arguments)]
+async fn by_reference(
+    state: &Shared,
+    user: UserId,
+    kind: EntryKind,
+    amount: i64,
+    reference: &str,
+    reason: &str,
+    lots: impl FnOnce(Timestamp) -> LotMove,
+    events: fn(&PointEntry) -> Option<Event>,
+) -> Result<Entry, PointsError> {
+    check_reference("reference", reference)?;
+    check_reason(reason)?;
+    known_user(state, user).await?;
+    let now = state.record_now().await?;
+    let p = posting(kind, amount, reference, reason, lots(now));
+    let lasts = p.expires_at.map(|at| at.0 - now.0);
+    let w = LedgerWrite {
+        reference: Some(reference.to_owned()),
+        postings: vec![p],
+        ..LedgerWrite::new(user, now)
+    };
+    write(state, w, events, |first| {
+        first.kind == kind
+            && first.amount == amount
+            && first.reason.as_deref() == Some(reason)
+            && lasted(first) == lasts
+    })
+    .await
+}
+
+/// How long an entry was written to last (an earn's lot, a hold).
+fn lasted(entry: &PointEntry) -> Option<i64> {
+    entry.expires_at.map(|at| at.0 - entry.created_at.0)
+}
+
+/// A new lot valid `days` from `now`.
+fn lot_for(days: u32) -> impl FnOnce(Timestamp) -> LotMove {
+    move |now| LotMove::NewLot(now.plus_millis(i64::from(days) * MILLIS_PER_DAY))
+}
+
 /// Earn `amount` points valid for `valid_days` (a service key or an admin).
 pub async fn earn(
     state: &Shared,
@@ -289,35 +324,19 @@ pub async fn earn(
     valid_days: Option<u32>,
 ) -> Result<Entry, PointsError> {
     check_amount("amount", amount, false)?;
-    check_reference("reference", reference)?;
-    check_reason(reason)?;
     let days = check_valid_days(valid_days)?;
-    known_user(state, user).await?;
-    let now = state.record_now().await?;
-    let expires_at = now.plus_millis(i64::from(days) * MILLIS_PER_DAY);
-    let w = LedgerWrite {
-        reference: Some(reference.to_owned()),
-        postings: vec![posting(
-            EntryKind::Earn,
-            amount,
-            reference,
-            reason,
-            LotMove::NewLot(expires_at),
-        )],
-        ..LedgerWrite::new(user, now)
-    };
-    write(state, w, earned, |first| {
-        first.kind == EntryKind::Earn
-            && first.amount == amount
-            && first.reason.as_deref() == Some(reason)
-            && lasted(first) == Some(i64::from(days) * MILLIS_PER_DAY)
-    })
+    let lots = lot_for(days);
+    by_reference(
+        state,
+        user,
+        EntryKind::Earn,
+        amount,
+        reference,
+        reason,
+        lots,
+        earned,
+    )
     .await
-}
-
-/// How long an entry was written to last (an earn's lot, a hold).
-fn lasted(entry: &PointEntry) -> Option<i64> {
-    entry.expires_at.map(|at| at.0 - entry.created_at.0)
 }
 
 /// Spend `amount` points from the earliest-expiring lots: all or nothing.
@@ -329,26 +348,17 @@ pub async fn spend(
     reason: &str,
 ) -> Result<Entry, PointsError> {
     check_amount("amount", amount, false)?;
-    check_reference("reference", reference)?;
-    check_reason(reason)?;
-    known_user(state, user).await?;
-    let now = state.record_now().await?;
-    let w = LedgerWrite {
-        reference: Some(reference.to_owned()),
-        postings: vec![posting(
-            EntryKind::Spend,
-            -amount,
-            reference,
-            reason,
-            LotMove::TakeFifo,
-        )],
-        ..LedgerWrite::new(user, now)
-    };
-    write(state, w, spent, |first| {
-        first.kind == EntryKind::Spend
-            && first.amount == -amount
-            && first.reason.as_deref() == Some(reason)
-    })
+    let lots = |_| LotMove::TakeFifo;
+    by_reference(
+        state,
+        user,
+        EntryKind::Spend,
+        -amount,
+        reference,
+        reason,
+        lots,
+        spent,
+    )
     .await
 }
 
@@ -363,27 +373,24 @@ pub async fn adjust(
     valid_days: Option<u32>,
 ) -> Result<Entry, PointsError> {
     check_amount("amount", amount, true)?;
-    check_reference("reference", reference)?;
-    check_reason(reason)?;
     let days = check_valid_days(valid_days)?;
-    known_user(state, user).await?;
-    let now = state.record_now().await?;
-    let lots = if amount > 0 {
-        LotMove::NewLot(now.plus_millis(i64::from(days) * MILLIS_PER_DAY))
-    } else {
-        LotMove::TakeFifo
+    let lots = move |now| {
+        if amount > 0 {
+            lot_for(days)(now)
+        } else {
+            LotMove::TakeFifo
+        }
     };
-    let w = LedgerWrite {
-        reference: Some(reference.to_owned()),
-        postings: vec![posting(EntryKind::Adjust, amount, reference, reason, lots)],
-        ..LedgerWrite::new(user, now)
-    };
-    write(state, w, earned, |first| {
-        first.kind == EntryKind::Adjust
-            && first.amount == amount
-            && first.reason.as_deref() == Some(reason)
-            && (amount < 0 || lasted(first) == Some(i64::from(days) * MILLIS_PER_DAY))
-    })
+    by_reference(
+        state,
+        user,
+        EntryKind::Adjust,
+        amount,
+        reference,
+        reason,
+        lots,
+        earned,
+    )
     .await
 }
 
@@ -530,11 +537,9 @@ pub async fn end_hold(
             (HoldState::Expired, HoldState::Released) => return Ok(Vec::new()),
             (ended, _) => return Err(PointsError::HoldEnded(ended)),
         }
-        let w = ending(&hold, to, now);
-        let events = w.postings.iter().any(|p| p.kind == EntryKind::Spend);
         // A confirm spends: its owner hears it, as of any spend.
-        let told: Vec<Event> = w.planned().iter().filter_map(spent).collect();
-        match commit(state, &ending_with_reports(state, w, events), told).await? {
+        let (w, told) = announcing(state, ending(&hold, to, now), spent);
+        match commit(state, &w, told).await? {
             Written::Done(entries) => return Ok(entries),
             // Ended meanwhile (an event, the expiry): read it again.
             _ => continue,
@@ -565,17 +570,24 @@ pub fn ending(hold: &PointHold, to: HoldState, now: Timestamp) -> LedgerWrite {
     }
 }
 
-/// `w` with the outbox rows of its spends (`points.spent`), if `events`.
-pub fn ending_with_reports(state: &Shared, mut w: LedgerWrite, events: bool) -> LedgerWrite {
-    if events {
-        let planned = w.planned();
-        w.reports.outbox = planned
+/// `w` with the outbox rows of the events `of` its entries, and those
+/// events, for their owners once it is committed. The events name the
+/// entries, which exist only as postings yet: they are built from what the
+/// entries will read.
+pub fn announcing(
+    state: &Shared,
+    mut w: LedgerWrite,
+    of: impl Fn(&PointEntry) -> Option<Event>,
+) -> (LedgerWrite, Vec<Event>) {
+    let events: Vec<Event> = w.planned().iter().filter_map(of).collect();
+    w.reports = Reports {
+        deliveries: Vec::new(),
+        outbox: events
             .iter()
-            .filter_map(spent)
-            .filter_map(|e| state.notifier.outbound(&e))
-            .collect();
-    }
-    w
+            .filter_map(|e| state.notifier.outbound(e))
+            .collect(),
+    };
+    (w, events)
 }
 
 /// One background round on every instance: end the holds that ran out,
