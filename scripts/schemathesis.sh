@@ -137,6 +137,14 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 [[operations]]
 include-name = "GET /api/v1/campaigns/{id}/subscription"
 checks.use_after_free.enabled = false
+
+# A code job's count is checked against what the campaign has stored: codes
+# past its total_quantity are 400 invalid_input (API.md "Codes"), which no
+# schema can say of a count alone. The stateful phase finds it whenever it
+# makes a small codes campaign and then asks for more codes than coupons.
+[[operations]]
+include-name = "POST /api/v1/campaigns/{id}/codes"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 TOML
     local args=(--config-file "$WORK/schemathesis.toml" run "$URL/openapi.json"
         --mode all --phases examples,coverage,fuzzing,stateful
