@@ -12,7 +12,12 @@
 //!   under the same lock, so a repeated key never takes a second unit
 //!   (promise 4).
 //!
-//! Lock order: user shard, then `released`. No lock is held across an await.
+//! - A drop whose units can come back ([`super::Kind::returns`]) knows which
+//!   unit holds each committed seq (`holders`), so giving one back frees
+//!   exactly its seq and slot, once.
+//!
+//! Lock order: user shard, then `holders`, then `released`. No lock is held
+//! across an await.
 //!
 //! (Over 400 lines because 200 of them are the unit tests of these
 //! invariants, which read best beside the code they check.)
@@ -99,6 +104,9 @@ pub struct DropGate {
     released_len: AtomicUsize,
     /// Units durable in the record.
     committed: AtomicU32,
+    /// For a kind whose units can come back: seq → the committed unit
+    /// holding it (user, slot, id). Empty for other kinds.
+    holders: Mutex<HashMap<u32, (UserId, u32, UnitId)>>,
     shards: Box<[Mutex<HashMap<UserId, UserSlot>>]>,
     hasher: RandomState,
 }
@@ -130,6 +138,7 @@ impl DropGate {
             released: Mutex::new(Vec::new()),
             released_len: AtomicUsize::new(0),
             committed: AtomicU32::new(0),
+            holders: Mutex::new(HashMap::new()),
             shards: (0..USER_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
@@ -139,18 +148,27 @@ impl DropGate {
 
     /// Load what the record holds. Seqs missing below the highest one (claims
     /// that died before their commit) become free again.
+    /// A unit given back since keeps only its key (a repeat replays it).
     pub fn restore(&self, held: impl IntoIterator<Item = Held>) {
         let mut seen = Vec::new();
+        let mut holders = HashMap::new();
         for c in held {
             let mut shard = lock(self.shard(c.user));
             let slot = shard.entry(c.user).or_default();
-            slot.take(c.user_seq);
             if let Some(key) = c.key {
                 slot.keys
                     .insert(key.into_boxed_str(), KeyState::Issued(c.id));
             }
+            if c.returned {
+                continue;
+            }
+            slot.take(c.user_seq);
+            if self.id.kind.returns {
+                holders.insert(c.seq, (c.user, c.user_seq, c.id));
+            }
             seen.push(c.seq);
         }
+        *lock(&self.holders) = holders;
         seen.sort_unstable();
         let high = seen.last().copied().unwrap_or(0);
         let mut present = seen.iter().peekable();
@@ -282,6 +300,9 @@ impl DropGate {
                     if let Some(key) = ticket.key {
                         slot.keys.insert(key, KeyState::Issued(id));
                     }
+                    if self.id.kind.returns {
+                        lock(&self.holders).insert(ticket.seq, (ticket.user, ticket.user_seq, id));
+                    }
                     self.committed.fetch_add(1, Ordering::AcqRel);
                 }
                 Outcome::Failed => {
@@ -289,11 +310,7 @@ impl DropGate {
                     if let Some(key) = &ticket.key {
                         slot.keys.remove(key);
                     }
-                    let mut released = lock(&self.released);
-                    released.push(ticket.seq);
-                    // Keep the lowest free seq on top, so reuse keeps ranks dense.
-                    released.sort_unstable_by(|a, b| b.cmp(a));
-                    self.released_len.store(released.len(), Ordering::Release);
+                    self.release(ticket.seq);
                 }
                 Outcome::Refused | Outcome::Unknown => {
                     if let Some(key) = ticket.key {
@@ -310,6 +327,34 @@ impl DropGate {
                 Outcome::Refused | Outcome::Unknown => Settled::Unsettled,
             }));
         }
+    }
+
+    /// A seq back to the pool, the lowest on top so reuse keeps ranks dense.
+    fn release(&self, seq: u32) {
+        let mut released = lock(&self.released);
+        released.push(seq);
+        released.sort_unstable_by(|a, b| b.cmp(a));
+        self.released_len.store(released.len(), Ordering::Release);
+    }
+
+    /// Give the committed unit `unit` back (see [`super::Gate::give_back`]):
+    /// only if its seq is still held by exactly it. Its key stays: a repeat
+    /// replays the unit, now ended.
+    pub fn give_back(&self, unit: &Held) -> bool {
+        let mut shard = lock(self.shard(unit.user));
+        {
+            let mut holders = lock(&self.holders);
+            if holders.get(&unit.seq) != Some(&(unit.user, unit.user_seq, unit.id)) {
+                return false;
+            }
+            holders.remove(&unit.seq);
+        }
+        if let Some(slot) = shard.get_mut(&unit.user) {
+            slot.give_back(unit.user_seq);
+        }
+        self.committed.fetch_sub(1, Ordering::AcqRel);
+        self.release(unit.seq);
+        true
     }
 
     pub fn total(&self) -> u32 {
@@ -466,6 +511,82 @@ mod tests {
         assert_eq!((again.seq, again.user_seq), (lost, 1));
     }
 
+    fn unit_of(t: &Ticket, id: UnitId) -> Held {
+        Held {
+            id,
+            user: t.user,
+            seq: t.seq,
+            user_seq: t.user_seq,
+            key: None,
+            returned: false,
+        }
+    }
+
+    #[test]
+    fn a_unit_given_back_frees_its_seq_and_slot_once_and_keeps_its_key() {
+        let g = gate(2, 1);
+        let (a, b, c) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let ta = admit(&g, a, Some("k"));
+        let tb = admit(&g, b, None);
+        let (ida, idb) = (UnitId::generate(), UnitId::generate());
+        let (held_a, held_b) = (unit_of(&ta, ida), unit_of(&tb, idb));
+        g.settle(ta, Outcome::Committed(ida));
+        g.settle(tb, Outcome::Committed(idb));
+        assert_eq!(
+            rejection(g.claim(c, UnitId::generate(), None, Timestamp(150))),
+            Rejection::SoldOut
+        );
+        assert!(
+            !g.give_back(&Held {
+                id: UnitId::generate(),
+                ..held_a.clone()
+            }),
+            "another unit's id changes nothing"
+        );
+        assert!(g.give_back(&held_a));
+        assert!(!g.give_back(&held_a), "given back once");
+        assert_eq!((g.issued(), g.remaining()), (1, 1));
+        assert!(
+            matches!(g.claim(a, UnitId::generate(), Some("k"), Timestamp(150)), Admission::Replay(id) if id == ida),
+            "its key still replays it"
+        );
+        // Its seq goes to the next buyer; its owner may buy again.
+        let tc = admit(&g, c, None);
+        assert_eq!(tc.seq, held_a.seq);
+        let idc = UnitId::generate();
+        let held_c = unit_of(&tc, idc);
+        g.settle(tc, Outcome::Committed(idc));
+        assert!(
+            !g.give_back(&held_a),
+            "a late repeat cannot free the seq its new holder has"
+        );
+        assert_eq!((g.issued(), g.remaining()), (2, 0));
+        g.give_back(&held_b);
+        let ta2 = admit(&g, a, None);
+        assert_eq!((ta2.seq, ta2.user_seq), (held_b.seq, 1));
+        assert!(g.give_back(&held_c));
+    }
+
+    #[test]
+    fn restore_keeps_only_the_key_of_a_unit_given_back() {
+        let g = gate(3, 1);
+        let a = UserId::generate();
+        let id = UnitId::generate();
+        g.restore([Held {
+            id,
+            user: a,
+            seq: 1,
+            user_seq: 1,
+            key: Some("k".into()),
+            returned: true,
+        }]);
+        assert_eq!((g.issued(), g.remaining()), (0, 3));
+        assert!(
+            matches!(g.claim(a, UnitId::generate(), Some("k"), Timestamp(150)), Admission::Replay(r) if r == id)
+        );
+        assert_eq!(admit(&g, a, None).seq, 1);
+    }
+
     #[test]
     fn a_repeated_key_never_takes_a_second_unit() {
         let g = gate(10, 5);
@@ -551,6 +672,7 @@ mod tests {
                 seq: 1,
                 user_seq: 1,
                 key: Some("k".into()),
+                returned: false,
             },
             Held {
                 id: UnitId::generate(),
@@ -558,6 +680,7 @@ mod tests {
                 seq: 4,
                 user_seq: 2,
                 key: None,
+                returned: false,
             },
         ]);
         assert_eq!((g.issued(), g.remaining()), (2, 8));

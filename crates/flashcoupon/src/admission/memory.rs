@@ -132,4 +132,8 @@ impl Gate for MemoryGate {
         self.get(drop)?.set_ends_at(ends);
         Ok(())
     }
+
+    async fn give_back(&self, drop: DropId, unit: &Held) -> Result<bool, GateError> {
+        Ok(self.get(drop)?.give_back(unit))
+    }
 }

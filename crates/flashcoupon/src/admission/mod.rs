@@ -55,6 +55,10 @@ use crate::domain::timestamp::Timestamp;
 pub struct Kind {
     pub tag: &'static str,
     pub drop_name: &'static str,
+    /// Can a committed unit of this kind come back to the stock (an order
+    /// never paid)? Then the gate remembers which unit holds each committed
+    /// seq, so [`Gate::give_back`] returns exactly that unit, once.
+    pub returns: bool,
 }
 
 /// One drop: a kind of stock and the id of its drop (a campaign, a sale).
@@ -178,6 +182,9 @@ pub struct Held {
     pub seq: u32,
     pub user_seq: u32,
     pub key: Option<String>,
+    /// Given back to the stock since (an order that expired): its seq and
+    /// slot are free; only its key is restored, so a repeat replays it.
+    pub returned: bool,
 }
 
 /// What a gate rebuild starts from: the drop's live terms, its new gate
@@ -279,6 +286,15 @@ pub trait Gate: Send + Sync + Debug {
         total: u32,
     ) -> Result<Result<u32, StockBelowIssued>, GateError>;
     async fn set_paused(&self, drop: DropId, paused: bool) -> Result<(), GateError>;
+    /// Give a committed unit back to the stock (an order never paid): its
+    /// seq is handed out again, lowest first, and its user's slot is free;
+    /// its key still replays it. Only the unit named (seq, user, slot and
+    /// id) is given back, and only once: a repeat, or a unit this gate does
+    /// not hold (it was rebuilt since from a record that had it ended
+    /// already), changes nothing. `Ok(true)` if this call gave it back.
+    /// Call it after the record ended the unit, never before: a gate
+    /// rebuilt in between must read the unit as ended.
+    async fn give_back(&self, drop: DropId, unit: &Held) -> Result<bool, GateError>;
     async fn set_ends_at(&self, drop: DropId, ends: Timestamp) -> Result<(), GateError>;
     /// Is the gate reachable? (Always, in memory.)
     async fn ping(&self) -> Result<(), GateError> {

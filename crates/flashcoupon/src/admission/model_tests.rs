@@ -1,7 +1,8 @@
 //! Property tests of both gates against a reference model: random claims
 //! (with and without keys), settles with every outcome, stock changes and,
 //! on Redis, the reconciler writing claims off while their owners settle
-//! late. After every step the gate must agree with the model exactly on the
+//! late, and committed units given back (an unpaid order's), repeats and
+//! stale ones included. After every step the gate must agree with the model exactly on the
 //! numbers (remaining, issued) and on each answer's kind, and keep the
 //! invariants: issued ≤ total, per user ≤ limit, no seq held twice, one
 //! answer per key.
@@ -31,6 +32,13 @@ enum Op {
         outcome: u8,
     },
     SetTotal(u32),
+    /// Give back the `pick`-th unit ever committed (given back already or
+    /// not), or with `in_flight` the `pick`-th claim still in flight, as if
+    /// its commit had landed and the order then ended before its settle.
+    GiveBack {
+        pick: usize,
+        in_flight: bool,
+    },
     /// Redis only: the reconciler writes off every claim still in flight.
     Reconcile,
 }
@@ -40,6 +48,8 @@ fn ops(reconcile: bool) -> impl Strategy<Value = Vec<Op>> {
         4 => (0..USERS, prop::option::of(0u8..3)).prop_map(|(user, key)| Op::Claim { user, key }),
         3 => (any::<usize>(), 0u8..4).prop_map(|(pick, outcome)| Op::Settle { pick, outcome }),
         1 => (0u32..8).prop_map(Op::SetTotal),
+        2 => (any::<usize>(), prop::bool::weighted(0.25))
+            .prop_map(|(pick, in_flight)| Op::GiveBack { pick, in_flight }),
         if reconcile { 1 } else { 0 } => Just(Op::Reconcile),
     ];
     prop::collection::vec(op, 1..60)
@@ -69,6 +79,8 @@ struct Model {
     keys: HashMap<(usize, u8), UnitId>,
     /// Keys with a claim in flight.
     in_flight: BTreeSet<(usize, u8)>,
+    /// Every unit committed, with its owner, and whether it was given back.
+    committed: Vec<(usize, Held, bool)>,
 }
 
 impl Model {
@@ -80,6 +92,7 @@ impl Model {
             issued: 0,
             keys: HashMap::new(),
             in_flight: BTreeSet::new(),
+            committed: Vec::new(),
         }
     }
 
@@ -108,6 +121,8 @@ impl Model {
                     self.keys.insert((c.user, k), unit);
                 }
                 self.issued += 1;
+                self.committed
+                    .push((c.user, held_of(&c.ticket, unit), false));
             }
             Outcome::Failed => {
                 if let Some(k) = c.key {
@@ -119,9 +134,36 @@ impl Model {
         }
     }
 
+    /// Give back the `pick`-th committed unit: what the gate must answer.
+    fn give_back(&mut self, pick: usize) -> Option<(Held, bool)> {
+        if self.committed.is_empty() {
+            return None;
+        }
+        let at = pick % self.committed.len();
+        let (user, held, returned) = self.committed[at].clone();
+        if !returned {
+            self.committed[at].2 = true;
+            self.used.remove(&held.seq);
+            *self.slots.entry(user).or_default() -= 1;
+            self.issued -= 1;
+        }
+        Some((held, !returned))
+    }
+
     fn free(&mut self, c: &Claimed) {
         self.used.remove(&c.ticket.seq);
         *self.slots.entry(c.user).or_default() -= 1;
+    }
+}
+
+fn held_of(t: &Ticket, unit: UnitId) -> Held {
+    Held {
+        id: unit,
+        user: t.user,
+        seq: t.seq,
+        user_seq: t.user_seq,
+        key: t.key.as_deref().map(str::to_owned),
+        returned: false,
     }
 }
 
@@ -240,7 +282,24 @@ fn run_memory(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 m.end(&c, outcome);
                 gate.settle(c.ticket, outcome);
             }
-            Op::Settle { .. } | Op::Reconcile => {}
+            Op::GiveBack {
+                in_flight: false,
+                pick,
+            } => {
+                if let Some((held, expect)) = m.give_back(pick) {
+                    prop_assert_eq!(gate.give_back(&held), expect);
+                }
+            }
+            Op::GiveBack {
+                in_flight: true,
+                pick,
+            } if !claims.is_empty() => {
+                // In one process a unit is settled before anyone can end
+                // it: the memory gate gives back committed units only.
+                let c = &claims[pick % claims.len()];
+                prop_assert!(!gate.give_back(&held_of(&c.ticket, c.ticket.unit)));
+            }
+            Op::Settle { .. } | Op::Reconcile | Op::GiveBack { .. } => {}
             Op::SetTotal(n) => set_total(&mut m, n, gate.set_total(n))?,
         }
         check_stock(
@@ -302,6 +361,34 @@ async fn run_redis(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .await
                     .unwrap();
                 for c in claims.iter_mut().filter(|c| !c.written_off) {
+                    c.written_off = true;
+                    m.used.remove(&c.ticket.seq);
+                    *m.slots.entry(c.user).or_default() -= 1;
+                }
+            }
+            Op::GiveBack {
+                in_flight: false,
+                pick,
+            } => {
+                if let Some((held, expect)) = m.give_back(pick) {
+                    prop_assert_eq!(gate.give_back(DROP, &held).await.unwrap(), expect);
+                }
+            }
+            Op::GiveBack {
+                in_flight: true,
+                pick,
+            } => {
+                // Its commit landed, the order ended, and the unit is given
+                // back before its owner could settle it: the gate ends the
+                // claim, and the owner's settle later changes nothing.
+                let live: Vec<usize> = (0..claims.len())
+                    .filter(|&i| !claims[i].written_off)
+                    .collect();
+                if !live.is_empty() {
+                    let c = &mut claims[live[pick % live.len()]];
+                    let held = held_of(&c.ticket, c.ticket.unit);
+                    prop_assert!(gate.give_back(DROP, &held).await.unwrap());
+                    prop_assert!(!gate.give_back(DROP, &held).await.unwrap());
                     c.written_off = true;
                     m.used.remove(&c.ticket.seq);
                     *m.slots.entry(c.user).or_default() -= 1;

@@ -20,6 +20,8 @@ pub(super) const DROP: DropId = DropId {
     kind: Kind {
         tag: "t",
         drop_name: "concert",
+        // An unpaid ticket goes back on sale.
+        returns: true,
     },
     id: Uuid::nil(),
 };
@@ -287,6 +289,7 @@ impl SeatRecord {
                     seq: r.seq,
                     user_seq: *n,
                     key: None,
+                    returned: false,
                 }
             })
             .collect()

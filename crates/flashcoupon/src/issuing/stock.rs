@@ -20,6 +20,7 @@ use crate::store::{CouponWriter, IssuedRow, NewCouponRow, Store, StoreError};
 pub const COUPONS: Kind = Kind {
     tag: "c",
     drop_name: "campaign",
+    returns: false,
 };
 
 /// A campaign's drop in the admission core.
@@ -54,6 +55,7 @@ fn held(r: IssuedRow) -> Held {
         seq: r.seq,
         user_seq: r.user_seq,
         key: r.key,
+        returned: false,
     }
 }
 

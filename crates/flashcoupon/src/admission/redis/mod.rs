@@ -2,7 +2,7 @@
 //! claim (`claim.lua`) so window, pause, Idempotency-Key, the user's limit and
 //! stock are decided and taken atomically in one round trip.
 //!
-//! Per drop, six keys share the hash tag `{<kind>:<id>}` (`{c:<id>}` for a
+//! Per drop, seven keys share the hash tag `{<kind>:<id>}` (`{c:<id>}` for a
 //! coupon campaign) so the scripts run unchanged on Redis Cluster:
 //! - `meta`  (hash) total, limit, starts, ends, paused, epoch, next (the
 //!   highest seq handed out), issued;
@@ -11,7 +11,10 @@
 //!   one clock for every instance, as is the window's);
 //! - `pinfo` (hash) seq → `user|user_seq|unit id|key` of each claim in flight;
 //! - `slots` (hash) user → the `user_seq`s held, e.g. `"1 3"`;
-//! - `keys`  (hash) `user|key` → `p:<seq>` in flight or `i:<unit id>` durable.
+//! - `keys`  (hash) `user|key` → `p:<seq>` in flight or `i:<unit id>` durable;
+//! - `held`  (hash) seq → `user|user_seq|unit id` of each committed unit, only
+//!   for a kind whose units can come back (`meta` has `returns` = 1), so
+//!   `giveback.lua` returns exactly that unit, once.
 //!
 //! Losing Redis' data (a restart without persistence) shows as a missing
 //! `meta`: the next claim rebuilds the drop from the record under a lock,
@@ -33,7 +36,7 @@ use crate::redis_conn::RedisConn;
 use scripts::{Keys, Scripts};
 
 use super::{
-    Decision, DropId, Gate, GateError, Kind, Outcome, Rejection, Stock, StockBelowIssued,
+    Decision, DropId, Gate, GateError, Held, Kind, Outcome, Rejection, Stock, StockBelowIssued,
     Stockpile, Terms, Ticket, UnitId,
 };
 use crate::domain::ids::UserId;
@@ -101,7 +104,7 @@ impl RedisGate {
     fn keys(&self, drop: DropId) -> Keys {
         let p = &self.prefix;
         Keys(
-            ["meta", "free", "pend", "pinfo", "slots", "keys"]
+            ["meta", "free", "pend", "pinfo", "slots", "keys", "held"]
                 .map(|k| format!("{p}:{{{drop}}}:{k}")),
         )
     }
@@ -340,6 +343,20 @@ impl Gate for RedisGate {
         self.update(drop, "ends", ends.0.to_string())
             .await
             .map(|_| ())
+    }
+
+    async fn give_back(&self, drop: DropId, unit: &Held) -> Result<bool, GateError> {
+        let keys = self.keys(drop);
+        let args = [
+            unit.seq.to_string(),
+            unit.user.to_string(),
+            unit.user_seq.to_string(),
+            unit.id.to_string(),
+        ];
+        let answer: String = self
+            .run(&self.scripts.give_back, &keys.all(), &args)
+            .await?;
+        Ok(answer == "returned")
     }
 
     /// `PING`: is the gate reachable?

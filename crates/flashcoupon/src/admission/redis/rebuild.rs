@@ -63,7 +63,13 @@ impl RedisGate {
         let fenced = self.stockpile(drop.kind)?.fence_and_load(drop.id).await?;
         self.metrics.gate_rebuilds.inc();
         tracing::warn!(%drop, epoch = fenced.epoch, held = fenced.held.len(), "rebuilding the gate from the record");
-        let (pipe, meta) = state_pipeline(keys, &fenced.terms, fenced.epoch, &fenced.held);
+        let (pipe, meta) = state_pipeline(
+            keys,
+            drop.kind.returns,
+            &fenced.terms,
+            fenced.epoch,
+            &fenced.held,
+        );
         pipe.query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -155,24 +161,35 @@ impl RedisGate {
 /// whole), and `meta`'s fields.
 fn state_pipeline(
     keys: &Keys,
+    returns: bool,
     terms: &Terms,
     epoch: u64,
-    issued: &[Held],
+    units: &[Held],
 ) -> (redis::Pipeline, Vec<(&'static str, String)>) {
     let mut pipe = redis::pipe();
     pipe.del(keys.all()).ignore();
     let mut slots: HashMap<String, Vec<String>> = HashMap::new();
     let mut idem = Vec::new();
+    let mut holders = Vec::new();
     let mut high = 0;
+    let mut issued = 0;
     let mut present = vec![false; 0];
-    for r in issued {
+    for r in units {
+        if let Some(key) = &r.key {
+            idem.push((format!("{}|{key}", r.user), format!("i:{}", r.id)));
+        }
+        // A unit given back since keeps only its key.
+        if r.returned {
+            continue;
+        }
+        issued += 1;
+        if returns {
+            holders.push((r.seq, format!("{}|{}|{}", r.user, r.user_seq, r.id)));
+        }
         slots
             .entry(r.user.to_string())
             .or_default()
             .push(r.user_seq.to_string());
-        if let Some(key) = &r.key {
-            idem.push((format!("{}|{key}", r.user), format!("i:{}", r.id)));
-        }
         high = high.max(r.seq);
         if present.len() <= r.seq as usize {
             present.resize(r.seq as usize + 1, false);
@@ -185,6 +202,9 @@ fn state_pipeline(
     }
     for chunk in idem.chunks(CHUNK) {
         pipe.hset_multiple(keys.keys(), chunk).ignore();
+    }
+    for chunk in holders.chunks(CHUNK) {
+        pipe.hset_multiple(keys.held(), chunk).ignore();
     }
     // Seqs below the highest that the record lacks (claims that died) are free.
     let gaps: Vec<(u32, u32)> = (1..=high)
@@ -202,7 +222,8 @@ fn state_pipeline(
         ("paused", u8::from(terms.paused).to_string()),
         ("epoch", epoch.to_string()),
         ("next", high.to_string()),
-        ("issued", issued.len().to_string()),
+        ("issued", issued.to_string()),
+        ("returns", u8::from(returns).to_string()),
     ];
     (pipe, meta)
 }

@@ -1,4 +1,4 @@
-//! The gate's Lua scripts (one round trip each) and the six keys of a drop
+//! The gate's Lua scripts (one round trip each) and the seven keys of a drop
 //! they work on.
 
 use redis::Script;
@@ -9,6 +9,7 @@ pub(super) struct Scripts {
     pub(super) stock: Script,
     pub(super) update: Script,
     pub(super) stale: Script,
+    pub(super) give_back: Script,
     pub(super) publish: Script,
 }
 
@@ -20,6 +21,7 @@ impl Scripts {
             stock: Script::new(include_str!("stock.lua")),
             update: Script::new(include_str!("update.lua")),
             stale: Script::new(include_str!("stale.lua")),
+            give_back: Script::new(include_str!("giveback.lua")),
             // KEYS: meta, lock; ARGV: token, then field/value pairs.
             publish: Script::new(
                 "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end \
@@ -29,8 +31,8 @@ impl Scripts {
     }
 }
 
-/// The six keys of one drop, in the order the scripts take them.
-pub(super) struct Keys(pub(super) [String; 6]);
+/// The seven keys of one drop, in the order the scripts take them.
+pub(super) struct Keys(pub(super) [String; 7]);
 
 impl Keys {
     pub(super) fn meta(&self) -> &str {
@@ -50,6 +52,9 @@ impl Keys {
     }
     pub(super) fn keys(&self) -> &str {
         &self.0[5]
+    }
+    pub(super) fn held(&self) -> &str {
+        &self.0[6]
     }
     pub(super) fn all(&self) -> Vec<&str> {
         self.0.iter().map(String::as_str).collect()

@@ -3,13 +3,16 @@
 -- and only if the claim in flight at that seq is this one (same user, slot,
 -- unit and key): a late settle of a claim the reconciler wrote off must not
 -- end the live claim that took its seq since.
--- KEYS: meta, free, pend, pinfo, slots, keys
+-- KEYS: meta, free, pend, pinfo, slots, keys, held
 -- ARGV: epoch, then per claim: seq, user, user_seq, unit, key ('' none), outcome
 --   outcome 'c:<coupon id>' committed; 'f' failed (stock back);
 --   'x' the record holds this seq for another claim, or refused it: the
 --       claim ends, its slot and key are freed, the seq is not reused (the
 --       caller rebuilds the gate from the record when the record refused)
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -1 end
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'returns')
+if m[1] ~= ARGV[1] then return -1 end
+-- A kind whose units can come back remembers who holds each committed seq.
+local returns = m[2] == '1'
 local done = 0
 for i = 2, #ARGV, 6 do
   local seq, user, user_seq, unit, key, out =
@@ -20,6 +23,7 @@ for i = 2, #ARGV, 6 do
     done = done + 1
     if string.sub(out, 1, 2) == 'c:' then
       redis.call('HINCRBY', KEYS[1], 'issued', 1)
+      if returns then redis.call('HSET', KEYS[7], seq, user .. '|' .. user_seq .. '|' .. string.sub(out, 3)) end
       if key ~= '' then redis.call('HSET', KEYS[6], user .. '|' .. key, 'i:' .. string.sub(out, 3)) end
     else
       if key ~= '' then redis.call('HDEL', KEYS[6], user .. '|' .. key) end
