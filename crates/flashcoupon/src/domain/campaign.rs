@@ -265,16 +265,7 @@ fn one() -> i64 {
 impl NewCampaign {
     /// Check every rule and build the campaign it describes.
     pub fn parse(self, id: CampaignId, now: Timestamp) -> Result<Campaign, InvalidInput> {
-        let name = self.name.trim().to_owned();
-        if name.is_empty()
-            || self.name.chars().count() > 200
-            || self.name.chars().any(char::is_control)
-        {
-            return Err(InvalidInput::new(
-                "name",
-                "must be 1 to 200 characters, not only white space, without control characters",
-            ));
-        }
+        let name = super::display_name("name", &self.name, 200)?;
         self.discount.validate()?;
         if !(0..=MAX_MONEY).contains(&self.min_order_amount) {
             return Err(InvalidInput::new(
@@ -391,7 +382,7 @@ pub fn check_valid_until(until: Timestamp, issue_ends_at: Timestamp) -> Result<(
     Ok(())
 }
 
-fn in_range(field: &'static str, value: i64, max: u32) -> Result<u32, InvalidInput> {
+pub(super) fn in_range(field: &'static str, value: i64, max: u32) -> Result<u32, InvalidInput> {
     if (1..=max as i64).contains(&value) {
         Ok(value as u32)
     } else {

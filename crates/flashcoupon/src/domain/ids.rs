@@ -73,3 +73,11 @@ id_type!(
     /// A background job (e.g. generating a campaign's codes).
     JobId
 );
+id_type!(
+    /// A time sale: a limited stock of one product at a sale price.
+    SaleId
+);
+id_type!(
+    /// One order of a time sale: one unit.
+    OrderId
+);

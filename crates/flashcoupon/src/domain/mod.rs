@@ -8,6 +8,7 @@ pub mod code;
 pub mod coupon;
 pub mod discount;
 pub mod ids;
+pub mod sale;
 pub mod timestamp;
 pub mod whole;
 
@@ -27,4 +28,20 @@ impl InvalidInput {
             message: message.into(),
         }
     }
+}
+
+/// A name people read (a campaign's, a sale's, a product's): 1 to `max`
+/// characters, not only white space (the ends are trimmed), and no control
+/// characters (SQLite's `length` stops at a NUL, PostgreSQL refuses one).
+pub fn display_name(field: &'static str, raw: &str, max: usize) -> Result<String, InvalidInput> {
+    let name = raw.trim();
+    if name.is_empty() || raw.chars().count() > max || raw.chars().any(char::is_control) {
+        return Err(InvalidInput::new(
+            field,
+            format!(
+                "must be 1 to {max} characters, not only white space, without control characters"
+            ),
+        ));
+    }
+    Ok(name.to_owned())
 }

@@ -3,7 +3,7 @@
 //! same [`Store`] trait, so everything above this module is shared.
 //!
 //! One file per aggregate (accounts, campaigns, coupons and their holds,
-//! inbox, the outbox, payment events, the points ledger, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! inbox, the outbox, payment events, the points ledger, time sales and orders, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
 //! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
 //! differs (the group-commit writer, the gate fence, migrations).
 //!
@@ -23,6 +23,7 @@ mod outbox;
 mod payments;
 pub(crate) mod points;
 pub mod postgres;
+pub(crate) mod sales;
 mod service_keys;
 pub mod sqlite;
 mod subscriptions;
@@ -58,6 +59,7 @@ pub use points::{
     PointStore, Posting, Written,
 };
 pub use postgres::PgStore;
+pub use sales::{FencedSale, NewOrderRow, OrderCounts, SaleStore};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
 pub use subscriptions::SubscriptionStore;
@@ -147,6 +149,7 @@ pub trait Store:
     + OutboxStore
     + PaymentStore
     + PointStore
+    + SaleStore
     + ServiceKeyStore
     + SubscriptionStore
     + TriggerStore

@@ -93,6 +93,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "points are immutable",
         include_str!("../../../migrations/postgres/0012_points_immutable.sql"),
     ),
+    (
+        13,
+        "sales",
+        include_str!("../../../migrations/common/0013_sales.sql"),
+    ),
+    (
+        14,
+        "sales bounds",
+        include_str!("../../../migrations/postgres/0014_sales_bounds.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time
@@ -149,6 +159,10 @@ impl PgStore {
         None
     }
 
+    pub(super) async fn write_turn_urgent(&self) -> Option<super::write_turn::Turn<'_>> {
+        None
+    }
+
     /// Transactions run side by side, each on its own connection.
     pub(super) fn write_turn_is_serial(&self) -> bool {
         false
@@ -156,6 +170,7 @@ impl PgStore {
 }
 
 super::shared_queries!(PgStore, sqlx::Postgres);
+super::sales::sale_queries!(PgStore, sqlx::Postgres, " FOR SHARE");
 
 #[async_trait]
 impl Store for PgStore {

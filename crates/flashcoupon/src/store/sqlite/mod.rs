@@ -92,6 +92,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "points are immutable",
         include_str!("../../../migrations/sqlite/0012_points_immutable.sql"),
     ),
+    (
+        13,
+        "sales",
+        include_str!("../../../migrations/common/0013_sales.sql"),
+    ),
+    (
+        14,
+        "sales bounds",
+        include_str!("../../../migrations/sqlite/0014_sales_bounds.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated
@@ -153,6 +163,11 @@ impl SqliteStore {
         Some(self.write_turn.ordinary().await)
     }
 
+    /// A group commit's turn (time-sale orders), ahead of ordinary writes.
+    pub(super) async fn write_turn_urgent(&self) -> Option<Turn<'_>> {
+        Some(self.write_turn.urgent().await)
+    }
+
     /// One writer at a time here: writes gathered into one transaction
     /// share its commit.
     pub(super) fn write_turn_is_serial(&self) -> bool {
@@ -173,6 +188,7 @@ impl SqliteStore {
 }
 
 super::shared_queries!(SqliteStore, sqlx::Sqlite);
+super::sales::sale_queries!(SqliteStore, sqlx::Sqlite, "");
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -1,0 +1,607 @@
+//! Time sales and their orders: the sale's terms, the order rows the group
+//! commit writes (fenced on the sale's gate generation, like coupons), and
+//! the conditional moves that take an order out of `pending_payment` once.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+
+use super::columns::{Columns, parse_id};
+use super::{Reports, StoreError};
+use crate::domain::ids::{OrderId, SaleId, UserId};
+use crate::domain::sale::{Order, OrderStatus, Product, Sale};
+use crate::domain::timestamp::Timestamp;
+
+/// An admitted order, as the group commit writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrderRow {
+    pub order: Order,
+    /// The sale's gate generation that admitted it (scale-out fencing).
+    pub gate_epoch: u64,
+}
+
+/// What a sale's gate is rebuilt from: the sale, its new generation, the
+/// orders holding a unit, and the keyed orders that gave theirs back.
+#[derive(Debug, Clone)]
+pub struct FencedSale {
+    pub sale: Sale,
+    pub epoch: u64,
+    pub orders: Vec<Order>,
+}
+
+/// How many orders of a sale are in each state.
+pub type OrderCounts = HashMap<OrderStatus, u64>;
+
+#[async_trait]
+pub trait SaleStore {
+    async fn insert_sale(&self, sale: &Sale) -> Result<(), StoreError>;
+    async fn get_sale(&self, id: SaleId) -> Result<Option<Sale>, StoreError>;
+    /// Newest first.
+    async fn all_sales(&self) -> Result<Vec<Sale>, StoreError>;
+    /// Apply the fields that are `Some`, in one transaction; a stock cut
+    /// below a unit an order holds is refused by the record.
+    async fn update_sale(
+        &self,
+        id: SaleId,
+        paused: Option<bool>,
+        ends_at: Option<Timestamp>,
+        total_quantity: Option<u32>,
+    ) -> Result<(), StoreError>;
+    /// Every order that holds a unit or carries an Idempotency-Key, by sale
+    /// (the embedded gate's start-up).
+    async fn gate_orders(&self) -> Result<HashMap<SaleId, Vec<Order>>, StoreError>;
+    /// Start a new gate generation for the sale and read its gate orders,
+    /// as one step (see `Stockpile::fence_and_load`).
+    async fn fence_and_load_sale(&self, sale: SaleId) -> Result<FencedSale, StoreError>;
+    /// Which of these claims (seq, order id) landed; the others are written
+    /// off so no commit lands them later (see `Stockpile::resolve_stale`).
+    async fn resolve_stale_orders(
+        &self,
+        sale: SaleId,
+        claims: &[(u32, OrderId)],
+    ) -> Result<HashMap<u32, Order>, StoreError>;
+    /// Write a group-commit batch of orders in one transaction, leaving out
+    /// those of a fenced generation or written off; the ones that landed.
+    async fn insert_orders(&self, rows: &[&NewOrderRow]) -> Result<HashSet<OrderId>, StoreError>;
+    /// Which of these orders exist, once transactions writing them ended.
+    async fn existing_orders(&self, rows: &[&NewOrderRow]) -> Result<HashSet<OrderId>, StoreError>;
+    async fn get_order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    /// A user's orders, newest first; `before` is the last id of the previous page.
+    async fn user_orders(
+        &self,
+        user: UserId,
+        limit: u32,
+        before: Option<OrderId>,
+    ) -> Result<Vec<Order>, StoreError>;
+    async fn order_counts(&self, sale: SaleId) -> Result<OrderCounts, StoreError>;
+    /// Move a pending order to `to` (paid only before it expires at `now`),
+    /// with its reports, once: `None` if it was not pending (nothing written).
+    async fn end_order(
+        &self,
+        id: OrderId,
+        to: OrderStatus,
+        now: Timestamp,
+        reports: &Reports,
+    ) -> Result<Option<Order>, StoreError>;
+    /// Expire up to `limit` pending orders due by `now`, each once whatever
+    /// other instances do; the ones this call expired.
+    async fn expire_orders(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError>;
+    /// Expired or cancelled orders whose unit is not back in the gate yet.
+    async fn unreturned_orders(&self, limit: u32) -> Result<Vec<Order>, StoreError>;
+    /// These orders' units are back in the gate.
+    async fn mark_returned(&self, ids: &[OrderId]) -> Result<(), StoreError>;
+}
+
+pub(super) const SALE_COLUMNS: &str = "id, name, sku, product_name, list_price, sale_price, total_quantity, \
+     per_user_limit, starts_at, ends_at, payment_ttl_secs, paused, created_at";
+
+pub(super) const ORDER_COLUMNS: &str = "id, sale_id, user_id, seq, user_seq, idempotency_key, unit_price, \
+     coupon_id, coupon_discount, points_used, payable_amount, status, created_at, expires_at, ended_at, \
+     refunded_at";
+
+/// Orders a gate is built from: those holding a unit, and keyed ones that
+/// gave it back (their key still replays them).
+pub(super) const GATE_ORDERS: &str = "(status IN ('pending_payment', 'paid', 'refunded') \
+     OR idempotency_key IS NOT NULL)";
+
+pub(super) fn sale(row: &impl Columns) -> Result<Sale, sqlx::Error> {
+    Ok(Sale {
+        id: parse_id(&row.text("id")?)?,
+        name: row.text("name")?,
+        product: Product {
+            sku: row.text("sku")?,
+            name: row.text("product_name")?,
+            list_price: row.int("list_price")?,
+        },
+        sale_price: row.int("sale_price")?,
+        total_quantity: row.int("total_quantity")? as u32,
+        per_user_limit: row.int("per_user_limit")? as u32,
+        starts_at: Timestamp(row.int("starts_at")?),
+        ends_at: Timestamp(row.int("ends_at")?),
+        payment_ttl_secs: row.int("payment_ttl_secs")? as u32,
+        paused: row.flag("paused")?,
+        created_at: Timestamp(row.int("created_at")?),
+    })
+}
+
+pub(super) fn order(row: &impl Columns) -> Result<Order, sqlx::Error> {
+    Ok(Order {
+        id: parse_id(&row.text("id")?)?,
+        sale_id: parse_id(&row.text("sale_id")?)?,
+        user_id: parse_id(&row.text("user_id")?)?,
+        seq: row.int("seq")? as u32,
+        user_seq: row.int("user_seq")? as u32,
+        idempotency_key: row.opt_text("idempotency_key")?,
+        unit_price: row.int("unit_price")?,
+        coupon_id: row
+            .opt_text("coupon_id")?
+            .map(|c| parse_id(&c))
+            .transpose()?,
+        coupon_discount: row.int("coupon_discount")?,
+        points_used: row.int("points_used")?,
+        payable_amount: row.int("payable_amount")?,
+        status: OrderStatus::parse(&row.text("status")?)
+            .ok_or_else(|| sqlx::Error::Decode("unknown order status in the record".into()))?,
+        created_at: Timestamp(row.int("created_at")?),
+        expires_at: Timestamp(row.int("expires_at")?),
+        ended_at: row.opt_int("ended_at")?.map(Timestamp),
+        refunded_at: row.opt_int("refunded_at")?.map(Timestamp),
+    })
+}
+
+/// [`SaleStore`] for a store with a `pool` of database `$db`; `$share` is
+/// the dialect's shared row lock (` FOR SHARE` on PostgreSQL; SQLite's
+/// write turn serialises writers already).
+macro_rules! sale_queries {
+    ($store:ty, $db:ty, $share:literal) => {
+        impl $store {
+            /// Lock a sale's row against every writer of its orders (an
+            /// UPDATE that changes nothing: PostgreSQL's row lock, which
+            /// waits for batches holding it `FOR SHARE`).
+            async fn lock_sale(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                sale: $crate::domain::ids::SaleId,
+            ) -> Result<Option<i64>, StoreError> {
+                use $crate::store::columns::Columns as _;
+                let row = sqlx::query(
+                    "UPDATE sales SET gate_epoch = gate_epoch WHERE id = $1 RETURNING gate_epoch",
+                )
+                .bind(sale.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(row.map(|r| r.int("gate_epoch")).transpose()?)
+            }
+
+            async fn orders_where(
+                &self,
+                filter: &str,
+                bind: &[String],
+            ) -> Result<Vec<$crate::domain::sale::Order>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM orders WHERE {filter}",
+                    $crate::store::sales::ORDER_COLUMNS
+                );
+                let mut q = sqlx::query(&sql);
+                for b in bind {
+                    q = q.bind(b);
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::sales::order)
+                    .collect::<Result<_, _>>()?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::SaleStore for $store {
+            async fn insert_sale(&self, s: &$crate::domain::sale::Sale) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
+                sqlx::query(
+                    "INSERT INTO sales (id, name, sku, product_name, list_price, sale_price, total_quantity, \
+                     per_user_limit, starts_at, ends_at, payment_ttl_secs, paused, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(s.id.to_string())
+                .bind(&s.name)
+                .bind(&s.product.sku)
+                .bind(&s.product.name)
+                .bind(s.product.list_price)
+                .bind(s.sale_price)
+                .bind(i64::from(s.total_quantity))
+                .bind(i64::from(s.per_user_limit))
+                .bind(s.starts_at.0)
+                .bind(s.ends_at.0)
+                .bind(i64::from(s.payment_ttl_secs))
+                .bind(s.paused)
+                .bind(s.created_at.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_sale(
+                &self,
+                id: $crate::domain::ids::SaleId,
+            ) -> Result<Option<$crate::domain::sale::Sale>, StoreError> {
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM sales WHERE id = $1",
+                    $crate::store::sales::SALE_COLUMNS
+                ))
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map($crate::store::sales::sale).transpose()?)
+            }
+
+            async fn all_sales(&self) -> Result<Vec<$crate::domain::sale::Sale>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM sales ORDER BY id DESC",
+                    $crate::store::sales::SALE_COLUMNS
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::sales::sale)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn update_sale(
+                &self,
+                id: $crate::domain::ids::SaleId,
+                paused: Option<bool>,
+                ends_at: Option<Timestamp>,
+                total_quantity: Option<u32>,
+            ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
+                sqlx::query(
+                    "UPDATE sales SET paused = COALESCE($1, paused), ends_at = COALESCE($2, ends_at), \
+                     total_quantity = COALESCE($3, total_quantity) WHERE id = $4",
+                )
+                .bind(paused)
+                .bind(ends_at.map(|t| t.0))
+                .bind(total_quantity.map(i64::from))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn gate_orders(
+                &self,
+            ) -> Result<
+                std::collections::HashMap<
+                    $crate::domain::ids::SaleId,
+                    Vec<$crate::domain::sale::Order>,
+                >,
+                StoreError,
+            > {
+                let mut by_sale: std::collections::HashMap<_, Vec<_>> = Default::default();
+                for o in self
+                    .orders_where($crate::store::sales::GATE_ORDERS, &[])
+                    .await?
+                {
+                    by_sale.entry(o.sale_id).or_default().push(o);
+                }
+                Ok(by_sale)
+            }
+
+            async fn fence_and_load_sale(
+                &self,
+                sale: $crate::domain::ids::SaleId,
+            ) -> Result<$crate::store::FencedSale, StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                // Bumping the generation takes the row lock: it waits for
+                // every batch holding the sale FOR SHARE, and batches that
+                // come later carry the old generation and are skipped.
+                let row = sqlx::query(&format!(
+                    "UPDATE sales SET gate_epoch = gate_epoch + 1 WHERE id = $1 RETURNING gate_epoch, {}",
+                    $crate::store::sales::SALE_COLUMNS
+                ))
+                .bind(sale.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+                use $crate::store::columns::Columns as _;
+                let epoch = row.int("gate_epoch")? as u64;
+                let sale_row = $crate::store::sales::sale(&row)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM orders WHERE sale_id = $1 AND {}",
+                    $crate::store::sales::ORDER_COLUMNS,
+                    $crate::store::sales::GATE_ORDERS
+                ))
+                .bind(sale.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+                let orders = rows
+                    .iter()
+                    .map($crate::store::sales::order)
+                    .collect::<Result<_, _>>()?;
+                tx.commit().await?;
+                Ok($crate::store::FencedSale {
+                    sale: sale_row,
+                    epoch,
+                    orders,
+                })
+            }
+
+            async fn resolve_stale_orders(
+                &self,
+                sale: $crate::domain::ids::SaleId,
+                claims: &[(u32, $crate::domain::ids::OrderId)],
+            ) -> Result<std::collections::HashMap<u32, $crate::domain::sale::Order>, StoreError>
+            {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                Self::lock_sale(&mut tx, sale).await?;
+                let mut landed = std::collections::HashMap::new();
+                for (seq, id) in claims {
+                    let row = sqlx::query(&format!(
+                        "SELECT {} FROM orders WHERE id = $1",
+                        $crate::store::sales::ORDER_COLUMNS
+                    ))
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match row {
+                        Some(row) => {
+                            landed.insert(*seq, $crate::store::sales::order(&row)?);
+                        }
+                        None => {
+                            sqlx::query(
+                                "INSERT INTO abandoned_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(id.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(landed)
+            }
+
+            async fn insert_orders(
+                &self,
+                rows: &[&$crate::store::NewOrderRow],
+            ) -> Result<std::collections::HashSet<$crate::domain::ids::OrderId>, StoreError> {
+                use $crate::store::columns::Columns as _;
+                let _turn = self.write_turn_urgent().await;
+                let mut tx = self.pool.begin().await?;
+                let mut sales: Vec<$crate::domain::ids::SaleId> =
+                    rows.iter().map(|r| r.order.sale_id).collect();
+                // Sorted, so two writers lock sales in the same order.
+                sales.sort_unstable();
+                sales.dedup();
+                let mut epochs = std::collections::HashMap::new();
+                for s in sales {
+                    let row = sqlx::query(concat!(
+                        "SELECT gate_epoch FROM sales WHERE id = $1",
+                        $share
+                    ))
+                    .bind(s.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = row {
+                        epochs.insert(s, row.int("gate_epoch")? as u64);
+                    }
+                }
+                let mut landed = std::collections::HashSet::new();
+                for r in rows {
+                    let o = &r.order;
+                    if epochs.get(&o.sale_id) != Some(&r.gate_epoch) {
+                        continue;
+                    }
+                    // An order the reconciler wrote off is skipped.
+                    let done = sqlx::query(
+                        "INSERT INTO orders (id, sale_id, user_id, seq, user_seq, idempotency_key, unit_price, \
+                         coupon_id, coupon_discount, points_used, payable_amount, created_at, expires_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+                         WHERE NOT EXISTS (SELECT 1 FROM abandoned_orders WHERE order_id = $1)",
+                    )
+                    .bind(o.id.to_string())
+                    .bind(o.sale_id.to_string())
+                    .bind(o.user_id.to_string())
+                    .bind(i64::from(o.seq))
+                    .bind(i64::from(o.user_seq))
+                    .bind(o.idempotency_key.as_deref())
+                    .bind(o.unit_price)
+                    .bind(o.coupon_id.map(|c| c.to_string()))
+                    .bind(o.coupon_discount)
+                    .bind(o.points_used)
+                    .bind(o.payable_amount)
+                    .bind(o.created_at.0)
+                    .bind(o.expires_at.0)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        landed.insert(o.id);
+                    }
+                }
+                tx.commit().await?;
+                Ok(landed)
+            }
+
+            async fn existing_orders(
+                &self,
+                rows: &[&$crate::store::NewOrderRow],
+            ) -> Result<std::collections::HashSet<$crate::domain::ids::OrderId>, StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                let mut sales: Vec<$crate::domain::ids::SaleId> =
+                    rows.iter().map(|r| r.order.sale_id).collect();
+                sales.sort_unstable();
+                sales.dedup();
+                for s in sales {
+                    Self::lock_sale(&mut tx, s).await?;
+                }
+                let mut found = std::collections::HashSet::new();
+                for r in rows {
+                    let hit = sqlx::query("SELECT 1 FROM orders WHERE id = $1")
+                        .bind(r.order.id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if hit.is_some() {
+                        found.insert(r.order.id);
+                    }
+                }
+                tx.commit().await?;
+                Ok(found)
+            }
+
+            async fn get_order(
+                &self,
+                id: $crate::domain::ids::OrderId,
+            ) -> Result<Option<$crate::domain::sale::Order>, StoreError> {
+                Ok(self
+                    .orders_where("id = $1", &[id.to_string()])
+                    .await?
+                    .pop())
+            }
+
+            async fn user_orders(
+                &self,
+                user: $crate::domain::ids::UserId,
+                limit: u32,
+                before: Option<$crate::domain::ids::OrderId>,
+            ) -> Result<Vec<$crate::domain::sale::Order>, StoreError> {
+                // Ids are UUIDv7: newest first is descending id order.
+                let limit = limit.clamp(1, 100);
+                match before {
+                    Some(b) => {
+                        self.orders_where(
+                            &format!("user_id = $1 AND id < $2 ORDER BY id DESC LIMIT {limit}"),
+                            &[user.to_string(), b.to_string()],
+                        )
+                        .await
+                    }
+                    None => {
+                        self.orders_where(
+                            &format!("user_id = $1 ORDER BY id DESC LIMIT {limit}"),
+                            &[user.to_string()],
+                        )
+                        .await
+                    }
+                }
+            }
+
+            async fn order_counts(
+                &self,
+                sale: $crate::domain::ids::SaleId,
+            ) -> Result<$crate::store::OrderCounts, StoreError> {
+                use $crate::store::columns::Columns as _;
+                let rows = sqlx::query(
+                    "SELECT status, COUNT(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status",
+                )
+                .bind(sale.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut counts = $crate::store::OrderCounts::new();
+                for row in &rows {
+                    if let Some(s) = $crate::domain::sale::OrderStatus::parse(&row.text("status")?) {
+                        counts.insert(s, row.int("n")? as u64);
+                    }
+                }
+                Ok(counts)
+            }
+
+            async fn end_order(
+                &self,
+                id: $crate::domain::ids::OrderId,
+                to: $crate::domain::sale::OrderStatus,
+                now: Timestamp,
+                reports: &$crate::store::Reports,
+            ) -> Result<Option<$crate::domain::sale::Order>, StoreError> {
+                use $crate::domain::sale::OrderStatus;
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                let (from, cutoff) = match to {
+                    // Paid only before it runs out; cancelled any time it is pending.
+                    OrderStatus::Paid => ("pending_payment", now.0),
+                    OrderStatus::Refunded => ("paid", i64::MIN),
+                    _ => ("pending_payment", i64::MIN),
+                };
+                let row = sqlx::query(&format!(
+                    "UPDATE orders SET status = $1, \
+                     ended_at = CASE WHEN $1 = 'refunded' THEN ended_at ELSE $2 END, \
+                     refunded_at = CASE WHEN $1 = 'refunded' THEN $2 ELSE NULL END \
+                     WHERE id = $3 AND status = $4 AND (status <> 'pending_payment' OR expires_at > $5) \
+                     RETURNING {}",
+                    $crate::store::sales::ORDER_COLUMNS
+                ))
+                .bind(to.as_str())
+                .bind(now.0)
+                .bind(id.to_string())
+                .bind(from)
+                .bind(cutoff)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let ended = $crate::store::sales::order(&row)?;
+                $crate::store::outbox::insert_reports!($db, tx, reports);
+                tx.commit().await?;
+                Ok(Some(ended))
+            }
+
+            async fn expire_orders(
+                &self,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::sale::Order>, StoreError> {
+                let _turn = self.write_turn().await;
+                // `status = 'pending_payment'` is checked again on each row
+                // as it is updated: an instance that finds a row another just
+                // expired (or a payment just ended) leaves it alone.
+                let rows = sqlx::query(&format!(
+                    "UPDATE orders SET status = 'expired', ended_at = $1 \
+                     WHERE id IN (SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT $2) AND status = 'pending_payment' RETURNING {}",
+                    $crate::store::sales::ORDER_COLUMNS
+                ))
+                .bind(now.0)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::sales::order)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn unreturned_orders(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::sale::Order>, StoreError> {
+                self.orders_where(
+                    &format!(
+                        "status IN ('expired', 'cancelled') AND NOT unit_returned ORDER BY ended_at LIMIT {}",
+                        limit
+                    ),
+                    &[],
+                )
+                .await
+            }
+
+            async fn mark_returned(
+                &self,
+                ids: &[$crate::domain::ids::OrderId],
+            ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                for id in ids {
+                    sqlx::query("UPDATE orders SET unit_returned = TRUE WHERE id = $1")
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use sale_queries;
