@@ -28,9 +28,10 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rate_limit::RateLimits;
 use crate::redis_conn::RedisConn;
+use crate::selling::{OrderRows, SaleStock};
 use crate::settings::{Mode, Secret, Settings};
 use crate::state::{AppState, Shared};
-use crate::store::{NewCouponRow, PgStore, SqliteStore, Store, StoreError};
+use crate::store::{NewCouponRow, NewOrderRow, PgStore, SqliteStore, Store, StoreError};
 use crate::tasks::Tasks;
 
 /// How long background tasks may take to finish after the server stopped
@@ -44,6 +45,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer: WriterHandle,
+    order_writer: WriterHandle,
     /// Every kind of stock the admission core serves (the reconciler's list).
     stockpiles: Vec<Arc<dyn Stockpile>>,
     /// Background loops started while building (the event relay).
@@ -71,6 +73,7 @@ async fn embedded(settings: &Settings) -> anyhow::Result<Engines> {
     let store: Arc<dyn Store> = Arc::new(store);
     let gate = MemoryGate::default();
     gate.load(&CouponStock(store.clone())).await?;
+    gate.load(&SaleStock(store.clone())).await?;
     Ok(Engines {
         secret: load_or_create_secret(
             settings.jwt_secret.as_ref().map(Secret::expose),
@@ -107,7 +110,10 @@ async fn scale_out(
     let gate = Arc::new(RedisGate::new(
         conn.clone(),
         &settings.redis_prefix,
-        vec![Arc::new(CouponStock(store.clone()))],
+        vec![
+            Arc::new(CouponStock(store.clone())),
+            Arc::new(SaleStock(store.clone())),
+        ],
         metrics.clone(),
     ));
     let channel = format!("{}:events", settings.redis_prefix);
@@ -166,14 +172,30 @@ impl Application {
                 engines.store.writer(settings.amqp_url.is_some()).await?,
             )));
         }
-        let stockpiles: Vec<Arc<dyn Stockpile>> =
-            vec![Arc::new(CouponStock(engines.store.clone()))];
+        let stockpiles: Vec<Arc<dyn Stockpile>> = vec![
+            Arc::new(CouponStock(engines.store.clone())),
+            Arc::new(SaleStock(engines.store.clone())),
+        ];
         let (commit, writer) = GroupCommit::start(
             writers,
             engines.gate.clone(),
             engines.writer,
             metrics.clone(),
         );
+        let order_writers: Vec<Box<dyn RowWriter<NewOrderRow>>> = (0..engines.writers)
+            .map(|_| Box::new(OrderRows(engines.store.clone())) as Box<dyn RowWriter<NewOrderRow>>)
+            .collect();
+        let (orders, order_writer) = GroupCommit::start(
+            order_writers,
+            engines.gate.clone(),
+            engines.writer,
+            metrics.clone(),
+        );
+        if settings.test_payments {
+            tracing::warn!(
+                "--test-payments is on: buyers can pay their own time-sale orders with POST /api/v1/orders/{{id}}/pay; never in production"
+            );
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
@@ -192,6 +214,8 @@ impl Application {
             gate: engines.gate,
             catalog: Catalog::default(),
             commit,
+            orders,
+            test_payments: settings.test_payments,
             events: engines.events,
             notifier,
             tokens,
@@ -225,6 +249,7 @@ impl Application {
             listener,
             state,
             writer,
+            order_writer,
             stockpiles,
             tasks,
             reconcile_after: Duration::from_millis(settings.reconcile_after_ms.max(1)),
@@ -257,6 +282,7 @@ impl Application {
             listener,
             state,
             writer,
+            order_writer,
             stockpiles,
             mut tasks,
             reconcile_after,
@@ -309,6 +335,9 @@ impl Application {
                     if let Err(e) = crate::points::expire_due(&state).await {
                         tracing::debug!(error = %e, "points expiry: will retry");
                     }
+                    if let Err(e) = crate::selling::orders::expire_due(&state).await {
+                        tracing::debug!(error = %e, "order expiry: will retry");
+                    }
                 }
             }
         });
@@ -337,6 +366,7 @@ impl Application {
         // Durable work first: no request is left to queue a claim, so the
         // writer commits what is queued and stops; then the background tasks.
         writer.drain().await;
+        order_writer.drain().await;
         // The requests that finished after the first flush (above, which
         // ended the live streams) queued inbox rows too: flush again.
         state.notifier.shutdown().await;

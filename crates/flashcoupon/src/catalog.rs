@@ -1,4 +1,5 @@
-//! Campaigns by id, cached in each instance so a claim reads no database.
+//! Campaigns and time sales by id, cached in each instance so a claim or an
+//! order reads no database.
 //!
 //! Only what never changes after creation is read from the cache: the coupon
 //! terms, the per-user limit, the opening time, how it issues. Stock, pause
@@ -13,13 +14,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::campaign::Campaign;
-use crate::domain::ids::CampaignId;
+use crate::domain::ids::{CampaignId, SaleId};
+use crate::domain::sale::Sale;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Default)]
 pub struct Catalog {
     campaigns: RwLock<HashMap<CampaignId, Arc<Campaign>>>,
     shared_codes: RwLock<HashMap<String, CampaignId>>,
+    /// Sales: only their price, limit, opening and payment time are read
+    /// from here (they never change); stock, pause and end are the gate's.
+    sales: RwLock<HashMap<SaleId, Arc<Sale>>>,
 }
 
 impl Catalog {
@@ -81,5 +86,32 @@ impl Catalog {
             return Ok(Some(c));
         }
         Ok(store.get_campaign(id).await?.map(|c| self.insert(c)))
+    }
+
+    pub fn insert_sale(&self, sale: Sale) -> Arc<Sale> {
+        let sale = Arc::new(sale);
+        self.sales
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sale.id, sale.clone());
+        sale
+    }
+
+    /// A sale from the cache, or from the record on a miss.
+    pub async fn sale(
+        &self,
+        store: &dyn Store,
+        id: SaleId,
+    ) -> Result<Option<Arc<Sale>>, StoreError> {
+        let cached = self
+            .sales
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(s) = cached {
+            return Ok(Some(s));
+        }
+        Ok(store.get_sale(id).await?.map(|s| self.insert_sale(s)))
     }
 }

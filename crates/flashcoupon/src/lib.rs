@@ -46,6 +46,8 @@ pub mod points;
 pub mod rate_limit;
 /// One Redis connection type (a server or a cluster), reconnecting by itself.
 pub mod redis_conn;
+/// Time sales (타임세일): limited product stock sold first come first served, and its orders.
+pub mod selling;
 /// Flags and `FLASHCOUPON_*` variables.
 pub mod settings;
 /// Spending coupons: use on an order, preview, cancel a use.

@@ -59,6 +59,10 @@ pub struct Metrics {
     pub outbox_published: IntCounter,
     /// Time from an outbound event's commit to the broker's confirm.
     pub outbox_lag: Histogram,
+    /// Time-sale orders answered, by result.
+    pub order_outcomes: IntCounterVec,
+    /// Time from an order's arrival to its answer.
+    pub order_latency: Histogram,
 }
 
 impl Metrics {
@@ -76,6 +80,24 @@ impl Metrics {
             HistogramOpts::new(
                 "flashcoupon_issue_latency_seconds",
                 "Time from a claim's arrival to its answer (including the group commit for issued coupons).",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
+        let order_outcomes = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_order_outcomes_total",
+                "Time-sale orders answered, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let order_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "flashcoupon_order_latency_seconds",
+                "Time from an order's arrival to its answer (including the group commit for placed orders).",
             )
             .buckets(vec![
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -248,6 +270,8 @@ impl Metrics {
             Box::new(outbox_lag.clone()),
             Box::new(issue_outcomes.clone()),
             Box::new(issue_latency.clone()),
+            Box::new(order_outcomes.clone()),
+            Box::new(order_latency.clone()),
             Box::new(commit_batch_size.clone()),
             Box::new(commit_latency.clone()),
             Box::new(stock_remaining.clone()),
@@ -284,6 +308,8 @@ impl Metrics {
             trigger_issues,
             outbox_published,
             outbox_lag,
+            order_outcomes,
+            order_latency,
         }
     }
 

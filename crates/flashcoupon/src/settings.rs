@@ -216,6 +216,12 @@ pub struct Settings {
     )]
     pub reservation_ttl_secs: u64,
 
+    /// Let a buyer pay their own time-sale order at once
+    /// (`POST /api/v1/orders/{id}/pay`), for demos and load tests. Off by
+    /// default: payments come from the shop's payment events.
+    #[arg(long, env = "FLASHCOUPON_TEST_PAYMENTS", default_value_t = false)]
+    pub test_payments: bool,
+
     /// Subscribers hear `campaign.opening_soon` this many seconds before a drop opens.
     #[arg(
         long,

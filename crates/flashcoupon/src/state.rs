@@ -13,7 +13,7 @@ use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rate_limit::RateLimits;
-use crate::store::{NewCouponRow, Store};
+use crate::store::{NewCouponRow, NewOrderRow, Store};
 
 #[derive(Debug, Clone)]
 pub struct AppState(pub Arc<Shared>);
@@ -25,6 +25,10 @@ pub struct Shared {
     pub catalog: Catalog,
     /// Coupons admitted by the gate, on their way into the record.
     pub commit: GroupCommit<NewCouponRow>,
+    /// Time-sale orders admitted by the gate, on their way into the record.
+    pub orders: GroupCommit<NewOrderRow>,
+    /// `--test-payments`: buyers may pay their own orders at once.
+    pub test_payments: bool,
     /// Points ledger writes, on their way into the record.
     pub ledger: crate::points::writer::LedgerWriter,
     pub events: EventBus,
@@ -40,8 +44,8 @@ pub struct Shared {
     pub connections: Arc<Connections>,
     /// Per-campaign claim outcomes and latency for the admin dashboard (this instance's claims).
     pub claim_stats: ClaimStats,
-    /// Serialises this instance's campaign writes (create, patch) so the
-    /// record and the gate change together; claims never take it.
+    /// Serialises this instance's campaign and sale writes (create, patch)
+    /// so the record and the gate change together; claims never take it.
     pub campaign_writes: tokio::sync::Mutex<()>,
     /// A reservation's hold when the request names none.
     pub reservation_ttl: std::time::Duration,

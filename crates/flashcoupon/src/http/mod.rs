@@ -19,6 +19,7 @@ mod payments;
 mod points;
 mod red;
 mod request_id;
+mod sales;
 mod service_keys;
 pub(crate) mod socket;
 mod spending;
@@ -105,6 +106,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(service_keys::router())
         .merge(payments::router())
         .merge(points::router())
+        .merge(sales::router())
         .merge(dashboard::router())
         .merge(ops::router())
 }

@@ -31,6 +31,9 @@ generate a campaign's unique codes in a background job, follow it, export them a
         (name = "points", description = "Points (적립금): a ledger that never goes negative. Earns are lots that \
 expire; spends, holds and expiries take from the earliest-expiring first; refunds give back to the lots spent from. \
 Shops (a service key) earn, spend, hold and refund; admins adjust with a reason"),
+        (name = "sales", description = "Time sales (타임세일): a product's limited stock at a sale price, sold first \
+come first served through the same admission gate as coupons; one order is one unit, paid by the shop's payment \
+events, or given back to the stock when it expires unpaid or is cancelled"),
         (name = "service keys", description = "Keys for shop back ends calling server to server (`Authorization: Bearer fck_…`)"),
         (name = "notifications", description = "Live stock, subscriptions, inbox. Live events come over the WebSocket \
 `/api/v1/notifications/ws`, which is not an operation here: sign in with `Authorization: Bearer <token>` on the \

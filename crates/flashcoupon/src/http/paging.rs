@@ -4,7 +4,7 @@
 
 use crate::domain::InvalidInput;
 use crate::domain::campaign::MAX_TOTAL_QUANTITY;
-use crate::domain::ids::{CampaignId, CouponId, parse_uuid};
+use crate::domain::ids::{CampaignId, CouponId, OrderId, parse_uuid};
 
 /// A cursor exactly as a list writes it in `next`, and no other spelling:
 /// a hyphenated id, or a `seq` up to the largest stock (the `before` and
@@ -26,6 +26,12 @@ impl Cursor for CampaignId {
 }
 
 impl Cursor for CouponId {
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse().ok()
+    }
+}
+
+impl Cursor for OrderId {
     fn parse(raw: &str) -> Option<Self> {
         raw.parse().ok()
     }
