@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 
 use crate::domain::InvalidInput;
 use crate::domain::coupon::{Coupon, check_order_id, check_reference};
-use crate::domain::ids::CouponId;
+use crate::domain::ids::{CouponId, OrderId};
+use crate::domain::sale::{Order, OrderStatus};
 use crate::domain::timestamp::{self, Timestamp};
 use crate::events::{Event, Payload};
 use crate::notify::CouponEvent;
@@ -175,6 +176,9 @@ struct Plan {
     late: Vec<CouponId>,
     /// Points whose holds for the order had ended, for the same report.
     late_points: i64,
+    /// The payable amount of a time-sale order that had ended unpaid (0:
+    /// none), for the same report.
+    late_order: i64,
     /// `expired`, or `released` if none of them expired.
     late_reason: &'static str,
     outcome: String,
@@ -359,6 +363,60 @@ fn plan_points(
     }
 }
 
+/// What `kind` does to the time-sale order `order` (the order id names
+/// it), added to the plan: a payment pays a pending order that has not run
+/// out, and reports one that ended unpaid; a failure or a cancellation
+/// cancels a pending order (its unit goes back once committed); a refund
+/// refunds a paid one.
+fn plan_sale(kind: PaymentEventType, order: &Order, now: Timestamp, plan: &mut Plan) {
+    let pending = order.status == OrderStatus::PendingPayment;
+    let to = match kind {
+        PaymentEventType::PaymentSucceeded if pending && order.expires_at > now => {
+            Some(OrderStatus::Paid)
+        }
+        PaymentEventType::PaymentSucceeded
+            if pending || matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled) =>
+        {
+            let expired = order.status != OrderStatus::Cancelled;
+            plan.late_order = order.payable_amount;
+            if plan.late.is_empty() && plan.late_points == 0 || expired {
+                plan.late_reason = if expired { "expired" } else { "released" };
+            }
+            None
+        }
+        PaymentEventType::PaymentFailed | PaymentEventType::OrderCancelled if pending => {
+            Some(OrderStatus::Cancelled)
+        }
+        PaymentEventType::OrderRefunded if order.status == OrderStatus::Paid => {
+            Some(OrderStatus::Refunded)
+        }
+        _ => None,
+    };
+    let said = match to {
+        Some(to) => {
+            plan.steps.push(OrderStep::Sale {
+                order: order.id,
+                to,
+            });
+            format!("order {}", to.as_str())
+        }
+        None if plan.late_order > 0 => format!(
+            "the order had {} unpaid: published payment.after_expiry",
+            if order.status == OrderStatus::Cancelled {
+                "been cancelled"
+            } else {
+                "expired"
+            }
+        ),
+        None => format!("the order stays {}", order.status.as_str()),
+    };
+    plan.outcome = if plan.outcome.is_empty() || plan.outcome.starts_with("nothing") {
+        said
+    } else {
+        format!("{}; {said}", plan.outcome)
+    };
+}
+
 /// An event read and planned, ready to commit: the record, its steps and
 /// reports, and the coupon events to announce once committed.
 #[derive(Debug)]
@@ -415,6 +473,17 @@ async fn prepare_many(
         let order_point_holds = point_holds
             .get(&event.order_id)
             .map_or(&[][..], Vec::as_slice);
+        // A time-sale order is named by its id.
+        let sale_order = match event.order_id.parse::<OrderId>() {
+            Ok(id) => match state.store.get_order(id).await {
+                Ok(found) => found,
+                Err(e) => {
+                    out[i] = Some(Err(e.into()));
+                    continue;
+                }
+            },
+            Err(_) => None,
+        };
         // Spends matter to a refund, and to tell an unknown order.
         let look = event.kind == PaymentEventType::OrderRefunded
             || (order_holds.is_empty() && order_point_holds.is_empty());
@@ -435,12 +504,16 @@ async fn prepare_many(
             && order_point_holds.is_empty()
             && spends.0.is_empty()
             && spends.1.is_empty()
+            && sale_order.is_none()
         {
             out[i] = Some(Err(PaymentError::UnknownOrder(event.order_id.clone())));
             continue;
         }
         let mut plan = plan(event.kind, order_holds, &spends.0, now);
         plan_points(state, event, order_point_holds, &spends.1, now, &mut plan);
+        if let Some(order) = &sale_order {
+            plan_sale(event.kind, order, now, &mut plan);
+        }
         plans.push((i, plan));
     }
     let reported: Vec<CouponId> = plans
@@ -448,7 +521,7 @@ async fn prepare_many(
         .flat_map(|(_, p)| p.steps.iter())
         .filter_map(|step| match *step {
             OrderStep::Confirm(id) | OrderStep::CancelUse(id) => Some(id),
-            OrderStep::Release(_) | OrderStep::Points(_) => None,
+            OrderStep::Release(_) | OrderStep::Points(_) | OrderStep::Sale { .. } => None,
         })
         .collect();
     let coupons: HashMap<CouponId, Coupon> = state
@@ -487,12 +560,30 @@ async fn prepare_many(
         .collect())
 }
 
-/// Committed: wake the webhook deliverer and the relay, tell the owners.
-fn announce(state: &Shared, item: InboundItem, committed: Vec<CouponEvent>) -> Processed {
+/// Committed: wake the webhook deliverer and the relay, tell the owners;
+/// a time-sale order cancelled gives its unit back, one paid wakes the
+/// trigger runner (its `first_order_paid` event was written with it).
+async fn announce(state: &Shared, item: InboundItem, committed: Vec<CouponEvent>) -> Processed {
     for step in &item.steps {
-        if let OrderStep::Points(w) = step {
-            let entries = w.planned();
-            points::count(state, &entries);
+        match step {
+            OrderStep::Points(w) => {
+                let entries = w.planned();
+                points::count(state, &entries);
+            }
+            &OrderStep::Sale {
+                order,
+                to: OrderStatus::Cancelled,
+            } => {
+                // Unreadable now: the return round gives it back later.
+                if let Ok(Some(o)) = state.store.get_order(order).await {
+                    crate::selling::orders::return_units(state, &[o]).await;
+                }
+            }
+            OrderStep::Sale {
+                to: OrderStatus::Paid,
+                ..
+            } => state.triggers_arrived.notify_one(),
+            _ => {}
         }
     }
     if !item.reports.deliveries.is_empty() {
@@ -531,7 +622,7 @@ pub async fn take(
         // Repeat or Raced: the next round reads again (and finds the
         // first one's record, or the order as it now is).
         if applied.first() == Some(&Applied::Done) {
-            return Ok(announce(state, ready.item, ready.committed));
+            return Ok(announce(state, ready.item, ready.committed).await);
         }
     }
     // The last round may have lost to the same event from elsewhere.
@@ -589,7 +680,7 @@ pub async fn take_many(
                 if r.item
                     .steps
                     .iter()
-                    .any(|s| matches!(s, OrderStep::Points(_))) =>
+                    .any(|s| matches!(s, OrderStep::Points(_) | OrderStep::Sale { .. })) =>
             {
                 alone.push(i)
             }
@@ -609,7 +700,9 @@ pub async fn take_many(
             Ok(applied) => {
                 for (((i, committed), item), applied) in heads.into_iter().zip(items).zip(applied) {
                     match applied {
-                        Applied::Done => results[i] = Some(Ok(announce(state, item, committed))),
+                        Applied::Done => {
+                            results[i] = Some(Ok(announce(state, item, committed).await))
+                        }
                         // A repeat (answered from its first record) or
                         // raced (read again): alone, the careful way.
                         Applied::Repeat | Applied::Raced => alone.push(i),
@@ -696,13 +789,14 @@ async fn reports_for(
             .extend(coupon_event.reports.outbox.iter().cloned());
         committed.push(coupon_event);
     }
-    if !plan.late.is_empty() || plan.late_points > 0 {
+    if !plan.late.is_empty() || plan.late_points > 0 || plan.late_order > 0 {
         let late = Event::new(
             Payload::PaymentAfterExpiry {
                 event_id: event.event_id.clone(),
                 order_id: event.order_id.clone(),
                 coupon_ids: plan.late.clone(),
                 points: plan.late_points,
+                order_amount: plan.late_order,
                 reason: plan.late_reason,
             },
             now,

@@ -159,6 +159,10 @@ pub enum Payload {
         /// The points whose holds for the order had ended (0: none).
         #[serde(skip_serializing_if = "is_zero")]
         points: i64,
+        /// The payable amount of a time-sale order that had ended unpaid
+        /// (0: none).
+        #[serde(skip_serializing_if = "is_zero")]
+        order_amount: i64,
         /// How they ended: `expired`, or `released` (a failure or a
         /// cancellation came first).
         reason: &'static str,

@@ -30,6 +30,25 @@ where
     }
 }
 
+/// An optional JSON body: none when the request has no `Content-Type` (an
+/// empty POST), else a body checked like [`Json`]'s.
+impl<S, T> axum::extract::OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        match <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(req, state)
+            .await
+        {
+            Ok(value) => Ok(value.map(|axum::Json(v)| Json(v))),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,

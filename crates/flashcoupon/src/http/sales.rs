@@ -162,6 +162,11 @@ impl From<SellError> for ApiError {
             SellError::Unavailable(why) => ApiError::Unavailable(why),
             e @ SellError::OrderExpired => ApiError::conflict("order_expired", e.to_string()),
             e @ SellError::NotPending(_) => ApiError::conflict("order_not_pending", e.to_string()),
+            e @ SellError::NoSuchCoupon => ApiError::NotFoundWhy(e.to_string()),
+            SellError::Coupon(r) => super::spending::use_rejection(r),
+            e @ SellError::InsufficientPoints(_) => {
+                ApiError::conflict("insufficient_points", e.to_string())
+            }
             e @ SellError::TestPaymentsOff => {
                 ApiError::conflict("test_payments_off", e.to_string())
             }
@@ -236,10 +241,18 @@ pub async fn patch(
     Ok(Json(SaleView::new(&sale, &stock, state.clock.now())))
 }
 
-/// What to pay an order with besides money.
+/// What to pay an order with besides money (both optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OrderRequest {}
+pub struct OrderRequest {
+    /// One of the caller's available coupons: reserved for the order, its
+    /// discount computed on the sale price.
+    pub coupon_id: Option<CouponId>,
+    /// Points to hold for the order: 1 up to the price after the coupon.
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub points: Option<i64>,
+}
 
 /// Order one unit, first come first served.
 ///
@@ -253,8 +266,10 @@ pub struct OrderRequest {}
             pattern = r"^[ \t]*[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?[ \t]*$")),
     security(("bearer" = [])),
     responses((status = 201, body = OrderView, description = "placed and durable"),
-        (status = 404, body = ErrorBody, description = "not_found"),
-        (status = 409, body = ErrorBody, description = "sold_out, limit_reached, not_open, ended or paused"),
+        (status = 400, body = ErrorBody, description = "invalid_input (e.g. points over the price)"),
+        (status = 404, body = ErrorBody, description = "not_found: no such sale, or no such coupon of the caller's"),
+        (status = 409, body = ErrorBody, description = "sold_out, limit_reached, not_open, ended or paused; \
+the coupon's errors (already_used, reserved, expired, not_yet_valid, below_min_order); insufficient_points"),
         (status = 429, body = ErrorBody, description = "rate_limited"),
         (status = 503, body = ErrorBody, description = "unavailable: nothing was taken; retry")))]
 pub async fn place_order(
@@ -262,9 +277,15 @@ pub async fn place_order(
     user: AuthUser,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
+    body: Option<Json<OrderRequest>>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let id: SaleId = parse_path_id(&id)?;
-    match orders::place(&state, id, user.id, key.as_deref()).await? {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let extras = orders::Extras {
+        coupon_id: body.coupon_id,
+        points: body.points,
+    };
+    match orders::place(&state, id, user.id, key.as_deref(), extras).await? {
         Placed::New(o) | Placed::Replayed(o) => {
             Ok((StatusCode::CREATED, Json(OrderView::from(&o))))
         }

@@ -126,7 +126,7 @@ pub struct UseResponse {
     pub payable_amount: i64,
 }
 
-fn use_rejection(r: UseRejection) -> ApiError {
+pub(super) fn use_rejection(r: UseRejection) -> ApiError {
     match r {
         UseRejection::AlreadyUsed => ApiError::conflict(
             "already_used",

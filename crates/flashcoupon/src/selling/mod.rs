@@ -41,6 +41,13 @@ pub enum SellError {
     OrderExpired,
     #[error("the order is {}, not pending payment", .0.as_str())]
     NotPending(OrderStatus),
+    #[error("no such coupon")]
+    NoSuchCoupon,
+    /// The chosen coupon cannot pay for this order.
+    #[error("the coupon cannot be used: {0:?}")]
+    Coupon(crate::domain::coupon::UseRejection),
+    #[error("the balance does not cover {0} points")]
+    InsufficientPoints(i64),
     #[error(
         "test payments are off: orders are paid by the shop's payment events (start with --test-payments for demos)"
     )]

@@ -21,10 +21,92 @@ use std::time::Instant;
 
 use super::{SellError, drop_of, held};
 use crate::admission::{Decision, Rejection, UnitId};
-use crate::domain::ids::{OrderId, SaleId, UserId};
-use crate::domain::sale::{Order, OrderStatus};
+use crate::domain::InvalidInput;
+use crate::domain::coupon::{ReserveDecision, UseRejection};
+use crate::domain::ids::{CouponId, OrderId, SaleId, UserId};
+use crate::domain::sale::{Order, OrderStatus, Sale};
+use crate::domain::timestamp::Timestamp;
 use crate::state::Shared;
-use crate::store::{NewOrderRow, Reports};
+use crate::store::{HoldRecord, HoldState, NewOrderRow, Refusal, Written};
+
+/// What a buyer pays an order with besides money.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// One of the buyer's coupons, reserved for the order.
+    pub coupon_id: Option<CouponId>,
+    /// Points held for the order (1 up to the price after the coupon).
+    pub points: Option<i64>,
+}
+
+/// The coupon hold and the points an order takes, as checked before its
+/// unit is: bad input costs nobody a unit. The record checks again in the
+/// order's own step (they may change meanwhile).
+struct Checked {
+    hold: Option<HoldRecord>,
+    discount: i64,
+    points: i64,
+}
+
+async fn check_extras(
+    state: &Shared,
+    user: UserId,
+    sale: &Sale,
+    order: OrderId,
+    extras: Extras,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<Checked, SellError> {
+    let mut checked = Checked {
+        hold: None,
+        discount: 0,
+        points: 0,
+    };
+    if let Some(id) = extras.coupon_id {
+        let coupon = state
+            .store
+            .get_coupon(id)
+            .await?
+            .filter(|c| c.user_id == user)
+            .ok_or(SellError::NoSuchCoupon)?;
+        let order_id = order.to_string();
+        // The discount is computed on the sale price.
+        let discount = match coupon
+            .decide_reserve(&order_id, sale.sale_price, now)
+            .map_err(SellError::Coupon)?
+        {
+            ReserveDecision::Hold { discount_amount } => discount_amount,
+            // A fresh order id holds nothing yet.
+            ReserveDecision::Replay(_) => return Err(SellError::Coupon(UseRejection::Reserved)),
+        };
+        checked.discount = discount;
+        checked.hold = Some(HoldRecord {
+            id: uuid::Uuid::now_v7(),
+            coupon_id: id,
+            user_id: user,
+            order_id,
+            order_amount: sale.sale_price,
+            discount_amount: discount,
+            reserved_at: now,
+            expires_at,
+            state: HoldState::Held,
+        });
+    }
+    if let Some(points) = extras.points {
+        let most = sale.sale_price - checked.discount;
+        if !(1..=most).contains(&points) {
+            return Err(InvalidInput::new(
+                "points",
+                format!("must be between 1 and the price after the coupon ({most})"),
+            )
+            .into());
+        }
+        if state.store.point_balance(user, now).await?.balance < points {
+            return Err(SellError::InsufficientPoints(points));
+        }
+        checked.points = points;
+    }
+    Ok(checked)
+}
 
 /// How an order request ended.
 #[derive(Debug)]
@@ -47,13 +129,14 @@ pub async fn place(
     sale: SaleId,
     user: UserId,
     key: Option<&str>,
+    extras: Extras,
 ) -> Result<Placed, SellError> {
     let started = Instant::now();
     state
         .limits
         .check_claim(user)
         .map_err(SellError::RateLimited)?;
-    let result = take_unit(state, sale, user, key).await;
+    let result = take_unit(state, sale, user, key, extras).await;
     state
         .metrics
         .order_outcomes
@@ -82,6 +165,7 @@ async fn take_unit(
     sale: SaleId,
     user: UserId,
     key: Option<&str>,
+    extras: Extras,
 ) -> Result<Placed, SellError> {
     let terms = state
         .catalog
@@ -89,15 +173,29 @@ async fn take_unit(
         .await
         .map_err(|e| SellError::Unavailable(format!("the record is unreachable: {e}")))?
         .ok_or(SellError::NoSuchSale)?;
-    let now = state.clock.now();
+    let with_extras = extras.coupon_id.is_some() || extras.points.is_some();
+    // Holds live on the record's clock (payment events judge them by it);
+    // a plain order needs no extra round trip for it.
+    let now = if with_extras {
+        state.record_now().await?
+    } else {
+        state.clock.now()
+    };
     let id = OrderId::generate();
-    match state
+    let expires_at = now.plus_millis(i64::from(terms.payment_ttl_secs) * 1_000);
+    let checked = if with_extras {
+        Some(check_extras(state, user, &terms, id, extras, now, expires_at).await?)
+    } else {
+        None
+    };
+    let ticket = match state
         .gate
         .claim(drop_of(sale), user, UnitId(id.0), key, now)
         .await?
     {
-        Decision::Rejected(r) => Ok(Placed::Rejected(r)),
-        Decision::Retry(why) => Err(SellError::Unavailable(why.into())),
+        Decision::Admitted(ticket) => ticket,
+        Decision::Rejected(r) => return Ok(Placed::Rejected(r)),
+        Decision::Retry(why) => return Err(SellError::Unavailable(why.into())),
         Decision::Replay(unit) => {
             // The gate learns a key's order only after it committed.
             let order = state
@@ -107,41 +205,50 @@ async fn take_unit(
                 .ok_or_else(|| {
                     SellError::Unavailable("the replayed order is not readable yet".into())
                 })?;
-            Ok(Placed::Replayed(order))
+            return Ok(Placed::Replayed(order));
         }
-        Decision::Admitted(ticket) => {
-            let order = Order {
-                id,
-                sale_id: sale,
-                user_id: user,
-                seq: ticket.seq,
-                user_seq: ticket.user_seq,
-                idempotency_key: ticket.key.as_deref().map(str::to_owned),
-                unit_price: terms.sale_price,
-                coupon_id: None,
-                coupon_discount: 0,
-                points_used: 0,
-                payable_amount: terms.sale_price,
-                status: OrderStatus::PendingPayment,
-                created_at: now,
-                expires_at: now.plus_millis(i64::from(terms.payment_ttl_secs) * 1_000),
-                ended_at: None,
-                refunded_at: None,
-            };
-            let row = NewOrderRow {
-                order: order.clone(),
-                gate_epoch: ticket.epoch,
-            };
-            match state.orders.submit(ticket, row).await {
-                Ok(Ok(())) => Ok(Placed::New(order)),
-                Ok(Err(failed)) => Err(SellError::Unavailable(format!(
-                    "the order could not be recorded: {failed}"
-                ))),
-                Err(_) => Err(SellError::Unavailable(
-                    "the writer stopped before answering".into(),
-                )),
-            }
-        }
+    };
+    let (discount, points) = checked.as_ref().map_or((0, 0), |c| (c.discount, c.points));
+    let order = Order {
+        id,
+        sale_id: sale,
+        user_id: user,
+        seq: ticket.seq,
+        user_seq: ticket.user_seq,
+        idempotency_key: ticket.key.as_deref().map(str::to_owned),
+        unit_price: terms.sale_price,
+        coupon_id: extras.coupon_id,
+        coupon_discount: discount,
+        points_used: points,
+        payable_amount: terms.sale_price - discount - points,
+        status: OrderStatus::PendingPayment,
+        created_at: now,
+        expires_at,
+        ended_at: None,
+        refunded_at: None,
+    };
+    let mut row = NewOrderRow::new(order.clone(), ticket.epoch);
+    if let Some(c) = checked {
+        row.hold = c.hold;
+        row.points = (c.points > 0)
+            .then(|| crate::points::hold_write(user, &id.to_string(), c.points, expires_at, now));
+    }
+    let refusal = row.refusal.clone();
+    match state.orders.submit(ticket, row).await {
+        Ok(Ok(())) => Ok(Placed::New(order)),
+        // The order's step could not hold its coupon or points: nothing of
+        // it was written and its unit went back.
+        Ok(Err(failed)) => Err(match refusal.get() {
+            Some(Refusal::CouponTaken) => SellError::Coupon(UseRejection::Reserved),
+            Some(Refusal::Points(Written::Insufficient)) => SellError::InsufficientPoints(points),
+            Some(Refusal::Points(_)) => SellError::Unavailable(
+                "the points changed while the order was placed; retry".into(),
+            ),
+            None => SellError::Unavailable(format!("the order could not be recorded: {failed}")),
+        }),
+        Err(_) => Err(SellError::Unavailable(
+            "the writer stopped before answering".into(),
+        )),
     }
 }
 
@@ -163,33 +270,44 @@ async fn own(state: &Shared, id: OrderId, user: UserId) -> Result<Order, SellErr
     Ok(order)
 }
 
-/// End a pending order as `to`, once; an order no longer pending answers
-/// why (expired, or its state). Ended unpaid: its unit goes back.
+/// End a pending order as `to` (paid, cancelled) the way a payment event
+/// would, through `payments::take`: its coupon and points move with it in
+/// one transaction, once (the event's id is the order's), and a cancelled
+/// order's unit goes back. An order no longer pending answers why.
 async fn end(state: &Shared, order: Order, to: OrderStatus) -> Result<Order, SellError> {
+    use crate::payments::{PaymentError, PaymentEvent, PaymentEventType, Source};
     let now = state.record_now().await?;
-    match state
-        .store
-        .end_order(order.id, to, now, &Reports::default())
-        .await?
-    {
-        Some(ended) => {
-            if !ended.status.holds_unit() {
-                return_units(state, std::slice::from_ref(&ended)).await;
-            }
-            Ok(ended)
+    match order.status {
+        s if s == to => return Ok(order),
+        OrderStatus::PendingPayment if to == OrderStatus::Paid && order.expires_at <= now => {
+            return Err(SellError::OrderExpired);
         }
-        None => {
-            let now_reads = get(state, order.id).await?;
-            match now_reads.status {
-                // The same move again answers the order as it stands.
-                s if s == to => Ok(now_reads),
-                OrderStatus::Expired => Err(SellError::OrderExpired),
-                // Pending, yet not payable: it ran out and the round has not
-                // expired it yet.
-                OrderStatus::PendingPayment => Err(SellError::OrderExpired),
-                other => Err(SellError::NotPending(other)),
-            }
-        }
+        OrderStatus::PendingPayment => {}
+        OrderStatus::Expired => return Err(SellError::OrderExpired),
+        other => return Err(SellError::NotPending(other)),
+    }
+    let (kind, by) = match to {
+        OrderStatus::Paid => (PaymentEventType::PaymentSucceeded, "test-pay"),
+        _ => (PaymentEventType::OrderCancelled, "buyer-cancel"),
+    };
+    let event = PaymentEvent {
+        event_id: format!("{by}:{}", order.id),
+        kind,
+        order_id: order.id.to_string(),
+        occurred_at: now,
+    };
+    crate::payments::take(state, &event, Source::Http)
+        .await
+        .map_err(|e| match e {
+            PaymentError::Store(e) => SellError::Store(e),
+            other => SellError::Unavailable(other.to_string()),
+        })?;
+    let ended = get(state, order.id).await?;
+    match ended.status {
+        s if s == to => Ok(ended),
+        // Ran out meanwhile (the event found it too late).
+        OrderStatus::Expired | OrderStatus::PendingPayment => Err(SellError::OrderExpired),
+        other => Err(SellError::NotPending(other)),
     }
 }
 

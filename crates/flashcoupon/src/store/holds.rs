@@ -169,6 +169,46 @@ macro_rules! end_hold {
 pub(super) use end_hold;
 
 /// [`HoldStore`] for a store with a `pool` of database `$db`.
+/// Inside the transaction `$tx`: hold the available coupon of `$h` (a
+/// `&HoldRecord`) for its order, the coupon's row and the hold's row
+/// together. `false` if the coupon was not available (nothing written).
+macro_rules! reserve_in {
+    ($tx:expr, $h:expr) => {{
+        let h: &$crate::store::HoldRecord = $h;
+        let held = sqlx::query(
+            "UPDATE coupons SET status = 'reserved', order_id = $1, order_amount = $2, \
+             discount_amount = $3, reserved_until = $4 WHERE id = $5 AND status = 'available'",
+        )
+        .bind(&h.order_id)
+        .bind(h.order_amount)
+        .bind(h.discount_amount)
+        .bind(h.expires_at.0)
+        .bind(h.coupon_id.to_string())
+        .execute(&mut *$tx)
+        .await?;
+        if held.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO coupon_holds (id, coupon_id, user_id, order_id, order_amount, \
+                 discount_amount, reserved_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(h.id.to_string())
+            .bind(h.coupon_id.to_string())
+            .bind(h.user_id.to_string())
+            .bind(&h.order_id)
+            .bind(h.order_amount)
+            .bind(h.discount_amount)
+            .bind(h.reserved_at.0)
+            .bind(h.expires_at.0)
+            .execute(&mut *$tx)
+            .await?;
+            true
+        } else {
+            false
+        }
+    }};
+}
+pub(super) use reserve_in;
+
 macro_rules! hold_queries {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
@@ -176,34 +216,9 @@ macro_rules! hold_queries {
             async fn reserve(&self, h: &$crate::store::HoldRecord) -> Result<bool, StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                let held = sqlx::query(
-                    "UPDATE coupons SET status = 'reserved', order_id = $1, order_amount = $2, \
-                     discount_amount = $3, reserved_until = $4 WHERE id = $5 AND status = 'available'",
-                )
-                .bind(&h.order_id)
-                .bind(h.order_amount)
-                .bind(h.discount_amount)
-                .bind(h.expires_at.0)
-                .bind(h.coupon_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-                if held.rows_affected() != 1 {
+                if !$crate::store::holds::reserve_in!(tx, h) {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "INSERT INTO coupon_holds (id, coupon_id, user_id, order_id, order_amount, \
-                     discount_amount, reserved_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(h.id.to_string())
-                .bind(h.coupon_id.to_string())
-                .bind(h.user_id.to_string())
-                .bind(&h.order_id)
-                .bind(h.order_amount)
-                .bind(h.discount_amount)
-                .bind(h.reserved_at.0)
-                .bind(h.expires_at.0)
-                .execute(&mut *tx)
-                .await?;
                 tx.commit().await?;
                 Ok(true)
             }

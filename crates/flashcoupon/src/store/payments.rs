@@ -37,6 +37,11 @@ pub enum OrderStep {
     /// A write to the points of the order's buyer: a hold confirmed or
     /// released, a spend refunded (see `LedgerWrite`'s constructors).
     Points(Box<super::LedgerWrite>),
+    /// The time-sale order moves to this state (see `end_order_in!`).
+    Sale {
+        order: crate::domain::ids::OrderId,
+        to: crate::domain::sale::OrderStatus,
+    },
 }
 
 /// An event to commit: its record (whose `received_at` is the time its
@@ -93,8 +98,9 @@ pub(super) struct AtOnce<'a> {
     pub confirms: Vec<(&'a str, String)>,
     pub releases: Vec<(&'a str, String)>,
     pub cancels: Vec<(&'a str, String)>,
-    /// Some step writes points: the batch goes the careful way.
-    pub points: bool,
+    /// Some step writes points or moves a time-sale order: the batch goes
+    /// the careful way.
+    pub careful: bool,
 }
 
 impl<'a> AtOnce<'a> {
@@ -103,7 +109,7 @@ impl<'a> AtOnce<'a> {
             confirms: Vec::new(),
             releases: Vec::new(),
             cancels: Vec::new(),
-            points: false,
+            careful: false,
         };
         for item in items {
             let order = item.record.order_id.as_str();
@@ -112,7 +118,7 @@ impl<'a> AtOnce<'a> {
                     OrderStep::Confirm(c) => at.confirms.push((order, c.to_string())),
                     OrderStep::Release(c) => at.releases.push((order, c.to_string())),
                     OrderStep::CancelUse(c) => at.cancels.push((order, c.to_string())),
-                    OrderStep::Points(_) => at.points = true,
+                    OrderStep::Points(_) | OrderStep::Sale { .. } => at.careful = true,
                 }
             }
         }
@@ -134,7 +140,7 @@ macro_rules! payment_queries {
                 items: &[$crate::store::InboundItem],
             ) -> Result<bool, StoreError> {
                 let at = $crate::store::payments::AtOnce::of(items);
-                if at.points {
+                if at.careful {
                     return Ok(false);
                 }
                 let mut tx = self.pool.begin().await?;
@@ -370,6 +376,9 @@ macro_rules! payment_queries {
                                     HoldState::Released,
                                     now
                                 )
+                            }
+                            &OrderStep::Sale { order, to } => {
+                                $crate::store::sales::end_order_in!(one, order, to, now).is_some()
                             }
                             &OrderStep::CancelUse(coupon) => {
                                 sqlx::query($crate::store::coupons::CANCEL_USE)

@@ -6,18 +6,52 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
+use super::StoreError;
 use super::columns::{Columns, parse_id};
-use super::{Reports, StoreError};
 use crate::domain::ids::{OrderId, SaleId, UserId};
 use crate::domain::sale::{Order, OrderStatus, Product, Sale};
 use crate::domain::timestamp::Timestamp;
 
-/// An admitted order, as the group commit writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An admitted order, as the group commit writes it: with the coupon it
+/// reserves and the points it holds, all in one step or none of it.
+#[derive(Debug, Clone)]
 pub struct NewOrderRow {
     pub order: Order,
     /// The sale's gate generation that admitted it (scale-out fencing).
     pub gate_epoch: u64,
+    /// The coupon reserved for the order.
+    pub hold: Option<super::HoldRecord>,
+    /// The points held for the order.
+    pub points: Option<super::LedgerWrite>,
+    /// Why the record would not take the coupon or the points (they changed
+    /// since they were checked): the order is not written and its unit goes
+    /// back; its request reads why here.
+    pub refusal: std::sync::Arc<std::sync::OnceLock<Refusal>>,
+}
+
+impl NewOrderRow {
+    pub fn new(order: Order, gate_epoch: u64) -> Self {
+        Self {
+            order,
+            gate_epoch,
+            hold: None,
+            points: None,
+            refusal: Default::default(),
+        }
+    }
+
+    pub(super) fn has_extras(&self) -> bool {
+        self.hold.is_some() || self.points.is_some()
+    }
+}
+
+/// Why an order's coupon or points could not be held in its step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The coupon was reserved, used or otherwise taken meanwhile.
+    CouponTaken,
+    /// The points ledger refused the hold (e.g. `Insufficient`).
+    Points(super::Written),
 }
 
 /// What a sale's gate is rebuilt from: the sale, its new generation, the
@@ -74,15 +108,6 @@ pub trait SaleStore {
         before: Option<OrderId>,
     ) -> Result<Vec<Order>, StoreError>;
     async fn order_counts(&self, sale: SaleId) -> Result<OrderCounts, StoreError>;
-    /// Move a pending order to `to` (paid only before it expires at `now`),
-    /// with its reports, once: `None` if it was not pending (nothing written).
-    async fn end_order(
-        &self,
-        id: OrderId,
-        to: OrderStatus,
-        now: Timestamp,
-        reports: &Reports,
-    ) -> Result<Option<Order>, StoreError>;
     /// Expire up to `limit` pending orders due by `now`, each once whatever
     /// other instances do; the ones this call expired.
     async fn expire_orders(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError>;
@@ -148,6 +173,91 @@ pub(super) fn order(row: &impl Columns) -> Result<Order, sqlx::Error> {
         refunded_at: row.opt_int("refunded_at")?.map(Timestamp),
     })
 }
+
+/// Inside the transaction `$tx`: insert the order `$o` (a `&Order`) unless
+/// the reconciler wrote it off; `true` if it landed.
+macro_rules! insert_order {
+    ($tx:expr, $o:expr) => {{
+        let o: &$crate::domain::sale::Order = $o;
+        sqlx::query(
+            "INSERT INTO orders (id, sale_id, user_id, seq, user_seq, idempotency_key, unit_price, \
+             coupon_id, coupon_discount, points_used, payable_amount, created_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+             WHERE NOT EXISTS (SELECT 1 FROM abandoned_orders WHERE order_id = $1)",
+        )
+        .bind(o.id.to_string())
+        .bind(o.sale_id.to_string())
+        .bind(o.user_id.to_string())
+        .bind(i64::from(o.seq))
+        .bind(i64::from(o.user_seq))
+        .bind(o.idempotency_key.as_deref())
+        .bind(o.unit_price)
+        .bind(o.coupon_id.map(|c| c.to_string()))
+        .bind(o.coupon_discount)
+        .bind(o.points_used)
+        .bind(o.payable_amount)
+        .bind(o.created_at.0)
+        .bind(o.expires_at.0)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    }};
+}
+pub(super) use insert_order;
+
+/// Inside the transaction `$tx`: move the order `$id` to `$to` (an
+/// `OrderStatus`) at `$now`, once: paid or cancelled only while pending (paid
+/// only before it runs out), refunded only once paid. The order as it now
+/// reads, or `None` if it was not in the state to move from (nothing
+/// written). A first paid order of its buyer also writes the
+/// `first_order_paid` trigger event, in the same transaction.
+macro_rules! end_order_in {
+    ($tx:expr, $id:expr, $to:expr, $now:expr) => {{
+        use $crate::domain::sale::OrderStatus;
+        let to: OrderStatus = $to;
+        let now: $crate::domain::timestamp::Timestamp = $now;
+        let (from, cutoff) = match to {
+            OrderStatus::Paid => ("pending_payment", now.0),
+            OrderStatus::Refunded => ("paid", i64::MIN),
+            _ => ("pending_payment", i64::MIN),
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE orders SET status = $1, \
+             ended_at = CASE WHEN $1 = 'refunded' THEN ended_at ELSE $2 END, \
+             refunded_at = CASE WHEN $1 = 'refunded' THEN $2 ELSE NULL END \
+             WHERE id = $3 AND status = $4 AND (status <> 'pending_payment' OR expires_at > $5) \
+             RETURNING {}",
+            $crate::store::sales::ORDER_COLUMNS
+        ))
+        .bind(to.as_str())
+        .bind(now.0)
+        .bind($id.to_string())
+        .bind(from)
+        .bind(cutoff)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let ended = $crate::store::sales::order(&row)?;
+                if to == OrderStatus::Paid {
+                    // Once per user: later paid orders find the event there.
+                    sqlx::query($crate::store::triggers::INSERT_TRIGGER_EVENT)
+                        .bind(format!("first_order_paid:{}", ended.user_id))
+                        .bind("first_order_paid")
+                        .bind(ended.user_id.to_string())
+                        .bind("order")
+                        .bind(now.0)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                Some(ended)
+            }
+            None => None,
+        }
+    }};
+}
+pub(super) use end_order_in;
 
 /// [`SaleStore`] for a store with a `pool` of database `$db`; `$share` is
 /// the dialect's shared row lock (` FOR SHARE` on PostgreSQL; SQLite's
@@ -389,36 +499,47 @@ macro_rules! sale_queries {
                     }
                 }
                 let mut landed = std::collections::HashSet::new();
-                for r in rows {
-                    let o = &r.order;
-                    if epochs.get(&o.sale_id) != Some(&r.gate_epoch) {
+                // Orders with a coupon or points each in a savepoint of their
+                // own (one refused leaves no trace), sorted by buyer so two
+                // writers lock points accounts in the same order.
+                let (mut extras, plain): (Vec<&&$crate::store::NewOrderRow>, Vec<_>) =
+                    rows.iter().partition(|r| r.has_extras());
+                extras.sort_by_key(|r| r.order.user_id);
+                for r in plain {
+                    if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
                         continue;
                     }
-                    // An order the reconciler wrote off is skipped.
-                    let done = sqlx::query(
-                        "INSERT INTO orders (id, sale_id, user_id, seq, user_seq, idempotency_key, unit_price, \
-                         coupon_id, coupon_discount, points_used, payable_amount, created_at, expires_at) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
-                         WHERE NOT EXISTS (SELECT 1 FROM abandoned_orders WHERE order_id = $1)",
-                    )
-                    .bind(o.id.to_string())
-                    .bind(o.sale_id.to_string())
-                    .bind(o.user_id.to_string())
-                    .bind(i64::from(o.seq))
-                    .bind(i64::from(o.user_seq))
-                    .bind(o.idempotency_key.as_deref())
-                    .bind(o.unit_price)
-                    .bind(o.coupon_id.map(|c| c.to_string()))
-                    .bind(o.coupon_discount)
-                    .bind(o.points_used)
-                    .bind(o.payable_amount)
-                    .bind(o.created_at.0)
-                    .bind(o.expires_at.0)
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 1 {
-                        landed.insert(o.id);
+                    if $crate::store::sales::insert_order!(tx, &r.order) {
+                        landed.insert(r.order.id);
                     }
+                }
+                for r in extras {
+                    use sqlx::Acquire;
+                    if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
+                        continue;
+                    }
+                    let mut one = (&mut tx).begin().await?;
+                    if !$crate::store::sales::insert_order!(one, &r.order) {
+                        one.rollback().await?;
+                        continue;
+                    }
+                    if let Some(h) = &r.hold
+                        && !$crate::store::holds::reserve_in!(one, h)
+                    {
+                        one.rollback().await?;
+                        let _ = r.refusal.set($crate::store::sales::Refusal::CouponTaken);
+                        continue;
+                    }
+                    if let Some(w) = &r.points {
+                        let written = $crate::store::points::ledger_write!($db, one, w);
+                        if !matches!(written, $crate::store::Written::Done(_)) {
+                            one.rollback().await?;
+                            let _ = r.refusal.set($crate::store::sales::Refusal::Points(written));
+                            continue;
+                        }
+                    }
+                    one.commit().await?;
+                    landed.insert(r.order.id);
                 }
                 tx.commit().await?;
                 Ok(landed)
@@ -505,46 +626,6 @@ macro_rules! sale_queries {
                     }
                 }
                 Ok(counts)
-            }
-
-            async fn end_order(
-                &self,
-                id: $crate::domain::ids::OrderId,
-                to: $crate::domain::sale::OrderStatus,
-                now: Timestamp,
-                reports: &$crate::store::Reports,
-            ) -> Result<Option<$crate::domain::sale::Order>, StoreError> {
-                use $crate::domain::sale::OrderStatus;
-                let _turn = self.write_turn().await;
-                let mut tx = self.pool.begin().await?;
-                let (from, cutoff) = match to {
-                    // Paid only before it runs out; cancelled any time it is pending.
-                    OrderStatus::Paid => ("pending_payment", now.0),
-                    OrderStatus::Refunded => ("paid", i64::MIN),
-                    _ => ("pending_payment", i64::MIN),
-                };
-                let row = sqlx::query(&format!(
-                    "UPDATE orders SET status = $1, \
-                     ended_at = CASE WHEN $1 = 'refunded' THEN ended_at ELSE $2 END, \
-                     refunded_at = CASE WHEN $1 = 'refunded' THEN $2 ELSE NULL END \
-                     WHERE id = $3 AND status = $4 AND (status <> 'pending_payment' OR expires_at > $5) \
-                     RETURNING {}",
-                    $crate::store::sales::ORDER_COLUMNS
-                ))
-                .bind(to.as_str())
-                .bind(now.0)
-                .bind(id.to_string())
-                .bind(from)
-                .bind(cutoff)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let ended = $crate::store::sales::order(&row)?;
-                $crate::store::outbox::insert_reports!($db, tx, reports);
-                tx.commit().await?;
-                Ok(Some(ended))
             }
 
             async fn expire_orders(
