@@ -86,25 +86,6 @@ pub async fn take_custom(
     }
 }
 
-/// A user's order was paid: the `first_order_paid` trigger fires the first
-/// time only (the event's id is the user's, so later orders are repeats).
-/// The time-sale payment path calls this once an order is paid.
-pub async fn order_paid(state: &Shared, user: UserId) -> Result<(), StoreError> {
-    let event = TriggerEvent {
-        event_id: format!("first_order_paid:{user}"),
-        name: Trigger::FirstOrderPaid.to_string(),
-        user_id: user,
-        source: "order".into(),
-        received_at: state.clock.now(),
-        done_at: None,
-        outcome: None,
-    };
-    if state.store.insert_trigger_event(&event).await?.is_none() {
-        state.triggers_arrived.notify_one();
-    }
-    Ok(())
-}
-
 /// A sign-up was just written (with its event): work it now rather than
 /// at the next poll.
 pub fn signed_up(state: &Shared) {

@@ -25,6 +25,7 @@ mod points;
 mod record;
 mod request_ids;
 mod reservations;
+mod sale_checkout;
 mod sales;
 mod scaleout;
 mod service_keys;
