@@ -33,6 +33,71 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show_order))
         .routes(routes!(cancel_order))
         .routes(routes!(pay_order))
+        .routes(routes!(summary))
+}
+
+/// Orders of a sale by status.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct OrderCountsView {
+    pub pending_payment: u64,
+    pub paid: u64,
+    pub expired: u64,
+    pub cancelled: u64,
+    pub refunded: u64,
+}
+
+/// A sale's orders summed up from the record.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SaleSummaryView {
+    pub sale_id: SaleId,
+    pub total_quantity: u32,
+    pub remaining_quantity: u32,
+    pub orders: OrderCountsView,
+    /// Paid (and later refunded) orders: units that left the stock for good.
+    pub units_sold: u64,
+    /// What paid orders pay (refunded ones excluded).
+    pub revenue: i64,
+    /// Coupon discounts given on paid orders.
+    pub discount_total: i64,
+    /// Points spent on paid orders.
+    pub points_total: i64,
+    /// When the last unit was first taken; absent if it never was.
+    pub sold_out_at: Option<Timestamp>,
+}
+
+/// A sale's orders by status, units sold, revenue, discounts and points
+/// given (admin).
+#[utoipa::path(get, path = "/api/v1/admin/sales/{id}/summary", tag = "sales",
+    params(("id" = String, Path, description = "sale id")), security(("bearer" = ["admin"])),
+    responses((status = 200, body = SaleSummaryView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn summary(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<SaleSummaryView>, ApiError> {
+    let id: SaleId = parse_path_id(&id)?;
+    state.store.get_sale(id).await?.ok_or(ApiError::NotFound)?;
+    let stock = state.gate.stock(drop_of(id)).await?;
+    let s = state.store.sale_summary(id).await?;
+    let count = |status| s.orders.get(&status).copied().unwrap_or(0);
+    Ok(Json(SaleSummaryView {
+        sale_id: id,
+        total_quantity: stock.total,
+        remaining_quantity: stock.remaining,
+        orders: OrderCountsView {
+            pending_payment: count(OrderStatus::PendingPayment),
+            paid: count(OrderStatus::Paid),
+            expired: count(OrderStatus::Expired),
+            cancelled: count(OrderStatus::Cancelled),
+            refunded: count(OrderStatus::Refunded),
+        },
+        units_sold: s.units_sold,
+        revenue: s.revenue,
+        discount_total: s.discount_total,
+        points_total: s.points_total,
+        sold_out_at: s.sold_out_at,
+    }))
 }
 
 /// A sale with its live numbers.

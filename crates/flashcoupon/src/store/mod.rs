@@ -59,7 +59,7 @@ pub use points::{
     PointStore, Posting, Written,
 };
 pub use postgres::PgStore;
-pub use sales::{FencedSale, NewOrderRow, OrderCounts, Refusal, SaleStore};
+pub use sales::{FencedSale, NewOrderRow, Refusal, SaleStore, SaleSummary};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
 pub use subscriptions::SubscriptionStore;

@@ -63,8 +63,21 @@ pub struct FencedSale {
     pub orders: Vec<Order>,
 }
 
-/// How many orders of a sale are in each state.
-pub type OrderCounts = HashMap<OrderStatus, u64>;
+/// A sale's orders, summed up from the record (API.md "Statistics").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaleSummary {
+    /// How many orders are in each state.
+    pub orders: HashMap<OrderStatus, u64>,
+    /// Paid (and later refunded) orders: units that left the stock for good.
+    pub units_sold: u64,
+    /// What paid orders pay (refunded ones excluded).
+    pub revenue: i64,
+    /// Coupon discounts and points on paid orders.
+    pub discount_total: i64,
+    pub points_total: i64,
+    /// When the last unit was first taken (the first order with the top seq).
+    pub sold_out_at: Option<Timestamp>,
+}
 
 #[async_trait]
 pub trait SaleStore {
@@ -107,7 +120,7 @@ pub trait SaleStore {
         limit: u32,
         before: Option<OrderId>,
     ) -> Result<Vec<Order>, StoreError>;
-    async fn order_counts(&self, sale: SaleId) -> Result<OrderCounts, StoreError>;
+    async fn sale_summary(&self, sale: SaleId) -> Result<SaleSummary, StoreError>;
     /// Expire up to `limit` pending orders due by `now`, each once whatever
     /// other instances do; the ones this call expired.
     async fn expire_orders(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError>;
@@ -608,24 +621,47 @@ macro_rules! sale_queries {
                 }
             }
 
-            async fn order_counts(
+            async fn sale_summary(
                 &self,
                 sale: $crate::domain::ids::SaleId,
-            ) -> Result<$crate::store::OrderCounts, StoreError> {
+            ) -> Result<$crate::store::SaleSummary, StoreError> {
+                use $crate::domain::sale::OrderStatus;
                 use $crate::store::columns::Columns as _;
                 let rows = sqlx::query(
-                    "SELECT status, COUNT(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status",
+                    // SUM of a BIGINT is a NUMERIC on PostgreSQL: cast back.
+                    "SELECT status, COUNT(*) AS n, CAST(COALESCE(SUM(payable_amount), 0) AS BIGINT) AS paid, \
+                     CAST(COALESCE(SUM(coupon_discount), 0) AS BIGINT) AS discount, \
+                     CAST(COALESCE(SUM(points_used), 0) AS BIGINT) AS points \
+                     FROM orders WHERE sale_id = $1 GROUP BY status",
                 )
                 .bind(sale.to_string())
                 .fetch_all(&self.pool)
                 .await?;
-                let mut counts = $crate::store::OrderCounts::new();
+                let mut summary = $crate::store::SaleSummary::default();
                 for row in &rows {
-                    if let Some(s) = $crate::domain::sale::OrderStatus::parse(&row.text("status")?) {
-                        counts.insert(s, row.int("n")? as u64);
+                    let Some(status) = OrderStatus::parse(&row.text("status")?) else {
+                        continue;
+                    };
+                    let n = row.int("n")? as u64;
+                    summary.orders.insert(status, n);
+                    if matches!(status, OrderStatus::Paid | OrderStatus::Refunded) {
+                        summary.units_sold += n;
+                    }
+                    if status == OrderStatus::Paid {
+                        summary.revenue = row.int("paid")?;
+                        summary.discount_total = row.int("discount")?;
+                        summary.points_total = row.int("points")?;
                     }
                 }
-                Ok(counts)
+                let first = sqlx::query(
+                    "SELECT MIN(o.created_at) AS at FROM orders o JOIN sales s ON s.id = o.sale_id \
+                     WHERE o.sale_id = $1 AND o.seq = s.total_quantity",
+                )
+                .bind(sale.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+                summary.sold_out_at = first.opt_int("at")?.map(Timestamp);
+                Ok(summary)
             }
 
             async fn expire_orders(

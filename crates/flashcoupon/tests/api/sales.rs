@@ -364,6 +364,38 @@ async fn a_storm_takes_exactly_the_stock_and_unpaid_units_come_back_for_later_bu
     )
     .await;
     assert_dense_and_within_limits(&holding(&app, &id).await, 20, 1);
+
+    // The admin's summary, from the record.
+    let r = app
+        .get(
+            &format!("/api/v1/admin/sales/{id}/summary"),
+            Some(&app.admin),
+        )
+        .await;
+    let s = body(r).await;
+    assert_eq!(
+        s["orders"],
+        json!({"pending_payment": 12, "paid": 8, "expired": 8, "cancelled": 4, "refunded": 0})
+    );
+    assert_eq!(
+        (s["units_sold"].as_u64(), s["revenue"].as_i64()),
+        (Some(8), Some(400_000))
+    );
+    assert_eq!(
+        (
+            s["remaining_quantity"].as_u64(),
+            s["discount_total"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert!(s["sold_out_at"].is_string(), "{s}");
+    let r = app
+        .get(
+            &format!("/api/v1/admin/sales/{id}/summary"),
+            Some(expired_token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
