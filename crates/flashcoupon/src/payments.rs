@@ -26,8 +26,8 @@ use crate::points;
 use crate::spending::{SpendError, cancelled_event, used_event};
 use crate::state::Shared;
 use crate::store::{
-    Applied, HoldRecord, HoldState, InboundItem, InboundRecord, LedgerWrite, OrderStep, PointEntry,
-    PointHold, Reports, StoreError,
+    Applied, HoldChange, HoldRecord, HoldState, InboundItem, InboundRecord, LedgerWrite, OrderStep,
+    PointEntry, PointHold, Reports, StoreError,
 };
 
 /// How many times an event is read and tried again when concurrent changes
@@ -179,6 +179,8 @@ struct Plan {
     /// The payable amount of a time-sale order that had ended unpaid (0:
     /// none), for the same report.
     late_order: i64,
+    /// The time-sale order as its step leaves it, for its outbound event.
+    sale_moved: Option<Order>,
     /// `expired`, or `released` if none of them expired.
     late_reason: &'static str,
     outcome: String,
@@ -370,14 +372,27 @@ fn plan_points(
 /// refunds a paid one.
 fn plan_sale(kind: PaymentEventType, order: &Order, now: Timestamp, plan: &mut Plan) {
     let pending = order.status == OrderStatus::PendingPayment;
+    // An order is paid whole or not at all: with the coupon and the points
+    // it was placed with, each confirmed by this very event.
+    let coupon_confirmed = order.coupon_id.is_none_or(|c| {
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, OrderStep::Confirm(x) if *x == c))
+    });
+    let points_confirmed = order.points_used == 0
+        || plan.steps.iter().any(|s| {
+            matches!(s, OrderStep::Points(w)
+                if matches!(w.hold, HoldChange::End { to: HoldState::Confirmed, .. }))
+        });
+    let whole = coupon_confirmed && points_confirmed;
     let to = match kind {
-        PaymentEventType::PaymentSucceeded if pending && order.expires_at > now => {
+        PaymentEventType::PaymentSucceeded if pending && order.expires_at > now && whole => {
             Some(OrderStatus::Paid)
         }
         PaymentEventType::PaymentSucceeded
             if pending || matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled) =>
         {
-            let expired = order.status != OrderStatus::Cancelled;
+            let expired = order.status == OrderStatus::Expired || order.expires_at <= now;
             plan.late_order = order.payable_amount;
             if plan.late.is_empty() && plan.late_points == 0 || expired {
                 plan.late_reason = if expired { "expired" } else { "released" };
@@ -398,15 +413,15 @@ fn plan_sale(kind: PaymentEventType, order: &Order, now: Timestamp, plan: &mut P
                 order: order.id,
                 to,
             });
+            plan.sale_moved = Some(Order {
+                status: to,
+                ..order.clone()
+            });
             format!("order {}", to.as_str())
         }
         None if plan.late_order > 0 => format!(
-            "the order had {} unpaid: published payment.after_expiry",
-            if order.status == OrderStatus::Cancelled {
-                "been cancelled"
-            } else {
-                "expired"
-            }
+            "the order could not be paid (its holds had {}): published payment.after_expiry",
+            plan.late_reason
         ),
         None => format!("the order stays {}", order.status.as_str()),
     };
@@ -788,6 +803,13 @@ async fn reports_for(
             .outbox
             .extend(coupon_event.reports.outbox.iter().cloned());
         committed.push(coupon_event);
+    }
+    if let Some(moved) = &plan.sale_moved
+        && state.notifier.outbound_on()
+    {
+        reports
+            .outbox
+            .push(crate::store::sales::order_outbox(moved, now));
     }
     if !plan.late.is_empty() || plan.late_points > 0 || plan.late_order > 0 {
         let late = Event::new(

@@ -36,6 +36,10 @@ use crate::domain::timestamp::Timestamp;
 /// Enough shards that two cores never wait on each other for different users.
 const USER_SHARDS: usize = 64;
 
+/// How long a unit given back before its settle waits for that settle: a
+/// commit is settled right after it lands, so minutes are plenty.
+const EARLY_KEPT: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[derive(Debug)]
 pub enum Admission {
     /// Stock and a user slot are taken: write the unit, then [`DropGate::settle`].
@@ -107,6 +111,11 @@ pub struct DropGate {
     /// For a kind whose units can come back: seq → the committed unit
     /// holding it (user, slot, id). Empty for other kinds.
     holders: Mutex<HashMap<u32, (UserId, u32, UnitId)>>,
+    /// Units given back before their commit was settled here (the record
+    /// ended the order between its commit and the writer's settle): each is
+    /// given back as its settle arrives. Entries never settled (a unit given
+    /// back twice, after a restart) are dropped after [`EARLY_KEPT`].
+    early: Mutex<HashMap<UnitId, std::time::Instant>>,
     shards: Box<[Mutex<HashMap<UserId, UserSlot>>]>,
     hasher: RandomState,
 }
@@ -139,6 +148,7 @@ impl DropGate {
             released_len: AtomicUsize::new(0),
             committed: AtomicU32::new(0),
             holders: Mutex::new(HashMap::new()),
+            early: Mutex::new(HashMap::new()),
             shards: (0..USER_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
@@ -300,10 +310,17 @@ impl DropGate {
                     if let Some(key) = ticket.key {
                         slot.keys.insert(key, KeyState::Issued(id));
                     }
-                    if self.id.kind.returns {
-                        lock(&self.holders).insert(ticket.seq, (ticket.user, ticket.user_seq, id));
+                    if self.id.kind.returns && lock(&self.early).remove(&id).is_some() {
+                        // Ended in the record before this settle: back at once.
+                        slot.give_back(ticket.user_seq);
+                        self.release(ticket.seq);
+                    } else {
+                        if self.id.kind.returns {
+                            lock(&self.holders)
+                                .insert(ticket.seq, (ticket.user, ticket.user_seq, id));
+                        }
+                        self.committed.fetch_add(1, Ordering::AcqRel);
                     }
-                    self.committed.fetch_add(1, Ordering::AcqRel);
                 }
                 Outcome::Failed => {
                     slot.give_back(ticket.user_seq);
@@ -339,12 +356,21 @@ impl DropGate {
 
     /// Give the committed unit `unit` back (see [`super::Gate::give_back`]):
     /// only if its seq is still held by exactly it. Its key stays: a repeat
-    /// replays the unit, now ended.
+    /// replays the unit, now ended. A unit not held yet (its settle is still
+    /// to come) is given back when its settle arrives; `false` then.
     pub fn give_back(&self, unit: &Held) -> bool {
         let mut shard = lock(self.shard(unit.user));
         {
             let mut holders = lock(&self.holders);
             if holders.get(&unit.seq) != Some(&(unit.user, unit.user_seq, unit.id)) {
+                // Not held as committed: maybe committed but not settled
+                // yet. Its settle gives it back (a unit given back already
+                // is never settled again, and its entry ages out).
+                drop(holders);
+                let mut early = lock(&self.early);
+                let now = std::time::Instant::now();
+                early.retain(|_, at| now.duration_since(*at) < EARLY_KEPT);
+                early.insert(unit.id, now);
                 return false;
             }
             holders.remove(&unit.seq);
@@ -565,6 +591,27 @@ mod tests {
         let ta2 = admit(&g, a, None);
         assert_eq!((ta2.seq, ta2.user_seq), (held_b.seq, 1));
         assert!(g.give_back(&held_c));
+    }
+
+    #[test]
+    fn a_unit_given_back_before_its_settle_comes_back_as_it_is_settled() {
+        let g = gate(1, 1);
+        let u = UserId::generate();
+        let t = admit(&g, u, Some("k"));
+        let id = UnitId::generate();
+        let early = unit_of(&t, id);
+        // The record ended it between its commit and the writer's settle.
+        assert!(!g.give_back(&early));
+        g.settle(t, Outcome::Committed(id));
+        assert_eq!((g.issued(), g.remaining()), (0, 1), "back in the stock");
+        assert!(
+            matches!(g.claim(u, UnitId::generate(), Some("k"), Timestamp(150)), Admission::Replay(r) if r == id)
+        );
+        let again = admit(&g, u, None);
+        assert_eq!((again.seq, again.user_seq), (1, 1));
+        assert!(!g.give_back(&early), "and only once");
+        g.settle(again, Outcome::Committed(UnitId::generate()));
+        assert_eq!((g.issued(), g.remaining()), (1, 0));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::CouponId;
+use crate::domain::ids::{CouponId, OrderId, SaleId};
+use crate::domain::sale::{Order, OrderStatus};
 use crate::domain::timestamp::Timestamp;
 
 /// An event's type, as sent to clients, stored in the inbox and offered to
@@ -44,10 +45,20 @@ pub enum EventKind {
     PointsSpent,
     #[serde(rename = "points.expiring_soon")]
     PointsExpiringSoon,
+    #[serde(rename = "order.created")]
+    OrderCreated,
+    #[serde(rename = "order.paid")]
+    OrderPaid,
+    #[serde(rename = "order.expired")]
+    OrderExpired,
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled,
+    #[serde(rename = "order.refunded")]
+    OrderRefunded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::CouponIssued,
         EventKind::ClaimFailed,
         EventKind::ExpiringSoon,
@@ -63,6 +74,11 @@ impl EventKind {
         EventKind::PointsEarned,
         EventKind::PointsSpent,
         EventKind::PointsExpiringSoon,
+        EventKind::OrderCreated,
+        EventKind::OrderPaid,
+        EventKind::OrderExpired,
+        EventKind::OrderCancelled,
+        EventKind::OrderRefunded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +98,11 @@ impl EventKind {
             EventKind::PointsEarned => "points.earned",
             EventKind::PointsSpent => "points.spent",
             EventKind::PointsExpiringSoon => "points.expiring_soon",
+            EventKind::OrderCreated => "order.created",
+            EventKind::OrderPaid => "order.paid",
+            EventKind::OrderExpired => "order.expired",
+            EventKind::OrderCancelled => "order.cancelled",
+            EventKind::OrderRefunded => "order.refunded",
         }
     }
 
@@ -115,6 +136,34 @@ impl EventKind {
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A time-sale order, as its events tell it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderNews {
+    pub order_id: OrderId,
+    pub sale_id: SaleId,
+    pub seq: u32,
+    pub status: OrderStatus,
+    pub payable_amount: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon_id: Option<CouponId>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub points_used: i64,
+}
+
+impl OrderNews {
+    pub fn of(o: &Order) -> Self {
+        Self {
+            order_id: o.id,
+            sale_id: o.sale_id,
+            seq: o.seq,
+            status: o.status,
+            payable_amount: o.payable_amount,
+            coupon_id: o.coupon_id,
+            points_used: o.points_used,
+        }
     }
 }
 
@@ -198,6 +247,11 @@ pub enum Payload {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    OrderCreated(OrderNews),
+    OrderPaid(OrderNews),
+    OrderExpired(OrderNews),
+    OrderCancelled(OrderNews),
+    OrderRefunded(OrderNews),
     PointsExpiringSoon {
         amount: i64,
         expires_at: Timestamp,
@@ -242,6 +296,11 @@ impl Payload {
             Payload::PointsEarned { .. } => EventKind::PointsEarned,
             Payload::PointsSpent { .. } => EventKind::PointsSpent,
             Payload::PointsExpiringSoon { .. } => EventKind::PointsExpiringSoon,
+            Payload::OrderCreated(_) => EventKind::OrderCreated,
+            Payload::OrderPaid(_) => EventKind::OrderPaid,
+            Payload::OrderExpired(_) => EventKind::OrderExpired,
+            Payload::OrderCancelled(_) => EventKind::OrderCancelled,
+            Payload::OrderRefunded(_) => EventKind::OrderRefunded,
         }
     }
 
@@ -255,6 +314,21 @@ impl Payload {
     /// (the group commit writes one per coupon).
     pub fn data_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Payload {
+    /// The event of an order that just moved to `o.status` (a pending one
+    /// was just created).
+    pub fn of_order(o: &Order) -> Self {
+        let news = OrderNews::of(o);
+        match o.status {
+            OrderStatus::PendingPayment => Payload::OrderCreated(news),
+            OrderStatus::Paid => Payload::OrderPaid(news),
+            OrderStatus::Expired => Payload::OrderExpired(news),
+            OrderStatus::Cancelled => Payload::OrderCancelled(news),
+            OrderStatus::Refunded => Payload::OrderRefunded(news),
+        }
     }
 }
 

@@ -56,6 +56,7 @@ impl From<PointsError> for ApiError {
             e @ PointsError::HoldEnded(_) => ApiError::conflict("not_held", e.to_string()),
             e @ PointsError::HoldExpired => ApiError::conflict("hold_expired", e.to_string()),
             e @ PointsError::Busy => ApiError::Unavailable(e.to_string()),
+            e @ PointsError::SaleOrder => ApiError::conflict("sale_order", e.to_string()),
             PointsError::Store(e) => e.into(),
         }
     }

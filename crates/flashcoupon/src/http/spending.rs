@@ -233,6 +233,7 @@ impl From<SpendError> for ApiError {
             SpendError::NotReserved => {
                 ApiError::conflict("not_reserved", "this coupon is not reserved for that order")
             }
+            e @ SpendError::SaleOrder => ApiError::conflict("sale_order", e.to_string()),
             SpendError::Store(e) => e.into(),
         }
     }

@@ -305,6 +305,11 @@ impl Notifier {
         self.settings.outbox.then(|| outbox_row(event))
     }
 
+    /// Are events written to the outbox (a broker is configured)?
+    pub fn outbound_on(&self) -> bool {
+        self.settings.outbox
+    }
+
     /// The change committed with its deliveries: tell the owner, wake the
     /// deliverer.
     pub fn coupon_event_committed(&self, committed: CouponEvent) {

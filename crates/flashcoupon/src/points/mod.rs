@@ -61,6 +61,9 @@ pub enum PointsError {
     HoldExpired,
     #[error("the points changed while this was written; retry")]
     Busy,
+    /// The order is a time-sale order: its points move only with it.
+    #[error("{}", crate::selling::orders::SALE_ORDER)]
+    SaleOrder,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -439,6 +442,9 @@ pub async fn hold(
 ) -> Result<Entry, PointsError> {
     check_amount("amount", amount, false)?;
     check_order_id(order_id)?;
+    if crate::selling::orders::is_sale_order(state, order_id).await? {
+        return Err(PointsError::SaleOrder);
+    }
     let ttl = ttl_secs.unwrap_or(DEFAULT_HOLD_SECS);
     if !(1..=MAX_HOLD_SECS).contains(&ttl) {
         return Err(InvalidInput::new(
@@ -519,6 +525,9 @@ pub async fn end_hold(
     to: HoldState,
 ) -> Result<Vec<PointEntry>, PointsError> {
     check_order_id(order_id)?;
+    if crate::selling::orders::is_sale_order(state, order_id).await? {
+        return Err(PointsError::SaleOrder);
+    }
     for _ in 0..ROUNDS {
         let hold = state
             .store

@@ -228,14 +228,21 @@ async fn take_unit(
         refunded_at: None,
     };
     let mut row = NewOrderRow::new(order.clone(), ticket.epoch);
+    row.outbound = state.notifier.outbound_on();
     if let Some(c) = checked {
         row.hold = c.hold;
         row.points = (c.points > 0)
             .then(|| crate::points::hold_write(user, &id.to_string(), c.points, expires_at, now));
     }
     let refusal = row.refusal.clone();
+    let outbound = row.outbound;
     match state.orders.submit(ticket, row).await {
-        Ok(Ok(())) => Ok(Placed::New(order)),
+        Ok(Ok(())) => {
+            if outbound {
+                state.notifier.outbox_written();
+            }
+            Ok(Placed::New(order))
+        }
         // The order's step could not hold its coupon or points: nothing of
         // it was written and its unit went back.
         Ok(Err(failed)) => Err(match refusal.get() {
@@ -251,6 +258,24 @@ async fn take_unit(
         )),
     }
 }
+
+/// Does `order_id` name a time-sale order? Its coupon and points move only
+/// with the order (its payment events, its cancel, its expiry), never by
+/// the generic reservation and points-hold endpoints: a coupon released
+/// alone would leave the order paying with a discount it no longer holds.
+pub async fn is_sale_order(
+    state: &Shared,
+    order_id: &str,
+) -> Result<bool, crate::store::StoreError> {
+    match order_id.parse::<OrderId>() {
+        Ok(id) => Ok(state.store.get_order(id).await?.is_some()),
+        Err(_) => Ok(false),
+    }
+}
+
+/// What the generic endpoints answer for a time-sale order's holds.
+pub const SALE_ORDER: &str = "this order is a time-sale order: its coupon and points move with it \
+    (send its payment event, or cancel it with POST /api/v1/orders/{id}/cancel)";
 
 /// The order, for its buyer (or anyone the caller checked may see it).
 pub async fn get(state: &Shared, id: OrderId) -> Result<Order, SellError> {
@@ -331,7 +356,11 @@ pub async fn pay(state: &Shared, id: OrderId, user: UserId) -> Result<Order, Sel
 /// then finish giving back any unit a crash left out. How many expired.
 pub async fn expire_due(state: &Shared) -> Result<usize, SellError> {
     let now = state.record_now().await?;
-    let expired = state.store.expire_orders(now, ROUND).await?;
+    let outbound = state.notifier.outbound_on();
+    let expired = state.store.expire_orders(now, ROUND, outbound).await?;
+    if outbound && !expired.is_empty() {
+        state.notifier.outbox_written();
+    }
     return_units(state, &expired).await;
     let left = state.store.unreturned_orders(ROUND).await?;
     return_units(state, &left).await;

@@ -27,6 +27,9 @@ pub enum SpendError {
     /// A confirm or release for an order that holds no reservation of it.
     #[error("this coupon is not reserved for that order")]
     NotReserved,
+    /// The order is a time-sale order: its holds move only with it.
+    #[error("{}", crate::selling::orders::SALE_ORDER)]
+    SaleOrder,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -72,6 +72,14 @@ pub struct Held {
     pub reservation: Reservation,
 }
 
+/// A time-sale order's coupon moves only with the order.
+async fn not_a_sale_order(state: &Shared, order_id: &str) -> Result<(), SpendError> {
+    if crate::selling::orders::is_sale_order(state, order_id).await? {
+        return Err(SpendError::SaleOrder);
+    }
+    Ok(())
+}
+
 /// Holds live on the record's clock (see `Store::now`), not this host's.
 async fn record_now(state: &Shared) -> Result<Timestamp, SpendError> {
     Ok(state.record_now().await?)
@@ -98,6 +106,7 @@ pub async fn reserve(
     request: &ReserveRequest,
 ) -> Result<Held, SpendError> {
     let ttl = request.ttl(state.reservation_ttl)?;
+    not_a_sale_order(state, &request.order_id).await?;
     // Two rounds at most: if a concurrent reserve or spend wins the
     // conditional update, the second read decides.
     for _ in 0..2 {
@@ -148,6 +157,7 @@ pub async fn reserve(
 /// repeat for the same order answers as the first time.
 pub async fn confirm(state: &Shared, id: CouponId, order_id: &str) -> Result<Coupon, SpendError> {
     check_order_id(order_id)?;
+    not_a_sale_order(state, order_id).await?;
     let coupon = coupon_for(state, Actor::Shop, id).await?;
     let now = record_now(state).await?;
     if let Some(r) = coupon
@@ -195,6 +205,7 @@ pub async fn release(
     order_id: &str,
 ) -> Result<Coupon, SpendError> {
     check_order_id(order_id)?;
+    not_a_sale_order(state, order_id).await?;
     coupon_for(state, actor, id).await?;
     let now = record_now(state).await?;
     if state

@@ -23,6 +23,8 @@ pub struct NewOrderRow {
     pub hold: Option<super::HoldRecord>,
     /// The points held for the order.
     pub points: Option<super::LedgerWrite>,
+    /// Also write its `order.created` to the outbox, in its transaction.
+    pub outbound: bool,
     /// Why the record would not take the coupon or the points (they changed
     /// since they were checked): the order is not written and its unit goes
     /// back; its request reads why here.
@@ -36,6 +38,7 @@ impl NewOrderRow {
             gate_epoch,
             hold: None,
             points: None,
+            outbound: false,
             refusal: Default::default(),
         }
     }
@@ -123,7 +126,14 @@ pub trait SaleStore {
     async fn sale_summary(&self, sale: SaleId) -> Result<SaleSummary, StoreError>;
     /// Expire up to `limit` pending orders due by `now`, each once whatever
     /// other instances do; the ones this call expired.
-    async fn expire_orders(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError>;
+    /// With `outbound`, each expiry's `order.expired` goes to the outbox in
+    /// the same transaction.
+    async fn expire_orders(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        outbound: bool,
+    ) -> Result<Vec<Order>, StoreError>;
     /// Expired or cancelled orders whose unit is not back in the gate yet.
     async fn unreturned_orders(&self, limit: u32) -> Result<Vec<Order>, StoreError>;
     /// These orders' units are back in the gate.
@@ -141,6 +151,26 @@ pub(super) const ORDER_COLUMNS: &str = "id, sale_id, user_id, seq, user_seq, ide
 /// gave it back (their key still replays them).
 pub(super) const GATE_ORDERS: &str = "(status IN ('pending_payment', 'paid', 'refunded') \
      OR idempotency_key IS NOT NULL)";
+
+/// The outbound event of an order that just moved to its status (a pending
+/// one was just created), stamped `at`: the same row whoever writes it
+/// (the group commit, a payment, the expiry).
+pub fn order_outbox(o: &Order, at: Timestamp) -> super::OutboxRow {
+    let payload = crate::events::Payload::of_order(o);
+    let kind = payload.kind();
+    // The creation's id is the order's: a consumer deduplicates on it.
+    let id = if o.status == OrderStatus::PendingPayment {
+        o.id.0
+    } else {
+        uuid::Uuid::now_v7()
+    };
+    super::OutboxRow {
+        id,
+        event_type: kind.as_str().to_owned(),
+        body: crate::events::outbound_json(id, kind, at, payload.data(), Some(o.user_id), None),
+        created_at: at,
+    }
+}
 
 pub(super) fn sale(row: &impl Columns) -> Result<Sale, sqlx::Error> {
     Ok(Sale {
@@ -524,6 +554,13 @@ macro_rules! sale_queries {
                     }
                     if $crate::store::sales::insert_order!(tx, &r.order) {
                         landed.insert(r.order.id);
+                        if r.outbound {
+                            let row = $crate::store::sales::order_outbox(&r.order, r.order.created_at);
+                            $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
+                                .build()
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                 }
                 for r in extras {
@@ -550,6 +587,13 @@ macro_rules! sale_queries {
                             let _ = r.refusal.set($crate::store::sales::Refusal::Points(written));
                             continue;
                         }
+                    }
+                    if r.outbound {
+                        let row = $crate::store::sales::order_outbox(&r.order, r.order.created_at);
+                        $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
+                            .build()
+                            .execute(&mut *one)
+                            .await?;
                     }
                     one.commit().await?;
                     landed.insert(r.order.id);
@@ -668,8 +712,10 @@ macro_rules! sale_queries {
                 &self,
                 now: Timestamp,
                 limit: u32,
+                outbound: bool,
             ) -> Result<Vec<$crate::domain::sale::Order>, StoreError> {
                 let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
                 // `status = 'pending_payment'` is checked again on each row
                 // as it is updated: an instance that finds a row another just
                 // expired (or a payment just ended) leaves it alone.
@@ -681,12 +727,26 @@ macro_rules! sale_queries {
                 ))
                 .bind(now.0)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                Ok(rows
+                let expired: Vec<$crate::domain::sale::Order> = rows
                     .iter()
                     .map($crate::store::sales::order)
-                    .collect::<Result<_, _>>()?)
+                    .collect::<Result<_, _>>()?;
+                if outbound && !expired.is_empty() {
+                    let events: Vec<_> = expired
+                        .iter()
+                        .map(|o| $crate::store::sales::order_outbox(o, now))
+                        .collect();
+                    for chunk in events.chunks(2_000) {
+                        $crate::store::outbox::insert_outbox!($db, chunk)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(expired)
             }
 
             async fn unreturned_orders(

@@ -460,3 +460,238 @@ async fn a_kill_9_mid_points_storm_loses_no_answered_spend_and_the_ledger_adds_u
     .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Promises 3, 5 and 8 for time sales across a crash: orders that take a
+/// unit, reserve a coupon and hold points in one step are stormed (some
+/// buyers cancel at once), the binary is killed with SIGKILL mid-storm and
+/// restarted. Every order answered 201 is there; nothing is half-held (no
+/// coupon or points held for an order the record lacks, none released for
+/// one still pending); the rebuilt gate agrees with the record and the sale
+/// then sells out exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_9_mid_order_storm_leaves_nothing_half_held() {
+    const BUYERS: usize = 160;
+    const UNITS: usize = 120;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let admin = admin_token(&client, &server.base).await;
+    let base = server.base.clone();
+    let r = post(
+        &client,
+        format!("{base}/api/v1/admin/users/bulk"),
+        &admin,
+        json!({"count": BUYERS + 40, "email_prefix": "ord", "password": "password-123"}),
+    )
+    .await;
+    let users: Vec<(String, String)> = body(r).await["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["user_id"].as_str().unwrap().to_owned(),
+                u["token"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (buyers, late) = users.split_at(BUYERS);
+    let now = time::OffsetDateTime::now_utc();
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let campaign = body(
+        post(
+            &client,
+            format!("{base}/api/v1/campaigns"),
+            &admin,
+            json!({"name": "crash coupons", "discount": {"type": "fixed", "amount": 1000},
+                   "total_quantity": BUYERS, "per_user_limit": 1,
+                   "issue_starts_at": rfc(now - time::Duration::minutes(1)),
+                   "issue_ends_at": rfc(now + time::Duration::hours(1)), "valid_days": 30}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sale = body(
+        post(
+            &client,
+            format!("{base}/api/v1/sales"),
+            &admin,
+            json!({"name": "crash sale", "product": {"sku": "C-1", "name": "Crash", "list_price": 20000},
+                   "sale_price": 10000, "total_quantity": UNITS, "per_user_limit": 1,
+                   "starts_at": rfc(now - time::Duration::minutes(1)),
+                   "ends_at": rfc(now + time::Duration::hours(1)), "payment_ttl_secs": 3600}),
+        )
+        .await,
+    )
+    .await["id"]
+    .as_str()
+    .unwrap()
+    .to_owned();
+    let mut coupons = HashMap::new();
+    for (user, token) in buyers {
+        let r = post(
+            &client,
+            format!("{base}/api/v1/campaigns/{campaign}/issue"),
+            token,
+            json!({}),
+        )
+        .await;
+        coupons.insert(
+            user.clone(),
+            body(r).await["id"].as_str().unwrap().to_owned(),
+        );
+        let r = post(
+            &client,
+            format!("{base}/api/v1/users/{user}/points/earn"),
+            &admin,
+            json!({"amount": 500, "reference": "seed", "reason": "crash test"}),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // Every buyer orders with their coupon and 300 points; every third
+    // cancels at once. SIGKILL once 60 orders are answered.
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let pid = server.child.id();
+    let mut tasks = Vec::new();
+    for (i, (user, token)) in buyers.iter().enumerate() {
+        let (client, base, token, sale) =
+            (client.clone(), base.clone(), token.clone(), sale.clone());
+        let coupon = coupons[user].clone();
+        let (answered, count) = (answered.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let sent = client
+                .post(format!("{base}/api/v1/sales/{sale}/orders"))
+                .bearer_auth(&token)
+                .json(&json!({"coupon_id": coupon, "points": 300}))
+                .send()
+                .await;
+            let Ok(r) = sent else { return };
+            if r.status() != StatusCode::CREATED {
+                return;
+            }
+            let Ok(o) = r.json::<Value>().await else {
+                return;
+            };
+            let id = o["id"].as_str().unwrap().to_owned();
+            answered.lock().unwrap().push(id.clone());
+            if count.fetch_add(1, Ordering::SeqCst) + 1 == 60 {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            if i % 3 == 0 {
+                let _ = client
+                    .post(format!("{base}/api/v1/orders/{id}/cancel"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let _ = server.child.wait();
+    let answered = answered.lock().unwrap().clone();
+    assert!(
+        answered.len() >= 60,
+        "killed mid-storm: {} answered",
+        answered.len()
+    );
+    drop(server);
+    let server = Server::start(dir.path());
+    let base = server.base.clone();
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("flashcoupon.db").display()
+    );
+    let mut db = SqliteConnection::connect(&url).await.unwrap();
+    let orders: Vec<(String, String, Option<String>, i64, i64)> =
+        sqlx::query_as("SELECT id, status, coupon_id, points_used, seq FROM orders")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let by_id: HashMap<&str, &(String, String, Option<String>, i64, i64)> =
+        orders.iter().map(|o| (o.0.as_str(), o)).collect();
+    for id in &answered {
+        assert!(
+            by_id.contains_key(id.as_str()),
+            "an answered order was lost: {id}"
+        );
+    }
+    // Nothing half-held: each coupon hold and points hold belongs to an
+    // order in the record, and is live exactly while its order is pending.
+    let coupon_holds: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id, state FROM coupon_holds")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let point_holds: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id, state FROM point_holds")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    for (kind, holds) in [("coupon", &coupon_holds), ("points", &point_holds)] {
+        assert_eq!(holds.len(), orders.len(), "one {kind} hold per order");
+        for (order, state) in holds {
+            let o = by_id
+                .get(order.as_str())
+                .unwrap_or_else(|| panic!("{kind} held for a lost order {order}"));
+            let expected = match o.1.as_str() {
+                "pending_payment" => "held",
+                "cancelled" => "released",
+                other => panic!("unexpected order status {other}"),
+            };
+            assert_eq!(state, expected, "{kind} hold of {order} ({})", o.1);
+        }
+    }
+    let reserved: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM coupons WHERE status = 'reserved'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let pending = orders.iter().filter(|o| o.1 == "pending_payment").count();
+    assert_eq!(
+        reserved as usize, pending,
+        "a reserved coupon for each pending order, no other"
+    );
+    // The rebuilt gate agrees with the record, and the sale sells out exactly.
+    let s: Value = client
+        .get(format!("{base}/api/v1/sales/{sale}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        s["remaining_quantity"].as_u64().unwrap() as usize,
+        UNITS - pending
+    );
+    for (_, token) in buyers.iter().chain(late) {
+        let _ = post(
+            &client,
+            format!("{base}/api/v1/sales/{sale}/orders"),
+            token,
+            json!({}),
+        )
+        .await;
+    }
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM orders WHERE status IN ('pending_payment', 'paid') ORDER BY seq",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        held,
+        (1..=UNITS as i64).collect::<Vec<_>>(),
+        "seqs 1..=stock, each once"
+    );
+}

@@ -215,6 +215,34 @@ async fn an_order_takes_its_coupon_and_points_with_its_unit_and_bad_input_change
         "available"
     );
 
+    // The order's coupon and points move only with the order: not by the
+    // generic reservation and points-hold endpoints.
+    let order_id = o["id"].as_str().unwrap();
+    let coupon = &b.coupons[0];
+    for (path, token) in [
+        (format!("/api/v1/coupons/{coupon}/release"), &b.token),
+        (format!("/api/v1/coupons/{coupon}/confirm"), &key),
+    ] {
+        let r = app
+            .post_json(&path, Some(token), &json!({"order_id": order_id}))
+            .await;
+        assert_error(r, StatusCode::CONFLICT, "sale_order").await;
+    }
+    for what in ["release", "confirm"] {
+        let path = format!("/api/v1/users/{}/points/holds/{order_id}/{what}", b.user);
+        let r = app.post_json(&path, Some(&key), &json!({})).await;
+        assert_error(r, StatusCode::CONFLICT, "sale_order").await;
+    }
+    let r = app
+        .post_json(
+            &format!("/api/v1/coupons/{}/reserve", b.coupons[1]),
+            Some(&b.token),
+            &json!({"order_id": order_id, "order_amount": 50_000}),
+        )
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "sale_order").await;
+    assert_eq!(snapshot(&app, &sale, &b).await, held);
+
     // The buyer cancels: the unit, the coupon and the points all come back.
     let cancelled = app
         .post_json(

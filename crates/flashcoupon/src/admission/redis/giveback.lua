@@ -6,9 +6,10 @@
 -- this ends (a late settle then finds nothing in flight).
 -- KEYS: meta, free, pend, pinfo, slots, keys, held
 -- ARGV: seq, user, user_seq, unit
--- Returns 'returned', 'absent' (nothing to do) or 'missing' (no gate: a
--- rebuild reads the record, where the unit has ended already).
-if not redis.call('HGET', KEYS[1], 'total') then return 'missing' end
+-- Returns {'returned'}, {'absent'} (nothing to do) or {'missing'} (no gate:
+-- the caller rebuilds it from the record and asks again, since a rebuild
+-- already under way may have read the unit before it ended).
+if not redis.call('HGET', KEYS[1], 'total') then return {'missing'} end
 local seq, user, user_seq, unit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local who = user .. '|' .. user_seq .. '|' .. unit
 if redis.call('HGET', KEYS[7], seq) == who then
@@ -16,7 +17,7 @@ if redis.call('HGET', KEYS[7], seq) == who then
   redis.call('HINCRBY', KEYS[1], 'issued', -1)
 else
   local p = redis.call('HGET', KEYS[4], seq)
-  if not p or string.sub(p, 1, #who + 1) ~= who .. '|' then return 'absent' end
+  if not p or string.sub(p, 1, #who + 1) ~= who .. '|' then return {'absent'} end
   redis.call('ZREM', KEYS[3], seq)
   redis.call('HDEL', KEYS[4], seq)
   local key = string.sub(p, #who + 2)
@@ -29,4 +30,4 @@ end
 if #rest == 0 then redis.call('HDEL', KEYS[5], user)
 else redis.call('HSET', KEYS[5], user, table.concat(rest, ' ')) end
 redis.call('ZADD', KEYS[2], seq, seq)
-return 'returned'
+return {'returned'}

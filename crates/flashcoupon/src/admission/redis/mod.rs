@@ -353,10 +353,12 @@ impl Gate for RedisGate {
             unit.user_seq.to_string(),
             unit.id.to_string(),
         ];
-        let answer: String = self
-            .run(&self.scripts.give_back, &keys.all(), &args)
+        // A missing gate is rebuilt first: a rebuild that read the record
+        // before the unit ended would otherwise bring it back as held.
+        let answer = self
+            .run_live(drop, &self.scripts.give_back, &keys.all(), &args)
             .await?;
-        Ok(answer == "returned")
+        Ok(answer.first().map(String::as_str) == Some("returned"))
     }
 
     /// `PING`: is the gate reachable?

@@ -10,6 +10,7 @@ mod flow;
 mod outbox;
 mod points;
 mod restart;
+mod sales;
 mod server;
 mod triggers;
 
