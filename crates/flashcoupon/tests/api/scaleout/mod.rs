@@ -6,6 +6,7 @@
 
 mod defence;
 mod failures;
+mod sales;
 pub mod servers;
 mod sharing;
 
