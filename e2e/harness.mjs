@@ -18,8 +18,12 @@ mkdirSync(ARTIFACTS, { recursive: true });
 export const ADMIN = { email: 'admin@e2e.example.com', password: 'e2e-admin-password' };
 const BINARY = process.env.FLASHCOUPON_BIN ?? join(here, '..', 'target', 'debug', 'flashcoupon');
 
-/** Start `flashcoupon serve` and resolve once it prints its URL. */
-export async function startServer() {
+/**
+ * Start `flashcoupon serve` and resolve once it prints its URL. `env` adds
+ * to (or overrides) its environment, e.g. `{ FLASHCOUPON_TEST_PAYMENTS:
+ * 'true' }` for a server whose buyers can pay their own orders.
+ */
+export async function startServer(env = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'flashcoupon-e2e-'));
   const child = spawn(BINARY, ['serve'], {
     env: {
@@ -29,6 +33,7 @@ export async function startServer() {
       FLASHCOUPON_ADMIN_EMAIL: ADMIN.email,
       FLASHCOUPON_ADMIN_PASSWORD: ADMIN.password,
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -65,11 +70,12 @@ export async function launchBrowser() {
 /**
  * One server and one browser for a test file: started before its tests,
  * stopped after. Read `env.server` and `env.browser` inside the tests.
+ * `serverEnv` goes to `startServer`.
  */
-export function serverAndBrowser() {
+export function serverAndBrowser(serverEnv = {}) {
   const env = {};
   before(async () => {
-    env.server = await startServer();
+    env.server = await startServer(serverEnv);
     env.browser = await launchBrowser();
   });
   after(async () => {

@@ -4,11 +4,13 @@
 // winners in seq order with CSV export; for a unique-codes campaign, code
 // jobs with their progress and the codes' CSV), service keys, and a
 // member's points (적립금): found by e-mail, their balance, expiries and
-// history, and an adjustment with a reason.
+// history, and an adjustment with a reason; time sales (타임세일): create,
+// list, pause/resume, stock and end, and a page per sale with its orders by
+// status, revenue, discounts and points given.
 
 import {
   api, ApiError, applyLabels, dateTime, discountText, entryNote, expiryItems, h, newId, num, onLangChange, points,
-  pointsKind, Session, setupLangToggle, signedPoints, t, toast,
+  pointsKind, Session, setupLangToggle, signedPoints, t, toast, won,
 } from './common.js';
 
 const session = new Session('admin');
@@ -47,6 +49,11 @@ function route() {
     dash.stop();
     dash = null;
   }
+  if (saleDash) {
+    saleDash.stop();
+    saleDash = null;
+  }
+  clearTimeout(salesTimer);
   const signed = session.signedIn && session.role === 'admin';
   $('auth').hidden = signed;
   $('who').textContent = signed ? session.email : '';
@@ -55,10 +62,14 @@ function route() {
   const m = location.hash.match(/^#\/campaign\/([\w-]+)(\/codes)?$/);
   const keys = location.hash === '#/keys';
   const pointsView = location.hash === '#/points';
-  $('list-view').hidden = !signed || Boolean(m) || keys || pointsView;
+  const salesView = location.hash === '#/sales';
+  const sale = location.hash.match(/^#\/sale\/([\w-]+)$/);
+  $('list-view').hidden = !signed || Boolean(m) || keys || pointsView || salesView || Boolean(sale);
   $('dash-view').hidden = !signed || !m;
   $('keys-view').hidden = !signed || !keys;
   $('points-view').hidden = !signed || !pointsView;
+  $('sales-view').hidden = !signed || !salesView;
+  $('sale-view').hidden = !signed || !sale;
   if (!signed) {
     $('email').focus();
     return;
@@ -66,6 +77,8 @@ function route() {
   if (m) openDashboard(m[1], Boolean(m[2]));
   else if (keys) loadKeys();
   else if (pointsView) openPoints();
+  else if (salesView) openSales();
+  else if (sale) openSale(sale[1]);
   else loadCampaigns();
 }
 
@@ -779,6 +792,394 @@ async function downloadCsv(path, filename, button) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+// ---- time sales (타임세일) ------------------------------------------------------------------------
+
+/** A sale's own limit (domain/sale.rs); the others are the campaign form's. */
+const MAX_PAYMENT_TTL = 86_400;
+/** How often the list and a sale's page read the sales (and its summary) again. */
+const SALES_POLL_MS = 3000;
+const ORDER_STATUSES = ['pending_payment', 'paid', 'expired', 'cancelled', 'refunded'];
+
+let salesList = [];
+/** What the list shows, so a poll that changes nothing redraws nothing. */
+let salesShown = '';
+/** The list's poll: its generation (a new visit ends the old poll) and timer. */
+let salesWatch = 0;
+let salesTimer = null;
+/** The open sale page: {id, sale, summary, missing, filled, saving, chart, stop()}. */
+let saleDash = null;
+
+function openSales() {
+  const gen = ++salesWatch;
+  const tick = async () => {
+    await loadSales();
+    if (gen === salesWatch && location.hash === '#/sales') salesTimer = setTimeout(tick, SALES_POLL_MS);
+  };
+  clearTimeout(salesTimer);
+  salesShown = '';
+  tick();
+}
+
+async function loadSales() {
+  try {
+    salesList = (await call('GET', '/api/v1/sales')).sales;
+  } catch (err) {
+    if (err.code !== 'network') toast(err.text, 'error');
+    return;
+  }
+  renderSales();
+}
+
+function renderSales(force = false) {
+  const shown = JSON.stringify(salesList);
+  if (!force && shown === salesShown) return;
+  salesShown = shown;
+  // A redraw keeps the focus on the same button of the same row.
+  const active = document.activeElement;
+  const row = active?.closest?.('tr[data-sale]');
+  const focus = row ? [row.dataset.sale, active.dataset.testid] : null;
+  const rows = salesList.map((s) => h('tr', { 'data-sale': s.id, 'data-testid': 'sale-row' },
+    h('td', {}, h('a', { href: `#/sale/${s.id}` }, s.name),
+      h('div', { class: 'muted small' }, `${s.product.name} · ${s.product.sku}`)),
+    h('td', {}, h('span', { class: `badge status-${s.status}`, 'data-testid': 'sale-row-status' }, t(`status.${s.status}`))),
+    h('td', { class: 'num' }, won(s.sale_price), h('div', { class: 'muted small' }, won(s.product.list_price))),
+    h('td', { class: 'num', 'data-testid': 'sale-row-sold' }, `${num(s.sold_count)} / ${num(s.total_quantity)}`),
+    h('td', { class: 'num', 'data-testid': 'sale-row-remaining' }, num(s.remaining_quantity)),
+    h('td', { class: 'small' }, `${dateTime(s.starts_at)} – ${dateTime(s.ends_at)}`),
+    h('td', {},
+      h('div', { class: 'row' },
+        h('a', { href: `#/sale/${s.id}`, 'data-testid': 'open-sale' }, t('sales.summary')),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'sale-row-pause', onclick: () => toggleSalePause(s) },
+          s.paused ? t('admin.resume') : t('admin.pause'))))));
+  $('sale-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'muted' }, t('sales.admin_empty')))]));
+  if (focus) $('sale-rows').querySelector(`tr[data-sale="${focus[0]}"] [data-testid="${focus[1]}"]`)?.focus();
+}
+
+async function toggleSalePause(s) {
+  try {
+    await call('PATCH', `/api/v1/sales/${s.id}`, { paused: !s.paused });
+  } catch (err) {
+    toast(err.text, 'error');
+  }
+  if (saleDash) refreshSale(saleDash);
+  else loadSales();
+}
+
+/** The API's field names (`product.sku`) as the sale form's. */
+const SALE_API_FIELDS = {
+  name: 'name',
+  product: 'sku',
+  'product.sku': 'sku',
+  'product.name': 'product_name',
+  'product.list_price': 'list_price',
+  sale_price: 'sale_price',
+  total_quantity: 'total_quantity',
+  per_user_limit: 'per_user_limit',
+  starts_at: 'starts_at',
+  ends_at: 'ends_at',
+  payment_ttl_secs: 'payment_ttl_secs',
+};
+
+function showSaleForm() {
+  const host = $('sale-form-host');
+  const start = new Date(Date.now() + 5 * 60_000);
+  start.setSeconds(0, 0);
+  const inputs = {
+    name: h('input', { type: 'text', maxlength: 200, required: true }),
+    sku: h('input', { type: 'text', maxlength: 64, required: true, autocomplete: 'off', spellcheck: 'false' }),
+    product_name: h('input', { type: 'text', maxlength: 200, required: true }),
+    list_price: numberInput({ min: 1 }),
+    sale_price: numberInput({ min: 0 }),
+    total_quantity: numberInput({ min: 1, value: 100 }),
+    per_user_limit: numberInput({ min: 1, max: MAX_PER_USER, value: 1 }),
+    payment_ttl_secs: numberInput({ min: 1, max: MAX_PAYMENT_TTL, placeholder: '600' }),
+    starts_at: h('input', { type: 'datetime-local', step: 1, value: toLocalInput(start.toISOString()) }),
+    ends_at: h('input', { type: 'datetime-local', step: 1, value: toLocalInput(new Date(start.getTime() + 3_600_000).toISOString()) }),
+  };
+  const fields = {
+    name: field('s-name', 'sform.name', inputs.name),
+    sku: field('s-sku', 'sform.sku', inputs.sku),
+    product_name: field('s-product', 'sform.product_name', inputs.product_name),
+    list_price: field('s-list-price', 'sform.list_price', inputs.list_price),
+    sale_price: field('s-sale-price', 'sform.sale_price', inputs.sale_price),
+    total_quantity: field('s-total', 'sform.total', inputs.total_quantity),
+    per_user_limit: field('s-per-user', 'sform.per_user', inputs.per_user_limit),
+    payment_ttl_secs: field('s-ttl', 'sform.ttl', inputs.payment_ttl_secs),
+    starts_at: field('s-starts', 'sform.starts', inputs.starts_at),
+    ends_at: field('s-ends', 'sform.ends', inputs.ends_at),
+  };
+  const formError = h('p', { class: 'error', role: 'alert', 'data-testid': 'sale-form-error' });
+  const save = h('button', { type: 'submit', 'data-testid': 'save-sale' }, t('form.create'));
+  const showError = (key, text) => {
+    fields[key].querySelector('.field-error').textContent = text;
+    inputs[key].setAttribute('aria-invalid', 'true');
+  };
+
+  const submit = async (e) => {
+    e.preventDefault();
+    if (save.disabled) return;
+    for (const [k, f] of Object.entries(fields)) {
+      f.querySelector('.field-error').textContent = '';
+      inputs[k].removeAttribute('aria-invalid');
+    }
+    formError.textContent = '';
+    const { body, errors } = readSale(inputs);
+    const bad = Object.entries(errors);
+    if (bad.length) {
+      for (const [k, msg] of bad) showError(k, msg);
+      inputs[bad[0][0]].focus();
+      return;
+    }
+    // A create is not repeatable: one at a time.
+    save.disabled = true;
+    try {
+      await call('POST', '/api/v1/sales', body);
+      host.replaceChildren();
+      toast(t('form.saved'), 'ok');
+      loadSales();
+    } catch (err) {
+      // The API names the field it refuses: say it there.
+      const key = SALE_API_FIELDS[err.field];
+      if (key) {
+        showError(key, err.text);
+        inputs[key].focus();
+      } else {
+        formError.textContent = err.text;
+      }
+    } finally {
+      save.disabled = false;
+    }
+  };
+
+  host.replaceChildren(h('form', { class: 'panel', method: 'post', action: '/admin', novalidate: true, onsubmit: submit, 'data-testid': 'sale-form' },
+    h('h2', {}, t('sform.create_title')),
+    fields.name,
+    h('fieldset', {}, h('legend', {}, t('sform.product')),
+      h('div', { class: 'grid2' }, fields.sku, fields.product_name, fields.list_price)),
+    h('div', { class: 'grid2' }, fields.sale_price, fields.total_quantity, fields.per_user_limit, fields.payment_ttl_secs),
+    h('div', { class: 'grid2' }, fields.starts_at, fields.ends_at),
+    formError,
+    h('div', { class: 'row' },
+      save,
+      h('button', { type: 'button', class: 'secondary', onclick: () => host.replaceChildren() }, t('form.cancel')))));
+  inputs.name.focus();
+}
+
+/** Text of 1..`max` characters, trimmed, or an error. */
+function textField(input, max, errors, key, message) {
+  const v = input.value.trim();
+  if (!v || [...v].length > max) errors[key] = v ? t(message) : t('v.required');
+  return v;
+}
+
+function readSale(i) {
+  const errors = {};
+  const name = textField(i.name, 200, errors, 'name', 'v.name');
+  const sku = textField(i.sku, 64, errors, 'sku', 'v.sku');
+  const productName = textField(i.product_name, 200, errors, 'product_name', 'v.name');
+  const listPrice = int(i.list_price, 1, MAX_MONEY, errors, 'list_price');
+  const salePrice = int(i.sale_price, 0, MAX_MONEY, errors, 'sale_price');
+  if (listPrice !== undefined && salePrice !== undefined && salePrice > listPrice) {
+    errors.sale_price = t('v.sale_price', { list: won(listPrice) });
+  }
+  const body = {
+    name,
+    product: { sku, name: productName, list_price: listPrice },
+    sale_price: salePrice,
+    total_quantity: int(i.total_quantity, 1, MAX_TOTAL, errors, 'total_quantity'),
+    per_user_limit: int(i.per_user_limit, 1, MAX_PER_USER, errors, 'per_user_limit'),
+    starts_at: time(i.starts_at, errors, 'starts_at'),
+    ends_at: time(i.ends_at, errors, 'ends_at'),
+  };
+  if (body.starts_at && body.ends_at && Date.parse(body.ends_at) <= Date.parse(body.starts_at)) {
+    errors.ends_at = t('v.sale_ends_after_starts');
+  }
+  const ttl = int(i.payment_ttl_secs, 1, MAX_PAYMENT_TTL, errors, 'payment_ttl_secs', true);
+  if (ttl !== undefined) body.payment_ttl_secs = ttl;
+  return { body, errors };
+}
+
+// ---- a sale's page: its stock, its orders by status, pause, stock and end ---------------------------
+
+function openSale(id) {
+  const d = {
+    id, sale: null, summary: null, missing: false, filled: false, saving: false, stopped: false, timer: null,
+    chart: ORDER_STATUSES.map((status) => {
+      const bar = {
+        status,
+        label: h('span', { class: 'label' }),
+        fill: h('span', { class: `fill s-${status}` }),
+        n: h('span', { class: 'n', 'data-testid': 'sale-chart-count' }),
+      };
+      bar.item = h('li', { 'data-status': status, 'data-testid': 'sale-chart-row' },
+        bar.label, h('span', { class: 'track', 'aria-hidden': 'true' }, bar.fill), bar.n);
+      return bar;
+    }),
+    stop() {
+      d.stopped = true;
+      clearTimeout(d.timer);
+    },
+  };
+  saleDash = d;
+  for (const id of ['sale-title', 'sale-status', 'sale-pause', 'sale-product', 'sale-window', 'sale-edit-result', 'sale-edit-error']) $(id).textContent = '';
+  for (const k of ['ordered', 'remaining', 'sold', 'revenue', 'discount', 'points', 'sold-out']) $(`skpi-${k}`).textContent = '–';
+  $('sale-edit').reset();
+  clearSaleEdit();
+  $('sale-summary-note').hidden = true;
+  $('sale-chart').replaceChildren(...d.chart.map((b) => b.item));
+  const tick = async () => {
+    await refreshSale(d);
+    if (!d.stopped) d.timer = setTimeout(tick, SALES_POLL_MS);
+  };
+  tick();
+}
+
+/** The sale, then its summary; a summary the server cannot give yet leaves the stock shown. */
+async function refreshSale(d) {
+  let sale;
+  try {
+    sale = await call('GET', `/api/v1/sales/${d.id}`);
+  } catch (err) {
+    if (saleDash !== d) return;
+    if (err.code === 'not_found') {
+      toast(err.text, 'error');
+      location.hash = '#/sales';
+    } else if (err.code !== 'network') {
+      toast(err.text, 'error');
+    }
+    return;
+  }
+  if (saleDash !== d) return;
+  d.sale = sale;
+  if (!d.filled) fillSaleEdit(d);
+  try {
+    d.summary = await call('GET', `/api/v1/admin/sales/${d.id}/summary`);
+    d.missing = false;
+  } catch {
+    if (saleDash !== d) return;
+    d.missing = true;
+  }
+  if (saleDash === d) renderSale();
+}
+
+function renderSale() {
+  const d = saleDash;
+  const s = d?.sale;
+  if (!s) return;
+  $('sale-title').textContent = s.name;
+  $('sale-status').textContent = t(`status.${s.status}`);
+  $('sale-status').className = `badge status-${s.status}`;
+  $('sale-pause').textContent = s.paused ? t('admin.resume') : t('admin.pause');
+  $('sale-product').textContent = t('sdash.product', {
+    product: s.product.name, sku: s.product.sku, list: won(s.product.list_price), price: won(s.sale_price),
+  });
+  $('sale-window').textContent = t('sdash.window', {
+    from: dateTime(s.starts_at), until: dateTime(s.ends_at), limit: num(s.per_user_limit), ttl: num(s.payment_ttl_secs),
+  });
+  $('skpi-ordered').textContent = `${num(s.sold_count)} / ${num(s.total_quantity)}`;
+  $('skpi-remaining').textContent = num(s.remaining_quantity);
+  $('sale-fill').style.width = `${(100 * s.sold_count) / Math.max(1, s.total_quantity)}%`;
+  $('sale-bar').setAttribute('aria-valuemax', String(s.total_quantity));
+  $('sale-bar').setAttribute('aria-valuenow', String(s.sold_count));
+  $('sale-bar').setAttribute('aria-label', `${t('sdash.ordered')} ${s.sold_count} / ${s.total_quantity}`);
+
+  const m = d.summary;
+  $('sale-summary-note').hidden = !d.missing;
+  $('sale-summary-note').textContent = d.missing ? t('sdash.no_summary') : '';
+  $('skpi-sold').textContent = m ? num(m.units_sold) : '–';
+  $('skpi-revenue').textContent = m ? won(m.revenue) : '–';
+  $('skpi-discount').textContent = m ? won(m.discount_total) : '–';
+  $('skpi-points').textContent = m ? points(m.points_total) : '–';
+  $('skpi-sold-out').textContent = !m ? '–' : m.sold_out_at ? dateTime(m.sold_out_at) : t('sdash.not_sold_out');
+  const counts = Object.fromEntries(ORDER_STATUSES.map((st) => [st, m?.orders?.[st] ?? 0]));
+  const top = Math.max(1, ...Object.values(counts));
+  for (const b of d.chart) {
+    b.label.textContent = t(`order.${b.status}`);
+    b.n.textContent = m ? num(counts[b.status]) : '–';
+    b.fill.style.width = `${(100 * counts[b.status]) / top}%`;
+  }
+  $('sale-chart').setAttribute('aria-label', t('sdash.chart_label', {
+    counts: ORDER_STATUSES.map((st) => `${t(`order.${st}`)} ${num(counts[st])}`).join(', '),
+  }));
+}
+
+function fillSaleEdit(d) {
+  $('sale-edit-total').value = String(d.sale.total_quantity);
+  $('sale-edit-ends').value = toLocalInput(d.sale.ends_at);
+  d.filled = true;
+}
+
+/** The edit form's inputs, by the API's field names. */
+const SALE_EDIT_FIELDS = { total_quantity: 'sale-edit-total', ends_at: 'sale-edit-ends' };
+
+function clearSaleEdit() {
+  for (const id of Object.values(SALE_EDIT_FIELDS)) {
+    $(`${id}-error`).textContent = '';
+    $(id).removeAttribute('aria-invalid');
+  }
+  $('sale-edit-error').textContent = '';
+}
+
+function showSaleEditError(key, message) {
+  const id = SALE_EDIT_FIELDS[key];
+  $(`${id}-error`).textContent = message;
+  $(id).setAttribute('aria-invalid', 'true');
+  $(id).focus();
+}
+
+/** Change the stock or the end. The stock is checked by the server only:
+ * orders move it while the page is open, so only the server knows how far
+ * it can go down now. */
+async function editSale(e) {
+  e.preventDefault();
+  const d = saleDash;
+  if (!d?.sale || d.saving) return;
+  clearSaleEdit();
+  $('sale-edit-result').textContent = '';
+  $('sale-edit-result').className = 'result';
+  const errors = {};
+  const total = int($('sale-edit-total'), 1, MAX_TOTAL, errors, 'total_quantity');
+  const ends = time($('sale-edit-ends'), errors, 'ends_at');
+  if (ends && Date.parse(ends) <= Date.parse(d.sale.starts_at)) errors.ends_at = t('v.sale_ends_after_starts');
+  const bad = Object.entries(errors);
+  if (bad.length) {
+    for (const [k, msg] of bad.reverse()) showSaleEditError(k, msg);
+    return;
+  }
+  const body = {};
+  if (total !== d.sale.total_quantity) body.total_quantity = total;
+  // The input holds whole seconds: compare at that precision.
+  if (Math.floor(Date.parse(ends) / 1000) !== Math.floor(Date.parse(d.sale.ends_at) / 1000)) body.ends_at = ends;
+  if (Object.keys(body).length === 0) {
+    $('sale-edit-result').textContent = t('sdash.nothing');
+    return;
+  }
+  d.saving = true;
+  $('sale-edit-save').disabled = true;
+  try {
+    d.sale = await call('PATCH', `/api/v1/sales/${d.id}`, body);
+    if (saleDash !== d) return;
+    fillSaleEdit(d);
+    renderSale();
+    $('sale-edit-result').textContent = t('sdash.updated');
+    $('sale-edit-result').className = 'result ok';
+  } catch (err) {
+    if (saleDash !== d) return;
+    if (err.code === 'quantity_below_issued') {
+      // Read how many are ordered now, and say how far it can go down.
+      await refreshSale(d);
+      showSaleEditError('total_quantity', t('v.below_sold', { sold: num(d.sale.sold_count) }));
+    } else if (SALE_EDIT_FIELDS[err.field]) {
+      showSaleEditError(err.field, err.text);
+    } else {
+      $('sale-edit-error').textContent = err.text;
+    }
+  } finally {
+    d.saving = false;
+    $('sale-edit-save').disabled = false;
+  }
+}
+
 // ---- service keys --------------------------------------------------------------------------------
 
 let serviceKeys = [];
@@ -1055,6 +1456,11 @@ function start() {
     } else if (session.signedIn && location.hash === '#/points') {
       renderMember();
       renderAdjust();
+    } else if (saleDash) {
+      renderSale();
+    } else if (session.signedIn && location.hash === '#/sales') {
+      renderSales(true);
+      $('sale-form-host').replaceChildren();
     } else if (session.signedIn) {
       renderCampaigns();
       $('form-host').replaceChildren();
@@ -1072,6 +1478,10 @@ function start() {
   $('codes-csv').addEventListener('click', () => dash && downloadCsv(`/api/v1/admin/campaigns/${dash.id}/codes.csv`, `codes-${dash.id}.csv`, $('codes-csv')));
   $('codes-form').addEventListener('submit', startCodes);
   $('key-form').addEventListener('submit', createKey);
+  $('new-sale').addEventListener('click', showSaleForm);
+  $('sales-refresh').addEventListener('click', loadSales);
+  $('sale-pause').addEventListener('click', () => saleDash?.sale && toggleSalePause(saleDash.sale));
+  $('sale-edit').addEventListener('submit', editSale);
   $('points-lookup').addEventListener('submit', lookupMember);
   $('adjust-form').addEventListener('submit', adjustPoints);
   $('points-more').addEventListener('click', moreMemberHistory);
