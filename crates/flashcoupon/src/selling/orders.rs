@@ -184,7 +184,18 @@ async fn take_unit(
     let id = OrderId::generate();
     let expires_at = now.plus_millis(i64::from(terms.payment_ttl_secs) * 1_000);
     let checked = if with_extras {
-        Some(check_extras(state, user, &terms, id, extras, now, expires_at).await?)
+        match check_extras(state, user, &terms, id, extras, now, expires_at).await {
+            Ok(checked) => Some(checked),
+            // A retry of an order that was placed: its coupon is reserved
+            // and its points held by that very order. The key answers it.
+            Err(e) => match key {
+                Some(key) => match state.store.order_by_key(user, sale, key).await? {
+                    Some(first) => return Ok(Placed::Replayed(first)),
+                    None => return Err(e),
+                },
+                None => return Err(e),
+            },
+        }
     } else {
         None
     };

@@ -116,6 +116,13 @@ pub trait SaleStore {
     /// Which of these orders exist, once transactions writing them ended.
     async fn existing_orders(&self, rows: &[&NewOrderRow]) -> Result<HashSet<OrderId>, StoreError>;
     async fn get_order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    /// The order a user placed on a sale with this Idempotency-Key.
+    async fn order_by_key(
+        &self,
+        user: UserId,
+        sale: SaleId,
+        key: &str,
+    ) -> Result<Option<Order>, StoreError>;
     /// A user's orders, newest first; `before` is the last id of the previous page.
     async fn user_orders(
         &self,
@@ -635,6 +642,21 @@ macro_rules! sale_queries {
             ) -> Result<Option<$crate::domain::sale::Order>, StoreError> {
                 Ok(self
                     .orders_where("id = $1", &[id.to_string()])
+                    .await?
+                    .pop())
+            }
+
+            async fn order_by_key(
+                &self,
+                user: $crate::domain::ids::UserId,
+                sale: $crate::domain::ids::SaleId,
+                key: &str,
+            ) -> Result<Option<$crate::domain::sale::Order>, StoreError> {
+                Ok(self
+                    .orders_where(
+                        "user_id = $1 AND sale_id = $2 AND idempotency_key = $3",
+                        &[user.to_string(), sale.to_string(), key.to_owned()],
+                    )
                     .await?
                     .pop())
             }

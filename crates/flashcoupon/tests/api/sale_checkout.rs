@@ -113,13 +113,15 @@ async fn an_order_takes_its_coupon_and_points_with_its_unit_and_bad_input_change
         .unwrap()
         .to_owned();
 
-    let r = order_with(
-        &app,
-        &sale,
-        &b.token,
-        json!({"coupon_id": b.coupons[0], "points": 3_000}),
-    )
-    .await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/sales/{sale}/orders")))
+        .bearer_auth(&b.token)
+        .header("Idempotency-Key", "checkout-1")
+        .json(&json!({"coupon_id": b.coupons[0], "points": 3_000}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let o = body(r).await;
     assert_eq!(
@@ -133,6 +135,20 @@ async fn an_order_takes_its_coupon_and_points_with_its_unit_and_bad_input_change
     );
     assert_eq!(o["coupon_id"], b.coupons[0]);
     let held = snapshot(&app, &sale, &b).await;
+    // The same key again answers the same order (its coupon is reserved and
+    // its points held by it, not by another), and takes nothing more.
+    let again = app
+        .client
+        .post(app.url(&format!("/api/v1/sales/{sale}/orders")))
+        .bearer_auth(&b.token)
+        .header("Idempotency-Key", "checkout-1")
+        .json(&json!({"coupon_id": b.coupons[0], "points": 3_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(body(again).await["id"], o["id"]);
+    assert_eq!(snapshot(&app, &sale, &b).await, held);
     assert_eq!(
         held,
         Snapshot {
