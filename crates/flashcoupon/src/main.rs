@@ -28,7 +28,8 @@ enum Command {
     /// Run the platform: embedded mode (SQLite in the data dir) by default,
     /// scale-out mode with --redis-url and --postgres-url.
     Serve(Box<Settings>),
-    /// Replay a drop against running servers, verify every promise, report.
+    /// Replay a drop (or, with --scenario time-sale, a time sale) against
+    /// running servers, verify every promise, report.
     Loadtest(flashcoupon::loadtest::LoadtestArgs),
     /// Administer a data dir.
     #[command(subcommand)]
@@ -62,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
             if let Some(dir) = out {
                 println!("report: {}", dir.join("report.html").display());
             }
-            if !report.violations.is_empty() {
-                eprintln!("{} promise violation(s)", report.violations.len());
+            if !report.violations().is_empty() {
+                eprintln!("{} promise violation(s)", report.violations().len());
                 std::process::exit(2);
             }
             Ok(())

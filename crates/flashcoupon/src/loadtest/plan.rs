@@ -17,6 +17,20 @@ pub enum Arrival {
     Rate { per_sec: u32 },
 }
 
+impl Arrival {
+    /// When the `user`-th user arrives after the opening (a spread draws
+    /// one number from `rng`; the others draw none).
+    pub fn offset(self, user: usize, rng: &mut impl Rng) -> Duration {
+        match self {
+            Arrival::Burst => Duration::ZERO,
+            Arrival::Spread(window) => window.mul_f64(rng.r#gen::<f64>()),
+            Arrival::Rate { per_sec } => {
+                Duration::from_secs_f64(user as f64 / per_sec.max(1) as f64)
+            }
+        }
+    }
+}
+
 /// One request of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedClaim {
@@ -52,13 +66,7 @@ impl Plan {
         let mut claims = Vec::with_capacity(users * claims_per_user as usize);
         let mut distinct_keys = Vec::with_capacity(users);
         for user in 0..users {
-            let at = match arrival {
-                Arrival::Burst => Duration::ZERO,
-                Arrival::Spread(window) => window.mul_f64(rng.r#gen::<f64>()),
-                Arrival::Rate { per_sec } => {
-                    Duration::from_secs_f64(user as f64 / per_sec.max(1) as f64)
-                }
-            };
+            let at = arrival.offset(user, &mut rng);
             let mut keys = 0;
             let mut key = String::new();
             for c in 0..claims_per_user {

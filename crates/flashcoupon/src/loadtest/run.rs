@@ -1,103 +1,36 @@
-//! Running a loadtest: set-up, the storm, verification.
+//! Running a drop: set-up, the storm, verification.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::args::LoadtestArgs;
+use super::client::{
+    admin_token, bar, bases, expect_json, fire, http_client, provision, read_all, system_now_ms,
+};
 use super::plan::Plan;
 use super::report::{Report, Sample};
 use super::verify::{Evidence, Held, Observed, verify};
 use crate::domain::timestamp::Timestamp;
 
-/// Users per bulk call (the endpoint's maximum is 10,000).
-const BULK_BATCH: usize = 2_000;
-
-fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(len);
-    b.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    b.set_prefix(what.to_owned());
-    b
-}
-
-async fn expect_json(r: reqwest::Response, want: u16, what: &str) -> anyhow::Result<Value> {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    if status != want {
-        bail!("{what}: expected {want}, got {status}: {text}");
-    }
-    serde_json::from_str(&text).with_context(|| format!("{what}: not JSON"))
-}
-
-fn system_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Run the whole loadtest and return its report (written to `--out` if given).
+/// Run a drop (arguments resolved and checked) and return its report
+/// (written to `--out` if given).
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
-    let args = args.resolved();
-    args.check()?;
-    let targets: Vec<String> = args
-        .targets
-        .iter()
-        .map(|t| t.trim_end_matches('/').to_owned())
-        .collect();
+    let targets = bases(&args.targets);
     let base = &targets[0];
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = http_client(args.connections)?;
 
     // Set-up.
-    let login = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": args.admin_email, "password": args.admin_password}))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let admin = expect_json(login, 200, "admin log-in").await?["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let admin = admin_token(&client, base, &args.admin_email, &args.admin_password).await?;
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let provisioning = bar(args.quiet, args.users as u64, "users");
-    let mut tokens = Vec::with_capacity(args.users);
-    for (n, start) in (0..args.users).step_by(BULK_BATCH).enumerate() {
-        let count = BULK_BATCH.min(args.users - start);
-        let r = client
-            .post(format!("{base}/api/v1/admin/users/bulk"))
-            .bearer_auth(&admin)
-            .json(&json!({"count": count, "email_prefix": format!("lt-{run_id}-{n}"), "password": format!("lt-{run_id}-pw")}))
-            .send()
-            .await?;
-        let users = expect_json(r, 201, "bulk users").await?;
-        for u in users["users"].as_array().into_iter().flatten() {
-            tokens.push(u["token"].as_str().unwrap_or_default().to_owned());
-        }
-        provisioning.inc(count as u64);
-    }
-    provisioning.finish_and_clear();
-    anyhow::ensure!(
-        tokens.len() == args.users,
-        "provisioned {} of {} users",
-        tokens.len(),
-        args.users
-    );
+    let tokens: Vec<String> = provision(&client, base, &admin, args.users, &run_id, args.quiet)
+        .await?
+        .into_iter()
+        .map(|s| s.token)
+        .collect();
 
     let opens = Timestamp(system_now_ms()).plus_millis(args.open_in.as_millis() as i64);
     let r = client
@@ -152,25 +85,12 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
             targets[claim.user % targets.len()]
         );
         tasks.push(tokio::spawn(async move {
-            let due = opening + claim.at;
-            tokio::time::sleep_until(due).await;
-            let _permit = permits.acquire().await;
-            let sent = tokio::time::Instant::now();
-            let answer = client
+            let request = client
                 .post(&url)
                 .bearer_auth(&tokens[claim.user])
-                .header("Idempotency-Key", &claim.key)
-                .send()
-                .await;
-            let (status, body) = match answer {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    (Some(status), r.json::<Value>().await.unwrap_or(Value::Null))
-                }
-                Err(_) => (None, Value::Null),
-            };
-            let done = tokio::time::Instant::now();
-            let slot = match status {
+                .header("Idempotency-Key", &claim.key);
+            let shot = fire(request, opening + claim.at, opening, &permits).await;
+            let slot = match shot.status {
                 Some(201) => 0,
                 Some(409) => 1,
                 _ => 2,
@@ -178,27 +98,24 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
             counts[slot].fetch_add(1, Ordering::Relaxed);
             storm_bar.inc(1);
             Sample {
+                code: shot.code(),
                 observed: Observed {
                     user: claim.user,
                     key: claim.key,
-                    status,
+                    status: shot.status,
                     coupon: match (
-                        body.get("id").and_then(Value::as_str),
-                        body.get("seq").and_then(Value::as_u64),
+                        shot.body.get("id").and_then(Value::as_str),
+                        shot.body.get("seq").and_then(Value::as_u64),
                     ) {
-                        (Some(id), Some(seq)) if status == Some(201) => {
+                        (Some(id), Some(seq)) if shot.status == Some(201) => {
                             Some((id.to_owned(), seq as u32))
                         }
                         _ => None,
                     },
                 },
-                code: body
-                    .pointer("/error/code")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                sent_ms: sent.saturating_duration_since(opening).as_secs_f64() * 1e3,
-                done_ms: done.saturating_duration_since(opening).as_secs_f64() * 1e3,
-                latency_us: done.saturating_duration_since(due).as_micros() as u64,
+                sent_ms: shot.sent_ms,
+                done_ms: shot.done_ms,
+                latency_us: shot.latency_us,
             }
         }));
     }
@@ -226,35 +143,25 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     let storm_wall = started.elapsed();
 
     // Verification, through the API.
-    let checking = bar(args.quiet, args.users as u64, "verifying");
-    let mut reads = Vec::with_capacity(args.users);
-    for token in tokens.iter() {
-        let (client, permits, checking) = (client.clone(), permits.clone(), checking.clone());
-        let url = format!("{base}/api/v1/campaigns/{campaign}/me");
-        let token = token.clone();
-        reads.push(tokio::spawn(async move {
-            let _permit = permits.acquire().await;
-            let r = client.get(url).bearer_auth(token).send().await?;
-            let mine = expect_json(r, 200, "wallet").await?;
-            checking.inc(1);
-            anyhow::Ok(
-                mine["coupons"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| Held {
-                        id: c["id"].as_str().unwrap_or_default().to_owned(),
-                        seq: c["seq"].as_u64().unwrap_or(0) as u32,
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        }));
-    }
-    let mut wallets = Vec::with_capacity(args.users);
-    for r in reads {
-        wallets.push(r.await??);
-    }
-    checking.finish_and_clear();
+    let reads = tokens
+        .iter()
+        .map(|t| (format!("{base}/api/v1/campaigns/{campaign}/me"), t.clone()))
+        .collect();
+    let wallets: Vec<Vec<Held>> = read_all(&client, &permits, reads, args.quiet, "wallet")
+        .await?
+        .iter()
+        .map(|mine| {
+            mine["coupons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| Held {
+                    id: c["id"].as_str().unwrap_or_default().to_owned(),
+                    seq: c["seq"].as_u64().unwrap_or(0) as u32,
+                })
+                .collect()
+        })
+        .collect();
     let r = client
         .get(format!("{base}/api/v1/campaigns/{campaign}"))
         .send()
