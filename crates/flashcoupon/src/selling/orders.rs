@@ -12,8 +12,10 @@
 //!
 //! First come, first served stays honest: a unit given back goes to whoever
 //! orders next, and its seq is the lowest free one, so the units that
-//! orders hold are always `1..=n`. Nobody is promised a unit they did not
-//! order; someone who came late simply finds stock again.
+//! orders hold never share a seq, never go above the stock, and are exactly
+//! `1..=total` whenever the sale is sold out (a unit back in stock leaves
+//! its seq free until then). Nobody is promised a unit they did not order;
+//! someone who came late simply finds stock again.
 //!
 //! [`Gate::give_back`]: crate::admission::Gate::give_back
 
