@@ -145,6 +145,13 @@ checks.use_after_free.enabled = false
 [[operations]]
 include-name = "POST /api/v1/campaigns/{id}/codes"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+# Likewise an order's points are checked against the sale's stored price
+# (after the coupon): more points than that is 400 invalid_input naming
+# `points`, which no schema can say of the number alone.
+[[operations]]
+include-name = "POST /api/v1/sales/{id}/orders"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 TOML
     local args=(--config-file "$WORK/schemathesis.toml" run "$URL/openapi.json"
         --mode all --phases examples,coverage,fuzzing,stateful

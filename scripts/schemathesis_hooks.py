@@ -9,6 +9,9 @@ rule the server enforces (and the fields' descriptions state):
   `valid_until`.
 - PATCH /api/v1/campaigns/{id}: `issue_ends_at` after the campaign's
   `issue_starts_at`, and not after its `valid_until` if it has one.
+- POST /api/v1/sales: `ends_at` after `starts_at`; `sale_price` not above
+  the product's `list_price`.
+- PATCH /api/v1/sales/{id}: `ends_at` after the sale's `starts_at`.
 
 For valid (positive) cases only, this moves the generated times into those
 relations just before the request goes out. And one thing for the world
@@ -100,6 +103,44 @@ def _campaign_patch(case, body: dict) -> None:
         body["paused"] = False
 
 
+def _new_sale(body: dict) -> None:
+    starts, ends = _instant(body.get("starts_at")), _instant(body.get("ends_at"))
+    if starts is not None and ends is not None:
+        if ends < starts:
+            body["starts_at"], body["ends_at"] = body["ends_at"], body["starts_at"]
+        elif ends == starts:
+            later = _utc(starts + _DAY)
+            if later is not None:
+                body["ends_at"] = later
+            else:
+                body["starts_at"] = _utc(ends - _DAY)
+    product = body.get("product")
+    if isinstance(product, dict):
+        price, most = body.get("sale_price"), product.get("list_price")
+        if isinstance(price, (int, float)) and isinstance(most, (int, float)) and price > most:
+            body["sale_price"] = most
+
+
+def _sale_patch(case, body: dict) -> None:
+    ends = _instant(body.get("ends_at"))
+    if ends is None:
+        return
+    base = case.operation.schema.get_base_url().rstrip("/")
+    answer = requests.get(f"{base}/api/v1/sales/{case.path_parameters['id']}", timeout=10)
+    if answer.status_code != 200:
+        return  # a 404 is a 404 whatever the body says
+    starts = _instant(answer.json()["starts_at"])
+    if starts < ends:
+        return
+    later = _utc(starts + _DAY)
+    if later is not None:
+        body["ends_at"] = later
+        return
+    del body["ends_at"]
+    if all(value is None for value in body.values()):
+        body["paused"] = False
+
+
 def _new_webhook(body: dict) -> None:
     parts = _URL.match(body.get("url") or "")
     if parts is None:
@@ -124,3 +165,7 @@ def before_call(ctx, case, **kwargs):
         _campaign_patch(case, case.body)
     elif route == ("POST", "/api/v1/admin/webhooks"):
         _new_webhook(case.body)
+    elif route == ("POST", "/api/v1/sales"):
+        _new_sale(case.body)
+    elif route == ("PATCH", "/api/v1/sales/{id}"):
+        _sale_patch(case, case.body)

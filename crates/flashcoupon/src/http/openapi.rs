@@ -221,6 +221,16 @@ pub fn add_body_rules(doc: &mut utoipa::openapi::OpenApi) {
                 {"required": ["total_quantity"], "properties": {"total_quantity": {"type": "integer"}}}
             ]),
         ),
+        // At least one change.
+        (
+            "SalePatch",
+            "anyOf",
+            json!([
+                {"required": ["paused"], "properties": {"paused": {"type": "boolean"}}},
+                {"required": ["ends_at"], "properties": {"ends_at": {"type": "string"}}},
+                {"required": ["total_quantity"], "properties": {"total_quantity": {"type": "integer"}}}
+            ]),
+        ),
         // Some ids, or all: exactly one.
         (
             "MarkRead",

@@ -342,10 +342,11 @@ pub async fn place_order(
     user: AuthUser,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
-    body: Option<Json<OrderRequest>>,
+    body: Option<Json<Option<OrderRequest>>>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let id: SaleId = parse_path_id(&id)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    // No body, `null` or `{}`: an order paid with money alone.
+    let body = body.and_then(|Json(b)| b).unwrap_or_default();
     let extras = orders::Extras {
         coupon_id: body.coupon_id,
         points: body.points,

@@ -216,3 +216,117 @@ async fn two_instances_share_a_sale_through_a_redis_restart_and_unpaid_units_com
         );
     }
 }
+
+/// The reconciler on a time sale: a claim whose instance died before its
+/// commit is written off (its unit comes back, and the stalled commit can
+/// never land it later); one that committed but was never settled is
+/// settled as held, and its order, cancelled later, gives its unit back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reconciler_settles_a_sales_claims_left_in_flight() {
+    use flashcoupon::admission::{Decision, UnitId};
+    use flashcoupon::domain::ids::{OrderId, SaleId, UserId};
+    use flashcoupon::domain::sale::{Order, OrderStatus};
+    use flashcoupon::selling::drop_of;
+    use flashcoupon::store::NewOrderRow;
+
+    let postgres = fresh_postgres().await;
+    let mut settings = shared_settings(&postgres, &crate::helpers::redis_url(), &prefix());
+    settings.test_payments = true;
+    let app = &instances(&settings, 1).await[0];
+    let client = test_client();
+    let r = client
+        .post(format!("{}/api/v1/sales", app.base))
+        .bearer_auth(&app.admin)
+        .json(&json!({"name": "reconciled", "product": {"sku": "R-1", "name": "Lamp", "list_price": 9000},
+                      "sale_price": 5000, "total_quantity": 3, "per_user_limit": 1,
+                      "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    let sale: SaleId = body(r).await["id"].as_str().unwrap().parse().unwrap();
+    let drop = drop_of(sale);
+    let (lost_user, _) = app.signup("lost@example.com").await;
+    let (kept_user, kept_token) = app.signup("kept@example.com").await;
+    let now = app.clock.now();
+    let claim = |user: String| async move {
+        let unit = UnitId::generate();
+        match app
+            .state
+            .gate
+            .claim(drop, user.parse::<UserId>().unwrap(), unit, None, now)
+            .await
+            .unwrap()
+        {
+            Decision::Admitted(t) => t,
+            other => panic!("expected an admission, got {other:?}"),
+        }
+    };
+    let row = |t: &flashcoupon::admission::Ticket| {
+        NewOrderRow::new(
+            Order {
+                id: OrderId(t.unit.0),
+                sale_id: sale,
+                user_id: t.user,
+                seq: t.seq,
+                user_seq: t.user_seq,
+                idempotency_key: None,
+                unit_price: 5000,
+                coupon_id: None,
+                coupon_discount: 0,
+                points_used: 0,
+                payable_amount: 5000,
+                status: OrderStatus::PendingPayment,
+                created_at: now,
+                expires_at: now.plus_millis(600_000),
+                ended_at: None,
+                refunded_at: None,
+            },
+            t.epoch,
+        )
+    };
+    // Two claims whose instance "died": one before its commit, one after.
+    let lost = claim(lost_user).await;
+    let kept = claim(kept_user).await;
+    let (lost_row, kept_row) = (row(&lost), row(&kept));
+    let landed = app.state.store.insert_orders(&[&kept_row]).await.unwrap();
+    assert!(landed.contains(&kept_row.order.id));
+    // Neither is settled: their tickets go with the "dead" instance.
+    std::mem::drop((lost, kept));
+    assert_eq!(app.state.gate.stock(drop).await.unwrap().remaining, 1);
+
+    // The reconciler (every instance, after --reconcile-after-ms) settles both.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let stock = app.state.gate.stock(drop).await.unwrap();
+        if (stock.remaining, stock.issued) == (2, 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reconciled: {stock:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The lost claim's stalled commit can never land it now.
+    let late = app.state.store.insert_orders(&[&lost_row]).await.unwrap();
+    assert!(late.is_empty(), "the written-off order is skipped");
+    assert!(
+        app.state
+            .store
+            .get_order(lost_row.order.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The kept order is its buyer's; cancelled, its unit comes back.
+    let id = kept_row.order.id;
+    let r = client
+        .post(format!("{}/api/v1/orders/{id}/cancel", app.base))
+        .bearer_auth(&kept_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(r).await["status"], "cancelled");
+    let stock = app.state.gate.stock(drop).await.unwrap();
+    assert_eq!((stock.remaining, stock.issued), (3, 0));
+}
