@@ -216,6 +216,7 @@ impl Application {
             commit,
             orders,
             test_payments: settings.test_payments,
+            sale_live: Default::default(),
             events: engines.events,
             notifier,
             tokens,

@@ -29,6 +29,8 @@ pub struct Shared {
     pub orders: GroupCommit<NewOrderRow>,
     /// `--test-payments`: buyers may pay their own orders at once.
     pub test_payments: bool,
+    /// Pollers of the sales watched live on this instance.
+    pub sale_live: crate::selling::live::SaleLive,
     /// Points ledger writes, on their way into the record.
     pub ledger: crate::points::writer::LedgerWriter,
     pub events: EventBus,

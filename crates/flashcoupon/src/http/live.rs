@@ -58,7 +58,7 @@ pub async fn live(
 
 /// The SSE answer: ends at shutdown, and holds the connection's place under
 /// the caps for as long as it is open.
-fn stream(
+pub(super) fn stream(
     events: impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static,
     stopping: impl std::future::Future<Output = ()> + Send + 'static,
     slot: Slot,

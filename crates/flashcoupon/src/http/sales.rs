@@ -34,6 +34,65 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_order))
         .routes(routes!(pay_order))
         .routes(routes!(summary))
+        .routes(routes!(live))
+}
+
+/// A sale's stock and status, live (Server-Sent Events).
+///
+/// Public. Each `stock` event carries `sale_id`, `status`, `total_quantity`,
+/// `remaining_quantity`, `sold_count`, `paused`, `starts_at`, `ends_at` and
+/// `at` (when it was read): the first at once, the next whenever something
+/// changed (the sale is read every 250 ms while anyone watches it; one
+/// reader per instance, whatever the number of streams).
+#[utoipa::path(get, path = "/api/v1/sales/{id}/live", tag = "sales",
+    params(("id" = String, Path, description = "sale id")),
+    responses((status = 200, content_type = "text/event-stream", description = "`stock` events"),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "unavailable: too many live connections")))]
+pub async fn live(
+    State(state): State<AppState>,
+    super::ClientAddr(client): super::ClientAddr,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_core::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    let id: SaleId = parse_path_id(&id)?;
+    let sale = state
+        .catalog
+        .sale(&*state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let slot = state
+        .connections
+        .open(client, false)
+        .map_err(|full| ApiError::Unavailable(full.to_string()))?;
+    let rx = state.sale_live.watch(&state, id, sale.starts_at);
+    // The current snapshot at once, then one event per change.
+    let events = Box::pin(futures_util::stream::unfold(
+        (rx, false),
+        |(mut rx, wait)| async move {
+            if wait {
+                rx.changed().await.ok()?;
+            }
+            loop {
+                let current = rx.borrow_and_update().clone();
+                if let Some(snapshot) = current {
+                    let event = axum::response::sse::Event::default()
+                        .event("stock")
+                        .json_data(&snapshot)
+                        .unwrap_or_else(|_| {
+                            axum::response::sse::Event::default().comment("unserialisable")
+                        });
+                    return Some((Ok(event), (rx, true)));
+                }
+                rx.changed().await.ok()?;
+            }
+        },
+    ));
+    Ok(super::live::stream(events, state.notifier.stopping(), slot))
 }
 
 /// Orders of a sale by status.

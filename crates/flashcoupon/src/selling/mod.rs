@@ -6,8 +6,10 @@
 //! - `sales`: creating and changing sales (record and gate in step);
 //! - `orders`: placing an order (gate, then group commit), paying,
 //!   cancelling, the expiry round, and giving units back to the gate;
-//! - `stock`: sales as a kind of stock of the admission core.
+//! - `stock`: sales as a kind of stock of the admission core;
+//! - `live`: live stock for Server-Sent Events, one poller per watched sale.
 
+pub mod live;
 pub mod orders;
 pub mod sales;
 mod stock;

@@ -494,3 +494,43 @@ async fn a_restart_rebuilds_the_sale_exactly_from_the_record() {
     assert_error(paid_again, StatusCode::CONFLICT, "limit_reached").await;
     assert_dense_and_within_limits(&holding(&app, &id).await, 4, 1);
 }
+
+#[tokio::test]
+async fn a_sales_live_stream_tells_its_stock_as_it_moves() {
+    let app = spawn_app_with(|_| {}).await;
+    let sale = create_sale(&app, json!({"total_quantity": 3})).await;
+    let id = sale["id"].as_str().unwrap();
+    let r = app.get(&format!("/api/v1/sales/{id}/live"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut live = crate::helpers::Sse::new(r);
+    let (kind, first) = live.next().await;
+    assert_eq!(kind, "stock");
+    assert_eq!(
+        (
+            first["remaining_quantity"].as_u64(),
+            first["status"].as_str()
+        ),
+        (Some(3), Some("open"))
+    );
+    // Each order moves it; the stream says so without being asked.
+    let users = app.bulk_users("live", 3).await;
+    for (i, (_, token)) in users.iter().enumerate() {
+        assert_eq!(
+            order(&app, id, token, None).await.status(),
+            StatusCode::CREATED
+        );
+        loop {
+            let (_, s) = live.next().await;
+            if s["remaining_quantity"] == json!(2 - i) {
+                break;
+            }
+        }
+    }
+    let r = app
+        .get(
+            "/api/v1/sales/00000000-0000-7000-8000-000000000000/live",
+            None,
+        )
+        .await;
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+}
