@@ -401,11 +401,22 @@ pub async fn place_order(
     user: AuthUser,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
-    body: Option<Json<Option<OrderRequest>>>,
+    body: Option<Json<serde_json::Value>>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let id: SaleId = parse_path_id(&id)?;
-    // No body, `null` or `{}`: an order paid with money alone.
-    let body = body.and_then(|Json(b)| b).unwrap_or_default();
+    // No body, `null` or `{}`: an order paid with money alone. Only an
+    // object names what else pays (serde would read `[null, null]` as one).
+    let body: OrderRequest = match body.map(|Json(b)| b) {
+        None | Some(serde_json::Value::Null) => OrderRequest::default(),
+        Some(b @ serde_json::Value::Object(_)) => {
+            serde_json::from_value(b).map_err(|e| ApiError::InvalidInput(format!("body: {e}")))?
+        }
+        Some(_) => {
+            return Err(ApiError::InvalidInput(
+                "body: must be a JSON object (coupon_id, points) or null".into(),
+            ));
+        }
+    };
     let extras = orders::Extras {
         coupon_id: body.coupon_id,
         points: body.points,

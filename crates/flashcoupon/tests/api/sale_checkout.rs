@@ -216,6 +216,11 @@ async fn an_order_takes_its_coupon_and_points_with_its_unit_and_bad_input_change
             StatusCode::BAD_REQUEST,
             "invalid_input",
         ),
+        (
+            json!([null, null]),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
     ];
     for (request, status, code) in refused {
         let r = order_with(&app, &sale, &b.token, request.clone()).await;
