@@ -7,6 +7,8 @@
 -- consecutive requests, and the requests in flight, come from distinct users.
 -- BODY, if given, is sent with Content-Type: application/json (the bare
 -- baseline gets "{}" so its JSON extractor runs; the issue endpoint gets none).
+-- A line may carry its own body after a tab ("TOKEN\tBODY": a time-sale
+-- order's coupon and points in bench/sales.sh), which wins over BODY.
 -- Requests are formatted once in init, so wrk spends the same per-request CPU
 -- on both sides. Statuses other than 201 are counted per thread and reported
 -- in done(), followed by one machine-readable "@@" line for the shell script.
@@ -35,11 +37,21 @@ function init(args)
    if body then
       headers["Content-Type"] = "application/json"
    end
-   for token in io.lines(file) do
-      if token ~= "" then
-         headers["Authorization"] = "Bearer " .. token
+   for line in io.lines(file) do
+      if line ~= "" then
+         local token, own = line:match("^([^\t]+)\t(.*)$")
+         local h = {}
+         for k, v in pairs(headers) do
+            h[k] = v
+         end
+         if own then
+            h["Content-Type"] = "application/json"
+         else
+            token = line
+         end
+         h["Authorization"] = "Bearer " .. token
          n = n + 1
-         requests[n] = wrk.format("POST", nil, headers, body)
+         requests[n] = wrk.format("POST", nil, h, own or body)
       end
    end
    if n == 0 then

@@ -8,7 +8,7 @@
 #
 # USERS shoppers (bulk endpoint), one campaign and one sale, each with a
 # per-user limit high enough that every user can claim and order many times;
-# wrk with bench/orders.lua, every request from the next user:
+# wrk with bench/issue.lua, every request from the next user:
 #   claim   POST /api/v1/campaigns/{id}/issue                  (the baseline)
 #   order   POST /api/v1/sales/{id}/orders, no body            (target >= 80% of claim)
 #   extras  the same with {"coupon_id", "points": 100}: one of the user's
@@ -30,7 +30,7 @@ WARMUP="${WARMUP:-2s}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-LUA="$ROOT/bench/orders.lua"
+LUA="$ROOT/bench/issue.lua"
 OUT="$ROOT/bench-out"
 LOG="$OUT/sales.log"
 mkdir -p "$OUT"
