@@ -184,12 +184,41 @@ export async function api(session, method, path, body, headers = {}) {
   return data;
 }
 
+/**
+ * `send()` once more after no answer (a network error), never after an
+ * answer. `send` carries the same Idempotency-Key (or reference) both times,
+ * so the server acts once either way.
+ */
+export async function withOneRetry(send) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (err.code !== 'network' || attempt >= 1) throw err;
+    }
+  }
+}
+
 export function newId() {
   if (crypto.randomUUID) return crypto.randomUUID();
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 // ---- elements ----------------------------------------------------------------------
+
+export const $ = (id) => document.getElementById(id);
+
+/** Change text only when it differs, so screen readers are not re-told every tick. */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/** A result line: `result` is `{ok, text()}` (text re-read, so it follows the
+ * chosen language), or null for none. */
+export function showResult(el, result) {
+  setText(el, result?.text() ?? '');
+  el.className = `result ${result ? (result.ok ? 'ok' : 'bad') : ''}`;
+}
 
 /** `h('button', {class: 'x', onclick: fn}, 'text', child)`: children are nodes or text. */
 export function h(tag, attrs = {}, ...children) {
@@ -208,50 +237,6 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-// ---- points (both pages show a balance and its ledger) ------------------------------
-
-/** Expiries within this long are singled out (the server warns as much ahead). */
-const EXPIRY_WARN_MS = 7 * 86_400_000;
-/** The API lists at most this many expiry times, soonest first. */
-const EXPIRIES_LISTED = 20;
-
-export function pointsKind(kind) {
-  const key = `points.kind.${kind}`;
-  return t(key) === key ? kind : t(key);
-}
-
-/**
- * The soonest `shown` days on which points expire, as list items, those
- * within a week marked (not by colour alone). One line a day, since a day is
- * what is shown; when the API's list is full, its last day may go on past
- * it, so that day's sum is said as "at least".
- */
-export function expiryItems(expiring, shown) {
-  const days = [];
-  for (const x of expiring) {
-    const date = day(x.expires_at);
-    const last = days.at(-1);
-    if (last?.date === date) last.amount += x.amount;
-    else days.push({ date, amount: x.amount, first: Date.parse(x.expires_at) });
-  }
-  const full = expiring.length >= EXPIRIES_LISTED;
-  const items = days.slice(0, shown).map((d, i) => {
-    const soon = d.first - serverNow() <= EXPIRY_WARN_MS;
-    const key = full && i === days.length - 1 ? 'points.expires_at_least' : 'points.expires';
-    return h('li', { class: soon ? 'soon' : null, 'data-testid': 'points-expiry' },
-      t(key, { amount: points(d.amount), date: d.date }),
-      soon ? [' ', h('span', { class: 'badge' }, t('points.soon'))] : null);
-  });
-  const rest = days.length - shown;
-  if (rest > 0) items.push(h('li', { class: 'muted small' }, t(full ? 'points.more_dates_full' : 'points.more_dates', { n: num(rest) })));
-  return items;
-}
-
-/** What an entry was for: its reason (unless `withReason` is false) and its order. */
-export function entryNote(e, withReason = true) {
-  return [withReason ? e.reason : null, e.order_id ? t('points.order', { order: e.order_id }) : null].filter(Boolean).join(' · ');
-}
-
 // ---- toasts -------------------------------------------------------------------------
 
 export function toast(text, kind = 'info') {
@@ -260,94 +245,4 @@ export function toast(text, kind = 'info') {
   box.append(el);
   setTimeout(() => el.classList.add('toast-out'), 5000);
   setTimeout(() => el.remove(), 5600);
-}
-
-// ---- the notification socket -------------------------------------------------------
-
-/**
- * The signed-in user's events over the WebSocket, signed in with the first
- * message (browsers cannot set headers on it); reconnects with backoff.
- * Returns a function that closes it for good.
- */
-export function connectNotifications(session, onEvent, onState) {
-  let socket = null;
-  let stopped = false;
-  let delay = 1000;
-  const open = () => {
-    if (stopped) return;
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    socket = new WebSocket(`${scheme}://${location.host}/api/v1/notifications/ws`);
-    socket.addEventListener('open', () => socket.send(JSON.stringify({ type: 'auth', token: session.token })));
-    socket.addEventListener('message', (m) => {
-      let msg;
-      try {
-        msg = JSON.parse(m.data);
-      } catch {
-        return;
-      }
-      if (msg.type === 'ready') {
-        delay = 1000;
-        onState(true);
-      } else if (msg.type !== 'pong') {
-        onEvent(msg);
-      }
-    });
-    socket.addEventListener('close', (e) => {
-      onState(false);
-      if (e.code === 4401) {
-        onEvent({ type: 'session.expired' });
-        return;
-      }
-      if (!stopped) setTimeout(open, delay);
-      delay = Math.min(delay * 2, 30000);
-    });
-  };
-  open();
-  return () => {
-    stopped = true;
-    socket?.close();
-  };
-}
-
-/**
- * Live stock snapshots of some campaigns over one Server-Sent Events stream.
- * EventSource retries by itself after a dropped connection, but gives up for
- * good on an error answer (a 503 while a server restarts): then it is
- * reopened here, with backoff. `onState(live)` reports the connection.
- */
-export function watchStock(ids, onSnapshot, onState = () => {}) {
-  if (ids.length === 0) return () => {};
-  let source = null;
-  let stopped = false;
-  let delay = 1000;
-  const open = () => {
-    if (stopped) return;
-    source = new EventSource(`/api/v1/live?campaigns=${ids.map(encodeURIComponent).join(',')}`);
-    source.addEventListener('open', () => {
-      delay = 1000;
-      onState(true);
-    });
-    source.addEventListener('stock', (e) => {
-      let s;
-      try {
-        s = JSON.parse(e.data);
-      } catch {
-        return;
-      }
-      syncServerTime(s.at);
-      onSnapshot(s);
-    });
-    source.addEventListener('error', () => {
-      onState(false);
-      if (source.readyState === EventSource.CLOSED) {
-        setTimeout(open, delay);
-        delay = Math.min(delay * 2, 30000);
-      }
-    });
-  };
-  open();
-  return () => {
-    stopped = true;
-    source?.close();
-  };
 }

@@ -1,0 +1,169 @@
+// Time sales (타임세일): a card per sale with the list price struck
+// through, the sale price, a countdown to its start or end, and its stock
+// (polled while the view is on screen); each card holds its order form.
+
+import { $, api, h, num, setText, t, toast, won } from '../common.js';
+import { orderForm, updateOrderForm } from './order-form.js';
+import { hasPendingOrder, loadOrders, updateOrders } from './orders.js';
+import { currentView, onViewChange, session } from './page.js';
+import { clockText, liveStatus, showStock, stockBar } from './stock.js';
+
+/** How often the sales (and my pending orders) are read while the view is on screen. */
+const SALES_POLL_MS = 2000;
+/** Time sales by id, in the API's order (newest first), as last read. */
+const sales = new Map();
+/** Per sale card, the elements that change. */
+const saleCards = new Map();
+/** The poll: its generation (a new one ends the old), its timer, and
+ * whether its last read failed (said once per outage, not every 2 s). */
+let salesWatch = 0;
+let salesTimer = null;
+let salesFailed = false;
+
+onViewChange(watchSales);
+
+export function setupSales() {
+  // The sales are polled only while somebody can see them.
+  document.addEventListener('visibilitychange', watchSales);
+}
+
+/** A sale as last read, or undefined. */
+export function saleById(id) {
+  return sales.get(id);
+}
+
+/** A sale card's elements, or undefined. */
+export function saleCardOf(id) {
+  return saleCards.get(id);
+}
+
+/** Poll the sales every 2 s while their view is on screen and the page visible. */
+function watchSales() {
+  const gen = ++salesWatch;
+  clearTimeout(salesTimer);
+  const on = () => gen === salesWatch && currentView() === 'sales' && document.visibilityState === 'visible';
+  if (!on()) return;
+  const tick = async () => {
+    await loadSales();
+    // A pending order moves by itself (paid by the shop, expired): follow it.
+    if (session.signedIn && hasPendingOrder()) await loadOrders();
+    if (on()) salesTimer = setTimeout(tick, SALES_POLL_MS);
+  };
+  tick();
+}
+
+export async function loadSales() {
+  let list;
+  try {
+    list = await api(null, 'GET', '/api/v1/sales');
+  } catch (err) {
+    if (!salesFailed) toast(err.text, 'error');
+    salesFailed = true;
+    return;
+  }
+  salesFailed = false;
+  sales.clear();
+  for (const s of list.sales) sales.set(s.id, s);
+  renderSales();
+  // Orders name their sale: a sale read only now names them.
+  updateOrders();
+}
+
+/** A new language: the cards' words again. */
+export function relabelSales() {
+  if (sales.size) renderSales();
+}
+
+/** Cards are made once per sale and updated in place, so a poll keeps what
+ * the shopper typed and where the focus is. */
+function renderSales() {
+  const list = $('sale-list');
+  for (const [id, el] of saleCards) {
+    if (!sales.has(id)) {
+      el.card.remove();
+      saleCards.delete(id);
+    }
+  }
+  if (sales.size === 0) {
+    list.replaceChildren(h('p', { class: 'muted', 'data-testid': 'sales-empty' }, t('sales.empty')));
+    return;
+  }
+  const wanted = [...sales.values()].map((s) => saleCards.get(s.id)?.card ?? saleCard(s));
+  const same = wanted.length === list.children.length && wanted.every((c, i) => list.children[i] === c);
+  if (!same) list.replaceChildren(...wanted);
+  updateSaleCards();
+}
+
+function saleCard(s) {
+  const id = s.id;
+  // Labels that change with the language: [element, key].
+  const labels = [];
+  const label = (node, key) => {
+    labels.push([node, key]);
+    return node;
+  };
+  const el = {
+    title: h('h2', {}),
+    badge: h('span', { class: 'badge', 'data-testid': 'sale-status' }),
+    product: h('p', { class: 'product', 'data-testid': 'sale-product' }),
+    listLabel: label(h('span', { class: 'muted small' }), 'sale.list_price'),
+    listPrice: h('del', { 'data-testid': 'list-price' }),
+    salePrice: h('strong', { class: 'sale-price', 'data-testid': 'sale-price' }),
+    off: h('span', { class: 'badge off', 'data-testid': 'sale-off' }),
+    terms: h('p', { class: 'terms' }),
+    clock: h('p', { class: 'clock', 'data-testid': 'sale-countdown' }),
+    stock: h('p', { class: 'stock', 'data-testid': 'sale-stock' }),
+    ...stockBar(),
+    ...orderForm(id, label),
+    labels,
+  };
+  el.card = h('article', { class: 'card drop sale', 'data-sale': id, 'data-testid': 'sale' },
+    h('div', { class: 'row spread' }, el.title, el.badge),
+    el.product,
+    h('p', { class: 'prices' }, el.listLabel, el.listPrice, el.salePrice, el.off),
+    el.terms, el.clock, el.bar, el.stock,
+    el.form, el.loginRow, el.result);
+  saleCards.set(id, el);
+  return el.card;
+}
+
+/** `10분`, `90초`, `1시간 30분`: a payment window in words. */
+function duration(secs) {
+  const hours = Math.floor(secs / 3600);
+  const minutes = Math.floor((secs % 3600) / 60);
+  const seconds = secs % 60;
+  return [
+    hours ? t('time.hours', { n: num(hours) }) : null,
+    minutes ? t('time.minutes', { n: num(minutes) }) : null,
+    seconds ? t('time.seconds', { n: num(seconds) }) : null,
+  ].filter(Boolean).join(' ');
+}
+
+/** Redraw every sale card (a tick, a new language, my orders or coupons moved). */
+export function updateSaleCards() {
+  for (const id of saleCards.keys()) updateSaleCard(id);
+}
+
+export function updateSaleCard(id) {
+  const s = sales.get(id);
+  const el = saleCards.get(id);
+  if (!s || !el) return;
+  for (const [node, key] of el.labels) setText(node, t(key));
+  const status = liveStatus(s.status, s.starts_at, s.ends_at);
+  el.card.dataset.status = status;
+  setText(el.title, s.name);
+  setText(el.badge, t(`status.${status}`));
+  el.badge.className = `badge status-${status}`;
+  setText(el.product, s.product.name);
+  const cut = s.product.list_price > s.sale_price;
+  el.listLabel.hidden = !cut;
+  el.listPrice.hidden = !cut;
+  el.off.hidden = !cut;
+  setText(el.listPrice, won(s.product.list_price));
+  setText(el.salePrice, won(s.sale_price));
+  setText(el.off, t('sale.off', { percent: Math.floor((100 * (s.product.list_price - s.sale_price)) / s.product.list_price) }));
+  setText(el.terms, [t('sale.per_user', { limit: num(s.per_user_limit) }), t('sale.pay_within', { time: duration(s.payment_ttl_secs) })].join(' · '));
+  setText(el.clock, clockText(status, s.starts_at, s.ends_at, 'sale.opens_in', 'sale.ends_in'));
+  showStock(el, s.remaining_quantity, s.total_quantity);
+  updateOrderForm(el, s, status);
+}
