@@ -2,7 +2,8 @@
 // out the countdown, orders with a coupon and points (the preview says what
 // they will pay; a lost answer is retried with the same Idempotency-Key and
 // orders once), pays, and finds the order paid and the coupon used; another
-// shopper watches the stock move and is told in words that it sold out. An
+// shopper watches the stock move and is told in words that it sold out. A
+// page follows a sale's stock, status and end over its live stream alone. An
 // admin creates a sale through the form (after it refuses a bad one),
 // watches its orders by status move, is told why the stock cannot go below
 // what is ordered, and pauses it.
@@ -200,11 +201,16 @@ test('a shopper orders at the opening with a coupon and points, pays, and sees i
   await first.getByTestId('points-balance').filter({ hasText: /^4,000 P$/ }).waitFor();
 
   // The last unit goes to a third shopper while the second one's page still
-  // shows it (its poll answered just before): pressing Buy says, in words,
-  // that it sold out.
+  // shows it (its stream is down, and its last read answered just before):
+  // pressing Buy says, in words, that it sold out.
   const stale = (await apiCall(base, 'GET', '/api/v1/sales')).body;
   assert.equal(stale.sales.find((s) => s.id === sale.id).remaining_quantity, 1);
   await second.route('**/api/v1/sales', (route) => route.fulfill({ json: stale }));
+  await second.route('**/api/v1/sales/*/live', (route) => route.abort());
+  // Away and back: the sale's stream closes, and cannot open again.
+  await second.locator('a[data-tab="drops"]').click();
+  await second.locator('a[data-tab="sales"]').click();
+  await other.getByTestId('buy').filter({ hasText: '구매하기' }).waitFor();
   const [third] = await shoppers(base, admin, 'third', 1);
   assert.equal((await apiCall(base, 'POST', `/api/v1/sales/${sale.id}/orders`, third.token, {})).status, 201);
   await other.getByTestId('buy').click();
@@ -212,6 +218,7 @@ test('a shopper orders at the opening with a coupon and points, pays, and sees i
   await refused.filter({ hasText: '품절되었습니다. 준비된 수량이 모두 주문되어 주문하지 못했습니다.' }).waitFor();
   assert.equal(await refused.getAttribute('class'), 'result bad');
   await second.unroute('**/api/v1/sales');
+  await second.unroute('**/api/v1/sales/*/live');
   await other.getByTestId('sale-status').filter({ hasText: '품절' }).waitFor();
   await other.getByTestId('sale-stock').filter({ hasText: '남은 수량 0 / 2' }).waitFor();
   await other.getByTestId('buy').filter({ hasText: '품절' }).waitFor();
@@ -227,6 +234,72 @@ test('a shopper orders at the opening with a coupon and points, pays, and sees i
 
   assert.deepEqual(first.errors, []);
   assert.deepEqual(second.errors, []);
+});
+
+test('a sale on screen moves live over its own stream: orders by others, a pause and a later end show without a reload, and the stream closes with the view', async () => {
+  const base = env.server.base;
+  const admin = await adminToken(base);
+  const sale = await createSale(base, admin, { name: '실시간 특가', total_quantity: 3,
+    product: { sku: 'SKU-L', name: '라이브 상품', list_price: 20000 }, sale_price: 10000 });
+  const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+  // The page's event streams, so the test can see which are open.
+  await page.addInitScript(() => {
+    const Native = window.EventSource;
+    window.openStreams = new Set();
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.openStreams.add(this);
+      }
+
+      close() {
+        window.openStreams.delete(this);
+        super.close();
+      }
+    };
+  });
+  const streaming = (path, open) => page.waitForFunction(([p, o]) => [...window.openStreams]
+    .some((s) => s.readyState === EventSource.OPEN && new URL(s.url).pathname === p) === o, [path, open]);
+  const stream = `/api/v1/sales/${sale.id}/live`;
+
+  await page.goto(base + '/#sales');
+  const card = page.locator(`[data-sale="${sale.id}"]`);
+  await card.getByTestId('sale-stock').filter({ hasText: '남은 수량 3 / 3' }).waitFor();
+  await card.getByTestId('sale-countdown').filter({ hasText: /^판매 종료까지 00:5\d:\d\d$/ }).waitFor();
+  await streaming(stream, true);
+  // From here on the list cannot be read: what moves came over the stream.
+  await page.route('**/api/v1/sales', (route) => route.abort());
+
+  // Another shopper orders through the API: one fewer, on this page.
+  const buyers = await shoppers(base, admin, 'live', 3);
+  const order = async (who) => assert.equal((await apiCall(base, 'POST', `/api/v1/sales/${sale.id}/orders`, who.token, {})).status, 201);
+  await order(buyers[0]);
+  await card.getByTestId('sale-stock').filter({ hasText: '남은 수량 2 / 3' }).waitFor();
+  assert.equal(await card.getByTestId('sale-status').textContent(), '진행 중');
+
+  // The admin pauses it, resumes it, and gives it an hour more: each shows.
+  const patch = async (body) => assert.equal((await apiCall(base, 'PATCH', `/api/v1/sales/${sale.id}`, admin, body)).status, 200);
+  await patch({ paused: true });
+  await card.getByTestId('sale-status').filter({ hasText: '일시 중지' }).waitFor();
+  await patch({ paused: false });
+  await card.getByTestId('sale-status').filter({ hasText: '진행 중' }).waitFor();
+  await patch({ ends_at: new Date(Date.parse(sale.ends_at) + 3_600_000).toISOString() });
+  await card.getByTestId('sale-countdown').filter({ hasText: /^판매 종료까지 01:5\d:\d\d$/ }).waitFor();
+
+  // The last two units go: sold out, said on the card.
+  await order(buyers[1]);
+  await order(buyers[2]);
+  await card.getByTestId('sale-stock').filter({ hasText: '남은 수량 0 / 3' }).waitFor();
+  await card.getByTestId('sale-status').filter({ hasText: '품절' }).waitFor();
+  await page.unroute('**/api/v1/sales');
+
+  // A stream only while the sale is on screen: another view closes it, and
+  // coming back opens it again.
+  await page.locator('a[data-tab="drops"]').click();
+  await streaming(stream, false);
+  await page.locator('a[data-tab="sales"]').click();
+  await streaming(stream, true);
+  assert.deepEqual(page.errors, []);
 });
 
 test('a shopper cancels an order: the coupon and points come back, and the unit is back on sale', async () => {

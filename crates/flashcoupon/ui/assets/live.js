@@ -49,20 +49,25 @@ export function connectNotifications(session, onEvent, onState) {
 }
 
 /**
- * Live stock snapshots of some campaigns over one Server-Sent Events stream.
- * EventSource retries by itself after a dropped connection, but gives up for
- * good on an error answer (a 503 while a server restarts): then it is
+ * `stock` snapshots from the Server-Sent Events stream at `url`, each
+ * setting the countdowns' clock from its `at` (but the first of each
+ * connection when `firstIsOld`: a stream that hands over the last snapshot
+ * as published may send one read long ago). EventSource retries by itself
+ * after a dropped connection, but gives up for good on an error answer (a
+ * 503 while a server restarts, or too many live connections): then it is
  * reopened here, with backoff. `onState(live)` reports the connection.
+ * Returns a function that closes it for good.
  */
-export function watchStock(ids, onSnapshot, onState = () => {}) {
-  if (ids.length === 0) return () => {};
+function watchLive(url, onSnapshot, onState, firstIsOld = false) {
   let source = null;
   let stopped = false;
   let delay = 1000;
   const open = () => {
     if (stopped) return;
-    source = new EventSource(`/api/v1/live?campaigns=${ids.map(encodeURIComponent).join(',')}`);
+    source = new EventSource(url);
+    let first = true;
     source.addEventListener('open', () => {
+      first = true;
       delay = 1000;
       onState(true);
     });
@@ -73,7 +78,8 @@ export function watchStock(ids, onSnapshot, onState = () => {}) {
       } catch {
         return;
       }
-      syncServerTime(s.at);
+      if (!first || !firstIsOld) syncServerTime(s.at);
+      first = false;
       onSnapshot(s);
     });
     source.addEventListener('error', () => {
@@ -89,4 +95,23 @@ export function watchStock(ids, onSnapshot, onState = () => {}) {
     stopped = true;
     source?.close();
   };
+}
+
+/** Live stock of some campaigns over one stream (a page of drops: browsers
+ * open at most six connections per host, so not one per card). */
+export function watchStock(ids, onSnapshot, onState = () => {}) {
+  if (ids.length === 0) return () => {};
+  return watchLive(`/api/v1/live?campaigns=${ids.map(encodeURIComponent).join(',')}`, onSnapshot, onState);
+}
+
+/** Live stock of one campaign (its dashboard). */
+export function watchCampaign(id, onSnapshot, onState = () => {}) {
+  return watchLive(`/api/v1/campaigns/${encodeURIComponent(id)}/live`, onSnapshot, onState);
+}
+
+/** Live stock and status of one time sale: `status`, `total_quantity`,
+ * `remaining_quantity`, `sold_count`, `paused`, `starts_at`, `ends_at`.
+ * Its first snapshot is the last one published, `at` included. */
+export function watchSale(id, onSnapshot, onState = () => {}) {
+  return watchLive(`/api/v1/sales/${encodeURIComponent(id)}/live`, onSnapshot, onState, true);
 }

@@ -3,6 +3,7 @@
 // code-guess numbers, and the winners in seq order with their CSV.
 
 import { $, dateTime, h, num, t, toast } from '../common.js';
+import { watchCampaign } from '../live.js';
 import { issuanceText, togglePause } from './campaigns.js';
 import { openCodes, renderCodes, startCodes } from './codes.js';
 import { call } from './console.js';
@@ -64,19 +65,14 @@ async function openDashboard(id, atCodes = false) {
     job: null, jobTimer: null,
     stop() {
       d.stopped = true;
-      live.close();
+      stopStream();
       clearTimeout(d.timer);
       clearTimeout(d.jobTimer);
     },
   };
-  const live = new EventSource(`/api/v1/campaigns/${id}/live`);
-  live.addEventListener('stock', (e) => {
+  const stopStream = watchCampaign(id, (snapshot) => {
     if (dash !== d) return;
-    try {
-      Object.assign(d.campaign, JSON.parse(e.data));
-    } catch {
-      return;
-    }
+    Object.assign(d.campaign, snapshot);
     renderStock();
   });
   dash = d;

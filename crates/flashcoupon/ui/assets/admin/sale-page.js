@@ -1,18 +1,24 @@
-// A time sale's page for admins: its stock and status, its orders by
-// status as bars, revenue, discounts and points given, when it sold out
-// (read again every 3 s); pause/resume, and a change of stock or end, with
-// 409 quantity_below_issued said at the field.
+// A time sale's page for admins: its stock and status (live over SSE), its
+// orders by status as bars, revenue, discounts and points given, when it
+// sold out (read again as the stock moves, and every 5 s for payments);
+// pause/resume, and a change of stock or end, with 409
+// quantity_below_issued said at the field.
 
 import { $, dateTime, h, num, points, t, toast, won } from '../common.js';
+import { watchSale } from '../live.js';
 import { call } from './console.js';
 import { int, MAX_TOTAL, time, toLocalInput } from './form.js';
 import { toggleSalePause } from './sales.js';
 
-/** How often the page reads the sale and its summary again. */
-const SALES_POLL_MS = 3000;
+/** How often the page reads the sale and its summary again: a payment
+ * moves the summary but not the stock, and the stream may be down. */
+const PAGE_POLL_MS = 5000;
+/** What the sale's stream says of it. */
+const STREAMED = ['status', 'total_quantity', 'remaining_quantity', 'sold_count', 'paused', 'starts_at', 'ends_at'];
 const ORDER_STATUSES = ['pending_payment', 'paid', 'expired', 'cancelled', 'refunded'];
 
-/** The open sale page: {id, sale, summary, missing, filled, saving, chart, stop()}. */
+/** The open sale page: {id, sale, summary, missing, filled, saving, chart,
+ * live, last (the stream's last snapshot), reading, again, stop()}. */
 let saleDash = null;
 
 export const salePageScreen = {
@@ -34,6 +40,7 @@ export function setupSalePage() {
 function openSale(id) {
   const d = {
     id, sale: null, summary: null, missing: false, filled: false, saving: false, stopped: false, timer: null,
+    live: false, last: null, reading: false, again: false,
     chart: ORDER_STATUSES.map((status) => {
       const bar = {
         status,
@@ -47,10 +54,22 @@ function openSale(id) {
     }),
     stop() {
       d.stopped = true;
+      stopStream();
       clearTimeout(d.timer);
     },
   };
   saleDash = d;
+  const stopStream = watchSale(id, (snapshot) => {
+    if (d.stopped) return;
+    d.last = Object.fromEntries(STREAMED.map((k) => [k, snapshot[k]]));
+    if (!d.sale) return;
+    Object.assign(d.sale, d.last);
+    renderSale();
+    // The stock moved: an order placed, cancelled or expired.
+    readSummary(d);
+  }, (live) => {
+    d.live = live;
+  });
   for (const id of ['sale-title', 'sale-status', 'sale-pause', 'sale-product', 'sale-window', 'sale-edit-result', 'sale-edit-error']) $(id).textContent = '';
   for (const k of ['ordered', 'remaining', 'sold', 'revenue', 'discount', 'points', 'sold-out']) $(`skpi-${k}`).textContent = '–';
   $('sale-edit').reset();
@@ -59,7 +78,7 @@ function openSale(id) {
   $('sale-chart').replaceChildren(...d.chart.map((b) => b.item));
   const tick = async () => {
     await refreshSale(d);
-    if (!d.stopped) d.timer = setTimeout(tick, SALES_POLL_MS);
+    if (!d.stopped) d.timer = setTimeout(tick, PAGE_POLL_MS);
   };
   tick();
 }
@@ -80,16 +99,32 @@ async function refreshSale(d) {
     return;
   }
   if (saleDash !== d) return;
-  d.sale = sale;
+  // The stream is newer than a read that may have started before its last
+  // change (it sends only changes: an older read would stay).
+  d.sale = d.live && d.last ? { ...sale, ...d.last } : sale;
   if (!d.filled) fillSaleEdit(d);
-  try {
-    d.summary = await call('GET', `/api/v1/admin/sales/${d.id}/summary`);
-    d.missing = false;
-  } catch {
-    if (saleDash !== d) return;
-    d.missing = true;
+  await readSummary(d);
+}
+
+/** The summary, read again (once more after the read in flight, if one is). */
+async function readSummary(d) {
+  if (d.reading) {
+    d.again = true;
+    return;
   }
-  if (saleDash === d) renderSale();
+  d.reading = true;
+  do {
+    d.again = false;
+    try {
+      d.summary = await call('GET', `/api/v1/admin/sales/${d.id}/summary`);
+      d.missing = false;
+    } catch {
+      d.missing = true;
+    }
+    if (saleDash !== d) return;
+    renderSale();
+  } while (d.again);
+  d.reading = false;
 }
 
 function renderSale() {

@@ -11,7 +11,8 @@ import { loadInbox, setupInbox } from './inbox.js';
 import { renderOrders, updateOrders } from './orders.js';
 import { currentView, session, showView } from './page.js';
 import { setupPoints } from './points.js';
-import { relabelSales, setupSales, updateSaleCards } from './sales.js';
+import { setupSalesFeed } from './sales-feed.js';
+import { relabelSales, updateSaleCards } from './sales.js';
 import { loadWallet } from './wallet.js';
 
 function start() {
@@ -29,13 +30,12 @@ function start() {
   setupAccount();
   setupInbox();
   setupPoints();
-  setupSales();
+  setupSalesFeed();
   window.addEventListener('hashchange', showView);
   showView();
   showDrops();
   if (session.signedIn) signedIn();
-  // Countdowns tick on their own; stock changes arrive on the live stream
-  // (drops) or the poll (sales).
+  // Countdowns tick on their own; stock changes arrive on the live streams.
   setInterval(() => {
     updateCards();
     if (currentView() === 'sales') {

@@ -9,7 +9,8 @@ import {
 import { campaignName } from './drops.js';
 import { loadOrders, ordersHeld, showOrder } from './orders.js';
 import { askToLogIn, onSignOut, onViewChange, session, signOut } from './page.js';
-import { loadSales, saleById, saleCardOf, updateSaleCard, updateSaleCards } from './sales.js';
+import { loadSales } from './sales-feed.js';
+import { saleById, saleCardOf, updateSaleCard, updateSaleCards } from './sales.js';
 
 /** Per sale, the order being placed: its fields, the Idempotency-Key sent
  * with them (null once answered), whether it is in flight, and its last

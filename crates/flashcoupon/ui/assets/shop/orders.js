@@ -5,7 +5,8 @@
 import { $, api, countdown, dateTime, h, num, points, serverNow, setText, showResult, t, won } from '../common.js';
 import { forgetOrdered, loadShopperExtras } from './order-form.js';
 import { currentView, onSignOut, onViewChange, session, signOut } from './page.js';
-import { loadSales, saleById, updateSaleCards } from './sales.js';
+import { loadSales } from './sales-feed.js';
+import { saleById, updateSaleCards } from './sales.js';
 import { loadWallet } from './wallet.js';
 
 /** My orders (newest first); null until read. `gen` counts sessions, so an

@@ -1,31 +1,15 @@
 // Time sales (타임세일): a card per sale with the list price struck
 // through, the sale price, a countdown to its start or end, and its stock
-// (polled while the view is on screen); each card holds its order form.
+// (kept current by sales-feed.js); each card holds its order form.
 
-import { $, api, h, num, setText, t, toast, won } from '../common.js';
+import { $, h, num, setText, t, won } from '../common.js';
 import { orderForm, updateOrderForm } from './order-form.js';
-import { hasPendingOrder, loadOrders, updateOrders } from './orders.js';
-import { currentView, onViewChange, session } from './page.js';
 import { clockText, liveStatus, showStock, stockBar } from './stock.js';
 
-/** How often the sales (and my pending orders) are read while the view is on screen. */
-const SALES_POLL_MS = 2000;
-/** Time sales by id, in the API's order (newest first), as last read. */
+/** Time sales by id, in the API's order (newest first), as last read or streamed. */
 const sales = new Map();
 /** Per sale card, the elements that change. */
 const saleCards = new Map();
-/** The poll: its generation (a new one ends the old), its timer, and
- * whether its last read failed (said once per outage, not every 2 s). */
-let salesWatch = 0;
-let salesTimer = null;
-let salesFailed = false;
-
-onViewChange(watchSales);
-
-export function setupSales() {
-  // The sales are polled only while somebody can see them.
-  document.addEventListener('visibilitychange', watchSales);
-}
 
 /** A sale as last read, or undefined. */
 export function saleById(id) {
@@ -37,36 +21,23 @@ export function saleCardOf(id) {
   return saleCards.get(id);
 }
 
-/** Poll the sales every 2 s while their view is on screen and the page visible. */
-function watchSales() {
-  const gen = ++salesWatch;
-  clearTimeout(salesTimer);
-  const on = () => gen === salesWatch && currentView() === 'sales' && document.visibilityState === 'visible';
-  if (!on()) return;
-  const tick = async () => {
-    await loadSales();
-    // A pending order moves by itself (paid by the shop, expired): follow it.
-    if (session.signedIn && hasPendingOrder()) await loadOrders();
-    if (on()) salesTimer = setTimeout(tick, SALES_POLL_MS);
-  };
-  tick();
+/** The sales as read (a list in the API's order). */
+export function setSales(list) {
+  sales.clear();
+  for (const sale of list) sales.set(sale.id, sale);
 }
 
-export async function loadSales() {
-  let list;
-  try {
-    list = await api(null, 'GET', '/api/v1/sales');
-  } catch (err) {
-    if (!salesFailed) toast(err.text, 'error');
-    salesFailed = true;
-    return;
-  }
-  salesFailed = false;
-  sales.clear();
-  for (const s of list.sales) sales.set(s.id, s);
-  renderSales();
-  // Orders name their sale: a sale read only now names them.
-  updateOrders();
+/** The ids of the sales shown, in their order. */
+export function saleIds() {
+  return [...sales.keys()];
+}
+
+/** What a live stream says of a sale: `fields` replace those read before. */
+export function patchSale(id, fields) {
+  const sale = sales.get(id);
+  if (!sale) return;
+  Object.assign(sale, fields);
+  updateSaleCard(id);
 }
 
 /** A new language: the cards' words again. */
@@ -76,7 +47,7 @@ export function relabelSales() {
 
 /** Cards are made once per sale and updated in place, so a poll keeps what
  * the shopper typed and where the focus is. */
-function renderSales() {
+export function renderSales() {
   const list = $('sale-list');
   for (const [id, el] of saleCards) {
     if (!sales.has(id)) {
