@@ -38,6 +38,8 @@ pub enum Full {
 struct Counts {
     total: usize,
     waiting: usize,
+    /// Live streams: the connections opened public (not waiting to sign in).
+    streams: usize,
     by_address: HashMap<IpAddr, usize>,
     by_user: HashMap<UserId, usize>,
 }
@@ -55,6 +57,7 @@ pub struct Slot {
     address: IpAddr,
     user: Option<UserId>,
     waiting: bool,
+    stream: bool,
 }
 
 fn over(count: usize, cap: usize) -> bool {
@@ -102,17 +105,24 @@ impl Connections {
         c.total += 1;
         *c.by_address.entry(address).or_default() += 1;
         c.waiting += usize::from(waiting);
+        c.streams += usize::from(!waiting);
         Ok(Slot {
             owner: self.clone(),
             address,
             user: None,
             waiting,
+            stream: !waiting,
         })
     }
 
     /// How many connections are open (for metrics and tests).
     pub fn open_count(&self) -> usize {
         self.counts().total
+    }
+
+    /// How many of them are live streams (for `flashcoupon_sse_connections`).
+    pub fn stream_count(&self) -> usize {
+        self.counts().streams
     }
 }
 
@@ -142,6 +152,7 @@ impl Drop for Slot {
         let mut c = self.owner.counts();
         c.total -= 1;
         c.waiting -= usize::from(self.waiting);
+        c.streams -= usize::from(self.stream);
         decrement(&mut c.by_address, &self.address);
         if let Some(user) = self.user {
             decrement(&mut c.by_user, &user);
@@ -177,6 +188,7 @@ mod tests {
             Full::Waiting
         );
         let public = conns.open(ip("192.0.2.3"), false).unwrap();
+        assert_eq!(conns.stream_count(), 1, "only the public one is a stream");
         assert_eq!(conns.open(ip("192.0.2.4"), false).unwrap_err(), Full::Total);
         let user = UserId::generate();
         a2.signed_in(user).unwrap();
@@ -187,5 +199,6 @@ mod tests {
         assert_eq!(conns.open_count(), 0);
         assert!(conns.counts().by_address.is_empty() && conns.counts().by_user.is_empty());
         assert_eq!(conns.counts().waiting, 0);
+        assert_eq!(conns.stream_count(), 0);
     }
 }

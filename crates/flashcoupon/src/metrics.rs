@@ -27,6 +27,9 @@ pub struct Metrics {
     pub reconciled: IntCounter,
     /// Notification sockets open on this instance.
     pub ws_connections: IntGauge,
+    /// Live stock streams (Server-Sent Events) open on this instance, set
+    /// from the connection caps' own count at each scrape.
+    pub sse_connections: IntGauge,
     /// Events queued to notification sockets.
     pub notifications_pushed: IntCounter,
     /// Sockets closed because their client read too slowly.
@@ -57,6 +60,9 @@ pub struct Metrics {
     pub trigger_issues: IntCounterVec,
     /// Outbound events the broker confirmed.
     pub outbox_published: IntCounter,
+    /// Messages waiting in a consumed queue and in its dead letters, by
+    /// `queue`: the consumers' lag (`broker::consumer` polls it).
+    pub queue_messages: IntGaugeVec,
     /// Time from an outbound event's commit to the broker's confirm.
     pub outbox_lag: Histogram,
     /// Time-sale orders answered, by result.
@@ -148,6 +154,11 @@ impl Metrics {
         let ws_connections = IntGauge::new(
             "flashcoupon_ws_connections",
             "Notification WebSockets open on this instance.",
+        )
+        .expect("valid metric");
+        let sse_connections = IntGauge::new(
+            "flashcoupon_sse_connections",
+            "Live stock streams (Server-Sent Events) open on this instance.",
         )
         .expect("valid metric");
         let notifications_pushed = counter(
@@ -245,6 +256,16 @@ impl Metrics {
             "flashcoupon_outbox_published_total",
             "Outbound events published to the broker and confirmed by it.",
         );
+        // Read by each instance that consumes the queue, so every instance
+        // reports the same broker-wide number: take the max, not the sum.
+        let queue_messages = IntGaugeVec::new(
+            Opts::new(
+                "flashcoupon_broker_queue_messages",
+                "Messages ready in a consumed RabbitMQ queue (and its .dead letters), not yet delivered to a consumer; read every 5 s.",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
         let outbox_lag = Histogram::with_opts(
             HistogramOpts::new(
                 "flashcoupon_outbox_lag_seconds",
@@ -268,6 +289,7 @@ impl Metrics {
             Box::new(trigger_issues.clone()),
             Box::new(outbox_published.clone()),
             Box::new(outbox_lag.clone()),
+            Box::new(queue_messages.clone()),
             Box::new(issue_outcomes.clone()),
             Box::new(issue_latency.clone()),
             Box::new(order_outcomes.clone()),
@@ -279,6 +301,7 @@ impl Metrics {
             Box::new(gate_rebuilds.clone()),
             Box::new(reconciled.clone()),
             Box::new(ws_connections.clone()),
+            Box::new(sse_connections.clone()),
             Box::new(notifications_pushed.clone()),
             Box::new(ws_cut_off.clone()),
         ] {
@@ -295,6 +318,7 @@ impl Metrics {
             gate_rebuilds,
             reconciled,
             ws_connections,
+            sse_connections,
             notifications_pushed,
             ws_cut_off,
             payment_events,
@@ -308,13 +332,14 @@ impl Metrics {
             trigger_issues,
             outbox_published,
             outbox_lag,
+            queue_messages,
             order_outcomes,
             order_latency,
         }
     }
 
-    /// The Prometheus text exposition, with the stock gauges read off the gate now.
-    /// The text exposition, with the given stock per campaign.
+    /// The Prometheus text exposition, with the given stock per campaign
+    /// (read off the gate by the caller just now).
     pub fn render(&self, stock: &[(CampaignId, u32)]) -> String {
         self.stock_remaining.reset();
         for (id, remaining) in stock {

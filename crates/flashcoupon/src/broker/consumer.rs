@@ -10,6 +10,9 @@
 //! with the reason in its headers, then acknowledged: it never blocks the
 //! queue. One that failed for a passing reason (the record unreachable) is
 //! returned to the queue after a pause.
+//!
+//! Each session also reports how many messages wait in its queue and in its
+//! dead letters (`flashcoupon_broker_queue_messages`), the consumer's lag.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tokio::sync::mpsc;
@@ -27,6 +30,7 @@ use tokio::sync::mpsc;
 use super::{BrokerError, BrokerSettings, Names, connect, declare, reconnecting, timely};
 use crate::domain::ids::{UserId, parse_uuid};
 use crate::issuing::triggers::{self, TriggerError};
+use crate::metrics::Metrics;
 use crate::payments::{self, PaymentError, PaymentEvent, Processed, Source};
 use crate::state::AppState;
 use crate::tasks::Shutdown;
@@ -69,6 +73,8 @@ const MAX_BATCH: usize = 128;
 /// With no delivery for this long, check that the connection still lives
 /// (a consumer stream can go quiet on a dead connection).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// How often a session reads how many messages wait in its queues.
+const DEPTH_POLL: Duration = Duration::from_secs(5);
 
 pub async fn run(state: AppState, settings: BrokerSettings, queue: Queue, shutdown: Shutdown) {
     let settings = Arc::new(settings);
@@ -121,6 +127,15 @@ async fn session(
     .await?;
     let mut events = conn.events_listener();
     tracing::info!(queue = queue.name(&settings.names), "consuming");
+    let watched = [
+        queue.name(&settings.names).to_owned(),
+        queue.dead(&settings.names).to_owned(),
+    ];
+    let depth = tokio::spawn(report_depth(
+        timely(conn.create_channel()).await?,
+        watched.clone(),
+        state.metrics.clone(),
+    ));
     // Deliveries go to one worker, which takes them in batches (what has
     // arrived meanwhile, up to MAX_BATCH): one commit per batch. The
     // broker sends no more than `prefetch` unacknowledged.
@@ -156,11 +171,50 @@ async fn session(
             _ = shutdown.begun() => break Ok(()),
         }
     };
+    // A depth this session can no longer read is unknown, not the last one
+    // read: its series goes (other instances still report theirs).
+    depth.abort();
+    let _ = depth.await;
+    for name in &watched {
+        let _ = state.metrics.queue_messages.remove_label_values(&[name]);
+    }
     // Let the messages in hand finish (ack or return) before closing.
     drop(to_worker);
     let _ = tokio::time::timeout(Duration::from_secs(3), worker).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
     ended
+}
+
+/// Every [`DEPTH_POLL`], how many messages are ready in each of `queues`,
+/// into `flashcoupon_broker_queue_messages`, until the session aborts it:
+/// a backlog that does not drain, dead letters waiting for a human. Those
+/// already in a consumer's hands (up to `prefetch`) are not counted. A
+/// passive declaration only reads; it has a channel of its own because one
+/// that fails closes its channel. A failed read is skipped: the session
+/// notices a lost connection by itself.
+async fn report_depth(channel: Channel, queues: [String; 2], metrics: Metrics) {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let mut every = tokio::time::interval(DEPTH_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        for name in &queues {
+            let declared =
+                channel.queue_declare(name.as_str().into(), passive, FieldTable::default());
+            match timely(declared).await {
+                Ok(q) => metrics
+                    .queue_messages
+                    .with_label_values(&[name])
+                    .set(i64::from(q.message_count())),
+                Err(e) => {
+                    tracing::debug!(error = %e, queue = %name, "could not read a queue's depth")
+                }
+            }
+        }
+    }
 }
 
 /// Take deliveries in, a batch at a time, until the session drops its end.

@@ -55,6 +55,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // The caps count every live stream already; the gauge is read off them.
+    state
+        .metrics
+        .sse_connections
+        .set(state.connections.stream_count() as i64);
     (
         [(
             header::CONTENT_TYPE,
