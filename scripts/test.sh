@@ -43,6 +43,11 @@ echo "==> pass 5: the fuzz targets, a short smoke run each (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 2>&1 | tee "$logs/fuzz.log"
 status5=${PIPESTATUS[0]}
 
+echo "==> pass 6: the dashboard and alert rules in deploy/ against a real Prometheus scraping"
+echo "    a real server through a small drop (scripts/prometheus.sh)"
+bash scripts/prometheus.sh 2>&1 | tee "$logs/prometheus.log"
+status6=${PIPESTATUS[0]}
+
 echo "==> embedded pass:  $(summary "$logs/embedded.log")"
 echo "==> scale-out pass: $(summary "$logs/scale-out.log")"
 scaleout_ran=$(grep -cE "^\s+PASS .* scaleout::" "$logs/embedded.log" || true)
@@ -52,6 +57,8 @@ echo "==> schemathesis:   $(sed -n 's/^==> schemathesis: //p' "$logs/schemathesi
 # What schemathesis found, again at the very end, where CI's excerpt looks.
 sed -n '/^==> schemathesis failures/,/^==> schemathesis: /p' "$logs/schemathesis.log" | sed '$d'
 echo "==> fuzz pass:      $(grep -cE "^Done [0-9]+ runs" "$logs/fuzz.log") targets ran clean: $(awk '/^Done [0-9]+ runs/ { n += $2 } END { print n + 0 }' "$logs/fuzz.log") inputs"
-if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ] || [ "$status4" -ne 0 ] || [ "$status5" -ne 0 ]; then
+echo "==> prometheus:     $(sed -n 's/^==> prometheus: //p' "$logs/prometheus.log")"
+grep -E "^FAIL: " "$logs/prometheus.log"
+if [ "$status" -ne 0 ] || [ "$status2" -ne 0 ] || [ "$status3" -ne 0 ] || [ "$status4" -ne 0 ] || [ "$status5" -ne 0 ] || [ "$status6" -ne 0 ]; then
     exit 1
 fi
