@@ -236,11 +236,12 @@ test('a shopper orders at the opening with a coupon and points, pays, and sees i
   assert.deepEqual(second.errors, []);
 });
 
-test('a sale on screen moves live over its own stream: orders by others, a pause and a later end show without a reload, and the stream closes with the view', async () => {
+test("a sale on screen moves live over its own stream: orders by others, a pause and a later end show without a reload, and the stream closes with the view (and the drops' stream with theirs)", async () => {
   const base = env.server.base;
   const admin = await adminToken(base);
   const sale = await createSale(base, admin, { name: '실시간 특가', total_quantity: 3,
     product: { sku: 'SKU-L', name: '라이브 상품', list_price: 20000 }, sale_price: 10000 });
+  await createCampaign(base, admin, { name: '함께 보는 쿠폰' });
   const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
   // The page's event streams, so the test can see which are open.
   await page.addInitScript(() => {
@@ -261,12 +262,14 @@ test('a sale on screen moves live over its own stream: orders by others, a pause
   const streaming = (path, open) => page.waitForFunction(([p, o]) => [...window.openStreams]
     .some((s) => s.readyState === EventSource.OPEN && new URL(s.url).pathname === p) === o, [path, open]);
   const stream = `/api/v1/sales/${sale.id}/live`;
+  const drops = '/api/v1/live';
 
   await page.goto(base + '/#sales');
   const card = page.locator(`[data-sale="${sale.id}"]`);
   await card.getByTestId('sale-stock').filter({ hasText: '남은 수량 3 / 3' }).waitFor();
   await card.getByTestId('sale-countdown').filter({ hasText: /^판매 종료까지 00:5\d:\d\d$/ }).waitFor();
   await streaming(stream, true);
+  await streaming(drops, false);
   // From here on the list cannot be read: what moves came over the stream.
   await page.route('**/api/v1/sales', (route) => route.abort());
 
@@ -293,12 +296,14 @@ test('a sale on screen moves live over its own stream: orders by others, a pause
   await card.getByTestId('sale-status').filter({ hasText: '품절' }).waitFor();
   await page.unroute('**/api/v1/sales');
 
-  // A stream only while the sale is on screen: another view closes it, and
-  // coming back opens it again.
+  // A stream only while the sale is on screen: the drops' view closes it
+  // (and streams the drops instead), and coming back opens it again.
   await page.locator('a[data-tab="drops"]').click();
   await streaming(stream, false);
+  await streaming(drops, true);
   await page.locator('a[data-tab="sales"]').click();
   await streaming(stream, true);
+  await streaming(drops, false);
   assert.deepEqual(page.errors, []);
 });
 

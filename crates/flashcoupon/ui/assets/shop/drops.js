@@ -1,11 +1,12 @@
 // The drops (선착순 이벤트): a card per campaign with its countdown and live
-// stock, the claim button (only for drops claimed by it: others are redeemed
-// with a code or issued by themselves), "notify me", and which coupons of
-// each the shopper already holds.
+// stock (one stream for them all, open while they are on screen), the claim
+// button (only for drops claimed by it: others are redeemed with a code or
+// issued by themselves), "notify me", and which coupons of each the shopper
+// already holds.
 
 import { $, api, discountText, h, newId, showResult, setText, t, toast, withOneRetry, won } from '../common.js';
 import { watchStock } from '../live.js';
-import { askToLogIn, onSignOut, session, signOut } from './page.js';
+import { askToLogIn, currentView, onSignOut, onViewChange, session, signOut } from './page.js';
 import { clockText, liveStatus, showStock, stockBar } from './stock.js';
 
 /** Campaign views by id, kept current by the live stream. */
@@ -19,7 +20,9 @@ const inFlight = new Set();
 const results = new Map();
 /** Per card, the elements that change. */
 const cards = new Map();
-let stopStock = () => {};
+/** The drops listed, and their stock's stream (null: closed). */
+let listedIds = [];
+let stopStock = null;
 /** Resolves once the drops are listed. */
 let listed = Promise.resolve();
 /** A drop's "redeem with a code" was followed, to the wallet. */
@@ -32,9 +35,32 @@ onSignOut(() => {
   updateCards();
 });
 
-/** List the drops and watch their stock. */
-export function showDrops() {
+onViewChange(syncStockStream);
+
+/** List the drops; their stock streams while they are on screen. */
+export function setupDrops() {
+  document.addEventListener('visibilitychange', syncStockStream);
   listed = loadDrops();
+}
+
+/** Stream the stock only while the drops are on screen: a browser holds at
+ * most six connections per host, and the sales' streams need theirs. */
+function syncStockStream() {
+  const on = currentView() === 'drops' && document.visibilityState === 'visible';
+  if (on && !stopStock) {
+    stopStock = watchStock(listedIds, (s) => {
+      const c = campaigns.get(s.campaign_id);
+      if (!c) return;
+      Object.assign(c, {
+        status: s.status, remaining_quantity: s.remaining_quantity, issued_count: s.issued_count,
+        total_quantity: s.total_quantity, issue_ends_at: s.issue_ends_at,
+      });
+      updateCard(c.id);
+    });
+  } else if (!on && stopStock) {
+    stopStock();
+    stopStock = null;
+  }
 }
 
 async function loadDrops() {
@@ -48,16 +74,10 @@ async function loadDrops() {
   campaigns.clear();
   for (const c of list.campaigns) campaigns.set(c.id, c);
   renderDrops();
-  stopStock();
-  stopStock = watchStock([...campaigns.keys()], (s) => {
-    const c = campaigns.get(s.campaign_id);
-    if (!c) return;
-    Object.assign(c, {
-      status: s.status, remaining_quantity: s.remaining_quantity, issued_count: s.issued_count,
-      total_quantity: s.total_quantity, issue_ends_at: s.issue_ends_at,
-    });
-    updateCard(c.id);
-  });
+  listedIds = [...campaigns.keys()];
+  stopStock?.();
+  stopStock = null;
+  syncStockStream();
 }
 
 /** A campaign's name, read once if it is not among the drops listed ('' if unknown). */

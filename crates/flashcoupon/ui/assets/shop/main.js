@@ -6,7 +6,7 @@
 import { $, applyLabels, onLangChange, setupLangToggle } from '../common.js';
 import { setupAccount, signedIn } from './account.js';
 import { renderRedeem, setupCodeBox, tickRedeem } from './codes.js';
-import { showDrops, updateCards } from './drops.js';
+import { setupDrops, updateCards } from './drops.js';
 import { loadInbox, setupInbox } from './inbox.js';
 import { renderOrders, updateOrders } from './orders.js';
 import { currentView, session, showView } from './page.js';
@@ -33,7 +33,7 @@ function start() {
   setupSalesFeed();
   window.addEventListener('hashchange', showView);
   showView();
-  showDrops();
+  setupDrops();
   if (session.signedIn) signedIn();
   // Countdowns tick on their own; stock changes arrive on the live streams.
   setInterval(() => {

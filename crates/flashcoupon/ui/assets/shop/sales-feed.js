@@ -10,9 +10,9 @@ import { hasPendingOrder, loadOrders, updateOrders } from './orders.js';
 import { currentView, onViewChange, session } from './page.js';
 import { patchSale, renderSales, saleCardOf, saleIds, setSales } from './sales.js';
 
-/** Browsers open at most six HTTP/1.1 connections per host: the drops'
- * stream and the API's calls need the rest. */
-const MAX_STREAMS = 3;
+/** Browsers open at most six HTTP/1.1 connections per host, for all of a
+ * shopper's windows: the API's calls (and a second window) need the rest. */
+const MAX_STREAMS = 2;
 /** How often the list is read while every sale in view streams… */
 const REFRESH_MS = 30_000;
 /** …and while one does not (its stream is down, or more are in view than streams). */
