@@ -55,10 +55,16 @@ pub enum EventKind {
     OrderCancelled,
     #[serde(rename = "order.refunded")]
     OrderRefunded,
+    #[serde(rename = "sale.opening_soon")]
+    SaleOpeningSoon,
+    #[serde(rename = "sale.opened")]
+    SaleOpened,
+    #[serde(rename = "sale.sold_out")]
+    SaleSoldOut,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::CouponIssued,
         EventKind::ClaimFailed,
         EventKind::ExpiringSoon,
@@ -79,6 +85,9 @@ impl EventKind {
         EventKind::OrderExpired,
         EventKind::OrderCancelled,
         EventKind::OrderRefunded,
+        EventKind::SaleOpeningSoon,
+        EventKind::SaleOpened,
+        EventKind::SaleSoldOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +112,9 @@ impl EventKind {
             EventKind::OrderExpired => "order.expired",
             EventKind::OrderCancelled => "order.cancelled",
             EventKind::OrderRefunded => "order.refunded",
+            EventKind::SaleOpeningSoon => "sale.opening_soon",
+            EventKind::SaleOpened => "sale.opened",
+            EventKind::SaleSoldOut => "sale.sold_out",
         }
     }
 
@@ -116,6 +128,8 @@ impl EventKind {
             self,
             EventKind::Opened
                 | EventKind::SoldOut
+                | EventKind::SaleOpened
+                | EventKind::SaleSoldOut
                 | EventKind::StockLow
                 | EventKind::CouponUsed
                 | EventKind::UseCancelled
@@ -256,6 +270,9 @@ pub enum Payload {
         amount: i64,
         expires_at: Timestamp,
     },
+    SaleOpeningSoon(SaleOpening),
+    SaleOpened(SaleOpening),
+    SaleSoldOut(SaleSoldOut),
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -267,6 +284,24 @@ fn is_zero(n: &i64) -> bool {
 pub struct Opening {
     pub campaign_name: String,
     pub issue_starts_at: Timestamp,
+}
+
+/// The payload of `sale.opening_soon` and `sale.opened`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SaleOpening {
+    pub sale_id: SaleId,
+    pub sale_name: String,
+    pub starts_at: Timestamp,
+}
+
+/// The payload of `sale.sold_out`: every unit is taken by an order that is
+/// pending or paid (an order that expires later gives its unit back).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SaleSoldOut {
+    pub sale_id: SaleId,
+    pub sale_name: String,
+    pub total_quantity: u32,
+    pub sold_count: u32,
 }
 
 /// The payload of `campaign.sold_out`.
@@ -301,6 +336,9 @@ impl Payload {
             Payload::OrderExpired(_) => EventKind::OrderExpired,
             Payload::OrderCancelled(_) => EventKind::OrderCancelled,
             Payload::OrderRefunded(_) => EventKind::OrderRefunded,
+            Payload::SaleOpeningSoon(_) => EventKind::SaleOpeningSoon,
+            Payload::SaleOpened(_) => EventKind::SaleOpened,
+            Payload::SaleSoldOut(_) => EventKind::SaleSoldOut,
         }
     }
 
@@ -352,7 +390,9 @@ mod tests {
                 "campaign.stock_low",
                 "coupon.used",
                 "coupon.use_cancelled",
-                "payment.after_expiry"
+                "payment.after_expiry",
+                "sale.opened",
+                "sale.sold_out"
             ]
         );
     }

@@ -21,7 +21,7 @@ use crate::domain::timestamp::Timestamp;
 use crate::redis_conn::RedisConn;
 use crate::tasks::{Shutdown, Tasks};
 
-pub use kinds::{EventKind, Opening, Payload, StockNumbers};
+pub use kinds::{EventKind, Opening, Payload, SaleOpening, SaleSoldOut, StockNumbers};
 
 /// Events a slow local listener may fall behind by before it starts missing some.
 /// Sized for a drop: a sell-out announces itself to every subscriber at once.

@@ -1,4 +1,5 @@
-//! "Notify me" subscriptions and the inbox of notifications.
+//! "Notify me" subscriptions (to campaigns and to time sales) and the inbox
+//! of notifications.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,13 +12,15 @@ use super::paging::Page;
 use super::{ApiError, ErrorBody, Json, Query, parse_path_id};
 use crate::auth::{AuthUser, WritingUser};
 use crate::domain::InvalidInput;
-use crate::domain::ids::{CampaignId, parse_uuid};
+use crate::domain::ids::{CampaignId, SaleId, UserId, parse_uuid};
 use crate::domain::timestamp::Timestamp;
 use crate::state::AppState;
+use crate::store::Topic;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(subscription, subscribe, unsubscribe))
+        .routes(routes!(sale_subscription, sale_subscribe, sale_unsubscribe))
         .routes(routes!(inbox))
         .routes(routes!(mark_read))
 }
@@ -25,6 +28,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubscriptionView {
     pub campaign_id: CampaignId,
+    pub subscribed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SaleSubscriptionView {
+    pub sale_id: SaleId,
     pub subscribed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscribed_at: Option<Timestamp>,
@@ -40,6 +51,74 @@ async fn existing_campaign(state: &AppState, id: &str) -> Result<CampaignId, Api
     Ok(id)
 }
 
+async fn existing_sale(state: &AppState, id: &str) -> Result<SaleId, ApiError> {
+    let id: SaleId = parse_path_id(id)?;
+    state.store.get_sale(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(id)
+}
+
+/// What a subscription toggle does, for campaigns and sales alike.
+#[derive(Clone, Copy)]
+enum Toggle {
+    Read,
+    On,
+    Off,
+}
+
+/// Apply `toggle` to the caller's subscription to `topic`; since when they
+/// are subscribed afterwards (`None`: not subscribed).
+async fn toggle(
+    state: &AppState,
+    user: UserId,
+    topic: Topic,
+    toggle: Toggle,
+) -> Result<Option<Timestamp>, ApiError> {
+    match toggle {
+        Toggle::Read => {}
+        Toggle::On => {
+            state
+                .store
+                .subscribe(user, topic, state.clock.now())
+                .await?;
+        }
+        Toggle::Off => {
+            state.store.unsubscribe(user, topic).await?;
+            return Ok(None);
+        }
+    }
+    Ok(state.store.subscription(user, topic).await?)
+}
+
+async fn campaign_toggle(
+    state: AppState,
+    user: UserId,
+    id: String,
+    t: Toggle,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let campaign_id = existing_campaign(&state, &id).await?;
+    let since = toggle(&state, user, Topic::Campaign(campaign_id), t).await?;
+    Ok(Json(SubscriptionView {
+        campaign_id,
+        subscribed: since.is_some(),
+        subscribed_at: since,
+    }))
+}
+
+async fn sale_toggle(
+    state: AppState,
+    user: UserId,
+    id: String,
+    t: Toggle,
+) -> Result<Json<SaleSubscriptionView>, ApiError> {
+    let sale_id = existing_sale(&state, &id).await?;
+    let since = toggle(&state, user, Topic::Sale(sale_id), t).await?;
+    Ok(Json(SaleSubscriptionView {
+        sale_id,
+        subscribed: since.is_some(),
+        subscribed_at: since,
+    }))
+}
+
 /// Is the caller subscribed to this campaign?
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/subscription", tag = "notifications",
     params(("id" = String, Path, description = "campaign id")), security(("bearer" = [])),
@@ -49,13 +128,7 @@ pub async fn subscription(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    let campaign = existing_campaign(&state, &id).await?;
-    let since = state.store.subscription(user.id, campaign).await?;
-    Ok(Json(SubscriptionView {
-        campaign_id: campaign,
-        subscribed: since.is_some(),
-        subscribed_at: since,
-    }))
+    campaign_toggle(state, user.id, id, Toggle::Read).await
 }
 
 /// "Notify me": `campaign.opening_soon`, `campaign.opened` and `campaign.sold_out`
@@ -69,12 +142,7 @@ pub async fn subscribe(
     WritingUser(user): WritingUser,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    let campaign = existing_campaign(&state, &id).await?;
-    state
-        .store
-        .subscribe(user.id, campaign, state.clock.now())
-        .await?;
-    subscription(State(state), user, Path(id)).await
+    campaign_toggle(state, user.id, id, Toggle::On).await
 }
 
 /// Stop notifying. Idempotent.
@@ -87,8 +155,47 @@ pub async fn unsubscribe(
     WritingUser(user): WritingUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let campaign = existing_campaign(&state, &id).await?;
-    state.store.unsubscribe(user.id, campaign).await?;
+    campaign_toggle(state, user.id, id, Toggle::Off).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Is the caller subscribed to this time sale?
+#[utoipa::path(get, path = "/api/v1/sales/{id}/subscription", tag = "notifications",
+    params(("id" = String, Path, description = "sale id")), security(("bearer" = [])),
+    responses((status = 200, body = SaleSubscriptionView), (status = 404, body = ErrorBody)))]
+pub async fn sale_subscription(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<SaleSubscriptionView>, ApiError> {
+    sale_toggle(state, user.id, id, Toggle::Read).await
+}
+
+/// "Notify me" for a time sale: `sale.opening_soon`, `sale.opened` and
+/// `sale.sold_out`. Idempotent.
+#[utoipa::path(put, path = "/api/v1/sales/{id}/subscription", tag = "notifications",
+    params(("id" = String, Path, description = "sale id")), security(("bearer" = [])),
+    responses((status = 200, body = SaleSubscriptionView), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
+pub async fn sale_subscribe(
+    State(state): State<AppState>,
+    WritingUser(user): WritingUser,
+    Path(id): Path<String>,
+) -> Result<Json<SaleSubscriptionView>, ApiError> {
+    sale_toggle(state, user.id, id, Toggle::On).await
+}
+
+/// Stop notifying about this sale. Idempotent.
+#[utoipa::path(delete, path = "/api/v1/sales/{id}/subscription", tag = "notifications",
+    params(("id" = String, Path, description = "sale id")), security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "rate_limited")))]
+pub async fn sale_unsubscribe(
+    State(state): State<AppState>,
+    WritingUser(user): WritingUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    sale_toggle(state, user.id, id, Toggle::Off).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

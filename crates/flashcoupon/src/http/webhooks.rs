@@ -56,7 +56,8 @@ pub struct NewWebhook {
     #[schema(schema_with = url_schema)]
     pub url: String,
     /// Any of `campaign.opened`, `campaign.sold_out`, `campaign.stock_low`,
-    /// `coupon.used`, `coupon.use_cancelled` (repeats count once).
+    /// `coupon.used`, `coupon.use_cancelled`, `payment.after_expiry`,
+    /// `sale.opened`, `sale.sold_out` (repeats count once).
     #[schema(schema_with = events_schema)]
     pub events: Vec<String>,
     /// The HMAC key, 16..=256 printable ASCII characters, no spaces.

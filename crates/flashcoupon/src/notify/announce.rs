@@ -1,11 +1,11 @@
-//! Telling many at once: every subscriber of a campaign, once each (the
-//! once key in the record decides who was told), and the shop's endpoints,
-//! for campaign-level news (opened, sold out, stock low).
+//! Telling many at once: every subscriber of a campaign or a sale, once
+//! each (the once key in the record decides who was told), and the shop's
+//! endpoints, for news about the whole drop (opened, sold out, stock low).
 
 use crate::admission::Stock;
 use crate::domain::campaign::Campaign;
 use crate::events::{Event, EventKind, Payload, StockNumbers};
-use crate::store::StoreError;
+use crate::store::{StoreError, Topic};
 
 use super::{Notifier, lock};
 
@@ -18,7 +18,8 @@ fn keyed_id(key: &str) -> uuid::Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
-/// A once-only campaign event: its once key, payload and chat text.
+/// A once-only event about a campaign or a sale: its once key, payload and
+/// chat text.
 #[derive(Debug)]
 pub(super) struct Announcement {
     pub key: String,
@@ -27,25 +28,25 @@ pub(super) struct Announcement {
 }
 
 impl Notifier {
-    /// Tell every subscriber of `campaign` about it, once each.
+    /// Tell every subscriber of `topic` about it, once each.
     pub async fn tell_subscribers(
         &self,
-        campaign: &Campaign,
+        topic: Topic,
         payload: Payload,
     ) -> Result<usize, StoreError> {
         const PAGE: u32 = 1_000;
-        let once_key = format!("{}:{}", payload.kind(), campaign.id);
+        let once_key = format!("{}:{}", payload.kind(), topic.id());
         let mut told = 0;
         loop {
             let users = self
                 .store
-                .subscribers_missing(campaign.id, &once_key, PAGE)
+                .subscribers_missing(topic, &once_key, PAGE)
                 .await?;
             let now = self.clock.now();
             let events = users
                 .iter()
                 .map(|u| {
-                    let e = Event::new(payload.clone(), now, Some(*u), Some(campaign.id));
+                    let e = Event::new(payload.clone(), now, Some(*u), topic.campaign());
                     (e, once_key.clone())
                 })
                 .collect::<Vec<_>>();
@@ -56,12 +57,12 @@ impl Notifier {
         }
     }
 
-    /// A campaign-level event for subscribers (if `subscribers`) and the
-    /// shop's endpoints that `accept` it, once. It is skipped quickly if this
-    /// instance already announced it.
+    /// An event about a whole campaign or sale for its subscribers (if
+    /// `subscribers`) and the shop's endpoints that `accept` it, once. It is
+    /// skipped quickly if this instance already announced it.
     pub(super) async fn announce(
         &self,
-        campaign: &Campaign,
+        topic: Topic,
         a: Announcement,
         accept: impl Fn(&crate::store::WebhookRecord) -> bool,
         subscribers: bool,
@@ -70,9 +71,9 @@ impl Notifier {
             return Ok(());
         }
         if subscribers {
-            self.tell_subscribers(campaign, a.payload.clone()).await?;
+            self.tell_subscribers(topic, a.payload.clone()).await?;
         }
-        let mut event = Event::new(a.payload, self.clock.now(), None, Some(campaign.id));
+        let mut event = Event::new(a.payload, self.clock.now(), None, topic.campaign());
         self.webhooks
             .enqueue(&event, &a.key, &a.text, accept)
             .await?;
@@ -107,7 +108,8 @@ impl Notifier {
                     campaign.name, stock.total
                 ),
             };
-            self.announce(campaign, a, |_| true, true).await?;
+            self.announce(Topic::Campaign(campaign.id), a, |_| true, true)
+                .await?;
         }
         let remaining = i64::from(stock.remaining);
         let endpoints = self.webhooks.endpoints().await?;
@@ -130,7 +132,8 @@ impl Notifier {
                         campaign.name, stock.remaining, stock.total
                     ),
                 };
-                self.announce(campaign, a, |candidate| candidate.id == w.id, false)
+                let only_this = |candidate: &crate::store::WebhookRecord| candidate.id == w.id;
+                self.announce(Topic::Campaign(campaign.id), a, only_this, false)
                     .await?;
             }
         }

@@ -1,6 +1,7 @@
-//! Time-based events: `campaign.opening_soon`, `campaign.opened` and
-//! `coupon.expiring_soon`, decided against the platform clock (so tests step
-//! it instead of sleeping).
+//! Time-based events: `campaign.opening_soon`, `campaign.opened`,
+//! `coupon.expiring_soon`, and for time sales `sale.opening_soon`,
+//! `sale.opened` and `sale.sold_out`, decided against the platform clock (so
+//! tests step it instead of sleeping).
 //!
 //! Every instance runs the scheduler. Exactly once per (user, object, kind)
 //! comes from the record, not from coordination: each event carries a once
@@ -11,9 +12,11 @@
 use super::announce::Announcement;
 use super::{Notifier, before};
 use crate::domain::campaign::{Campaign, Validity};
+use crate::domain::sale::Sale;
 use crate::domain::timestamp::Timestamp;
-use crate::events::{Event, EventKind, Opening, Payload};
+use crate::events::{Event, EventKind, Opening, Payload, SaleOpening, SaleSoldOut};
 use crate::issuing::drop_of;
+use crate::store::Topic;
 
 /// Expiring coupons handled per campaign per pass (the rest come next pass).
 const REMINDER_PAGE: u32 = 1_000;
@@ -34,7 +37,66 @@ impl Notifier {
                 first_error.get_or_insert(e);
             }
         }
+        for s in &self.store.all_sales().await? {
+            if let Err(e) = self.sale_pass(s, now).await {
+                tracing::debug!(error = %e, sale = %s.id, "scheduler: sale pass failed");
+                first_error.get_or_insert(e);
+            }
+        }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// A sale's subscribers hear it opens soon, then that it opened; they
+    /// and the shop's endpoints hear it sold out.
+    async fn sale_pass(&self, s: &Sale, now: Timestamp) -> anyhow::Result<()> {
+        // A patch moves the record's end too: no need to ask the gate.
+        if now >= s.ends_at {
+            return Ok(());
+        }
+        let topic = Topic::Sale(s.id);
+        let opening = SaleOpening {
+            sale_id: s.id,
+            sale_name: s.name.clone(),
+            starts_at: s.starts_at,
+        };
+        if now < s.starts_at {
+            if now >= before(s.starts_at, self.settings.opening_lead) {
+                self.tell_subscribers(topic, Payload::SaleOpeningSoon(opening))
+                    .await?;
+            }
+            return Ok(());
+        }
+        let stock = self.gate.stock(crate::selling::drop_of(s.id)).await?;
+        if !stock.paused && stock.remaining > 0 {
+            let a = Announcement {
+                key: format!("{}:{}", EventKind::SaleOpened, s.id),
+                payload: Payload::SaleOpened(opening),
+                text: format!(
+                    "🟢 \"{}\" is on sale: {} × {} at {} KRW.",
+                    s.name, stock.remaining, s.product.name, s.sale_price
+                ),
+            };
+            self.announce(topic, a, |_| true, true).await?;
+        }
+        // Every unit taken by a durable order. An order that expires gives
+        // its unit back; the sale is announced sold out once per total.
+        if stock.total > 0 && stock.issued >= stock.total {
+            let a = Announcement {
+                key: format!("{}:{}:{}", EventKind::SaleSoldOut, s.id, stock.total),
+                payload: Payload::SaleSoldOut(SaleSoldOut {
+                    sale_id: s.id,
+                    sale_name: s.name.clone(),
+                    total_quantity: stock.total,
+                    sold_count: stock.issued,
+                }),
+                text: format!(
+                    "🛒 \"{}\" sold out: all {} units ordered.",
+                    s.name, stock.total
+                ),
+            };
+            self.announce(topic, a, |_| true, true).await?;
+        }
+        Ok(())
     }
 
     async fn campaign_pass(&self, c: &Campaign, now: Timestamp) -> anyhow::Result<()> {
@@ -44,7 +106,7 @@ impl Notifier {
         };
         if now < c.issue_starts_at {
             if now >= before(c.issue_starts_at, self.settings.opening_lead) {
-                self.tell_subscribers(c, Payload::OpeningSoon(opening))
+                self.tell_subscribers(Topic::Campaign(c.id), Payload::OpeningSoon(opening))
                     .await?;
             }
             return Ok(());
@@ -63,7 +125,8 @@ impl Notifier {
                     c.name, stock.remaining
                 ),
             };
-            self.announce(c, a, |_| true, true).await?;
+            self.announce(Topic::Campaign(c.id), a, |_| true, true)
+                .await?;
         }
         self.on_stock(c, &stock).await?;
         Ok(())

@@ -62,7 +62,7 @@ pub use postgres::PgStore;
 pub use sales::{FencedSale, NewOrderRow, Refusal, SaleStore, SaleSummary};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
-pub use subscriptions::SubscriptionStore;
+pub use subscriptions::{SubscriptionStore, Topic};
 pub use triggers::{TriggerEvent, TriggerStore};
 pub use webhooks::{
     AttemptRecord, DeliveryRecord, LeasedDelivery, NewDelivery, NextStep, WebhookRecord,

@@ -1,10 +1,44 @@
-//! Subscriptions: who asked to hear about a campaign ("notify me").
+//! Subscriptions: who asked to hear about a campaign or a time sale
+//! ("notify me").
 
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::domain::ids::{CampaignId, UserId};
+use crate::domain::ids::{CampaignId, SaleId, UserId};
 use crate::domain::timestamp::Timestamp;
+
+/// What a user can subscribe to. Each has its own table (so the record's
+/// foreign key names the object), with the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Campaign(CampaignId),
+    Sale(SaleId),
+}
+
+impl Topic {
+    /// The table and its object column.
+    pub(super) fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Topic::Campaign(_) => ("subscriptions", "campaign_id"),
+            Topic::Sale(_) => ("sale_subscriptions", "sale_id"),
+        }
+    }
+
+    /// The campaign an event about this topic belongs to, if any.
+    pub fn campaign(self) -> Option<CampaignId> {
+        match self {
+            Topic::Campaign(c) => Some(c),
+            Topic::Sale(_) => None,
+        }
+    }
+
+    pub fn id(self) -> String {
+        match self {
+            Topic::Campaign(c) => c.to_string(),
+            Topic::Sale(s) => s.to_string(),
+        }
+    }
+}
 
 #[async_trait]
 pub trait SubscriptionStore {
@@ -12,30 +46,31 @@ pub trait SubscriptionStore {
     async fn subscribe(
         &self,
         user: UserId,
-        campaign: CampaignId,
+        topic: Topic,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 
     /// `true` if there was one.
-    async fn unsubscribe(&self, user: UserId, campaign: CampaignId) -> Result<bool, StoreError>;
+    async fn unsubscribe(&self, user: UserId, topic: Topic) -> Result<bool, StoreError>;
 
     /// When the user subscribed, if they did.
     async fn subscription(
         &self,
         user: UserId,
-        campaign: CampaignId,
+        topic: Topic,
     ) -> Result<Option<Timestamp>, StoreError>;
 
-    /// Subscribers of a campaign without a notification of `once_key` yet.
+    /// Subscribers of a topic without a notification of `once_key` yet.
     async fn subscribers_missing(
         &self,
-        campaign: CampaignId,
+        topic: Topic,
         once_key: &str,
         limit: u32,
     ) -> Result<Vec<UserId>, StoreError>;
 }
 
 /// [`SubscriptionStore`] for a store with a `pool` of database `$db`.
+/// The statements name their table from [`Topic::table`] (two fixed names).
 macro_rules! subscriptions_queries {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
@@ -43,49 +78,53 @@ macro_rules! subscriptions_queries {
             async fn subscribe(
                 &self,
                 user: UserId,
-                campaign: CampaignId,
+                topic: $crate::store::Topic,
                 now: Timestamp,
             ) -> Result<bool, StoreError> {
+                let (table, column) = topic.table();
+                let sql = format!(
+                    "INSERT INTO {table} ({column}, user_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING"
+                );
                 let _turn = self.write_turn().await;
-                let done = sqlx::query(
-                    "INSERT INTO subscriptions (campaign_id, user_id, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(campaign.to_string())
-                .bind(user.to_string())
-                .bind(now.0)
-                .execute(&self.pool)
-                .await?;
+                let done = sqlx::query(&sql)
+                    .bind(topic.id())
+                    .bind(user.to_string())
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn unsubscribe(
                 &self,
                 user: UserId,
-                campaign: CampaignId,
+                topic: $crate::store::Topic,
             ) -> Result<bool, StoreError> {
+                let (table, column) = topic.table();
+                let sql = format!("DELETE FROM {table} WHERE {column} = $1 AND user_id = $2");
                 let _turn = self.write_turn().await;
-                let done =
-                    sqlx::query("DELETE FROM subscriptions WHERE campaign_id = $1 AND user_id = $2")
-                        .bind(campaign.to_string())
-                        .bind(user.to_string())
-                        .execute(&self.pool)
-                        .await?;
+                let done = sqlx::query(&sql)
+                    .bind(topic.id())
+                    .bind(user.to_string())
+                    .execute(&self.pool)
+                    .await?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn subscription(
                 &self,
                 user: UserId,
-                campaign: CampaignId,
+                topic: $crate::store::Topic,
             ) -> Result<Option<Timestamp>, StoreError> {
-                let row = sqlx::query(
-                    "SELECT created_at FROM subscriptions WHERE campaign_id = $1 AND user_id = $2",
-                )
-                .bind(campaign.to_string())
-                .bind(user.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+                let (table, column) = topic.table();
+                let sql =
+                    format!("SELECT created_at FROM {table} WHERE {column} = $1 AND user_id = $2");
+                let row = sqlx::query(&sql)
+                    .bind(topic.id())
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
                 Ok(row
                     .map(|r| $crate::store::columns::Columns::int(&r, "created_at"))
                     .transpose()?
@@ -94,20 +133,22 @@ macro_rules! subscriptions_queries {
 
             async fn subscribers_missing(
                 &self,
-                campaign: CampaignId,
+                topic: $crate::store::Topic,
                 once_key: &str,
                 limit: u32,
             ) -> Result<Vec<UserId>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT s.user_id FROM subscriptions s WHERE s.campaign_id = $1 AND NOT EXISTS \
+                let (table, column) = topic.table();
+                let sql = format!(
+                    "SELECT s.user_id FROM {table} s WHERE s.{column} = $1 AND NOT EXISTS \
                      (SELECT 1 FROM notifications n WHERE n.user_id = s.user_id AND n.once_key = $2) \
-                     ORDER BY s.user_id LIMIT $3",
-                )
-                .bind(campaign.to_string())
-                .bind(once_key)
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
+                     ORDER BY s.user_id LIMIT $3"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(topic.id())
+                    .bind(once_key)
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
                 rows.iter()
                     .map(|r| Ok(parse_id(&$crate::store::columns::Columns::text(r, "user_id")?)?))
                     .collect()

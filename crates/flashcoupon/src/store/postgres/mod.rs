@@ -103,6 +103,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sales bounds",
         include_str!("../../../migrations/postgres/0014_sales_bounds.sql"),
     ),
+    (
+        15,
+        "sale subscriptions",
+        include_str!("../../../migrations/common/0015_sale_subscriptions.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -102,6 +102,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sales bounds",
         include_str!("../../../migrations/sqlite/0014_sales_bounds.sql"),
     ),
+    (
+        15,
+        "sale subscriptions",
+        include_str!("../../../migrations/common/0015_sale_subscriptions.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

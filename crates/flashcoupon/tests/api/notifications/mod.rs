@@ -20,6 +20,7 @@ use crate::helpers::{Sse, TestApp, assert_error, body, rfc3339, spawn_app, spawn
 
 mod inbox;
 mod live;
+mod sales;
 mod socket;
 mod webhooks;
 

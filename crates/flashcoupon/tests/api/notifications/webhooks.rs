@@ -4,13 +4,13 @@ use super::*;
 
 /// A webhook receiver: records each request and answers with the next status.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(super) struct Receiver {
     seen: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     statuses: Arc<Mutex<Vec<u16>>>,
 }
 
 impl Receiver {
-    async fn start(self, hang: bool) -> String {
+    pub(super) async fn start(self, hang: bool) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let me = self.clone();
@@ -35,11 +35,11 @@ impl Receiver {
         format!("http://{addr}/hook")
     }
 
-    fn requests(&self) -> Vec<(HeaderMap, String)> {
+    pub(super) fn requests(&self) -> Vec<(HeaderMap, String)> {
         self.seen.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
+    pub(super) async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
         eventually(|| async {
             let seen = self.requests();
             if seen.len() >= n {
@@ -64,11 +64,11 @@ fn signature_ok(secret: &str, headers: &HeaderMap, body: &str) -> bool {
 
 /// The test's receivers listen on loopback, which webhooks refuse unless
 /// the operator allows it (`--webhook-allow 127.0.0.1`).
-fn loopback() -> Vec<ipnet::IpNet> {
+pub(super) fn loopback() -> Vec<ipnet::IpNet> {
     vec!["127.0.0.1/32".parse().unwrap()]
 }
 
-async fn register(app: &TestApp, b: Value) -> Value {
+pub(super) async fn register(app: &TestApp, b: Value) -> Value {
     let r = app
         .post_json("/api/v1/admin/webhooks", Some(&app.admin), &b)
         .await;
