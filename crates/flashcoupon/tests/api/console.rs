@@ -374,7 +374,10 @@ async fn one_live_stream_carries_several_campaigns() {
 #[tokio::test]
 async fn the_pages_are_served_from_the_binary_with_revalidation_and_a_strict_policy() {
     let app = spawn_app().await;
-    for (path, marker) in [("/", "shop.js"), ("/admin", "admin.js")] {
+    for (path, marker) in [
+        ("/", "/assets/shop/main.js"),
+        ("/admin", "/assets/admin/main.js"),
+    ] {
         let r = app.get(path, None).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let h = r.headers().clone();
@@ -390,7 +393,7 @@ async fn the_pages_are_served_from_the_binary_with_revalidation_and_a_strict_pol
             "{path}"
         );
     }
-    let r = app.get("/assets/shop.js", None).await;
+    let r = app.get("/assets/shop/main.js", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["content-type"]
@@ -401,7 +404,7 @@ async fn the_pages_are_served_from_the_binary_with_revalidation_and_a_strict_pol
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let again = app
         .client
-        .get(app.url("/assets/shop.js"))
+        .get(app.url("/assets/shop/main.js"))
         .header("if-none-match", &etag)
         .send()
         .await
