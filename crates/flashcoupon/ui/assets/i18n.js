@@ -1,5 +1,8 @@
 // Korean and English labels for both pages. Korean first: a Korean shop's
 // shoppers see Korean unless they pick English (remembered per browser).
+// The console's statistics have theirs in i18n-stats.js, merged in below.
+
+import { STATS_MESSAGES } from './i18n-stats.js';
 
 export const LANGS = ['ko', 'en'];
 
@@ -159,7 +162,7 @@ export const MESSAGES = {
     'dash.used': '사용',
     'dash.guesses': '틀린 코드 시도 / 차단 (이 서버)',
     'dash.total': '총수량',
-    'dash.rate': '초당 발급 요청 (최근 2분)',
+    'dash.rate': '초당 발급 요청 (이 서버, 최근 2분)',
     'dash.chart_label': '초당 요청: 최근 10초 평균 {avg}, 최대 {max}',
     'dash.outcomes': '결과별 요청 수',
     'dash.latency': '발급 응답 시간',
@@ -575,7 +578,7 @@ export const MESSAGES = {
     'dash.used': 'Used',
     'dash.guesses': 'Wrong codes tried / refused (this server)',
     'dash.total': 'Total',
-    'dash.rate': 'Claims per second (last 2 minutes)',
+    'dash.rate': 'Claims per second (this instance, last 2 minutes)',
     'dash.chart_label': 'Claims per second: {avg} on average over the last 10 s, {max} at most',
     'dash.outcomes': 'Outcomes',
     'dash.latency': 'Issue latency',
@@ -837,3 +840,5 @@ export const MESSAGES = {
     'sdash.updated': 'Changed.',
   },
 };
+
+for (const lang of LANGS) Object.assign(MESSAGES[lang], STATS_MESSAGES[lang]);

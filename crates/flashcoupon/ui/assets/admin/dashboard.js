@@ -1,17 +1,23 @@
 // A campaign's live dashboard: issued against remaining (live over SSE),
-// claims per second by outcome as stacked bars, issue latency, checkout and
-// code-guess numbers, and the winners in seq order with their CSV.
+// claims per second by outcome as stacked bars (this instance), issue
+// latency, checkout and code-guess numbers, the campaign's summary across
+// all instances (campaign-summary.js), and the winners in seq order with
+// their CSV, the rows on screen read again every 5 s (winners.js).
 
-import { $, dateTime, h, num, t, toast } from '../common.js';
+import { $, h, num, t, toast } from '../common.js';
 import { watchCampaign } from '../live.js';
+import { openSummary, relabelSummary } from './campaign-summary.js';
 import { issuanceText, togglePause } from './campaigns.js';
 import { openCodes, renderCodes, startCodes } from './codes.js';
 import { call } from './console.js';
 import { downloadCsv } from './csv-download.js';
+import { loadWinners, redrawWinners, refreshShownWinners } from './winners.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const OUTCOMES = ['issued', 'replayed', 'sold_out', 'limit_reached', 'refused', 'rate_limited', 'errors'];
 const CHART_SECONDS = 120;
+/** How often the winners on screen are read again for their coupons' status. */
+const WINNERS_REFRESH_MS = 5000;
 
 /** The open dashboard: {id, campaign, stats, shown, dense, max, more, job, stop()}. */
 let dash = null;
@@ -30,14 +36,18 @@ export const dashboardScreen = {
     renderStock();
     renderCodes(dash);
     if (dash.stats) renderStats();
-    if (dash.shown.size) $('winners').replaceChildren(...[...dash.shown.values()].sort((a, b) => a.seq - b.seq).map(winnerRow));
+    redrawWinners(dash);
     renderLegend();
+    relabelSummary();
   },
 };
 
 export function setupDashboard() {
   $('dash-pause').addEventListener('click', () => dash && togglePause(dash.campaign, () => dash && refreshDashboard(dash)));
-  $('more').addEventListener('click', () => dash?.more != null && loadWinners(dash, dash.more).catch((err) => toast(err.text, 'error')));
+  $('more').addEventListener('click', () => {
+    const d = dash;
+    if (d?.more != null) loadWinners(d, d.more, () => dash === d).catch((err) => toast(err.text, 'error'));
+  });
   $('csv').addEventListener('click', () => dash && downloadCsv(`/api/v1/admin/campaigns/${dash.id}/winners.csv`, `winners-${dash.id}.csv`, $('csv')));
   $('codes-csv').addEventListener('click', () => dash && downloadCsv(`/api/v1/admin/campaigns/${dash.id}/codes.csv`, `codes-${dash.id}.csv`, $('codes-csv')));
   $('codes-form').addEventListener('submit', (e) => startCodes(e, dash));
@@ -60,12 +70,13 @@ async function openDashboard(id, atCodes = false) {
     // Winners shown, by seq; `dense` is the highest seq with none missing
     // below it: polls read on from there, since a lower seq can commit
     // after a higher one while the drop runs.
-    shown: new Map(), dense: 0, max: 0, more: null,
+    shown: new Map(), dense: 0, max: 0, more: null, winnersReadAt: Date.now(),
     // The code job shown (unique-codes campaigns), and its poll.
     job: null, jobTimer: null,
     stop() {
       d.stopped = true;
       stopStream();
+      stopSummary();
       clearTimeout(d.timer);
       clearTimeout(d.jobTimer);
     },
@@ -76,6 +87,7 @@ async function openDashboard(id, atCodes = false) {
     renderStock();
   });
   dash = d;
+  const stopSummary = openSummary(campaign);
   // One refresh at a time: the next starts a second after the last ended.
   const tick = async () => {
     await refreshDashboard(d);
@@ -126,7 +138,12 @@ async function refreshDashboard(d) {
     $('kpi-guesses').textContent = `${num(s.code_guesses.failed)} / ${num(s.code_guesses.refused)}`;
     renderStock();
     renderStats();
-    await loadWinners(d, d.dense);
+    const current = () => dash === d;
+    await loadWinners(d, d.dense, current);
+    if (Date.now() - d.winnersReadAt >= WINNERS_REFRESH_MS) {
+      d.winnersReadAt = Date.now();
+      await refreshShownWinners(d, current);
+    }
   } catch (err) {
     if (err.code !== 'network' && dash === d) toast(err.text, 'error');
   } finally {
@@ -191,34 +208,4 @@ function drawChart(series) {
     svg,
     h('div', { class: 'row spread muted small' },
       h('span', {}, t('time.minutes_ago', { n: Math.round(n / 60) })), h('span', {}, t('time.now'))));
-}
-
-function winnerRow(w) {
-  return h('tr', { 'data-seq': w.seq },
-    h('td', { class: 'num' }, w.seq), h('td', {}, w.email), h('td', {}, dateTime(w.issued_at)),
-    h('td', {}, h('span', { class: `badge coupon-${w.status}` }, t(`coupon.${w.status}`))));
-}
-
-/** Add the winners after `after` that are not shown yet, each in its seq place. */
-async function loadWinners(d, after) {
-  const page = await call('GET', `/api/v1/admin/campaigns/${d.id}/winners?limit=100&after=${after}`);
-  if (dash !== d) return;
-  const body = $('winners');
-  body.querySelector('tr.empty')?.remove();
-  for (const w of page.winners) {
-    if (d.shown.has(w.seq)) continue;
-    d.shown.set(w.seq, w);
-    const row = winnerRow(w);
-    // Usually the newest: appended. A late lower seq goes into its place.
-    const later = w.seq > d.max ? null : [...body.querySelectorAll('tr[data-seq]')].find((r) => Number(r.dataset.seq) > w.seq);
-    body.insertBefore(row, later ?? null);
-    d.max = Math.max(d.max, w.seq);
-  }
-  while (d.shown.has(d.dense + 1)) d.dense++;
-  if (d.shown.size === 0) {
-    body.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 4, class: 'muted' }, t('dash.no_winners'))));
-  }
-  // A full page may have more behind it: "more" reads on from the highest shown.
-  d.more = page.next !== undefined ? d.max : null;
-  $('more').hidden = d.more === null;
 }

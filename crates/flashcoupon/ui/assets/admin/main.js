@@ -1,15 +1,18 @@
 // The admin console, put together: the log-in, and the screens by hash
 // (campaigns and their dashboards, time sales and their pages, service keys,
-// members' points). Each screen lives in its own module; this one starts them.
+// members' points, a member's page, the overview). Each screen lives in its
+// own module; this one starts them.
 
 import { $, api, applyLabels, onLangChange, setupLangToggle, t } from '../common.js';
 import { campaignsScreen, setupCampaigns } from './campaigns.js';
 import { relabel, route, session, setScreens, signOut } from './console.js';
 import { dashboardScreen, setupDashboard } from './dashboard.js';
+import { overviewScreen } from './overview.js';
 import { pointsScreen, setupPoints } from './points.js';
 import { salePageScreen, setupSalePage } from './sale-page.js';
 import { salesScreen, setupSales } from './sales.js';
 import { keysScreen, setupKeys } from './service-keys.js';
+import { setupUserPage, userScreen } from './user-page.js';
 
 async function login(e) {
   e.preventDefault();
@@ -31,7 +34,7 @@ async function login(e) {
 
 function start() {
   // The campaign list is the default: last.
-  setScreens([dashboardScreen, keysScreen, pointsScreen, salesScreen, salePageScreen, campaignsScreen]);
+  setScreens([dashboardScreen, keysScreen, pointsScreen, salesScreen, salePageScreen, userScreen, overviewScreen, campaignsScreen]);
   setupLangToggle($('lang'));
   onLangChange(relabel);
   applyLabels();
@@ -43,6 +46,7 @@ function start() {
   setupPoints();
   setupSales();
   setupSalePage();
+  setupUserPage();
   window.addEventListener('hashchange', route);
   route();
 }

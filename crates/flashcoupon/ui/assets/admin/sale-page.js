@@ -1,11 +1,13 @@
 // A time sale's page for admins: its stock and status (live over SSE), its
 // orders by status as bars, revenue, discounts and points given, when it
-// sold out (read again as the stock moves, and every 5 s for payments);
+// sold out, orders per minute (read again as the stock moves, and every 5 s
+// for payments);
 // pause/resume, and a change of stock or end, with 409
 // quantity_below_issued said at the field.
 
 import { $, dateTime, h, num, points, t, toast, won } from '../common.js';
 import { watchSale } from '../live.js';
+import { drawNothing, drawPerMinute } from './charts.js';
 import { call } from './console.js';
 import { int, MAX_TOTAL, time, toLocalInput } from './form.js';
 import { toggleSalePause } from './sales.js';
@@ -76,6 +78,7 @@ function openSale(id) {
   clearSaleEdit();
   $('sale-summary-note').hidden = true;
   $('sale-chart').replaceChildren(...d.chart.map((b) => b.item));
+  $('sale-curve').replaceChildren();
   const tick = async () => {
     await refreshSale(d);
     if (!d.stopped) d.timer = setTimeout(tick, PAGE_POLL_MS);
@@ -166,6 +169,9 @@ function renderSale() {
   $('sale-chart').setAttribute('aria-label', t('sdash.chart_label', {
     counts: ORDER_STATUSES.map((st) => `${t(`order.${st}`)} ${num(counts[st])}`).join(', '),
   }));
+  // While the sale runs, the curve runs on to now.
+  if (m?.ordered_per_minute) drawPerMinute($('sale-curve'), m.ordered_per_minute, { title: t('sdash.per_minute'), now: s.status === 'open' ? Date.now() : null });
+  else if (m) drawNothing($('sale-curve'));
 }
 
 function fillSaleEdit(d) {
