@@ -182,8 +182,10 @@ export function drawClaims(ul, claims) {
  * `draw(host)` stacks each interval's rate by outcome.
  */
 export class ClusterRate {
-  constructor(keepMs = 120_000) {
+  /** `keepMs`: how far back the chart goes; `everyMs`: how often readings come. */
+  constructor(keepMs = 120_000, everyMs = 3000) {
     this.keepMs = keepMs;
+    this.slots = Math.round(keepMs / everyMs);
     this.readings = [];
   }
 
@@ -218,11 +220,12 @@ export class ClusterRate {
       top = Math.max(top, segs.reduce((s, x) => s + x.value, 0));
       columns.push(segs);
     }
-    const minutes = Math.max(1, Math.round((r[r.length - 1].at - r[0].at) / MINUTE));
-    drawColumns(host, columns, {
+    // The newest on the right, the chart as wide as it keeps from the start.
+    while (columns.length < this.slots) columns.unshift([]);
+    drawColumns(host, columns.slice(-this.slots), {
       label: t('csum.rate_label', { rate: rateText(this.perSecond()), max: rateText(top) }),
       top: (n) => `${rateText(n)}/s`,
-      from: t('time.minutes_ago', { n: minutes }),
+      from: t('time.minutes_ago', { n: Math.round(this.keepMs / MINUTE) }),
       until: t('time.now'),
     });
   }
