@@ -51,6 +51,8 @@ pub struct Application {
     /// Background loops started while building (the event relay).
     tasks: Tasks,
     reconcile_after: Duration,
+    /// How often the claim counts go to the record; zero: never.
+    stats_flush: Duration,
     /// RabbitMQ, when configured.
     broker: Option<BrokerSettings>,
 }
@@ -242,6 +244,8 @@ impl Application {
                 settings.code_guesses_per_address,
             ),
             claim_stats: Default::default(),
+            tally: Default::default(),
+            summaries: Default::default(),
             campaign_writes: tokio::sync::Mutex::new(()),
             jobs_created: tokio::sync::Notify::new(),
             triggers_arrived: tokio::sync::Notify::new(),
@@ -254,6 +258,7 @@ impl Application {
             stockpiles,
             tasks,
             reconcile_after: Duration::from_millis(settings.reconcile_after_ms.max(1)),
+            stats_flush: Duration::from_millis(settings.stats_flush_ms),
             broker: settings.amqp_url.as_ref().map(|url| BrokerSettings {
                 url: url.clone(),
                 names: Names::new(&settings.amqp_namespace),
@@ -287,6 +292,7 @@ impl Application {
             stockpiles,
             mut tasks,
             reconcile_after,
+            stats_flush,
             broker,
         } = self;
         if let Some(broker) = broker {
@@ -303,6 +309,19 @@ impl Application {
                 }
             }
         });
+        if stats_flush > Duration::ZERO {
+            tasks.spawn_loop("claim counts to the record", {
+                let state = state.clone();
+                async move {
+                    let mut every = tokio::time::interval(stats_flush);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        every.tick().await;
+                        flush_claim_counts(&state).await;
+                    }
+                }
+            });
+        }
         if let Some(upkeep) = state.store.upkeep() {
             tasks.spawn_loop("record upkeep", upkeep);
         }
@@ -368,6 +387,10 @@ impl Application {
         // writer commits what is queued and stops; then the background tasks.
         writer.drain().await;
         order_writer.drain().await;
+        // The last claims' counts, so a restart keeps every one.
+        if stats_flush > Duration::ZERO {
+            flush_claim_counts(&state).await;
+        }
         // The requests that finished after the first flush (above, which
         // ended the live streams) queued inbox rows too: flush again.
         state.notifier.shutdown().await;
@@ -375,6 +398,18 @@ impl Application {
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Write this instance's claim counts to the record (a failure is retried
+/// at the next tick: each write carries the running totals).
+async fn flush_claim_counts(state: &AppState) {
+    if let Err(e) = state
+        .tally
+        .flush(&state.claim_stats, &*state.store, state.clock.now())
+        .await
+    {
+        tracing::debug!(error = %e, "claim counts: the record is unreachable; will retry");
     }
 }
 

@@ -24,7 +24,8 @@ pub const WINDOW_SECS: usize = 600;
 /// A campaign with no claim for this long is forgotten (about 35 KB each).
 pub const FORGET_AFTER_SECS: i64 = 3_600;
 
-/// How a claim was answered, as the dashboard groups it.
+/// How a claim was answered: the API's `claims` keys of a campaign
+/// summary, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Issued,
@@ -32,22 +33,54 @@ pub enum Outcome {
     Replayed,
     SoldOut,
     LimitReached,
-    /// Not open yet, ended, or paused.
-    Refused,
+    NotOpen,
+    Ended,
+    Paused,
     RateLimited,
     /// Could not be decided (storage unavailable) or failed.
-    Error,
+    Unavailable,
 }
 
-const OUTCOMES: usize = 7;
+/// How many [`Outcome`]s there are.
+pub const OUTCOMES: usize = 9;
 
 impl Outcome {
-    fn index(self) -> usize {
+    pub const ALL: [Outcome; OUTCOMES] = [
+        Outcome::Issued,
+        Outcome::Replayed,
+        Outcome::SoldOut,
+        Outcome::LimitReached,
+        Outcome::NotOpen,
+        Outcome::Ended,
+        Outcome::Paused,
+        Outcome::RateLimited,
+        Outcome::Unavailable,
+    ];
+
+    pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The API's (and the record's column) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Issued => "issued",
+            Outcome::Replayed => "replayed",
+            Outcome::SoldOut => "sold_out",
+            Outcome::LimitReached => "limit_reached",
+            Outcome::NotOpen => "not_open",
+            Outcome::Ended => "ended",
+            Outcome::Paused => "paused",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Unavailable => "unavailable",
+        }
     }
 }
 
-/// Counts by outcome.
+/// Counts indexed by [`Outcome::index`].
+pub type Tally = [u64; OUTCOMES];
+
+/// Counts by outcome, as the live dashboard groups them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OutcomeCounts {
     pub issued: u64,
@@ -61,15 +94,16 @@ pub struct OutcomeCounts {
 }
 
 impl OutcomeCounts {
-    fn of(c: &[u64; OUTCOMES]) -> Self {
+    fn of(c: &Tally) -> Self {
+        let at = |o: Outcome| c[o.index()];
         Self {
-            issued: c[0],
-            replayed: c[1],
-            sold_out: c[2],
-            limit_reached: c[3],
-            refused: c[4],
-            rate_limited: c[5],
-            errors: c[6],
+            issued: at(Outcome::Issued),
+            replayed: at(Outcome::Replayed),
+            sold_out: at(Outcome::SoldOut),
+            limit_reached: at(Outcome::LimitReached),
+            refused: at(Outcome::NotOpen) + at(Outcome::Ended) + at(Outcome::Paused),
+            rate_limited: at(Outcome::RateLimited),
+            errors: at(Outcome::Unavailable),
         }
     }
 }
@@ -124,7 +158,10 @@ struct Entry {
     seconds: Vec<(i64, [u32; OUTCOMES])>,
     /// The second of the last claim recorded.
     last: i64,
-    totals: [u64; OUTCOMES],
+    totals: Tally,
+    /// Counted since the last [`ClaimStats::take_unflushed`]: what the
+    /// cluster-wide tally has not been told yet.
+    unflushed: Tally,
     /// Microseconds.
     latency: Histogram<u64>,
 }
@@ -135,6 +172,7 @@ impl Entry {
             seconds: vec![(i64::MIN, [0; OUTCOMES]); WINDOW_SECS],
             last: i64::MIN,
             totals: [0; OUTCOMES],
+            unflushed: [0; OUTCOMES],
             latency: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
         }
     }
@@ -167,6 +205,7 @@ impl ClaimStats {
         bucket.1[outcome.index()] = bucket.1[outcome.index()].saturating_add(1);
         e.last = e.last.max(second);
         e.totals[outcome.index()] += 1;
+        e.unflushed[outcome.index()] += 1;
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         e.latency.saturating_record(micros.max(1));
     }
@@ -181,13 +220,33 @@ impl ClaimStats {
 
     /// Drop campaigns with no claim in the last [`FORGET_AFTER_SECS`]: a
     /// long-running shop does not keep every past drop in memory. (The
-    /// record still has their winners; the gate their counts.)
+    /// record still has their winners; the gate their counts.) An entry
+    /// whose counts were not taken for the cluster-wide tally yet stays.
     pub fn forget_idle(&self, now: Timestamp) {
         let horizon = second_of(now) - FORGET_AFTER_SECS;
         self.campaigns
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, e| e.lock().unwrap_or_else(|p| p.into_inner()).last >= horizon);
+            .retain(|_, e| {
+                let e = e.lock().unwrap_or_else(|p| p.into_inner());
+                e.last >= horizon || e.unflushed.iter().any(|&n| n > 0)
+            });
+    }
+
+    /// What was counted since the last call, per campaign (campaigns with
+    /// nothing new left out), and start counting afresh.
+    pub fn take_unflushed(&self) -> Vec<(CampaignId, Tally)> {
+        let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
+        campaigns
+            .iter()
+            .filter_map(|(id, e)| {
+                let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+                e.unflushed
+                    .iter()
+                    .any(|&n| n > 0)
+                    .then(|| (*id, std::mem::replace(&mut e.unflushed, [0; OUTCOMES])))
+            })
+            .collect()
     }
 
     fn entry(&self, campaign: CampaignId) -> Arc<Mutex<Entry>> {
@@ -266,7 +325,7 @@ mod tests {
             stats.record(c, Outcome::Issued, MS, t0);
         }
         stats.record(c, Outcome::SoldOut, MS, t0.plus_millis(1_500));
-        stats.record(c, Outcome::Error, MS, t0.plus_millis(1_999));
+        stats.record(c, Outcome::Unavailable, MS, t0.plus_millis(1_999));
         let read = stats.read(c, 3, t0.plus_millis(2_000));
         assert_eq!(read.per_second.start, t0);
         assert_eq!(read.per_second.issued, vec![3, 0, 0]);
@@ -296,6 +355,8 @@ mod tests {
         stats.record(idle, Outcome::Issued, MS, t0);
         let later = t0.plus_millis(FORGET_AFTER_SECS * 1000 + 1000);
         stats.record(busy, Outcome::Issued, MS, later);
+        // Once the cluster-wide tally has taken their counts.
+        stats.take_unflushed();
         stats.forget_idle(later);
         assert_eq!(stats.read(idle, 1, later).totals.issued, 0);
         assert_eq!(stats.read(busy, 1, later).totals.issued, 1);
@@ -313,6 +374,28 @@ mod tests {
         assert!((49.0..=51.0).contains(&l.p50_ms), "{l:?}");
         assert!((98.0..=100.5).contains(&l.p99_ms), "{l:?}");
         assert!(l.max_ms >= 99.0, "{l:?}");
+    }
+
+    #[test]
+    fn unflushed_counts_are_taken_once_and_keep_an_idle_entry() {
+        let stats = ClaimStats::default();
+        let c = CampaignId::generate();
+        let t0 = Timestamp(10_000_000);
+        stats.record(c, Outcome::Issued, MS, t0);
+        stats.record(c, Outcome::Paused, MS, t0);
+        stats.record(c, Outcome::Paused, MS, t0);
+        // An hour later the entry is idle, but its counts are not out yet.
+        stats.forget_idle(t0.plus_millis(FORGET_AFTER_SECS * 1000 + 1000));
+        let taken = stats.take_unflushed();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, c);
+        assert_eq!(taken[0].1[Outcome::Issued.index()], 1);
+        assert_eq!(taken[0].1[Outcome::Paused.index()], 2);
+        assert!(stats.take_unflushed().is_empty(), "taken once");
+        // The dashboard still groups not_open, ended and paused as refused.
+        assert_eq!(stats.read(c, 1, t0).totals.refused, 2);
+        stats.forget_idle(t0.plus_millis(FORGET_AFTER_SECS * 1000 + 1000));
+        assert_eq!(stats.tracked(), 0);
     }
 
     #[test]

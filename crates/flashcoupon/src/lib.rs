@@ -54,6 +54,8 @@ pub mod settings;
 pub mod spending;
 /// What handlers share.
 pub mod state;
+/// Statistics for the admin: cluster-wide claim counts and cached summaries.
+pub mod stats;
 /// The record: SQLite (embedded) or PostgreSQL (scale-out), one trait.
 pub mod store;
 /// Background tasks: one shutdown signal, awaited at exit.

@@ -206,6 +206,18 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_RECONCILE_AFTER_MS", default_value_t = 30_000)]
     pub reconcile_after_ms: u64,
 
+    /// How often this instance writes its claim counts to the record, where
+    /// the admin summaries sum every instance's, in milliseconds
+    /// (100..=5,000); 0 keeps them in this instance only (the summaries'
+    /// `claims` then stay at what was written before).
+    #[arg(
+        long,
+        env = "FLASHCOUPON_STATS_FLUSH_MS",
+        default_value_t = 1_000,
+        value_parser = stats_flush_ms
+    )]
+    pub stats_flush_ms: u64,
+
     /// How long a coupon reservation holds when the request names no
     /// `ttl_secs` (1..=86,400), in seconds.
     #[arg(
@@ -380,6 +392,17 @@ impl Settings {
                 "--postgres-url needs --redis-url (FLASHCOUPON_REDIS_URL): scale-out mode uses both"
             ),
         }
+    }
+}
+
+/// `--stats-flush-ms`: 0 (off) or 100..=5,000 (the API promises claim
+/// counts at most 5 s behind).
+fn stats_flush_ms(raw: &str) -> Result<u64, String> {
+    let ms: u64 = raw.parse().map_err(|e| format!("{e}"))?;
+    if ms == 0 || (100..=5_000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err("must be 0 (off) or between 100 and 5000".into())
     }
 }
 

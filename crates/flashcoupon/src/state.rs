@@ -46,6 +46,10 @@ pub struct Shared {
     pub connections: Arc<Connections>,
     /// Per-campaign claim outcomes and latency for the admin dashboard (this instance's claims).
     pub claim_stats: ClaimStats,
+    /// This instance's claim counts on their way to the record (cluster-wide).
+    pub tally: crate::stats::tally::ClusterTally,
+    /// Summaries read recently, shared by the admins polling them.
+    pub summaries: crate::http::summary::Summaries,
     /// Serialises this instance's campaign and sale writes (create, patch)
     /// so the record and the gate change together; claims never take it.
     pub campaign_writes: tokio::sync::Mutex<()>,

@@ -23,6 +23,7 @@ mod sales;
 mod service_keys;
 pub(crate) mod socket;
 mod spending;
+pub(crate) mod summary;
 mod triggers;
 mod ui;
 pub mod views;
@@ -100,6 +101,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(triggers::router())
         .merge(wallet::router())
         .merge(spending::router())
+        .merge(summary::router())
         .merge(live::router())
         .merge(notifications::router())
         .merge(webhooks::router())

@@ -96,7 +96,7 @@ pub async fn live(
 }
 
 /// Orders of a sale by status.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct OrderCountsView {
     pub pending_payment: u64,
     pub paid: u64,
@@ -122,40 +122,43 @@ pub struct SaleSummaryView {
     pub points_total: i64,
     /// When the last unit was first taken; absent if it never was.
     pub sold_out_at: Option<Timestamp>,
+    /// Minutes of the window (default: 31 days from the sale's start) with
+    /// orders placed, ascending, whatever became of them.
+    pub ordered_per_minute: Vec<super::summary::MinuteCount>,
 }
 
 /// A sale's orders by status, units sold, revenue, discounts and points
-/// given (admin).
+/// given, and orders per minute (admin).
 #[utoipa::path(get, path = "/api/v1/admin/sales/{id}/summary", tag = "sales",
-    params(("id" = String, Path, description = "sale id")), security(("bearer" = ["admin"])),
-    responses((status = 200, body = SaleSummaryView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "sale id"), super::summary::WindowParams),
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = SaleSummaryView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn summary(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(id): Path<String>,
+    Query(params): Query<super::summary::WindowParams>,
 ) -> Result<Json<SaleSummaryView>, ApiError> {
     let id: SaleId = parse_path_id(&id)?;
-    state.store.get_sale(id).await?.ok_or(ApiError::NotFound)?;
+    let sale = state.store.get_sale(id).await?.ok_or(ApiError::NotFound)?;
+    let (from, to) = params.window(sale.starts_at)?;
     let stock = state.gate.stock(drop_of(id)).await?;
-    let s = state.store.sale_summary(id).await?;
-    let count = |status| s.orders.get(&status).copied().unwrap_or(0);
+    let (s, ordered) = tokio::try_join!(
+        state.store.sale_summary(id),
+        state.store.ordered_per_minute(id, from, to),
+    )?;
     Ok(Json(SaleSummaryView {
         sale_id: id,
         total_quantity: stock.total,
         remaining_quantity: stock.remaining,
-        orders: OrderCountsView {
-            pending_payment: count(OrderStatus::PendingPayment),
-            paid: count(OrderStatus::Paid),
-            expired: count(OrderStatus::Expired),
-            cancelled: count(OrderStatus::Cancelled),
-            refunded: count(OrderStatus::Refunded),
-        },
+        orders: super::summary::order_counts(&s.orders),
         units_sold: s.units_sold,
         revenue: s.revenue,
         discount_total: s.discount_total,
         points_total: s.points_total,
         sold_out_at: s.sold_out_at,
+        ordered_per_minute: super::summary::minutes(ordered),
     }))
 }
 

@@ -196,15 +196,19 @@ fn counted(result: &ClaimResult) -> (&'static str, Option<claim_stats::Outcome>)
             Some(match r {
                 Rejection::SoldOut => Bucket::SoldOut,
                 Rejection::LimitReached => Bucket::LimitReached,
-                Rejection::NotOpen | Rejection::Ended | Rejection::Paused => Bucket::Refused,
+                Rejection::NotOpen => Bucket::NotOpen,
+                Rejection::Ended => Bucket::Ended,
+                Rejection::Paused => Bucket::Paused,
             }),
         ),
         Err(ClaimError::NoSuchCampaign) => ("not_found", None),
         Err(ClaimError::NotClaimable(_)) => ("not_claimable", None),
         Err(ClaimError::RateLimited(_)) => ("rate_limited", Some(Bucket::RateLimited)),
-        Err(ClaimError::Unavailable(_)) => ("unavailable", Some(Bucket::Error)),
-        Err(ClaimError::Store(e)) if e.is_unavailable() => ("unavailable", Some(Bucket::Error)),
-        Err(ClaimError::Store(_)) => ("error", Some(Bucket::Error)),
+        Err(ClaimError::Unavailable(_)) => ("unavailable", Some(Bucket::Unavailable)),
+        Err(ClaimError::Store(e)) if e.is_unavailable() => {
+            ("unavailable", Some(Bucket::Unavailable))
+        }
+        Err(ClaimError::Store(_)) => ("error", Some(Bucket::Unavailable)),
     }
 }
 
@@ -299,11 +303,11 @@ mod tests {
         let rejected = |r| counted(&Ok(ClaimOutcome::Rejected(r)));
         assert_eq!(
             rejected(Rejection::Paused),
-            ("paused", Some(Bucket::Refused))
+            ("paused", Some(Bucket::Paused))
         );
         assert_eq!(
             rejected(Rejection::NotOpen),
-            ("not_open", Some(Bucket::Refused))
+            ("not_open", Some(Bucket::NotOpen))
         );
         assert_eq!(
             rejected(Rejection::SoldOut),
@@ -311,7 +315,7 @@ mod tests {
         );
         assert_eq!(
             counted(&Err(ClaimError::Unavailable("x".into()))),
-            ("unavailable", Some(Bucket::Error))
+            ("unavailable", Some(Bucket::Unavailable))
         );
         assert_eq!(
             counted(&Err(ClaimError::RateLimited(RetryAfter { secs: 1 }))),

@@ -3,7 +3,7 @@
 //! same [`Store`] trait, so everything above this module is shared.
 //!
 //! One file per aggregate (accounts, campaigns, coupons and their holds,
-//! inbox, the outbox, payment events, the points ledger, time sales and orders, service keys, subscriptions, webhooks), each with its records, its SQL, its row decoders
+//! inbox, the outbox, payment events, the points ledger, time sales and orders, service keys, statistics, subscriptions, webhooks), each with its records, its SQL, its row decoders
 //! and the trait [`Store`] is made of; `sqlite/` and `postgres/` hold what
 //! differs (the group-commit writer, the gate fence, migrations).
 //!
@@ -26,6 +26,7 @@ pub mod postgres;
 pub(crate) mod sales;
 mod service_keys;
 pub mod sqlite;
+pub(crate) mod stats;
 mod subscriptions;
 mod triggers;
 mod webhooks;
@@ -62,6 +63,7 @@ pub use postgres::PgStore;
 pub use sales::{FencedSale, NewOrderRow, Refusal, SaleStore, SaleSummary};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
 pub use sqlite::SqliteStore;
+pub use stats::{CampaignFigures, StatsStore, UserCard, UserCoupons};
 pub use subscriptions::{SubscriptionStore, Topic};
 pub use triggers::{TriggerEvent, TriggerStore};
 pub use webhooks::{
@@ -151,6 +153,7 @@ pub trait Store:
     + PointStore
     + SaleStore
     + ServiceKeyStore
+    + StatsStore
     + SubscriptionStore
     + TriggerStore
     + WebhookStore
@@ -214,6 +217,7 @@ macro_rules! shared_queries {
         $crate::store::payments::payment_queries!($store, $db);
         $crate::store::points::point_queries!($store, $db);
         $crate::store::service_keys::service_key_queries!($store, $db);
+        $crate::store::stats::stats_queries!($store, $db);
         $crate::store::subscriptions::subscriptions_queries!($store, $db);
         $crate::store::triggers::trigger_queries!($store, $db);
         $crate::store::webhooks::webhooks_queries!($store, $db);

@@ -306,6 +306,7 @@ async fn the_document_marks_the_admin_operations_and_a_shopper_gets_403_from_eac
     // service keys (3), payment events, codes (job, its progress, a
     // campaign's jobs, the CSV), trigger events (post, read), points (a
     // user's balance and history, earn, spend, refund, hold, confirm and
-    // release it, adjust, the user look-up), sales (create, patch, summary).
-    assert_eq!(admin_only, 35, "every admin route is marked");
+    // release it, adjust, the user look-up), sales (create, patch, summary),
+    // summaries (a campaign's, a user's, the overview).
+    assert_eq!(admin_only, 38, "every admin route is marked");
 }

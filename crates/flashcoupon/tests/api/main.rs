@@ -30,5 +30,6 @@ mod sales;
 mod scaleout;
 mod service_keys;
 mod spending;
+mod summaries;
 mod triggers;
 mod wallet;

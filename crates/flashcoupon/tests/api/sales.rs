@@ -394,6 +394,14 @@ async fn a_storm_takes_exactly_the_stock_and_unpaid_units_come_back_for_later_bu
         (Some(0), Some(0))
     );
     assert!(s["sold_out_at"].is_string(), "{s}");
+    // Every order placed (32) is in the minutes it was placed in.
+    let placed: u64 = s["ordered_per_minute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(placed, 32, "{s}");
     let r = app
         .get(
             &format!("/api/v1/admin/sales/{id}/summary"),

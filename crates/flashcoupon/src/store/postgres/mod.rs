@@ -108,6 +108,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sale subscriptions",
         include_str!("../../../migrations/common/0015_sale_subscriptions.sql"),
     ),
+    (
+        16,
+        "claim counts",
+        include_str!("../../../migrations/common/0016_claim_counts.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sale subscriptions",
         include_str!("../../../migrations/common/0015_sale_subscriptions.sql"),
     ),
+    (
+        16,
+        "claim counts",
+        include_str!("../../../migrations/common/0016_claim_counts.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

@@ -36,6 +36,24 @@ async fn three_instances_share_one_truth_under_a_storm() {
             "every instance sees the same gate"
         );
     }
+    // The summary counts every instance's claims, and every instance
+    // answers the same: each user's turn ended with three coupons or with
+    // one 409 (sold out), so that is how many answers there were.
+    let mut per_user = HashMap::<&str, usize>::new();
+    for i in &issued {
+        *per_user.entry(i.user.as_str()).or_default() += 1;
+    }
+    let full = per_user.values().filter(|&&n| n == LIMIT).count();
+    let refused = (users.len() - full) as u64;
+    let path = format!("/api/v1/admin/campaigns/{campaign}/summary");
+    for app in &apps {
+        let s = crate::summaries::poll(app, &path, |s| {
+            s["claims"]["issued"] == STOCK && s["claims"]["sold_out"] == refused
+        })
+        .await;
+        assert_eq!(s["issued"], STOCK);
+        assert_eq!(s["claims"]["limit_reached"], 0, "{s:#}");
+    }
 }
 
 #[tokio::test]
