@@ -2,7 +2,8 @@
 // (one too many times, and some after it sold out) and spend coupons; the
 // campaign's summary panel shows the coupons by status, use rate, totals and
 // claim answers the test counted (the claim counts reach the record a few
-// seconds late: polled, never slept for), a coupon spent while the
+// seconds late: polled, never slept for), claims per second across the
+// cluster move when late shoppers try again, a coupon spent while the
 // dashboard is open turns used in the winners without a reload, a winner's
 // e-mail opens their member page, and the overview lists the campaign and
 // a sale with their numbers.
@@ -81,9 +82,16 @@ test('the summary, the member page and the overview show what the shoppers did',
   assert.equal(await claimed('replayed').textContent(), '0');
   assert.ok(await panel.locator('[data-testid="csum-issued-chart"] rect').count() > 0, 'the issue curve has bars');
   assert.ok(await panel.locator('[data-testid="csum-used-chart"] rect').count() > 0, 'uses per day has a bar');
-  // Claims per second across the cluster, from two readings of the totals.
-  await panel.getByTestId('csum-rate').filter({ hasText: /^\d/ }).waitFor(LAG);
+  // Claims per second across the cluster, from successive readings of the
+  // totals: nothing while nobody claims, then more than nothing when the
+  // late shoppers try again.
+  await panel.getByTestId('csum-rate').filter({ hasText: /^0$/ }).waitFor(LAG);
   await panel.locator('[data-testid="csum-rate-chart"] svg').waitFor(LAG);
+  for (const u of users.slice(5)) answers.push(await claim(campaign.id, u));
+  assert.equal(count('sold_out'), 6);
+  await panel.getByTestId('csum-rate').filter({ hasText: /^0[.,]\d|^[1-9]/ }).waitFor(LAG);
+  await claimed('sold_out').filter({ hasText: /^6$/ }).waitFor(LAG);
+  assert.ok(await panel.locator('[data-testid="csum-rate-chart"] rect.o-sold_out').count() > 0, 'the sold-out answers in the chart');
 
   // A coupon spent while the dashboard is open: the winners on screen and
   // the summary follow without a reload.
@@ -135,7 +143,7 @@ test('the summary, the member page and the overview show what the shoppers did',
   assert.equal(await ovCampaign.getByTestId('ov-issued-total').textContent(), '5 / 5');
   assert.equal(await ovCampaign.getByTestId('ov-remaining').textContent(), '0');
   await ovCampaign.locator('td[data-outcome="issued"]').filter({ hasText: /^5$/ }).waitFor(LAG);
-  await ovCampaign.locator('td[data-outcome="sold_out"]').filter({ hasText: /^3$/ }).waitFor(LAG);
+  await ovCampaign.locator('td[data-outcome="sold_out"]').filter({ hasText: /^6$/ }).waitFor(LAG);
   const ovSale = page.getByTestId('ov-sale').filter({ hasText: '통계 특가' });
   await ovSale.locator('td[data-order="pending_payment"]').filter({ hasText: /^2$/ }).waitFor();
   assert.match(await ovSale.textContent(), /2 \/ 3/);
