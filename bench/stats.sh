@@ -13,6 +13,7 @@
 #    GET /admin/campaigns/{id}/summary (bench/summary.lua). Target: p99 <= 20 ms.
 #
 # Knobs (env): DURATION=10s CONNECTIONS=64 THREADS=2 USERS=20000 ROUNDS=2 READERS=4 SERVER_BIN
+# (ROUNDS=0 measures only the summary reads.)
 # A dated one-line summary is appended to bench-out/stats.log.
 set -euo pipefail
 
@@ -80,7 +81,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 sum() { local s=0 v; for v in "$@"; do s="$(awk -v a="$s" -v b="$v" 'BEGIN { print a + b }')"; done; echo "$s"; }
 ON_SUM="$(sum "${ON[@]}")" OFF_SUM="$(sum "${OFF[@]}")"
-COST="$(awk -v on="$ON_SUM" -v off="$OFF_SUM" 'BEGIN { printf "%.1f", 100 * (off - on) / off }')"
+COST="$(awk -v on="$ON_SUM" -v off="$OFF_SUM" 'BEGIN { if (off > 0) printf "%.1f", 100 * (off - on) / off; else print "-" }')"
 
 # --- 2. summary reads during a storm ------------------------------------------
 serve
@@ -98,7 +99,7 @@ READ_RPS="$(field "$WORK/reads.wrk" rps)"
 READ_P50="$(field "$WORK/reads.wrk" p50_ms)"
 READ_P99="$(field "$WORK/reads.wrk" p99_ms)"
 READ_BAD="$(field "$WORK/reads.wrk" non201)"
-ISSUED="$(api GET "$url" | json_num issued)"
+ISSUED="$(api GET "/api/v1/admin/campaigns/$CAMPAIGN/summary" | json_num issued)"
 
 cat >&2 <<REPORT
 

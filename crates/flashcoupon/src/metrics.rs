@@ -23,8 +23,9 @@ pub struct Metrics {
     pub redis_round_trips: IntCounter,
     /// Campaign gates rebuilt from the record (Redis lost its data, or a new campaign).
     pub gate_rebuilds: IntCounter,
-    /// Claims left in flight that the reconciler settled from the record.
-    pub reconciled: IntCounter,
+    /// Claims left in flight that the reconciler settled from the record,
+    /// by outcome (`committed`, `written_off`).
+    pub reconciled: IntCounterVec,
     /// Notification sockets open on this instance.
     pub ws_connections: IntGauge,
     /// Live stock streams (Server-Sent Events) open on this instance, set
@@ -65,6 +66,11 @@ pub struct Metrics {
     pub queue_messages: IntGaugeVec,
     /// Time from an outbound event's commit to the broker's confirm.
     pub outbox_lag: Histogram,
+    /// Outbound events not published yet, and the age of the oldest, read
+    /// from the record at each scrape: a relay that cannot publish at all
+    /// observes no lag, but its backlog grows.
+    pub outbox_backlog: IntGauge,
+    pub outbox_oldest_age: prometheus::Gauge,
     /// Time-sale orders answered, by result.
     pub order_outcomes: IntCounterVec,
     /// Time from an order's arrival to its answer.
@@ -147,10 +153,18 @@ impl Metrics {
             "flashcoupon_gate_rebuilds_total",
             "Campaign gates written from the record: new campaigns, and rebuilds after Redis lost its data.",
         );
-        let reconciled = counter(
-            "flashcoupon_gate_reconciled_total",
-            "Claims left in flight (their instance died or lost Redis) that the reconciler settled from the record.",
-        );
+        let reconciled = IntCounterVec::new(
+            Opts::new(
+                "flashcoupon_gate_reconciled_total",
+                "Claims left in flight (their instance died or lost Redis) that the reconciler settled from the record, by outcome: committed (the record had it) or written_off (it never landed; its unit went back).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        // Exported from the start, so a rule on write-offs reads 0, not nothing.
+        for outcome in ["committed", "written_off"] {
+            reconciled.with_label_values(&[outcome]);
+        }
         let ws_connections = IntGauge::new(
             "flashcoupon_ws_connections",
             "Notification WebSockets open on this instance.",
@@ -266,6 +280,16 @@ impl Metrics {
             &["queue"],
         )
         .expect("valid metric");
+        let outbox_backlog = IntGauge::new(
+            "flashcoupon_outbox_backlog",
+            "Outbound events in the record's outbox not yet confirmed by the broker (all instances' rows; read at each scrape).",
+        )
+        .expect("valid metric");
+        let outbox_oldest_age = prometheus::Gauge::new(
+            "flashcoupon_outbox_oldest_age_seconds",
+            "Age of the oldest outbound event not yet confirmed by the broker; 0 when the outbox is empty.",
+        )
+        .expect("valid metric");
         let outbox_lag = Histogram::with_opts(
             HistogramOpts::new(
                 "flashcoupon_outbox_lag_seconds",
@@ -289,6 +313,8 @@ impl Metrics {
             Box::new(trigger_issues.clone()),
             Box::new(outbox_published.clone()),
             Box::new(outbox_lag.clone()),
+            Box::new(outbox_backlog.clone()),
+            Box::new(outbox_oldest_age.clone()),
             Box::new(queue_messages.clone()),
             Box::new(issue_outcomes.clone()),
             Box::new(issue_latency.clone()),
@@ -332,6 +358,8 @@ impl Metrics {
             trigger_issues,
             outbox_published,
             outbox_lag,
+            outbox_backlog,
+            outbox_oldest_age,
             queue_messages,
             order_outcomes,
             order_latency,

@@ -60,6 +60,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .sse_connections
         .set(state.connections.stream_count() as i64);
+    // Left as last read if the record does not answer.
+    if let Ok((backlog, oldest)) = state.store.outbox_backlog().await {
+        state.metrics.outbox_backlog.set(backlog);
+        let age = oldest.map_or(0, |t| (state.clock.now().0 - t.0).max(0));
+        state.metrics.outbox_oldest_age.set(age as f64 / 1000.0);
+    }
     (
         [(
             header::CONTENT_TYPE,

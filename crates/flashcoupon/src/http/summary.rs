@@ -21,10 +21,10 @@ use crate::auth::AdminUser;
 use crate::claim_stats::{Outcome, Tally};
 use crate::domain::InvalidInput;
 use crate::domain::account::Role;
-use crate::domain::campaign::{Campaign, CampaignStatus, campaign_status};
+use crate::domain::campaign::{Campaign, CampaignStatus, Validity, campaign_status};
 use crate::domain::ids::{CampaignId, SaleId, UserId};
 use crate::domain::sale::OrderStatus;
-use crate::domain::timestamp::{self, Timestamp};
+use crate::domain::timestamp::{self, MILLIS_PER_DAY, Timestamp};
 use crate::issuing::drop_of;
 use crate::state::AppState;
 use crate::stats::recent::Recent;
@@ -38,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The widest window a summary's curves cover.
-pub const MAX_WINDOW_MS: i64 = 31 * crate::domain::timestamp::MILLIS_PER_DAY;
+pub const MAX_WINDOW_MS: i64 = 31 * MILLIS_PER_DAY;
 
 /// How long a computed summary is served as is, and how much longer the
 /// previous one may be served while one request computes the next.
@@ -201,7 +201,10 @@ pub async fn campaign_summary(
     let summary = state
         .summaries
         .campaigns
-        .get((id, from, to), || summarize(&state, &campaign, from, to))
+        .get((id, from, to), || {
+            let state = state.clone();
+            async move { summarize(&state, &campaign, from, to).await }
+        })
         .await?;
     Ok(Json(CampaignSummary::clone(&summary)))
 }
@@ -215,8 +218,13 @@ async fn summarize(
     let id = campaign.id;
     let now = state.clock.now();
     let store = &state.store;
+    // A coupon's validity ended by now if it was issued by `ran_out`.
+    let ran_out = match campaign.terms.validity {
+        Validity::Days(days) => Some(now.plus_millis(-(days as i64) * MILLIS_PER_DAY)),
+        Validity::Window { until, .. } => (now >= until).then_some(Timestamp(i64::MAX)),
+    };
     let (figures, claims, issued, used) = tokio::try_join!(
-        store.campaign_figures(id, now),
+        store.campaign_figures(id, ran_out, now),
         store.claim_counts(Some(id)),
         store.issued_per_minute(id, from, to),
         store.used_per_day(id, from, to),
@@ -394,7 +402,10 @@ pub async fn overview(
     let overview = state
         .summaries
         .overview
-        .get((), || look_over(&state))
+        .get((), || {
+            let state = state.clone();
+            async move { look_over(&state).await }
+        })
         .await?;
     Ok(Json(Overview::clone(&overview)))
 }

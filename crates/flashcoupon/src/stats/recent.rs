@@ -1,8 +1,10 @@
 //! A value computed from the record, kept for a short while: every reader
-//! within `fresh` gets the same one; after that, one reader recomputes it
-//! (single flight) while the others keep the previous value for at most
-//! `stale` more, then wait for the new one. So a summary polled by many
-//! dashboards during a drop costs the record one read per key per `fresh`.
+//! within `fresh` gets the same one; after that, the first reader starts
+//! one recomputation in the background (single flight) and every reader,
+//! that one included, keeps getting the previous value for at most `stale`
+//! more. Only a reader finding no value, or one too old, waits for a load.
+//! So a summary polled by many dashboards during a drop costs the record one
+//! read per key per `fresh`, and no poll waits for that read.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,8 +19,8 @@ const MAX_KEYS: usize = 1_024;
 #[derive(Debug)]
 struct Slot<V> {
     value: Mutex<Option<(Instant, V)>>,
-    /// Held by the one reader recomputing the value.
-    loading: tokio::sync::Mutex<()>,
+    /// Held by the one load in progress.
+    loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -28,7 +30,7 @@ pub struct Recent<K, V> {
     slots: Mutex<HashMap<K, Arc<Slot<V>>>>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
+impl<K: Eq + Hash + Clone, V: Clone + Send + 'static> Recent<K, V> {
     pub fn new(fresh: Duration, stale: Duration) -> Self {
         Self {
             fresh,
@@ -40,7 +42,9 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
     /// The value of `key`, computed by `load` if there is none recent enough.
     pub async fn get<E, F>(&self, key: K, load: impl FnOnce() -> F) -> Result<V, E>
     where
-        F: Future<Output = Result<V, E>>,
+        F: Future<Output = Result<V, E>> + Send + 'static,
+        V: Send + Sync + 'static,
+        E: Send + 'static,
     {
         let slot = self.slot(key);
         let within = |limit: Duration| {
@@ -54,21 +58,27 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
         if let Some(v) = within(self.fresh) {
             return Ok(v);
         }
-        let _loading = match slot.loading.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                // Another reader is recomputing it: the previous value will
-                // do if it is not too old; else wait for the new one.
-                if let Some(v) = within(self.fresh + self.stale) {
-                    return Ok(v);
-                }
-                let guard = slot.loading.lock().await;
-                if let Some(v) = within(self.fresh) {
-                    return Ok(v);
-                }
-                guard
+        if let Some(v) = within(self.fresh + self.stale) {
+            // Recompute in the background (unless a load is on already)
+            // and answer with what there is. A failed load keeps the old
+            // value: the next reader tries again.
+            if let Ok(guard) = slot.loading.clone().try_lock_owned() {
+                let (slot, load) = (slot.clone(), load());
+                tokio::spawn(async move {
+                    if let Ok(fresh) = load.await {
+                        *slot.value.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((Instant::now(), fresh));
+                    }
+                    drop(guard);
+                });
             }
-        };
+            return Ok(v);
+        }
+        // Nothing recent enough to answer with: wait for one load.
+        let _loading = slot.loading.lock().await;
+        if let Some(v) = within(self.fresh) {
+            return Ok(v);
+        }
         let v = load().await?;
         *slot.value.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), v.clone()));
         Ok(v)
@@ -84,7 +94,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     value: Mutex::new(None),
-                    loading: tokio::sync::Mutex::new(()),
+                    loading: Arc::new(tokio::sync::Mutex::new(())),
                 })
             })
             .clone()
@@ -108,7 +118,7 @@ mod tests {
                 let (recent, loads) = (recent.clone(), loads.clone());
                 tokio::spawn(async move {
                     recent
-                        .get(1, || async {
+                        .get(1, || async move {
                             let n = loads.fetch_add(1, Ordering::SeqCst) + 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             Ok::<_, ()>(n)
@@ -123,6 +133,33 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 1, "one load for 8 readers");
         // Another key is its own.
         assert_eq!(recent.get(2, || async { Ok::<_, ()>(7) }).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_stale_value_is_served_while_one_load_refreshes_it_behind() {
+        let recent = Recent::<u8, u32>::new(Duration::from_millis(30), Duration::from_secs(60));
+        assert_eq!(recent.get(1, || async { Ok::<_, ()>(1) }).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // Stale: answered at once with the old value, the load runs behind.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let slow = || async move {
+            rx.await.ok();
+            Ok::<_, ()>(2)
+        };
+        assert_eq!(recent.get(1, slow).await, Ok(1));
+        // A second stale reader starts no second load.
+        assert_eq!(
+            recent.get(1, || async { panic!("a second load") }).await,
+            Ok::<_, ()>(1)
+        );
+        tx.send(()).unwrap();
+        for _ in 0..100 {
+            if recent.get(1, || async { Ok::<_, ()>(9) }).await == Ok(2) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the background load never landed");
     }
 
     #[tokio::test]

@@ -70,10 +70,13 @@ pub trait StatsStore {
         &self,
         campaign: Option<CampaignId>,
     ) -> Result<HashMap<CampaignId, Tally>, StoreError>;
-    /// A campaign's coupons by status at `now`.
+    /// A campaign's coupons by status at `now`. Its coupons' validity
+    /// ended by `now` for those issued at or before `ran_out` (the caller
+    /// knows the campaign's validity; `None`: none ran out).
     async fn campaign_figures(
         &self,
         campaign: CampaignId,
+        ran_out: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<CampaignFigures, StoreError>;
     /// Coupons issued per minute in `[from, to)`.
@@ -133,19 +136,13 @@ pub(super) fn tally<R: super::columns::Columns>(row: &R) -> Result<Tally, sqlx::
     Ok(t)
 }
 
-/// Coupon counts by status at `$2`, for the coupons `WHERE` picks (`$1`).
-pub(super) fn coupon_counts_sql(filter: &str) -> String {
-    format!(
-        "SELECT COUNT(*) AS issued, \
-         COALESCE(SUM(CASE WHEN status = 'available' AND valid_until > $2 THEN 1 ELSE 0 END), 0) AS available, \
-         COALESCE(SUM(CASE WHEN status = 'reserved' THEN 1 ELSE 0 END), 0) AS reserved, \
-         COALESCE(SUM(CASE WHEN status = 'used' THEN 1 ELSE 0 END), 0) AS used, \
-         CAST(COALESCE(SUM(CASE WHEN status = 'used' THEN discount_amount ELSE 0 END), 0) AS BIGINT) AS discount, \
-         CAST(COALESCE(SUM(CASE WHEN status = 'used' THEN order_amount ELSE 0 END), 0) AS BIGINT) AS amount, \
-         MIN(issued_at) AS first \
-         FROM coupons WHERE {filter} = $1"
-    )
-}
+/// A user's coupon counts by status at `$2` (the user-slot index; a user
+/// holds few coupons).
+pub(super) const USER_COUPON_COUNTS: &str = "SELECT COUNT(*) AS issued, \
+     COALESCE(SUM(CASE WHEN status = 'available' AND valid_until > $2 THEN 1 ELSE 0 END), 0) AS available, \
+     COALESCE(SUM(CASE WHEN status = 'reserved' THEN 1 ELSE 0 END), 0) AS reserved, \
+     COALESCE(SUM(CASE WHEN status = 'used' THEN 1 ELSE 0 END), 0) AS used \
+     FROM coupons WHERE user_id = $1";
 
 /// [`StatsStore`] for a store with a `pool` of database `$db`.
 macro_rules! stats_queries {
@@ -224,18 +221,42 @@ macro_rules! stats_queries {
             async fn campaign_figures(
                 &self,
                 campaign: CampaignId,
+                ran_out: Option<Timestamp>,
                 now: Timestamp,
             ) -> Result<$crate::store::CampaignFigures, StoreError> {
                 use $crate::store::columns::Columns as _;
-                let sql = $crate::store::stats::coupon_counts_sql("campaign_id");
-                let row = sqlx::query(&sql)
+                // Three index reads, none a pass over the coupons: every
+                // coupon (index-only), those past their validity (index-only,
+                // by issue time), those with an order (a partial index).
+                let all = sqlx::query(
+                    "SELECT COUNT(*) AS n, MIN(issued_at) AS first FROM coupons WHERE campaign_id = $1",
+                )
+                .bind(campaign.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+                let past = match ran_out {
+                    Some(before) => sqlx::query(
+                        "SELECT COUNT(*) AS n FROM coupons WHERE campaign_id = $1 AND issued_at <= $2",
+                    )
                     .bind(campaign.to_string())
-                    .bind(now.0)
+                    .bind(before.0)
                     .fetch_one(&self.pool)
-                    .await?;
-                let n = |col: &str| row.int(col).map(|v| v.max(0) as u64);
-                let (issued, available, reserved, used) =
-                    (n("issued")?, n("available")?, n("reserved")?, n("used")?);
+                    .await?
+                    .int("n")?,
+                    None => 0,
+                };
+                let ordered = sqlx::query(
+                    "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN 1 ELSE 0 END), 0) AS reserved, \
+                     COALESCE(SUM(CASE WHEN status = 'used' THEN 1 ELSE 0 END), 0) AS used, \
+                     COALESCE(SUM(CASE WHEN valid_until <= $2 THEN 1 ELSE 0 END), 0) AS past, \
+                     CAST(COALESCE(SUM(CASE WHEN status = 'used' THEN discount_amount ELSE 0 END), 0) AS BIGINT) AS discount, \
+                     CAST(COALESCE(SUM(CASE WHEN status = 'used' THEN order_amount ELSE 0 END), 0) AS BIGINT) AS amount \
+                     FROM coupons WHERE campaign_id = $1 AND order_id IS NOT NULL",
+                )
+                .bind(campaign.to_string())
+                .bind(now.0)
+                .fetch_one(&self.pool)
+                .await?;
                 let last = sqlx::query(
                     "SELECT MIN(c.issued_at) AS at FROM coupons c JOIN campaigns k ON k.id = c.campaign_id \
                      WHERE c.campaign_id = $1 AND c.seq = k.total_quantity",
@@ -243,15 +264,20 @@ macro_rules! stats_queries {
                 .bind(campaign.to_string())
                 .fetch_one(&self.pool)
                 .await?;
+                let n = |v: i64| v.max(0) as u64;
+                let issued = n(all.int("n")?);
+                let (reserved, used) = (n(ordered.int("reserved")?), n(ordered.int("used")?));
+                // Past their validity and not held by an order: expired.
+                let expired = n(past).saturating_sub(n(ordered.int("past")?));
                 Ok($crate::store::CampaignFigures {
                     issued,
-                    available,
+                    available: issued.saturating_sub(reserved + used + expired),
                     reserved,
                     used,
-                    expired: issued.saturating_sub(available + reserved + used),
-                    discount_total: row.int("discount")?,
-                    order_amount_total: row.int("amount")?,
-                    first_issued_at: row.opt_int("first")?.map(Timestamp),
+                    expired,
+                    discount_total: ordered.int("discount")?,
+                    order_amount_total: ordered.int("amount")?,
+                    first_issued_at: all.opt_int("first")?.map(Timestamp),
                     sold_out_at: last.opt_int("at")?.map(Timestamp),
                 })
             }
@@ -285,7 +311,8 @@ macro_rules! stats_queries {
                 use $crate::store::stats::DAY_MS;
                 let rows = sqlx::query(
                     "SELECT used_at / 86400000 AS bucket, COUNT(*) AS n FROM coupons \
-                     WHERE campaign_id = $1 AND status = 'used' AND used_at >= $2 AND used_at < $3 \
+                     WHERE campaign_id = $1 AND order_id IS NOT NULL AND status = 'used' \
+                     AND used_at >= $2 AND used_at < $3 \
                      GROUP BY used_at / 86400000 ORDER BY bucket",
                 )
                 .bind(campaign.to_string())
@@ -371,8 +398,8 @@ macro_rules! stats_queries {
                 now: Timestamp,
             ) -> Result<$crate::store::stats::UserCoupons, StoreError> {
                 use $crate::store::columns::Columns as _;
-                let sql = $crate::store::stats::coupon_counts_sql("user_id");
-                let row = sqlx::query(&sql)
+                let sql = $crate::store::stats::USER_COUPON_COUNTS;
+                let row = sqlx::query(sql)
                     .bind(user.to_string())
                     .bind(now.0)
                     .fetch_one(&self.pool)

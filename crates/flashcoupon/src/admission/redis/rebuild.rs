@@ -129,7 +129,11 @@ impl RedisGate {
             .stockpile(drop.kind)?
             .resolve_stale(drop.id, &ids)
             .await?;
-        let mut args = vec![epoch.clone()];
+        // Committed claims and written-off ones are settled in two calls
+        // (each claim on its own either way), so the metric tells them apart:
+        // a write-off means an instance lost claims in flight.
+        let mut committed = vec![epoch.clone()];
+        let mut written_off = vec![epoch.clone()];
         for (seq, user, user_seq, unit, key) in &claims {
             let outcome = match landed.get(seq) {
                 Some(row)
@@ -141,6 +145,11 @@ impl RedisGate {
                 None => "f".to_owned(),
             };
             tracing::warn!(%drop, seq, outcome, "reconciled a claim left in flight");
+            let args = if outcome.starts_with("c:") {
+                &mut committed
+            } else {
+                &mut written_off
+            };
             args.extend([
                 seq.to_string(),
                 (*user).to_owned(),
@@ -150,9 +159,20 @@ impl RedisGate {
                 outcome,
             ]);
         }
-        let done: i64 = self.run(&self.scripts.settle, &keys.all(), &args).await?;
-        self.metrics.reconciled.inc_by(done.max(0) as u64);
-        Ok(done.max(0) as usize)
+        let mut settled = 0;
+        for (label, args) in [("committed", committed), ("written_off", written_off)] {
+            if args.len() == 1 {
+                continue;
+            }
+            let done: i64 = self.run(&self.scripts.settle, &keys.all(), &args).await?;
+            let done = done.max(0) as u64;
+            self.metrics
+                .reconciled
+                .with_label_values(&[label])
+                .inc_by(done);
+            settled += done as usize;
+        }
+        Ok(settled)
     }
 }
 

@@ -113,6 +113,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claim counts",
         include_str!("../../../migrations/common/0016_claim_counts.sql"),
     ),
+    (
+        17,
+        "statistics indexes",
+        include_str!("../../../migrations/common/0017_stats_indexes.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -112,6 +112,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claim counts",
         include_str!("../../../migrations/common/0016_claim_counts.sql"),
     ),
+    (
+        17,
+        "statistics indexes",
+        include_str!("../../../migrations/common/0017_stats_indexes.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

@@ -134,8 +134,10 @@ async fn a_kill_9_of_one_instance_mid_storm_loses_and_leaks_nothing() {
     );
     let mut reconciled = 0.0;
     for base in &survivors {
-        reconciled +=
-            crate::helpers::metric_at(&client, base, "flashcoupon_gate_reconciled_total ").await;
+        for outcome in ["committed", "written_off"] {
+            let line = format!("flashcoupon_gate_reconciled_total{{outcome=\"{outcome}\"}} ");
+            reconciled += crate::helpers::metric_at(&client, base, &line).await;
+        }
     }
     assert!(
         reconciled >= 1.0,
@@ -408,7 +410,13 @@ async fn writers_stalled_past_the_reconcilers_age_lose_nothing_and_answer_no_fal
     // The storm gives even-numbered users a key: odd ones never retry a
     // claim as the same claim, so a coupon of theirs that was not answered
     // 201 is one a 503 (or a lost answer) denied.
-    let reconciled: u64 = apps.iter().map(|a| a.state.metrics.reconciled.get()).sum();
+    let reconciled: u64 = apps
+        .iter()
+        .flat_map(|a| {
+            ["committed", "written_off"]
+                .map(|o| a.state.metrics.reconciled.with_label_values(&[o]).get())
+        })
+        .sum();
     let refused: u64 = apps
         .iter()
         .map(|a| {
@@ -561,11 +569,15 @@ async fn instances_with_skewed_clocks_agree_on_window_ageing_and_revocation() {
             0.0,
             "{base} answered 503: a live claim was written off as abandoned"
         );
-        assert_eq!(
-            count("flashcoupon_gate_reconciled_total "),
-            0.0,
-            "{base} settled live claims of the other instance as abandoned"
-        );
+        for outcome in ["committed", "written_off"] {
+            assert_eq!(
+                count(&format!(
+                    "flashcoupon_gate_reconciled_total{{outcome=\"{outcome}\"}} "
+                )),
+                0.0,
+                "{base} settled live claims of the other instance ({outcome})"
+            );
+        }
     }
 
     // Holds run on the record's clock: a 10-minute hold made on the slow
