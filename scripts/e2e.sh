@@ -28,4 +28,4 @@ fi
 cargo build --bin flashcoupon
 rm -rf e2e/artifacts
 cd e2e
-node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout shop.test.mjs admin.test.mjs sales.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout shop.test.mjs admin.test.mjs sales.test.mjs stats.test.mjs
