@@ -80,6 +80,9 @@ impl Outcome {
 /// Counts indexed by [`Outcome::index`].
 pub type Tally = [u64; OUTCOMES];
 
+/// Coupons issued per minute (`ms / 60,000`).
+pub type IssuedByMinute = Vec<(i64, u64)>;
+
 /// Counts by outcome, as the live dashboard groups them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OutcomeCounts {
@@ -162,6 +165,9 @@ struct Entry {
     /// Counted since the last [`ClaimStats::take_unflushed`]: what the
     /// cluster-wide tally has not been told yet.
     unflushed: Tally,
+    /// Issued since the last take, by minute (`ms / 60,000`; almost always
+    /// one minute, two across its turn).
+    unflushed_minutes: IssuedByMinute,
     /// Microseconds.
     latency: Histogram<u64>,
 }
@@ -173,6 +179,7 @@ impl Entry {
             last: i64::MIN,
             totals: [0; OUTCOMES],
             unflushed: [0; OUTCOMES],
+            unflushed_minutes: Vec::new(),
             latency: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
         }
     }
@@ -206,6 +213,13 @@ impl ClaimStats {
         e.last = e.last.max(second);
         e.totals[outcome.index()] += 1;
         e.unflushed[outcome.index()] += 1;
+        if outcome == Outcome::Issued {
+            let minute = now.0.div_euclid(60_000);
+            match e.unflushed_minutes.iter_mut().find(|(m, _)| *m == minute) {
+                Some((_, n)) => *n += 1,
+                None => e.unflushed_minutes.push((minute, 1)),
+            }
+        }
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         e.latency.saturating_record(micros.max(1));
     }
@@ -234,17 +248,21 @@ impl ClaimStats {
     }
 
     /// What was counted since the last call, per campaign (campaigns with
-    /// nothing new left out), and start counting afresh.
-    pub fn take_unflushed(&self) -> Vec<(CampaignId, Tally)> {
+    /// nothing new left out): the outcomes, and the issued by minute. Then
+    /// start counting afresh.
+    pub fn take_unflushed(&self) -> Vec<(CampaignId, Tally, IssuedByMinute)> {
         let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
         campaigns
             .iter()
             .filter_map(|(id, e)| {
                 let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
-                e.unflushed
-                    .iter()
-                    .any(|&n| n > 0)
-                    .then(|| (*id, std::mem::replace(&mut e.unflushed, [0; OUTCOMES])))
+                e.unflushed.iter().any(|&n| n > 0).then(|| {
+                    (
+                        *id,
+                        std::mem::replace(&mut e.unflushed, [0; OUTCOMES]),
+                        std::mem::take(&mut e.unflushed_minutes),
+                    )
+                })
             })
             .collect()
     }
@@ -391,6 +409,7 @@ mod tests {
         assert_eq!(taken[0].0, c);
         assert_eq!(taken[0].1[Outcome::Issued.index()], 1);
         assert_eq!(taken[0].1[Outcome::Paused.index()], 2);
+        assert_eq!(taken[0].2, vec![(t0.0 / 60_000, 1)], "the issue's minute");
         assert!(stats.take_unflushed().is_empty(), "taken once");
         // The dashboard still groups not_open, ended and paused as refused.
         assert_eq!(stats.read(c, 1, t0).totals.refused, 2);

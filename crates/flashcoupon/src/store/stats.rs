@@ -26,6 +26,7 @@ pub struct CampaignFigures {
     /// Of used coupons.
     pub discount_total: i64,
     pub order_amount_total: i64,
+    /// When the coupon with the lowest seq was issued.
     pub first_issued_at: Option<Timestamp>,
     /// When the coupon with the last seq was issued; absent if it never was.
     pub sold_out_at: Option<Timestamp>,
@@ -59,10 +60,13 @@ pub trait StatsStore {
     /// Write this instance's running claim counts (since it started) for
     /// these campaigns: each row replaces the last one it wrote, so a
     /// write that is retried, or lands twice, counts once.
+    /// With them, in the same transaction, its issued counts per minute
+    /// (`(campaign, minute, issued)`), written the same way.
     async fn save_claim_counts(
         &self,
         instance: &str,
         counts: &[(CampaignId, Tally)],
+        minutes: &[(CampaignId, i64, u64)],
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// Every instance's counts, summed per campaign (one campaign, or all).
@@ -79,7 +83,8 @@ pub trait StatsStore {
         ran_out: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<CampaignFigures, StoreError>;
-    /// Coupons issued per minute in `[from, to)`.
+    /// Coupons issued per minute in `[from, to)`, as every instance counted
+    /// its 201s.
     async fn issued_per_minute(
         &self,
         campaign: CampaignId,
@@ -153,10 +158,11 @@ macro_rules! stats_queries {
                 &self,
                 instance: &str,
                 counts: &[(CampaignId, $crate::claim_stats::Tally)],
+                minutes: &[(CampaignId, i64, u64)],
                 now: Timestamp,
             ) -> Result<(), StoreError> {
                 use $crate::claim_stats::Outcome;
-                if counts.is_empty() {
+                if counts.is_empty() && minutes.is_empty() {
                     return Ok(());
                 }
                 let columns = $crate::store::stats::outcome_columns();
@@ -183,6 +189,19 @@ macro_rules! stats_queries {
                         q = q.bind(i64::try_from(*n).unwrap_or(i64::MAX));
                     }
                     q.execute(&mut *tx).await?;
+                }
+                for (campaign, minute, issued) in minutes {
+                    sqlx::query(
+                        "INSERT INTO claim_minutes (campaign_id, instance, minute, issued) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (campaign_id, minute, instance) DO UPDATE SET issued = excluded.issued",
+                    )
+                    .bind(campaign.to_string())
+                    .bind(instance)
+                    .bind(*minute)
+                    .bind(i64::try_from(*issued).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -225,25 +244,56 @@ macro_rules! stats_queries {
                 now: Timestamp,
             ) -> Result<$crate::store::CampaignFigures, StoreError> {
                 use $crate::store::columns::Columns as _;
-                // Three index reads, none a pass over the coupons: every
-                // coupon (index-only), those past their validity (index-only,
-                // by issue time), those with an order (a partial index).
+                // Index reads, no pass over the coupons (and nothing a claim
+                // writes): every coupon (index-only on (campaign_id, seq)),
+                // the issue times of the lowest and highest seq, those with
+                // an order (a partial index).
                 let all = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(issued_at) AS first FROM coupons WHERE campaign_id = $1",
+                    "SELECT COUNT(*) AS n, MIN(seq) AS low, MAX(seq) AS high FROM coupons WHERE campaign_id = $1",
                 )
                 .bind(campaign.to_string())
                 .fetch_one(&self.pool)
                 .await?;
-                let past = match ran_out {
-                    Some(before) => sqlx::query(
-                        "SELECT COUNT(*) AS n FROM coupons WHERE campaign_id = $1 AND issued_at <= $2",
-                    )
-                    .bind(campaign.to_string())
-                    .bind(before.0)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .int("n")?,
-                    None => 0,
+                let at_seq = |seq: Option<i64>| {
+                    let campaign = campaign.to_string();
+                    async move {
+                        let Some(seq) = seq else { return Ok::<_, StoreError>(None) };
+                        let row = sqlx::query(
+                            "SELECT issued_at FROM coupons WHERE campaign_id = $1 AND seq = $2",
+                        )
+                        .bind(campaign)
+                        .bind(seq)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        Ok(row.map(|r| r.int("issued_at")).transpose()?.map(Timestamp))
+                    }
+                };
+                let first = at_seq(all.opt_int("low")?).await?;
+                let last_seq = at_seq(all.opt_int("high")?).await?;
+                // Past their validity: none before the first issue ran out,
+                // all once the last did (a minute's margin: seqs are handed
+                // out in admission order, issue times read just before);
+                // in between (while the drop's coupons run out, days after
+                // it) the exact count is a pass over the campaign's coupons.
+                const MARGIN_MS: i64 = 60_000;
+                let past = match (ran_out, first, last_seq) {
+                    (Some(before), Some(first), Some(last)) => {
+                        if before.0 < first.0 - MARGIN_MS {
+                            0
+                        } else if before.0 >= last.0 + MARGIN_MS {
+                            all.int("n")?
+                        } else {
+                            sqlx::query(
+                                "SELECT COUNT(*) AS n FROM coupons WHERE campaign_id = $1 AND issued_at <= $2",
+                            )
+                            .bind(campaign.to_string())
+                            .bind(before.0)
+                            .fetch_one(&self.pool)
+                            .await?
+                            .int("n")?
+                        }
+                    }
+                    _ => 0,
                 };
                 let ordered = sqlx::query(
                     "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN 1 ELSE 0 END), 0) AS reserved, \
@@ -277,7 +327,7 @@ macro_rules! stats_queries {
                     expired,
                     discount_total: ordered.int("discount")?,
                     order_amount_total: ordered.int("amount")?,
-                    first_issued_at: all.opt_int("first")?.map(Timestamp),
+                    first_issued_at: first,
                     sold_out_at: last.opt_int("at")?.map(Timestamp),
                 })
             }
@@ -289,14 +339,15 @@ macro_rules! stats_queries {
                 to: Timestamp,
             ) -> Result<$crate::store::stats::Curve, StoreError> {
                 use $crate::store::stats::MINUTE_MS;
+                // Minutes that overlap the window.
                 let rows = sqlx::query(
-                    "SELECT issued_at / 60000 AS bucket, COUNT(*) AS n FROM coupons \
-                     WHERE campaign_id = $1 AND issued_at >= $2 AND issued_at < $3 \
-                     GROUP BY issued_at / 60000 ORDER BY bucket",
+                    "SELECT minute AS bucket, CAST(SUM(issued) AS BIGINT) AS n FROM claim_minutes \
+                     WHERE campaign_id = $1 AND minute >= $2 AND minute < $3 \
+                     GROUP BY minute ORDER BY minute",
                 )
                 .bind(campaign.to_string())
-                .bind(from.0)
-                .bind(to.0)
+                .bind(from.0.div_euclid(MINUTE_MS))
+                .bind((to.0 + MINUTE_MS - 1).div_euclid(MINUTE_MS))
                 .fetch_all(&self.pool)
                 .await?;
                 Ok($crate::store::stats::curve(&rows, MINUTE_MS)?)

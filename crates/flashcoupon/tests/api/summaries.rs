@@ -251,3 +251,39 @@ async fn summaries_refuse_bad_input_and_non_admins() {
     assert!(s["first_issued_at"].is_null() && s["sold_out_at"].is_null());
     assert_eq!(s["issued_per_minute"], json!([]));
 }
+
+#[tokio::test]
+async fn coupons_run_out_one_by_one_in_the_summary_and_the_curve_has_their_minutes() {
+    let app = spawn_app().await;
+    let c = app
+        .create_campaign(json!({"total_quantity": 3, "valid_days": 1}))
+        .await;
+    let id = c["id"].as_str().unwrap();
+    let users = app.bulk_users("runout", 2).await;
+    assert_eq!(
+        app.issue(id, &users[0].1, None).await.status(),
+        StatusCode::CREATED
+    );
+    app.clock.advance(Duration::from_secs(300));
+    assert_eq!(
+        app.issue(id, &users[1].1, None).await.status(),
+        StatusCode::CREATED
+    );
+    let summary = format!("/api/v1/admin/campaigns/{id}/summary");
+    let s = poll(&app, &summary, |s| s["claims"]["issued"] == 2).await;
+    let minutes: Vec<u64> = s["issued_per_minute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(minutes, vec![1, 1], "two minutes, five apart: {s:#}");
+    // A day and two minutes after the first: it ran out, the second not yet.
+    app.clock.advance(Duration::from_secs(86_400 - 300 + 120));
+    let s = poll(&app, &summary, |s| s["expired"] == 1).await;
+    assert_eq!((&s["available"], &s["issued"]), (&json!(1), &json!(2)));
+    // Ten minutes later, both.
+    app.clock.advance(Duration::from_secs(600));
+    let s = poll(&app, &summary, |s| s["expired"] == 2).await;
+    assert_eq!(s["available"], 0);
+}

@@ -115,8 +115,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         17,
-        "statistics indexes",
-        include_str!("../../../migrations/common/0017_stats_indexes.sql"),
+        "statistics without a pass",
+        include_str!("../../../migrations/common/0017_stats_reads.sql"),
     ),
 ];
 
