@@ -272,7 +272,7 @@ pub struct PointsView {
 
 /// A user summed up: what their wallet, points and orders show.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserSummary {
+pub struct UserStatsSummary {
     pub user_id: UserId,
     pub email: String,
     pub role: Role,
@@ -285,13 +285,13 @@ pub struct UserSummary {
 /// A user's coupons by status, points and orders by status (admin).
 #[utoipa::path(get, path = "/api/v1/admin/users/{user_id}/summary", tag = "admin",
     params(("user_id" = String, Path, description = "user id")), security(("bearer" = ["admin"])),
-    responses((status = 200, body = UserSummary), (status = 400, body = ErrorBody),
+    responses((status = 200, body = UserStatsSummary), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn user_summary(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(user_id): Path<String>,
-) -> Result<Json<UserSummary>, ApiError> {
+) -> Result<Json<UserStatsSummary>, ApiError> {
     let user: UserId = parse_path_id(&user_id)?;
     let card = state
         .store
@@ -304,7 +304,7 @@ pub async fn user_summary(
         state.store.point_balance(user, now),
         state.store.user_orders_by_status(user),
     )?;
-    Ok(Json(UserSummary {
+    Ok(Json(UserStatsSummary {
         user_id: user,
         email: card.email,
         role: card.role,

@@ -34,6 +34,10 @@ pub struct ClusterTally {
     /// A new id at every start (UUIDv7): old incarnations' rows stay.
     instance: String,
     running: Mutex<Running>,
+    /// One flush at a time (the loop's and the one at shutdown): two
+    /// writes landing out of order would leave the older totals in the
+    /// record while the newer ones are marked written.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +56,7 @@ impl Default for ClusterTally {
         Self {
             instance: uuid::Uuid::now_v7().to_string(),
             running: Mutex::default(),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -71,6 +76,7 @@ impl ClusterTally {
         store: &(dyn StatsStore + Sync),
         now: Timestamp,
     ) -> Result<usize, StoreError> {
+        let _one = self.flushing.lock().await;
         let (dirty, minutes): (Vec<(CampaignId, Tally)>, Minutes) = {
             let mut r = self.running.lock().unwrap_or_else(|p| p.into_inner());
             for (campaign, counted, issued) in stats.take_unflushed() {
