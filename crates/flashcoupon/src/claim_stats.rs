@@ -202,8 +202,22 @@ impl ClaimStats {
     /// Count one answered claim. Callers only record claims on campaigns
     /// that exist, so the map cannot be grown by made-up ids.
     pub fn record(&self, campaign: CampaignId, outcome: Outcome, took: Duration, now: Timestamp) {
-        let entry = self.entry(campaign);
-        let mut e = entry.lock().unwrap_or_else(|p| p.into_inner());
+        // The entry is locked under the map's read lock, so `forget_idle`
+        // (which takes the write lock) cannot drop it between the two and
+        // lose this count.
+        loop {
+            let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = campaigns.get(&campaign) {
+                let mut e = entry.lock().unwrap_or_else(|p| p.into_inner());
+                Self::count(&mut e, outcome, took, now);
+                return;
+            }
+            drop(campaigns);
+            self.entry(campaign);
+        }
+    }
+
+    fn count(e: &mut Entry, outcome: Outcome, took: Duration, now: Timestamp) {
         let second = second_of(now);
         let bucket = &mut e.seconds[slot(second)];
         if bucket.0 != second {

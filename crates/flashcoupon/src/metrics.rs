@@ -24,7 +24,7 @@ pub struct Metrics {
     /// Campaign gates rebuilt from the record (Redis lost its data, or a new campaign).
     pub gate_rebuilds: IntCounter,
     /// Claims left in flight that the reconciler settled from the record,
-    /// by outcome (`committed`, `written_off`).
+    /// by outcome (`committed`, `written_off`, `superseded`).
     pub reconciled: IntCounterVec,
     /// Notification sockets open on this instance.
     pub ws_connections: IntGauge,
@@ -156,13 +156,13 @@ impl Metrics {
         let reconciled = IntCounterVec::new(
             Opts::new(
                 "flashcoupon_gate_reconciled_total",
-                "Claims left in flight (their instance died or lost Redis) that the reconciler settled from the record, by outcome: committed (the record had it) or written_off (it never landed; its unit went back).",
+                "Claims left in flight (their instance died or lost Redis) that the reconciler settled from the record, by outcome: committed (the record had it), written_off (it never landed; its unit went back) or superseded (the record holds its seq for another claim; the seq is retired).",
             ),
             &["outcome"],
         )
         .expect("valid metric");
         // Exported from the start, so a rule on write-offs reads 0, not nothing.
-        for outcome in ["committed", "written_off"] {
+        for outcome in ["committed", "written_off", "superseded"] {
             reconciled.with_label_values(&[outcome]);
         }
         let ws_connections = IntGauge::new(

@@ -29,6 +29,7 @@ use crate::issuing::drop_of;
 use crate::state::AppState;
 use crate::stats::recent::Recent;
 use crate::store::StoreError;
+use crate::store::stats::RanOut;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -218,11 +219,7 @@ async fn summarize(
     let id = campaign.id;
     let now = state.clock.now();
     let store = &state.store;
-    // A coupon's validity ended by now if it was issued by `ran_out`.
-    let ran_out = match campaign.terms.validity {
-        Validity::Days(days) => Some(now.plus_millis(-(days as i64) * MILLIS_PER_DAY)),
-        Validity::Window { until, .. } => (now >= until).then_some(Timestamp(i64::MAX)),
-    };
+    let ran_out = ran_out(campaign, now);
     let (figures, claims, issued, used) = tokio::try_join!(
         store.campaign_figures(id, ran_out, now),
         store.claim_counts(Some(id)),
@@ -251,6 +248,36 @@ async fn summarize(
         used_per_day: days(used),
         as_of: now,
     }))
+}
+
+/// How far issue times may stray outside the campaign's issue window: each
+/// is its instance's clock (a skewed one included) at admission.
+const ISSUE_CLOCK_MARGIN_MS: i64 = 3_600_000;
+
+/// Which coupons are past their validity at `now`. For a validity in days,
+/// those issued by `now - days`: none while that is before the issue window,
+/// all once it is after it (with a margin for instances' clocks), and an
+/// exact count in between (only then does the summary read every coupon).
+fn ran_out(campaign: &Campaign, now: Timestamp) -> RanOut {
+    match campaign.terms.validity {
+        Validity::Days(days) => {
+            let by = now.plus_millis(-(days as i64) * MILLIS_PER_DAY);
+            if by.0 < campaign.issue_starts_at.0 - ISSUE_CLOCK_MARGIN_MS {
+                RanOut::None
+            } else if by.0
+                >= campaign
+                    .issue_ends_at
+                    .0
+                    .saturating_add(ISSUE_CLOCK_MARGIN_MS)
+            {
+                RanOut::All
+            } else {
+                RanOut::IssuedBy(by)
+            }
+        }
+        Validity::Window { until, .. } if now >= until => RanOut::All,
+        Validity::Window { .. } => RanOut::None,
+    }
 }
 
 /// A user's coupons by status.

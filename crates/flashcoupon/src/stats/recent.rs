@@ -63,11 +63,12 @@ impl<K: Eq + Hash + Clone, V: Clone + Send + 'static> Recent<K, V> {
             // and answer with what there is. A failed load keeps the old
             // value: the next reader tries again.
             if let Ok(guard) = slot.loading.clone().try_lock_owned() {
-                let (slot, load) = (slot.clone(), load());
+                // Stamped when the read starts: its age is the data's.
+                let (slot, started, load) = (slot.clone(), Instant::now(), load());
                 tokio::spawn(async move {
                     if let Ok(fresh) = load.await {
                         *slot.value.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some((Instant::now(), fresh));
+                            Some((started, fresh));
                     }
                     drop(guard);
                 });
@@ -79,8 +80,9 @@ impl<K: Eq + Hash + Clone, V: Clone + Send + 'static> Recent<K, V> {
         if let Some(v) = within(self.fresh) {
             return Ok(v);
         }
+        let started = Instant::now();
         let v = load().await?;
-        *slot.value.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), v.clone()));
+        *slot.value.lock().unwrap_or_else(|p| p.into_inner()) = Some((started, v.clone()));
         Ok(v)
     }
 

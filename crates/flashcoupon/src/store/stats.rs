@@ -32,6 +32,16 @@ pub struct CampaignFigures {
     pub sold_out_at: Option<Timestamp>,
 }
 
+/// Which of a campaign's coupons are past their validity (the caller
+/// knows the campaign's terms and issue window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RanOut {
+    None,
+    All,
+    /// Those issued at or before this time.
+    IssuedBy(Timestamp),
+}
+
 /// Counts per time bucket, ascending; buckets without any are left out.
 pub type Curve = Vec<(Timestamp, u64)>;
 
@@ -74,13 +84,12 @@ pub trait StatsStore {
         &self,
         campaign: Option<CampaignId>,
     ) -> Result<HashMap<CampaignId, Tally>, StoreError>;
-    /// A campaign's coupons by status at `now`. Its coupons' validity
-    /// ended by `now` for those issued at or before `ran_out` (the caller
-    /// knows the campaign's validity; `None`: none ran out).
+    /// A campaign's coupons by status at `now`, `ran_out` saying which
+    /// are past their validity.
     async fn campaign_figures(
         &self,
         campaign: CampaignId,
-        ran_out: Option<Timestamp>,
+        ran_out: RanOut,
         now: Timestamp,
     ) -> Result<CampaignFigures, StoreError>;
     /// Coupons issued per minute in `[from, to)`, as every instance counted
@@ -240,16 +249,16 @@ macro_rules! stats_queries {
             async fn campaign_figures(
                 &self,
                 campaign: CampaignId,
-                ran_out: Option<Timestamp>,
+                ran_out: $crate::store::stats::RanOut,
                 now: Timestamp,
             ) -> Result<$crate::store::CampaignFigures, StoreError> {
+                use $crate::store::stats::RanOut;
                 use $crate::store::columns::Columns as _;
-                // Index reads, no pass over the coupons (and nothing a claim
-                // writes): every coupon (index-only on (campaign_id, seq)),
-                // the issue times of the lowest and highest seq, those with
-                // an order (a partial index).
+                // Index reads (and nothing a claim writes): every coupon
+                // (index-only on (campaign_id, seq)), the lowest seq's issue
+                // time, those with an order (a partial index).
                 let all = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(seq) AS low, MAX(seq) AS high FROM coupons WHERE campaign_id = $1",
+                    "SELECT COUNT(*) AS n, MIN(seq) AS low FROM coupons WHERE campaign_id = $1",
                 )
                 .bind(campaign.to_string())
                 .fetch_one(&self.pool)
@@ -269,31 +278,20 @@ macro_rules! stats_queries {
                     }
                 };
                 let first = at_seq(all.opt_int("low")?).await?;
-                let last_seq = at_seq(all.opt_int("high")?).await?;
-                // Past their validity: none before the first issue ran out,
-                // all once the last did (a minute's margin: seqs are handed
-                // out in admission order, issue times read just before);
-                // in between (while the drop's coupons run out, days after
-                // it) the exact count is a pass over the campaign's coupons.
-                const MARGIN_MS: i64 = 60_000;
-                let past = match (ran_out, first, last_seq) {
-                    (Some(before), Some(first), Some(last)) => {
-                        if before.0 < first.0 - MARGIN_MS {
-                            0
-                        } else if before.0 >= last.0 + MARGIN_MS {
-                            all.int("n")?
-                        } else {
-                            sqlx::query(
-                                "SELECT COUNT(*) AS n FROM coupons WHERE campaign_id = $1 AND issued_at <= $2",
-                            )
-                            .bind(campaign.to_string())
-                            .bind(before.0)
-                            .fetch_one(&self.pool)
-                            .await?
-                            .int("n")?
-                        }
-                    }
-                    _ => 0,
+                // Past their validity: the exact count is a pass over the
+                // campaign's coupons, needed only while they run out (the
+                // caller says none or all the rest of the time).
+                let past = match ran_out {
+                    RanOut::None => 0,
+                    RanOut::All => all.int("n")?,
+                    RanOut::IssuedBy(before) => sqlx::query(
+                        "SELECT COUNT(*) AS n FROM coupons WHERE campaign_id = $1 AND issued_at <= $2",
+                    )
+                    .bind(campaign.to_string())
+                    .bind(before.0)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .int("n")?,
                 };
                 let ordered = sqlx::query(
                     "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN 1 ELSE 0 END), 0) AS reserved, \

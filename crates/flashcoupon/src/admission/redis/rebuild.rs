@@ -129,11 +129,14 @@ impl RedisGate {
             .stockpile(drop.kind)?
             .resolve_stale(drop.id, &ids)
             .await?;
-        // Committed claims and written-off ones are settled in two calls
-        // (each claim on its own either way), so the metric tells them apart:
-        // a write-off means an instance lost claims in flight.
+        // Committed, written-off and superseded claims are settled in one
+        // call each (each claim on its own either way), so the metric tells
+        // them apart: a write-off means an instance lost claims in flight; a
+        // superseded one, that the record holds its seq for another claim
+        // (the gate and the record disagreed).
         let mut committed = vec![epoch.clone()];
         let mut written_off = vec![epoch.clone()];
+        let mut superseded = vec![epoch.clone()];
         for (seq, user, user_seq, unit, key) in &claims {
             let outcome = match landed.get(seq) {
                 Some(row)
@@ -145,10 +148,10 @@ impl RedisGate {
                 None => "f".to_owned(),
             };
             tracing::warn!(%drop, seq, outcome, "reconciled a claim left in flight");
-            let args = if outcome.starts_with("c:") {
-                &mut committed
-            } else {
-                &mut written_off
+            let args = match outcome.as_str() {
+                "f" => &mut written_off,
+                "x" => &mut superseded,
+                _ => &mut committed,
             };
             args.extend([
                 seq.to_string(),
@@ -160,7 +163,11 @@ impl RedisGate {
             ]);
         }
         let mut settled = 0;
-        for (label, args) in [("committed", committed), ("written_off", written_off)] {
+        for (label, args) in [
+            ("committed", committed),
+            ("written_off", written_off),
+            ("superseded", superseded),
+        ] {
             if args.len() == 1 {
                 continue;
             }

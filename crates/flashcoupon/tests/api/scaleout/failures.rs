@@ -134,7 +134,7 @@ async fn a_kill_9_of_one_instance_mid_storm_loses_and_leaks_nothing() {
     );
     let mut reconciled = 0.0;
     for base in &survivors {
-        for outcome in ["committed", "written_off"] {
+        for outcome in ["committed", "written_off", "superseded"] {
             let line = format!("flashcoupon_gate_reconciled_total{{outcome=\"{outcome}\"}} ");
             reconciled += crate::helpers::metric_at(&client, base, &line).await;
         }
@@ -413,7 +413,7 @@ async fn writers_stalled_past_the_reconcilers_age_lose_nothing_and_answer_no_fal
     let reconciled: u64 = apps
         .iter()
         .flat_map(|a| {
-            ["committed", "written_off"]
+            ["committed", "written_off", "superseded"]
                 .map(|o| a.state.metrics.reconciled.with_label_values(&[o]).get())
         })
         .sum();
@@ -569,7 +569,7 @@ async fn instances_with_skewed_clocks_agree_on_window_ageing_and_revocation() {
             0.0,
             "{base} answered 503: a live claim was written off as abandoned"
         );
-        for outcome in ["committed", "written_off"] {
+        for outcome in ["committed", "written_off", "superseded"] {
             assert_eq!(
                 count(&format!(
                     "flashcoupon_gate_reconciled_total{{outcome=\"{outcome}\"}} "

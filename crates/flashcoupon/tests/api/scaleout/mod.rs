@@ -225,19 +225,32 @@ async fn create_campaign(
     admin: &str,
     stock: usize,
 ) -> String {
-    let r = client
-        .post(format!("{base}/api/v1/campaigns"))
-        .bearer_auth(admin)
-        .json(&json!({
-            "name": "scale-out drop", "discount": {"type": "fixed", "amount": 1000},
-            "total_quantity": stock, "per_user_limit": LIMIT,
-            "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    body(r).await["id"].as_str().unwrap().to_owned()
+    // A 503 says "try again" (API.md): instances that have just started
+    // under a loaded suite answered one once (CI, 2026-12-03), so the
+    // admin tries again, as a shop's tooling would.
+    let mut last = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..20 {
+        let r = client
+            .post(format!("{base}/api/v1/campaigns"))
+            .bearer_auth(admin)
+            .json(&json!({
+                "name": "scale-out drop", "discount": {"type": "fixed", "amount": 1000},
+                "total_quantity": stock, "per_user_limit": LIMIT,
+                "issue_starts_at": "2020-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z", "valid_days": 30
+            }))
+            .send()
+            .await
+            .unwrap();
+        last = r.status();
+        if last == StatusCode::CREATED {
+            return body(r).await["id"].as_str().unwrap().to_owned();
+        }
+        if last != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("creating the campaign answered {last}");
 }
 
 async fn campaign_view(client: &reqwest::Client, base: &str, id: &str) -> Value {
