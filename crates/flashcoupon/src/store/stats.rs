@@ -257,27 +257,19 @@ macro_rules! stats_queries {
                 // Index reads (and nothing a claim writes): every coupon
                 // (index-only on (campaign_id, seq)), the lowest seq's issue
                 // time, those with an order (a partial index).
-                let all = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(seq) AS low FROM coupons WHERE campaign_id = $1",
+                let all = sqlx::query("SELECT COUNT(*) AS n FROM coupons WHERE campaign_id = $1")
+                    .bind(campaign.to_string())
+                    .fetch_one(&self.pool)
+                    .await?;
+                let first = sqlx::query(
+                    "SELECT issued_at FROM coupons WHERE campaign_id = $1 ORDER BY seq LIMIT 1",
                 )
                 .bind(campaign.to_string())
-                .fetch_one(&self.pool)
-                .await?;
-                let at_seq = |seq: Option<i64>| {
-                    let campaign = campaign.to_string();
-                    async move {
-                        let Some(seq) = seq else { return Ok::<_, StoreError>(None) };
-                        let row = sqlx::query(
-                            "SELECT issued_at FROM coupons WHERE campaign_id = $1 AND seq = $2",
-                        )
-                        .bind(campaign)
-                        .bind(seq)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                        Ok(row.map(|r| r.int("issued_at")).transpose()?.map(Timestamp))
-                    }
-                };
-                let first = at_seq(all.opt_int("low")?).await?;
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.int("issued_at"))
+                .transpose()?
+                .map(Timestamp);
                 // Past their validity: the exact count is a pass over the
                 // campaign's coupons, needed only while they run out (the
                 // caller says none or all the rest of the time).
