@@ -6,7 +6,8 @@
 // page follows a sale's stock, status and end over its live stream alone. An
 // admin creates a sale through the form (after it refuses a bad one),
 // watches its orders by status move, is told why the stock cannot go below
-// what is ordered, and pauses it.
+// what is ordered, and pauses it. A shopper asks to be told when a sale
+// opens, and the inbox says so in words.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -520,5 +521,88 @@ test('the sales page fits a phone and its order form works from the keyboard', a
   await page.keyboard.press('Enter');
   await card.getByTestId('order-result').filter({ hasText: '주문 완료!' }).waitFor();
   await page.getByTestId('order').first().getByTestId('order-status').filter({ hasText: '결제 대기' }).waitFor();
+  assert.deepEqual(page.errors, []);
+});
+
+/** Read the inbox again (away and back) until a notification says `text`;
+ * the scheduler's news arrives on its own clock, so poll, boundedly. */
+async function inboxSays(page, text, timeoutMs = 45_000) {
+  const deadline = Date.now() + timeoutMs;
+  const item = page.getByTestId('notification').filter({ hasText: text });
+  for (;;) {
+    await page.locator('a[data-tab="inbox"]').click();
+    try {
+      await item.waitFor({ timeout: 1_000 });
+      return item;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`the inbox never said "${text}" within ${timeoutMs} ms`);
+    }
+    await page.locator('a[data-tab="drops"]').click();
+  }
+}
+
+test('a shopper asks to be told when an upcoming sale opens: the button keeps its state after a reload, and the inbox says it opens soon and opened, in words', async () => {
+  const base = env.server.base;
+  const admin = await adminToken(base);
+  // Opening soon enough for the test to see it open (and inside the lead of
+  // sale.opening_soon), late enough to subscribe before; another far off,
+  // and one open already.
+  const soon = await createSale(base, admin, { name: '알림 받는 특가', starts_at: new Date(Date.now() + 20_000).toISOString() });
+  const later = await createSale(base, admin, { name: '나중 특가',
+    starts_at: new Date(Date.now() + 7_200_000).toISOString(), ends_at: new Date(Date.now() + 10_800_000).toISOString() });
+  const open = await createSale(base, admin, { name: '이미 진행 중인 특가' });
+  const page = await newPage(env.browser, { viewport: { width: 1280, height: 900 } });
+
+  // Signed out: upcoming, but nobody to tell.
+  await page.goto(base + '/#sales');
+  const card = page.locator(`[data-sale="${soon.id}"]`);
+  const notify = card.getByTestId('sale-notify');
+  await card.getByTestId('sale-countdown').filter({ hasText: '판매 시작까지' }).waitFor();
+  assert.equal(await notify.isVisible(), false, 'no "notify me" for a shopper who is not signed in');
+
+  await signUp(page, `notify-${Date.now()}@example.com`);
+  const me = await session(page);
+  await page.locator('a[data-tab="sales"]').click();
+  await notify.filter({ hasText: '판매 시작 알림 받기' }).waitFor();
+  assert.equal(await notify.getAttribute('aria-pressed'), 'false');
+  assert.equal(await page.locator(`[data-sale="${open.id}"] [data-testid="sale-notify"]`).isVisible(), false,
+    'no "notify me" on a sale that is already open');
+  await notify.click();
+  await card.locator('[data-testid="sale-notify"][aria-pressed="true"]').filter({ hasText: '🔔 알림 신청됨 (해제)' }).waitFor();
+  const asked = await apiCall(base, 'GET', `/api/v1/sales/${soon.id}/subscription`, me.token);
+  assert.equal(asked.body.subscribed, true, 'the server has the subscription');
+  await shot(page, 'sales-notify');
+  assert.deepEqual(await contrastFailures(page), [], 'readable contrast with "notify me"');
+
+  // A reload reads the state back from the server.
+  await page.reload();
+  await card.locator('[data-testid="sale-notify"][aria-pressed="true"]').waitFor();
+  assert.equal(await notify.textContent(), '🔔 알림 신청됨 (해제)');
+
+  // Pressed twice: on, then off again, on the server too.
+  const other = page.locator(`[data-sale="${later.id}"] [data-testid="sale-notify"]`);
+  await other.filter({ hasText: '판매 시작 알림 받기' }).click();
+  await page.locator(`[data-sale="${later.id}"] [data-testid="sale-notify"][aria-pressed="true"]`).waitFor();
+  await other.click();
+  await page.locator(`[data-sale="${later.id}"] [data-testid="sale-notify"][aria-pressed="false"]`).waitFor();
+  assert.equal(await other.textContent(), '판매 시작 알림 받기');
+  const undone = await apiCall(base, 'GET', `/api/v1/sales/${later.id}/subscription`, me.token);
+  assert.equal(undone.body.subscribed, false, 'undone on the server');
+
+  // The scheduler tells the subscriber it opens soon (at once: it is inside
+  // the lead), then that it opened; the inbox says both in words.
+  await inboxSays(page, '타임세일이 곧 시작합니다: 알림 받는 특가 (');
+  await inboxSays(page, '타임세일이 시작되었습니다! 알림 받는 특가');
+  const words = await page.locator('#inbox-list').textContent();
+  assert.doesNotMatch(words, /event\.|sale\.opened|나중 특가/, 'no label keys, and nothing of the sale undone');
+  await shot(page, 'inbox-sale');
+
+  await page.getByTestId('lang').click();
+  await page.getByTestId('notification').filter({ hasText: 'Time sale on now! 알림 받는 특가' }).waitFor();
+  await page.getByTestId('notification').filter({ hasText: 'Time sale starting soon: 알림 받는 특가 (starts ' }).waitFor();
+  // Open now: nothing left to be told of, so no button.
+  await page.locator('a[data-tab="sales"]').click();
+  await card.getByTestId('sale-status').filter({ hasText: 'Open' }).waitFor();
+  assert.equal(await notify.isVisible(), false);
   assert.deepEqual(page.errors, []);
 });

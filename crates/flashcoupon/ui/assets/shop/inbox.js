@@ -1,7 +1,8 @@
-// The inbox (알림함): my notifications in words, Korean or English, the
-// unread badge in the menu, and "mark all read".
+// The inbox (알림함): my notifications in words, Korean or English (the
+// campaigns', coupons', points', orders' and time sales' news), the unread
+// badge in the menu, and "mark all read".
 
-import { $, api, dateTime, day, h, points, t, toast, won } from '../common.js';
+import { $, api, dateTime, day, h, num, points, t, toast, won } from '../common.js';
 import { knownCampaignName } from './drops.js';
 import { onViewChange, session } from './page.js';
 import { saleById } from './sales.js';
@@ -33,7 +34,18 @@ export function eventText(e) {
     case 'points.spent': return [t('event.points.spent', { amount: points(d.amount ?? 0) }), d.order_id].filter(Boolean).join(' · ');
     case 'order.created': case 'order.paid': case 'order.expired': case 'order.cancelled': case 'order.refunded':
       return t(`event.${e.type}`, { sale: saleById(d.sale_id)?.name ?? '', amount: won(d.payable_amount ?? 0) });
-    default: return t(`event.${e.type}`, { name });
+    // A sale's news carries its name: this page may never have read the list of sales.
+    case 'sale.opening_soon': case 'sale.opened': case 'sale.sold_out':
+      return t(`event.${e.type}`, {
+        sale: d.sale_name ?? saleById(d.sale_id)?.name ?? '',
+        at: d.starts_at ? dateTime(d.starts_at) : '',
+        total: num(d.total_quantity ?? 0),
+      });
+    default: {
+      // A type this page has no words for (a newer server): say it is news, not the label's key.
+      const key = `event.${e.type}`;
+      return t(key) === key ? t('event.other', { type: e.type }) : t(key, { name });
+    }
   }
 }
 

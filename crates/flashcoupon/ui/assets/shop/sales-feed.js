@@ -1,13 +1,15 @@
 // Keeping the sales on screen current: one Server-Sent Events stream per
 // sale card in view (the countdown's clock, status and remaining stock move
 // as they change), closed once the card leaves the view or the page is
-// hidden; and a read of the list (new sales, my pending orders), seldom
-// while every sale in view streams, more often while one cannot.
+// hidden; and a read of the list (new sales, my pending orders, and for
+// upcoming sales newly listed whether I asked to hear of them), seldom while
+// every sale in view streams, more often while one cannot.
 
 import { api, toast } from '../common.js';
 import { watchSale } from '../live.js';
 import { hasPendingOrder, loadOrders, updateOrders } from './orders.js';
 import { currentView, onViewChange, session } from './page.js';
+import { loadSaleSubscriptions } from './sale-notify.js';
 import { patchSale, renderSales, saleCardOf, saleIds, setSales } from './sales.js';
 
 /** Browsers open at most six HTTP/1.1 connections per host, for all of a
@@ -128,4 +130,5 @@ export async function loadSales() {
   syncStreams();
   // Orders name their sale: a sale read only now names them.
   updateOrders();
+  loadSaleSubscriptions();
 }

@@ -1,9 +1,11 @@
 // Time sales (타임세일): a card per sale with the list price struck
 // through, the sale price, a countdown to its start or end, and its stock
-// (kept current by sales-feed.js); each card holds its order form.
+// (kept current by sales-feed.js); each card holds "notify me" while the
+// sale is upcoming (sale-notify.js) and its order form.
 
 import { $, h, num, setText, t, won } from '../common.js';
 import { orderForm, updateOrderForm } from './order-form.js';
+import { notifyToggle, showNotify } from './sale-notify.js';
 import { clockText, liveStatus, showStock, stockBar } from './stock.js';
 
 /** Time sales by id, in the API's order (newest first), as last read or streamed. */
@@ -85,6 +87,7 @@ function saleCard(s) {
     clock: h('p', { class: 'clock', 'data-testid': 'sale-countdown' }),
     stock: h('p', { class: 'stock', 'data-testid': 'sale-stock' }),
     ...stockBar(),
+    ...notifyToggle(id),
     ...orderForm(id, label),
     labels,
   };
@@ -92,7 +95,7 @@ function saleCard(s) {
     h('div', { class: 'row spread' }, el.title, el.badge),
     el.product,
     h('p', { class: 'prices' }, el.listLabel, el.listPrice, el.salePrice, el.off),
-    el.terms, el.clock, el.bar, el.stock,
+    el.terms, el.clock, el.bar, el.stock, el.notifyRow,
     el.form, el.loginRow, el.result);
   saleCards.set(id, el);
   return el.card;
@@ -136,5 +139,6 @@ export function updateSaleCard(id) {
   setText(el.terms, [t('sale.per_user', { limit: num(s.per_user_limit) }), t('sale.pay_within', { time: duration(s.payment_ttl_secs) })].join(' · '));
   setText(el.clock, clockText(status, s.starts_at, s.ends_at, 'sale.opens_in', 'sale.ends_in'));
   showStock(el, s.remaining_quantity, s.total_quantity);
+  showNotify(el, id, status);
   updateOrderForm(el, s, status);
 }
