@@ -62,3 +62,6 @@ pub mod store;
 pub mod tasks;
 /// Logging set-up.
 pub mod telemetry;
+
+/// The request a change came from, carried into what it produces.
+pub mod trace;

@@ -87,6 +87,10 @@ pub struct PaymentEvent {
     #[serde(deserialize_with = "timestamp::client")]
     #[schema(schema_with = timestamp::client_schema)]
     pub occurred_at: Timestamp,
+    /// The request its message came from (its `x-request-id` and
+    /// `traceparent` headers), for what it causes; over HTTP, the request's.
+    #[serde(skip)]
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 impl PaymentEvent {
@@ -548,26 +552,28 @@ async fn prepare_many(
         .collect();
     for (i, plan) in plans {
         let event = events[i];
-        out[i] = Some(reports_for(state, event, &plan, now, &coupons).await.map(
-            |(committed, reports)| {
-                Prepared::Ready(Ready {
-                    item: InboundItem {
-                        record: InboundRecord {
-                            event_id: event.event_id.clone(),
-                            event_type: event.kind.as_str().to_owned(),
-                            order_id: event.order_id.clone(),
-                            occurred_at: event.occurred_at,
-                            received_at: now,
-                            source: source.as_str().to_owned(),
-                            outcome: plan.outcome,
-                        },
-                        steps: plan.steps,
-                        reports,
+        // What the event causes carries its message's trace (a batch from
+        // the broker mixes requests); over HTTP, the request's own.
+        let trace = event.trace.clone().or_else(crate::trace::current);
+        let reported = crate::trace::scope(trace, reports_for(state, event, &plan, now, &coupons));
+        out[i] = Some(reported.await.map(|(committed, reports)| {
+            Prepared::Ready(Ready {
+                item: InboundItem {
+                    record: InboundRecord {
+                        event_id: event.event_id.clone(),
+                        event_type: event.kind.as_str().to_owned(),
+                        order_id: event.order_id.clone(),
+                        occurred_at: event.occurred_at,
+                        received_at: now,
+                        source: source.as_str().to_owned(),
+                        outcome: plan.outcome,
                     },
-                    committed,
-                })
-            },
-        ));
+                    steps: plan.steps,
+                    reports,
+                },
+                committed,
+            })
+        }));
     }
     Ok(out
         .into_iter()
@@ -807,9 +813,11 @@ async fn reports_for(
     if let Some(moved) = &plan.sale_moved
         && state.notifier.outbound_on()
     {
-        reports
-            .outbox
-            .push(crate::store::sales::order_outbox(moved, now));
+        reports.outbox.push(crate::store::sales::order_outbox(
+            moved,
+            now,
+            crate::trace::current_owned(),
+        ));
     }
     if !plan.late.is_empty() || plan.late_points > 0 || plan.late_order > 0 {
         let late = Event::new(

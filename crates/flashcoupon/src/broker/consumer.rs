@@ -269,7 +269,11 @@ type Taken = Result<Fate, (String, bool)>;
 async fn take_payments(state: &AppState, batch: &[Delivery]) -> Vec<Taken> {
     let parsed: Vec<Result<PaymentEvent, String>> = batch
         .iter()
-        .map(|d| PaymentEvent::from_json(&d.data).map_err(|e| e.to_string()))
+        .map(|d| {
+            let mut event = PaymentEvent::from_json(&d.data).map_err(|e| e.to_string())?;
+            event.trace = super::trace_of(d.properties.headers().as_ref()).map(Arc::new);
+            Ok(event)
+        })
         .collect();
     let events: Vec<PaymentEvent> = parsed
         .iter()
@@ -314,9 +318,10 @@ async fn take_triggers(state: &AppState, batch: &[Delivery]) -> Vec<Taken> {
             Ok(m) => match parse_uuid(&m.user_id) {
                 None => Err(("user_id: must be a user id (a UUID)".to_owned(), false)),
                 Some(user) => {
-                    match triggers::take_custom(state, &m.event_id, &m.name, UserId(user), "amqp")
-                        .await
-                    {
+                    let trace = super::trace_of(delivery.properties.headers().as_ref());
+                    let take =
+                        triggers::take_custom(state, &m.event_id, &m.name, UserId(user), "amqp");
+                    match crate::trace::scope(trace.map(Arc::new), take).await {
                         Ok(true) => Ok(Fate::Applied),
                         Ok(false) => Ok(Fate::Repeat),
                         Err(TriggerError::Store(e)) => Err((e.to_string(), e.is_unavailable())),

@@ -208,3 +208,19 @@ where
         }
     }
 }
+
+/// The trace a message's headers name (`x-request-id`, `traceparent`), if
+/// they are sane.
+pub fn trace_of(headers: Option<&lapin::types::FieldTable>) -> Option<crate::trace::Trace> {
+    let text = |name: &str| -> Option<String> {
+        match headers?.inner().get(name)? {
+            lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+            lapin::types::AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        }
+    };
+    crate::trace::Trace::from_headers(
+        text("x-request-id").as_deref(),
+        text("traceparent").as_deref(),
+    )
+}

@@ -1,7 +1,9 @@
 //! The outbox relay (promise 11), one per instance: lease a batch of
 //! outbox rows, publish each to the topic exchange `flashcoupon.events`
 //! (routing key = its type, persistent, `message_id` = its id) with
-//! publisher confirms, and delete the rows the broker confirmed.
+//! publisher confirms, and delete the rows the broker confirmed. An event a
+//! request caused carries that request's `x-request-id` and `traceparent`
+//! headers (see `crate::trace`).
 //!
 //! At least once: a relay that dies after publishing and before deleting
 //! leaves its rows leased; when the lease runs out another relay (or this
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::ShortString;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 
 use super::{BrokerError, BrokerSettings, connect, declare, reconnecting, timely};
@@ -120,12 +122,15 @@ async fn publish(
     let mut confirms = Vec::with_capacity(rows.len());
     let mut failed: Option<BrokerError> = None;
     for row in rows {
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_message_id(row.id.to_string().into())
             .with_content_type("application/json".into())
             .with_type(row.event_type.as_str().into())
             .with_timestamp((row.created_at.0 / 1000).max(0) as u64)
             .with_delivery_mode(2);
+        if let Some(trace) = &row.trace {
+            properties = properties.with_headers(trace_headers(trace));
+        }
         let published = tokio::time::timeout_at(
             deadline,
             channel.basic_publish(
@@ -185,6 +190,20 @@ async fn publish(
         let _ = state.store.release_outbox(&undone).await;
     }
     (ids, failed)
+}
+
+/// The headers that let a consumer follow an event back to its request.
+pub fn trace_headers(trace: &crate::trace::Trace) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-request-id".into(),
+        AMQPValue::LongString(trace.request_id.as_str().into()),
+    );
+    headers.insert(
+        "traceparent".into(),
+        AMQPValue::LongString(trace.traceparent.as_str().into()),
+    );
+    headers
 }
 
 fn lag_secs(created: Timestamp, now: Timestamp) -> f64 {

@@ -45,6 +45,9 @@ pub struct Event {
     /// The instance that published it (so it does not hear itself twice).
     #[serde(default)]
     pub origin: String,
+    /// The request that caused it (see `crate::trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl Event {
@@ -62,6 +65,7 @@ impl Event {
             campaign,
             data: payload.data(),
             origin: String::new(),
+            trace: crate::trace::current_owned(),
         }
     }
 }

@@ -5,14 +5,14 @@
 //! fields of the request's log span (so of every line it logs), and the
 //! answer carries `X-Request-Id` and a `traceparent` naming this hop.
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use rand::RngCore;
 
-/// The longest client request id taken as it is.
-const MAX_LEN: usize = 128;
+use crate::trace::{self, Trace, parse_traceparent, random_hex, sane_id};
 
 /// A request's ids, in its extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +21,10 @@ pub struct RequestId {
     pub id: String,
     /// 32 lower-case hex digits.
     pub trace_id: String,
-    /// The W3C trace flags (`01`: sampled), as the caller sent them.
-    flags: String,
+    /// The `traceparent` naming this hop: the same trace, a span of our
+    /// own, the caller's flags (`01`: sampled). The answer carries it, and
+    /// so does whatever the request produces (see `crate::trace`).
+    traceparent: String,
 }
 
 impl RequestId {
@@ -31,75 +33,44 @@ impl RequestId {
         let parent = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
-            .and_then(traceparent);
+            .and_then(parse_traceparent);
         let client = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .filter(|id| sane(id));
+            .filter(|id| sane_id(id));
         let (trace_id, flags) = match parent {
             Some((trace, flags)) => (trace.to_owned(), flags.to_owned()),
-            None => (hex(16), "00".to_owned()),
+            None => (random_hex(16), "00".to_owned()),
         };
         Self {
             id: client.map_or_else(|| trace_id.clone(), str::to_owned),
+            traceparent: trace::hop(&trace_id, &flags),
             trace_id,
-            flags,
         }
     }
 
-    /// The `traceparent` of this hop: the same trace, a span of our own.
-    fn traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, hex(8), self.flags)
+    /// What the request's changes carry.
+    fn trace(&self) -> Trace {
+        Trace {
+            request_id: self.id.clone(),
+            traceparent: self.traceparent.clone(),
+        }
     }
 }
 
-/// A request id worth repeating in logs and headers: 1 to 128 of
-/// `A-Z a-z 0-9 . _ : -` (anything else could forge log fields or headers).
-fn sane(id: &str) -> bool {
-    (1..=MAX_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
-
-/// The trace id and flags of a valid version-00 `traceparent`
-/// (`00-<32 hex>-<16 hex>-<2 hex>`, lower case, ids not all zeros).
-fn traceparent(value: &str) -> Option<(&str, &str)> {
-    let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex_of = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let valid = parts.next().is_none()
-        && version == "00"
-        && hex_of(trace, 32)
-        && hex_of(parent, 16)
-        && hex_of(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    valid.then_some((trace, flags))
-}
-
-/// `bytes` random bytes as lower-case hex.
-fn hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    hex::encode(buf)
-}
-
-/// The middleware: name the request before anything logs, answer with its
-/// ids.
+/// The middleware: name the request before anything logs, make it the
+/// trace of everything it does, answer with its ids.
 pub async fn layer(mut req: Request, next: Next) -> Response {
     let ids = RequestId::of(req.headers());
+    let current = Arc::new(ids.trace());
     req.extensions_mut().insert(ids.clone());
-    let mut res = next.run(req).await;
+    let mut res = trace::scope(Some(current), next.run(req)).await;
     let headers = res.headers_mut();
     // Both are made of sane characters only: they always make a header.
     if let Ok(v) = HeaderValue::from_str(&ids.id) {
         headers.insert("x-request-id", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ids.traceparent()) {
+    if let Ok(v) = HeaderValue::from_str(&ids.traceparent) {
         headers.insert("traceparent", v);
     }
     res
@@ -142,7 +113,7 @@ mod tests {
         ]));
         assert_eq!(ids.id, "shop-77.a:1");
         assert_eq!(ids.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        let next = ids.traceparent();
+        let next = ids.traceparent.clone();
         assert!(
             next.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
             "{next}"

@@ -125,6 +125,8 @@ pub struct SaleSummaryView {
     /// Minutes of the window (default: 31 days from the sale's start) with
     /// orders placed, ascending, whatever became of them.
     pub ordered_per_minute: Vec<super::summary::MinuteCount>,
+    /// When these figures were read.
+    pub as_of: Timestamp,
 }
 
 /// A sale's orders by status, units sold, revenue, discounts and points
@@ -159,6 +161,7 @@ pub async fn summary(
         points_total: s.points_total,
         sold_out_at: s.sold_out_at,
         ordered_per_minute: super::summary::minutes(ordered),
+        as_of: state.clock.now(),
     }))
 }
 

@@ -363,6 +363,10 @@ pub struct DeliveryView {
     pub last_error: Option<String>,
     /// The request body sent.
     pub body: String,
+    /// The request that caused the event (sent as `X-Request-Id`), if one
+    /// did: what to search the logs for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub log: Vec<AttemptView>,
 }
 
@@ -380,6 +384,7 @@ impl From<DeliveryRecord> for DeliveryView {
             last_status_code: d.last_status_code,
             last_error: d.last_error,
             body: d.body,
+            request_id: d.request_id,
             log: d
                 .log
                 .into_iter()

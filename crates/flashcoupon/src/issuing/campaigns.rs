@@ -75,14 +75,14 @@ pub async fn patch(state: &AppState, id: CampaignId, body: CampaignPatch) -> Wri
     detached(state.clone(), move |state| apply_patch(state, id, body)).await
 }
 
-/// Run `work` on its own task and wait for it: dropping the caller's future
-/// no longer cancels it half-way.
+/// Run `work` on its own task (in the request's trace) and wait for it:
+/// dropping the caller's future no longer cancels it half-way.
 async fn detached<F, Fut>(state: AppState, work: F) -> Written
 where
     F: FnOnce(AppState) -> Fut,
     Fut: Future<Output = Written> + Send + 'static,
 {
-    tokio::spawn(work(state))
+    tokio::spawn(crate::trace::carry(work(state)))
         .await
         .map_err(|e| CampaignWriteError::Task(e.to_string()))?
 }

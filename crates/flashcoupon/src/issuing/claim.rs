@@ -254,6 +254,7 @@ pub async fn claim_coupon(
                     Door::Code(code) => Some(code),
                     _ => None,
                 },
+                trace: crate::trace::current(),
             };
             let coupon = Coupon {
                 id: row.id,

@@ -339,6 +339,7 @@ pub fn outbox_row(event: &Event) -> OutboxRow {
         event_type: event.kind.as_str().to_owned(),
         body: event.outbound_json(),
         created_at: event.at,
+        trace: event.trace.clone(),
     }
 }
 

@@ -177,6 +177,7 @@ impl Webhooks {
                 once_key: once_key.to_owned(),
                 body: body_for(&w.format, event, text),
                 at: self.clock.now(),
+                trace: event.trace.clone(),
             })
             .collect())
     }
@@ -247,9 +248,13 @@ impl Webhooks {
         if literal.is_some_and(|ip| !self.egress.permits(ip)) {
             return (None, Some(Refused.to_string()));
         }
-        let answer = self
-            .client
-            .post(&endpoint.url)
+        let mut request = self.client.post(&endpoint.url);
+        if let Some(trace) = &d.trace {
+            request = request
+                .header("X-Request-Id", &trace.request_id)
+                .header("traceparent", &trace.traceparent);
+        }
+        let answer = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Flashcoupon-Event", &d.event_type)
             .header("X-Flashcoupon-Delivery", d.id.to_string())

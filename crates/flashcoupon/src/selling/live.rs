@@ -116,7 +116,12 @@ async fn poll(
         };
         let snapshot = SaleSnapshot::of(sale, starts_at, &stock, state.clock.now());
         tx.send_if_modified(|current| match current {
-            Some(old) if old.same(&snapshot) => false,
+            // Unchanged: no event, but a stream that starts now opens with
+            // this read's time, not the time the state last changed.
+            Some(old) if old.same(&snapshot) => {
+                old.at = snapshot.at;
+                false
+            }
             _ => {
                 *current = Some(snapshot);
                 true

@@ -333,6 +333,7 @@ async fn end(state: &Shared, order: Order, to: OrderStatus) -> Result<Order, Sel
         kind,
         order_id: order.id.to_string(),
         occurred_at: now,
+        trace: None,
     };
     crate::payments::take(state, &event, Source::Http)
         .await

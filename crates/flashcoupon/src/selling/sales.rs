@@ -13,12 +13,12 @@ use crate::store::StoreError;
 
 type Written = Result<(Sale, Stock), SellError>;
 
-/// Run `work` on its own task and wait for it.
+/// Run `work` on its own task (in the request's trace) and wait for it.
 async fn detached<Fut>(work: Fut) -> Written
 where
     Fut: std::future::Future<Output = Written> + Send + 'static,
 {
-    tokio::spawn(work)
+    tokio::spawn(crate::trace::carry(work))
         .await
         .map_err(|e| SellError::Task(e.to_string()))?
 }

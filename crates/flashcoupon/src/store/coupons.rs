@@ -31,6 +31,8 @@ pub struct NewCouponRow {
     /// The unique code it was redeemed with (the record refuses a second
     /// coupon with the same code).
     pub code: Option<Box<str>>,
+    /// The request that claimed it, for its outbound `coupon.issued`.
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 /// A new coupon's `coupon.issued` as the outbox keeps it (its id is the
@@ -53,6 +55,7 @@ pub(super) fn issued_outbox(r: &NewCouponRow) -> super::OutboxRow {
             Some(r.campaign_id),
         ),
         created_at: r.issued_at,
+        trace: r.trace.as_deref().cloned(),
     }
 }
 

@@ -17,6 +17,9 @@ pub struct OutboxRow {
     pub event_type: String,
     pub body: String,
     pub created_at: Timestamp,
+    /// The request that caused it: published as the headers `x-request-id`
+    /// and `traceparent`.
+    pub trace: Option<crate::trace::Trace>,
 }
 
 /// What a change writes in its own transaction besides itself, so that a
@@ -63,7 +66,24 @@ pub(super) fn outbox_row(row: &impl super::columns::Columns) -> Result<OutboxRow
         event_type: row.text("event_type")?,
         body: row.text("body")?,
         created_at: Timestamp(row.int("created_at")?),
+        trace: trace_of(row)?,
     })
+}
+
+/// The columns `request_id` and `traceparent` of an outbox row or a
+/// webhook delivery.
+pub(super) fn trace_of(
+    row: &impl super::columns::Columns,
+) -> Result<Option<crate::trace::Trace>, sqlx::Error> {
+    Ok(
+        match (row.opt_text("request_id")?, row.opt_text("traceparent")?) {
+            (Some(request_id), Some(traceparent)) => Some(crate::trace::Trace {
+                request_id,
+                traceparent,
+            }),
+            _ => None,
+        },
+    )
 }
 
 /// Write `$reports` inside the transaction `$tx` of database `$db`.
@@ -91,13 +111,15 @@ pub(super) use insert_reports;
 macro_rules! insert_outbox {
     ($db:ty, $rows:expr) => {{
         let mut q = sqlx::QueryBuilder::<$db>::new(
-            "INSERT INTO outbox (id, event_type, body, created_at) ",
+            "INSERT INTO outbox (id, event_type, body, created_at, request_id, traceparent) ",
         );
         q.push_values($rows, |mut b, r: &$crate::store::OutboxRow| {
             b.push_bind(r.id.to_string())
                 .push_bind(r.event_type.clone())
                 .push_bind(r.body.clone())
-                .push_bind(r.created_at.0);
+                .push_bind(r.created_at.0)
+                .push_bind(r.trace.as_ref().map(|t| t.request_id.clone()))
+                .push_bind(r.trace.as_ref().map(|t| t.traceparent.clone()));
         });
         q.push(" ON CONFLICT DO NOTHING");
         q
@@ -174,7 +196,7 @@ macro_rules! outbox_queries {
                      WHERE id IN (SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until <= $2 \
                        ORDER BY created_at, id LIMIT $3) \
                      AND (lease_until IS NULL OR lease_until <= $2) \
-                     RETURNING id, event_type, body, created_at",
+                     RETURNING id, event_type, body, created_at, request_id, traceparent",
                 )
                 .bind(lease_until.0)
                 .bind(now.0)

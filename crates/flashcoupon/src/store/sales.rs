@@ -29,6 +29,8 @@ pub struct NewOrderRow {
     /// since they were checked): the order is not written and its unit goes
     /// back; its request reads why here.
     pub refusal: std::sync::Arc<std::sync::OnceLock<Refusal>>,
+    /// The request that placed it, for its outbound `order.created`.
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 impl NewOrderRow {
@@ -40,6 +42,7 @@ impl NewOrderRow {
             points: None,
             outbound: false,
             refusal: Default::default(),
+            trace: crate::trace::current(),
         }
     }
 
@@ -160,9 +163,13 @@ pub(super) const GATE_ORDERS: &str = "(status IN ('pending_payment', 'paid', 're
      OR idempotency_key IS NOT NULL)";
 
 /// The outbound event of an order that just moved to its status (a pending
-/// one was just created), stamped `at`: the same row whoever writes it
-/// (the group commit, a payment, the expiry).
-pub fn order_outbox(o: &Order, at: Timestamp) -> super::OutboxRow {
+/// one was just created), stamped `at`, caused by the request `trace`: the
+/// same row whoever writes it (the group commit, a payment, the expiry).
+pub fn order_outbox(
+    o: &Order,
+    at: Timestamp,
+    trace: Option<crate::trace::Trace>,
+) -> super::OutboxRow {
     let payload = crate::events::Payload::of_order(o);
     let kind = payload.kind();
     // The creation's id is the order's: a consumer deduplicates on it.
@@ -176,6 +183,7 @@ pub fn order_outbox(o: &Order, at: Timestamp) -> super::OutboxRow {
         event_type: kind.as_str().to_owned(),
         body: crate::events::outbound_json(id, kind, at, payload.data(), Some(o.user_id), None),
         created_at: at,
+        trace,
     }
 }
 
@@ -562,7 +570,11 @@ macro_rules! sale_queries {
                     if $crate::store::sales::insert_order!(tx, &r.order) {
                         landed.insert(r.order.id);
                         if r.outbound {
-                            let row = $crate::store::sales::order_outbox(&r.order, r.order.created_at);
+                            let row = $crate::store::sales::order_outbox(
+                                &r.order,
+                                r.order.created_at,
+                                r.trace.as_deref().cloned(),
+                            );
                             $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
                                 .build()
                                 .execute(&mut *tx)
@@ -596,7 +608,11 @@ macro_rules! sale_queries {
                         }
                     }
                     if r.outbound {
-                        let row = $crate::store::sales::order_outbox(&r.order, r.order.created_at);
+                        let row = $crate::store::sales::order_outbox(
+                                &r.order,
+                                r.order.created_at,
+                                r.trace.as_deref().cloned(),
+                            );
                         $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
                             .build()
                             .execute(&mut *one)
@@ -758,7 +774,7 @@ macro_rules! sale_queries {
                 if outbound && !expired.is_empty() {
                     let events: Vec<_> = expired
                         .iter()
-                        .map(|o| $crate::store::sales::order_outbox(o, now))
+                        .map(|o| $crate::store::sales::order_outbox(o, now, None))
                         .collect();
                     for chunk in events.chunks(2_000) {
                         $crate::store::outbox::insert_outbox!($db, chunk)

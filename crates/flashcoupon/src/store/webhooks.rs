@@ -33,6 +33,9 @@ pub struct NewDelivery {
     /// The request body, already in the endpoint's format.
     pub body: String,
     pub at: Timestamp,
+    /// The request that caused the event: sent as `X-Request-Id` and
+    /// `traceparent`.
+    pub trace: Option<crate::trace::Trace>,
 }
 
 /// A delivery this instance leased to send now.
@@ -45,6 +48,7 @@ pub struct LeasedDelivery {
     /// Including the one about to be made.
     pub attempts: i64,
     pub created_at: Timestamp,
+    pub trace: Option<crate::trace::Trace>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +82,8 @@ pub struct DeliveryRecord {
     pub last_status_code: Option<i64>,
     pub last_error: Option<String>,
     pub body: String,
+    /// The request that caused the event.
+    pub request_id: Option<String>,
     pub log: Vec<AttemptRecord>,
 }
 
@@ -146,7 +152,7 @@ pub(super) fn webhook(row: &impl Columns) -> Result<WebhookRecord, sqlx::Error> 
 }
 
 pub(super) const DELIVERY_COLUMNS: &str = "id, event_id, event_type, status, attempts, next_attempt_at, created_at, \
-     finished_at, last_status_code, last_error, body";
+     finished_at, last_status_code, last_error, body, request_id";
 
 pub(super) fn delivery(row: &impl Columns) -> Result<DeliveryRecord, sqlx::Error> {
     Ok(DeliveryRecord {
@@ -161,6 +167,7 @@ pub(super) fn delivery(row: &impl Columns) -> Result<DeliveryRecord, sqlx::Error
         last_status_code: row.opt_int("last_status_code")?,
         last_error: row.opt_text("last_error")?,
         body: row.text("body")?,
+        request_id: row.opt_text("request_id")?,
         log: Vec::new(),
     })
 }
@@ -182,7 +189,7 @@ macro_rules! insert_deliveries {
     ($db:ty, $rows:expr) => {{
         let mut q = sqlx::QueryBuilder::<$db>::new(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, once_key, body, \
-             next_attempt_at, created_at) ",
+             next_attempt_at, created_at, request_id, traceparent) ",
         );
         q.push_values($rows, |mut b, r| {
             b.push_bind(r.id.to_string())
@@ -192,7 +199,9 @@ macro_rules! insert_deliveries {
                 .push_bind(r.once_key.clone())
                 .push_bind(r.body.clone())
                 .push_bind(r.at.0)
-                .push_bind(r.at.0);
+                .push_bind(r.at.0)
+                .push_bind(r.trace.as_ref().map(|t| t.request_id.clone()))
+                .push_bind(r.trace.as_ref().map(|t| t.traceparent.clone()));
         });
         q.push(" ON CONFLICT DO NOTHING");
         q
@@ -307,7 +316,7 @@ macro_rules! webhooks_queries {
                      WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' \
                        AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at LIMIT $3) \
                      AND status = 'pending' AND lease_until <= $2 \
-                     RETURNING id, webhook_id, event_type, body, attempts, created_at",
+                     RETURNING id, webhook_id, event_type, body, attempts, created_at, request_id, traceparent",
                 )
                 .bind(lease_until.0)
                 .bind(now.0)
@@ -323,6 +332,7 @@ macro_rules! webhooks_queries {
                             body: $crate::store::columns::Columns::text(r, "body")?,
                             attempts: $crate::store::columns::Columns::int(r, "attempts")?,
                             created_at: Timestamp($crate::store::columns::Columns::int(r, "created_at")?),
+                            trace: $crate::store::outbox::trace_of(r)?,
                         })
                     })
                     .collect()

@@ -402,6 +402,13 @@ async fn a_storm_takes_exactly_the_stock_and_unpaid_units_come_back_for_later_bu
         .map(|m| m["count"].as_u64().unwrap())
         .sum();
     assert_eq!(placed, 32, "{s}");
+    let as_of =
+        flashcoupon::domain::timestamp::Timestamp::parse_rfc3339(s["as_of"].as_str().unwrap())
+            .unwrap();
+    assert!(
+        as_of.0 <= app.clock.now().0 && as_of.0 > app.clock.now().0 - 60_000,
+        "read just now: {s}"
+    );
     let r = app
         .get(
             &format!("/api/v1/admin/sales/{id}/summary"),
@@ -541,4 +548,40 @@ async fn a_sales_live_stream_tells_its_stock_as_it_moves() {
         )
         .await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_stream_joining_a_watched_sale_opens_with_a_fresh_reading() {
+    let app = spawn_app_with(|_| {}).await;
+    let sale = create_sale(&app, json!({"total_quantity": 3})).await;
+    let id = sale["id"].as_str().unwrap();
+    let path = format!("/api/v1/sales/{id}/live");
+    let first_at = |s: &Value| {
+        flashcoupon::domain::timestamp::Timestamp::parse_rfc3339(s["at"].as_str().unwrap()).unwrap()
+    };
+    // One stream keeps the sale watched; nothing changes on it.
+    let mut watching = crate::helpers::Sse::new(app.get(&path, None).await);
+    let (_, opened) = watching.next().await;
+    let then = first_at(&opened);
+    app.clock.advance(Duration::from_secs(30));
+    // A stream joining later opens with a reading taken since, not with
+    // the one taken when the state last changed (polls: a reading is due
+    // every 250 ms).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut joining = crate::helpers::Sse::new(app.get(&path, None).await);
+        let (kind, s) = joining.next().await;
+        assert_eq!(
+            (kind.as_str(), &s["remaining_quantity"]),
+            ("stock", &json!(3))
+        );
+        if first_at(&s).0 >= then.0 + 30_000 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a joining stream still opens with {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

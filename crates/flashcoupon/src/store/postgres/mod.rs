@@ -118,6 +118,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "statistics without a pass",
         include_str!("../../../migrations/common/0017_stats_reads.sql"),
     ),
+    (
+        18,
+        "request ids on what a request sends out",
+        include_str!("../../../migrations/common/0018_request_ids.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -117,6 +117,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "statistics without a pass",
         include_str!("../../../migrations/common/0017_stats_reads.sql"),
     ),
+    (
+        18,
+        "request ids on what a request sends out",
+        include_str!("../../../migrations/common/0018_request_ids.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus how to open the dedicated

@@ -7,6 +7,7 @@
 
 mod crash;
 mod flow;
+mod follow;
 mod outbox;
 mod points;
 mod restart;
@@ -187,6 +188,11 @@ impl TestBroker {
     /// Publish a message to `queue`, persistent, and wait for the broker's
     /// confirm.
     pub async fn send_to(&self, queue: &str, body: &[u8]) {
+        self.send_with(queue, body, FieldTable::default()).await;
+    }
+
+    /// [`TestBroker::send_to`] with these headers.
+    pub async fn send_with(&self, queue: &str, body: &[u8], headers: FieldTable) {
         let confirm = self
             .channel
             .basic_publish(
@@ -194,7 +200,9 @@ impl TestBroker {
                 queue.into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_delivery_mode(2),
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_headers(headers),
             )
             .await
             .unwrap()

@@ -19,8 +19,9 @@ async fn a_payment_message_pays_an_order_and_its_events_are_published() {
     let sale = create_sale(&app, json!({"per_user_limit": 2, "payment_ttl_secs": 30})).await;
     let sale = sale["id"].as_str().unwrap();
     let (_, token) = app.signup("sale-broker@example.com").await;
-    let paid = body(order(&app, sale, &token, None).await).await;
-    let paid = paid["id"].as_str().unwrap().to_owned();
+    let r = order(&app, sale, &token, None).await;
+    let paid_request = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let paid = body(r).await["id"].as_str().unwrap().to_owned();
     let unpaid = body(order(&app, sale, &token, None).await).await;
     let unpaid = unpaid["id"].as_str().unwrap().to_owned();
     // The same message twice: one effect.
@@ -77,4 +78,19 @@ async fn a_payment_message_pays_an_order_and_its_events_are_published() {
     let expired = of("order.expired");
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["data"]["order_id"], unpaid.as_str());
+    // The order's creation, written by the group commit, names the request
+    // that placed it; the expiry, which nobody asked for, names none.
+    let message = |kind: &str, order: &str| {
+        got.iter()
+            .find(|g| g.routing_key == kind && g.json()["data"]["order_id"] == order)
+            .unwrap()
+    };
+    assert_eq!(
+        message("order.created", &paid).header("x-request-id"),
+        Some(paid_request)
+    );
+    assert_eq!(
+        message("order.expired", &unpaid).header("x-request-id"),
+        None
+    );
 }

@@ -111,15 +111,21 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
     let coupon = body(app.issue(c["id"].as_str().unwrap(), &user, None).await).await;
     // The sell-out goes out first (it fails twice: 500, 503, then 200) …
     let seen = receiver.wait_for(3).await;
-    // … then the use.
+    // … then the use, by a request the shop names.
     let r = app
-        .post_json(
-            &format!("/api/v1/coupons/{}/use", coupon["id"].as_str().unwrap()),
-            Some(&user),
-            &json!({"order_id": "order-77", "order_amount": 40000}),
-        )
-        .await;
+        .client
+        .post(app.url(&format!(
+            "/api/v1/coupons/{}/use",
+            coupon["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&user)
+        .header("x-request-id", "shop-use-77")
+        .json(&json!({"order_id": "order-77", "order_amount": 40000}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let hop = r.headers()["traceparent"].clone();
     let seen_all = receiver.wait_for(4).await;
     for (headers, body) in &seen_all {
         assert!(
@@ -135,6 +141,15 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
     assert_eq!(used["type"], "coupon.used");
     assert_eq!(used["data"]["order_id"], "order-77");
     assert_eq!(seen_all[3].0["x-flashcoupon-event"], "coupon.used");
+    // The use's delivery names its request and continues its trace; the
+    // sell-out, which no request of its own caused, names none.
+    assert_eq!(seen_all[3].0["x-request-id"], "shop-use-77");
+    assert_eq!(seen_all[3].0["traceparent"], hop);
+    assert!(
+        !seen[0].0.contains_key("x-request-id") && !seen[0].0.contains_key("traceparent"),
+        "{:?}",
+        seen[0].0
+    );
 
     // The log: the sell-out took three attempts (500, 503, 200).
     let log = eventually(|| async {
@@ -154,6 +169,14 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
         .find(|d| d["event_type"] == "campaign.sold_out")
         .unwrap();
     assert_eq!(sold["attempts"], 3);
+    assert!(sold.get("request_id").is_none(), "{sold}");
+    let used = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["event_type"] == "coupon.used")
+        .unwrap();
+    assert_eq!(used["request_id"], "shop-use-77");
     let codes: Vec<i64> = sold["log"]
         .as_array()
         .unwrap()
