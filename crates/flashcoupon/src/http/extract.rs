@@ -23,10 +23,45 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (req, bytes) = buffered(req, state).await?;
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+            Ok(axum::Json(value)) => object_only(&bytes).map(|()| Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// The request with its body read (within the body limit), and the body.
+async fn buffered<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<(Request, axum::body::Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let head = parts.clone();
+    let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(|b| {
+            if b.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: super::BODY_LIMIT_BYTES,
+                }
+            } else {
+                ApiError::InvalidInput(format!("body: {}", b.body_text()))
+            }
+        })?;
+    let again = Request::from_parts(head, axum::body::Body::from(bytes.clone()));
+    Ok((again, bytes))
+}
+
+/// Every body this API takes is a JSON object (or `null` where a body is
+/// optional). serde would also read a struct from an array of its fields in
+/// order (`["spring", 100, …]`): a shape nobody documents, so refused.
+fn object_only(body: &[u8]) -> Result<(), ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Err(ApiError::InvalidInput(
+            "body: must be a JSON object, not an array".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -40,10 +75,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        // No `Content-Type`: no body (as axum decides), nothing to read.
+        if !req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            return Ok(None);
+        }
+        let (req, bytes) = buffered(req, state).await?;
         match <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(req, state)
             .await
         {
-            Ok(value) => Ok(value.map(|axum::Json(v)| Json(v))),
+            Ok(Some(axum::Json(v))) => object_only(&bytes).map(|()| Some(Json(v))),
+            Ok(None) => Ok(None),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }

@@ -192,3 +192,34 @@ async fn a_flood_of_garbage_never_produces_a_500() {
     let c = body(app.get(&format!("/api/v1/campaigns/{id}"), None).await).await;
     assert_eq!(c["issued_count"].as_i64(), Some(issued));
 }
+
+#[tokio::test]
+async fn a_body_is_an_object_never_an_array_of_its_fields() {
+    let app = spawn_app().await;
+    // serde reads a struct from an array of its fields in order: the
+    // sign-up below would have made an account.
+    let as_array = json!(["array@example.com", "password-123"]);
+    let r = app.post_json("/api/v1/auth/signup", None, &as_array).await;
+    let message = assert_error(r, StatusCode::BAD_REQUEST, "invalid_input").await;
+    assert!(message.contains("object"), "{message}");
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "array@example.com", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no account was made");
+    // The same fields as an object are fine; whitespace before an array
+    // does not hide it.
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/signup"))
+        .header("content-type", "application/json")
+        .body(" \n [\"array@example.com\", \"password-123\"]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.signup("array@example.com").await;
+}
