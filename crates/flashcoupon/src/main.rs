@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             postgres_url,
         }) => {
-            telemetry::init(flashcoupon::settings::LogFormat::Text);
+            let telemetry = telemetry::init(flashcoupon::settings::LogFormat::Text, None)?;
             let email = Email::parse(&email).context("--email")?;
             let password = Password::parse(password).context("--password")?;
             let (store, place): (Box<dyn Store>, String) = match postgres_url {
@@ -92,13 +92,17 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             let verb = if created { "created" } else { "promoted" };
             println!("{verb} admin {} ({id}) in {place}", email.as_str());
+            telemetry.shutdown();
             Ok(())
         }
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    telemetry::init(settings.log_format);
+    let telemetry = telemetry::init(settings.log_format, settings.otlp_endpoint.as_deref())?;
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        tracing::info!(%endpoint, "exporting request spans over OTLP");
+    }
     let app = Application::build(&settings, Clock::default()).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "flashcoupon started");
@@ -109,7 +113,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         std::io::stdout().lock(),
         "flashcoupon listening on http://{addr}\n  shop page:     http://{addr}/\n  admin console: http://{addr}/admin"
     );
-    app.run_until_stopped(shutdown_signal()).await
+    let ran = app.run_until_stopped(shutdown_signal()).await;
+    // The spans still queued go out before the process ends.
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+    ran
 }
 
 async fn shutdown_signal() {

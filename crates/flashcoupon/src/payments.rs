@@ -529,7 +529,10 @@ async fn prepare_many(
             continue;
         }
         let mut plan = plan(event.kind, order_holds, &spends.0, now);
-        plan_points(state, event, order_point_holds, &spends.1, now, &mut plan);
+        // The points' events are made here: in the event's trace (see below).
+        crate::trace::sync_scope(trace_of(event), || {
+            plan_points(state, event, order_point_holds, &spends.1, now, &mut plan)
+        });
         if let Some(order) = &sale_order {
             plan_sale(event.kind, order, now, &mut plan);
         }
@@ -552,10 +555,10 @@ async fn prepare_many(
         .collect();
     for (i, plan) in plans {
         let event = events[i];
-        // What the event causes carries its message's trace (a batch from
-        // the broker mixes requests); over HTTP, the request's own.
-        let trace = event.trace.clone().or_else(crate::trace::current);
-        let reported = crate::trace::scope(trace, reports_for(state, event, &plan, now, &coupons));
+        let reported = crate::trace::scope(
+            trace_of(event),
+            reports_for(state, event, &plan, now, &coupons),
+        );
         out[i] = Some(reported.await.map(|(committed, reports)| {
             Prepared::Ready(Ready {
                 item: InboundItem {
@@ -766,6 +769,12 @@ async fn repeat_of(
     Ok(Some(first))
 }
 
+/// What an event causes carries its message's trace (a batch from the
+/// broker mixes requests); over HTTP, the request's own.
+fn trace_of(event: &PaymentEvent) -> Option<std::sync::Arc<crate::trace::Trace>> {
+    event.trace.clone().or_else(crate::trace::current)
+}
+
 /// The events the plan's steps report (each written with them), and the
 /// reports of all of them plus `payment.after_expiry` where holds ran out.
 async fn reports_for(
@@ -816,7 +825,7 @@ async fn reports_for(
         reports.outbox.push(crate::store::sales::order_outbox(
             moved,
             now,
-            crate::trace::current_owned(),
+            crate::trace::current(),
         ));
     }
     if !plan.late.is_empty() || plan.late_points > 0 || plan.late_order > 0 {

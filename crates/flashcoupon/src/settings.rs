@@ -301,6 +301,24 @@ pub struct Settings {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    /// Export each request's span to this OpenTelemetry collector over
+    /// OTLP/HTTP (protobuf, to <it>/v1/traces), e.g. http://127.0.0.1:4318,
+    /// continuing the caller's W3C trace. Off by default.
+    #[arg(long, env = "FLASHCOUPON_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An OTLP/HTTP base URL: `http://` or `https://`, a host, no query.
+fn otlp_endpoint(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must have no query or fragment".into());
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 /// `Settings` alone as a command, to read its defaults.

@@ -12,10 +12,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 /// The request a change came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trace {
     /// The request's id (the client's `X-Request-Id`, or one we made).
     pub request_id: String,
@@ -33,14 +31,14 @@ pub fn current() -> Option<Arc<Trace>> {
     CURRENT.try_with(Clone::clone).ok().flatten()
 }
 
-/// [`current`], as a value to keep (in an event, a row).
-pub fn current_owned() -> Option<Trace> {
-    current().map(|t| Trace::clone(&t))
-}
-
 /// Run `work` as part of `trace`.
 pub fn scope<F: Future>(trace: Option<Arc<Trace>>, work: F) -> impl Future<Output = F::Output> {
     CURRENT.scope(trace, work)
+}
+
+/// Run the synchronous `work` as part of `trace`.
+pub fn sync_scope<R>(trace: Option<Arc<Trace>>, work: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(trace, work)
 }
 
 /// Run `work` as part of this task's trace: for work spawned on another
@@ -50,6 +48,15 @@ pub fn carry<F: Future>(work: F) -> impl Future<Output = F::Output> {
 }
 
 impl Trace {
+    /// A trace read back from the record, if its values are still sane
+    /// (they become headers: a bad one would fail every send).
+    pub fn stored(request_id: String, traceparent: String) -> Option<Self> {
+        (sane_id(&request_id) && parse_traceparent(&traceparent).is_some()).then_some(Self {
+            request_id,
+            traceparent,
+        })
+    }
+
     /// The trace of a message with these (optional) header values: a sane
     /// request id and a valid `traceparent` are kept, anything else dropped
     /// (it would end up in our logs and in headers we send).
@@ -99,6 +106,12 @@ pub fn sane_id(id: &str) -> bool {
 /// The trace id and flags of a valid version-00 `traceparent`
 /// (`00-<32 hex>-<16 hex>-<2 hex>`, lower case, ids not all zeros).
 pub fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    traceparent_parts(value).map(|(trace, _, flags)| (trace, flags))
+}
+
+/// The trace id, parent span id and flags of a valid `traceparent` (see
+/// [`parse_traceparent`]).
+pub fn traceparent_parts(value: &str) -> Option<(&str, &str, &str)> {
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -112,7 +125,7 @@ pub fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
         && hex_of(flags, 2)
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
-    valid.then_some((trace, flags))
+    valid.then_some((trace, parent, flags))
 }
 
 #[cfg(test)]

@@ -45,9 +45,11 @@ pub struct Event {
     /// The instance that published it (so it does not hear itself twice).
     #[serde(default)]
     pub origin: String,
-    /// The request that caused it (see `crate::trace`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace: Option<crate::trace::Trace>,
+    /// The request that caused it (see `crate::trace`), for the outbox
+    /// row and webhook deliveries written with it here. Not sent to other
+    /// instances: they only push it to clients.
+    #[serde(skip)]
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 impl Event {
@@ -65,7 +67,7 @@ impl Event {
             campaign,
             data: payload.data(),
             origin: String::new(),
-            trace: crate::trace::current_owned(),
+            trace: crate::trace::current(),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! `traceparent`, else a fresh one — and a trace id (the `traceparent`'s,
 //! so a shop's trace goes on through us, else the request id). Both are
 //! fields of the request's log span (so of every line it logs), and the
-//! answer carries `X-Request-Id` and a `traceparent` naming this hop.
+//! answer carries `X-Request-Id` and a `traceparent` naming this hop. With
+//! `--otlp-endpoint` the span is exported (`crate::telemetry`), and this
+//! hop is its span id.
 
 use std::sync::Arc;
 
@@ -11,8 +13,9 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
-use crate::trace::{self, Trace, parse_traceparent, random_hex, sane_id};
+use crate::trace::{self, Trace, random_hex, sane_id, traceparent_parts};
 
 /// A request's ids, in its extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,24 +31,42 @@ pub struct RequestId {
 }
 
 impl RequestId {
-    /// The ids of a request with these headers.
-    pub fn of(headers: &HeaderMap) -> Self {
+    /// The ids of a request with these headers (no span exported).
+    #[cfg(test)]
+    fn of(headers: &HeaderMap) -> Self {
+        Self::named(headers, &tracing::Span::none())
+    }
+
+    /// The ids of a request with these headers whose span is `span`: when
+    /// spans are exported, the trace and hop are the exported span's (the
+    /// caller's trace, else one the exporter began).
+    fn named(headers: &HeaderMap, span: &tracing::Span) -> Self {
         let parent = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_traceparent);
+            .and_then(traceparent_parts);
         let client = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|id| sane_id(id));
-        let (trace_id, flags) = match parent {
-            Some((trace, flags)) => (trace.to_owned(), flags.to_owned()),
-            None => (random_hex(16), "00".to_owned()),
+        let (trace_id, traceparent) = match crate::telemetry::link(span, parent) {
+            Some((trace, span_id, flags)) => {
+                let hop = format!("00-{trace}-{span_id}-{flags}");
+                (trace, hop)
+            }
+            None => {
+                let (trace, flags) = match parent {
+                    Some((trace, _, flags)) => (trace.to_owned(), flags.to_owned()),
+                    None => (random_hex(16), "00".to_owned()),
+                };
+                let hop = trace::hop(&trace, &flags);
+                (trace, hop)
+            }
         };
         Self {
             id: client.map_or_else(|| trace_id.clone(), str::to_owned),
-            traceparent: trace::hop(&trace_id, &flags),
             trace_id,
+            traceparent,
         }
     }
 
@@ -58,13 +79,28 @@ impl RequestId {
     }
 }
 
-/// The middleware: name the request before anything logs, make it the
-/// trace of everything it does, answer with its ids.
+/// The middleware: open the request's span (its ids are fields of it, so
+/// of every line logged inside), make its trace that of everything it does,
+/// answer with its ids. The span is at the error level so that no filter
+/// drops it: a span is context, not a line, and a filter below its level
+/// would strip the ids from the warnings and errors logged inside it, the
+/// very lines one follows a request for.
 pub async fn layer(mut req: Request, next: Next) -> Response {
-    let ids = RequestId::of(req.headers());
+    let span = tracing::error_span!(
+        "request",
+        method = %req.method(),
+        uri = %req.uri().path(),
+        request_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    let ids = RequestId::named(req.headers(), &span);
+    span.record("request_id", ids.id.as_str());
+    span.record("trace_id", ids.trace_id.as_str());
     let current = Arc::new(ids.trace());
     req.extensions_mut().insert(ids.clone());
-    let mut res = trace::scope(Some(current), next.run(req)).await;
+    let mut res = trace::scope(Some(current), next.run(req))
+        .instrument(span)
+        .await;
     let headers = res.headers_mut();
     // Both are made of sane characters only: they always make a header.
     if let Ok(v) = HeaderValue::from_str(&ids.id) {
@@ -76,19 +112,10 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     res
 }
 
-/// The request's log span: method, path, and its ids. At the error level
-/// so that no filter drops it: a span is context, not a line, and a filter
-/// below its level would strip the ids from the warnings and errors logged
-/// inside it, the very lines one follows a request for.
-pub fn span(req: &Request) -> tracing::Span {
-    let ids = req.extensions().get::<RequestId>();
-    tracing::error_span!(
-        "request",
-        method = %req.method(),
-        uri = %req.uri().path(),
-        request_id = ids.map_or("", |i| i.id.as_str()),
-        trace_id = ids.map_or("", |i| i.trace_id.as_str()),
-    )
+/// The `TraceLayer`'s span: the one [`layer`] opened (its start and end
+/// lines, at debug, then carry the ids).
+pub fn span(_: &Request) -> tracing::Span {
+    tracing::Span::current()
 }
 
 #[cfg(test)]

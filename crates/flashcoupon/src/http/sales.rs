@@ -145,6 +145,7 @@ pub async fn summary(
     let id: SaleId = parse_path_id(&id)?;
     let sale = state.store.get_sale(id).await?.ok_or(ApiError::NotFound)?;
     let (from, to) = params.window(sale.starts_at)?;
+    let as_of = state.clock.now();
     let stock = state.gate.stock(drop_of(id)).await?;
     let (s, ordered) = tokio::try_join!(
         state.store.sale_summary(id),
@@ -161,7 +162,7 @@ pub async fn summary(
         points_total: s.points_total,
         sold_out_at: s.sold_out_at,
         ordered_per_minute: super::summary::minutes(ordered),
-        as_of: state.clock.now(),
+        as_of,
     }))
 }
 

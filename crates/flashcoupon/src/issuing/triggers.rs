@@ -75,6 +75,7 @@ pub async fn take_custom(
         received_at: state.clock.now(),
         done_at: None,
         outcome: None,
+        trace: crate::trace::current(),
     };
     match state.store.insert_trigger_event(&event).await? {
         None => {
@@ -103,7 +104,8 @@ pub async fn run_triggers(state: AppState) {
         match leased {
             Ok(events) if !events.is_empty() => {
                 for event in events {
-                    work(&state, event).await;
+                    // Its coupons carry the request (or message) it came with.
+                    crate::trace::scope(event.trace.clone(), work(&state, event)).await;
                 }
             }
             Ok(_) => {

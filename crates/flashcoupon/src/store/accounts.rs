@@ -98,12 +98,17 @@ macro_rules! account_queries {
                     .await?;
                 if role == Role::User {
                     // The sign-up trigger, with the account or not at all.
+                    let (request_id, traceparent) = $crate::store::triggers::trace_binds(
+                        $crate::trace::current().as_deref(),
+                    );
                     sqlx::query($crate::store::triggers::INSERT_TRIGGER_EVENT)
                         .bind(format!("signup:{id}"))
                         .bind("signup")
                         .bind(id.to_string())
                         .bind("signup")
                         .bind(now.0)
+                        .bind(request_id)
+                        .bind(traceparent)
                         .execute(&mut *tx)
                         .await?;
                 }

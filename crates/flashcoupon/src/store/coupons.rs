@@ -55,7 +55,7 @@ pub(super) fn issued_outbox(r: &NewCouponRow) -> super::OutboxRow {
             Some(r.campaign_id),
         ),
         created_at: r.issued_at,
-        trace: r.trace.as_deref().cloned(),
+        trace: r.trace.clone(),
     }
 }
 

@@ -19,7 +19,7 @@ pub struct OutboxRow {
     pub created_at: Timestamp,
     /// The request that caused it: published as the headers `x-request-id`
     /// and `traceparent`.
-    pub trace: Option<crate::trace::Trace>,
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 /// What a change writes in its own transaction besides itself, so that a
@@ -70,17 +70,16 @@ pub(super) fn outbox_row(row: &impl super::columns::Columns) -> Result<OutboxRow
     })
 }
 
-/// The columns `request_id` and `traceparent` of an outbox row or a
-/// webhook delivery.
+/// The columns `request_id` and `traceparent` of an outbox row, a webhook
+/// delivery or a trigger event (dropped unless still sane).
 pub(super) fn trace_of(
     row: &impl super::columns::Columns,
-) -> Result<Option<crate::trace::Trace>, sqlx::Error> {
+) -> Result<Option<std::sync::Arc<crate::trace::Trace>>, sqlx::Error> {
     Ok(
         match (row.opt_text("request_id")?, row.opt_text("traceparent")?) {
-            (Some(request_id), Some(traceparent)) => Some(crate::trace::Trace {
-                request_id,
-                traceparent,
-            }),
+            (Some(request_id), Some(traceparent)) => {
+                crate::trace::Trace::stored(request_id, traceparent).map(std::sync::Arc::new)
+            }
             _ => None,
         },
     )

@@ -168,7 +168,7 @@ pub(super) const GATE_ORDERS: &str = "(status IN ('pending_payment', 'paid', 're
 pub fn order_outbox(
     o: &Order,
     at: Timestamp,
-    trace: Option<crate::trace::Trace>,
+    trace: Option<std::sync::Arc<crate::trace::Trace>>,
 ) -> super::OutboxRow {
     let payload = crate::events::Payload::of_order(o);
     let kind = payload.kind();
@@ -300,12 +300,16 @@ macro_rules! end_order_in {
                 let ended = $crate::store::sales::order(&row)?;
                 if to == OrderStatus::Paid {
                     // Once per user: later paid orders find the event there.
+                    let (request_id, traceparent) =
+                        $crate::store::triggers::trace_binds($crate::trace::current().as_deref());
                     sqlx::query($crate::store::triggers::INSERT_TRIGGER_EVENT)
                         .bind(format!("first_order_paid:{}", ended.user_id))
                         .bind("first_order_paid")
                         .bind(ended.user_id.to_string())
                         .bind("order")
                         .bind(now.0)
+                        .bind(request_id)
+                        .bind(traceparent)
                         .execute(&mut *$tx)
                         .await?;
                 }
@@ -573,7 +577,7 @@ macro_rules! sale_queries {
                             let row = $crate::store::sales::order_outbox(
                                 &r.order,
                                 r.order.created_at,
-                                r.trace.as_deref().cloned(),
+                                r.trace.clone(),
                             );
                             $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
                                 .build()
@@ -611,7 +615,7 @@ macro_rules! sale_queries {
                         let row = $crate::store::sales::order_outbox(
                                 &r.order,
                                 r.order.created_at,
-                                r.trace.as_deref().cloned(),
+                                r.trace.clone(),
                             );
                         $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
                             .build()

@@ -21,6 +21,9 @@ pub struct TriggerEvent {
     pub done_at: Option<Timestamp>,
     /// What it did, once done, e.g. `issued 1, sold_out 1`.
     pub outcome: Option<String>,
+    /// The request (or message) it came with: the coupons its runner
+    /// issues later carry it (see `crate::trace`).
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 #[async_trait]
@@ -54,11 +57,22 @@ pub trait TriggerStore {
     ) -> Result<Vec<CampaignId>, StoreError>;
 }
 
+/// Binds: event id, name, user, source, received at, then the request's
+/// id and `traceparent` (see [`trace_binds`]).
 pub(super) const INSERT_TRIGGER_EVENT: &str = "INSERT INTO trigger_events \
-     (event_id, name, user_id, source, received_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+     (event_id, name, user_id, source, received_at, request_id, traceparent) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 
 pub(super) const TRIGGER_COLUMNS: &str =
-    "event_id, name, user_id, source, received_at, done_at, outcome";
+    "event_id, name, user_id, source, received_at, done_at, outcome, request_id, traceparent";
+
+/// The request id and `traceparent` columns of a trace.
+pub(super) fn trace_binds(trace: Option<&crate::trace::Trace>) -> (Option<String>, Option<String>) {
+    (
+        trace.map(|t| t.request_id.clone()),
+        trace.map(|t| t.traceparent.clone()),
+    )
+}
 
 pub(super) fn trigger_event(row: &impl Columns) -> Result<TriggerEvent, sqlx::Error> {
     Ok(TriggerEvent {
@@ -69,6 +83,7 @@ pub(super) fn trigger_event(row: &impl Columns) -> Result<TriggerEvent, sqlx::Er
         received_at: Timestamp(row.int("received_at")?),
         done_at: row.opt_int("done_at")?.map(Timestamp),
         outcome: row.opt_text("outcome")?,
+        trace: super::outbox::trace_of(row)?,
     })
 }
 
@@ -83,12 +98,16 @@ macro_rules! trigger_queries {
             ) -> Result<Option<$crate::store::TriggerEvent>, StoreError> {
                 {
                     let _turn = self.write_turn().await;
+                    let (request_id, traceparent) =
+                        $crate::store::triggers::trace_binds(e.trace.as_deref());
                     let added = sqlx::query($crate::store::triggers::INSERT_TRIGGER_EVENT)
                         .bind(&e.event_id)
                         .bind(&e.name)
                         .bind(e.user_id.to_string())
                         .bind(&e.source)
                         .bind(e.received_at.0)
+                        .bind(request_id)
+                        .bind(traceparent)
                         .execute(&self.pool)
                         .await?;
                     if added.rows_affected() == 1 {

@@ -35,7 +35,7 @@ pub struct NewDelivery {
     pub at: Timestamp,
     /// The request that caused the event: sent as `X-Request-Id` and
     /// `traceparent`.
-    pub trace: Option<crate::trace::Trace>,
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 /// A delivery this instance leased to send now.
@@ -48,7 +48,7 @@ pub struct LeasedDelivery {
     /// Including the one about to be made.
     pub attempts: i64,
     pub created_at: Timestamp,
-    pub trace: Option<crate::trace::Trace>,
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 #[derive(Debug, Clone)]

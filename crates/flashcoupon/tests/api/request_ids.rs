@@ -114,3 +114,127 @@ async fn every_log_line_of_a_request_names_its_id() {
         );
     }
 }
+
+/// A stand-in OpenTelemetry collector: keeps every OTLP/HTTP body posted to
+/// `/v1/traces`.
+async fn collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body.to_vec());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), bodies)
+}
+
+/// The 16 or 8 bytes a hex id stands for (as OTLP's protobuf carries them).
+fn id_bytes(hex_id: &str) -> Vec<u8> {
+    hex::decode(hex_id).unwrap()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// Two threads: the collector must answer while the test waits for the
+// server to exit (a blocking wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_otlp_endpoint_each_request_is_a_span_in_the_callers_trace() {
+    let (endpoint, bodies) = collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+            &endpoint,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("flashcoupon listening on ")
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    // One request in the shop's trace, one that begins a trace of its own.
+    let joined = client
+        .get(format!("{base}/api/v1/campaigns"))
+        .header("traceparent", PARENT)
+        .send()
+        .await
+        .unwrap();
+    let hop = joined.headers()["traceparent"].to_str().unwrap().to_owned();
+    let fresh = client
+        .get(format!("{base}/api/v1/campaigns"))
+        .send()
+        .await
+        .unwrap();
+    let own = fresh.headers()["traceparent"].to_str().unwrap().to_owned();
+    let own_id = fresh.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // A clean stop sends the spans still queued.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "a clean exit");
+
+    let all: Vec<u8> = bodies.lock().unwrap().concat();
+    assert!(!all.is_empty(), "nothing reached the collector");
+    let part = |tp: &str, i: usize| tp.split('-').nth(i).unwrap().to_owned();
+    // The first: the shop's trace id, its span as the parent, and our
+    // span's id is the hop the answer named.
+    assert_eq!(part(&hop, 1), "4bf92f3577b34da6a3ce929d0e0e4736");
+    for id in [part(&hop, 1), "00f067aa0ba902b7".to_owned(), part(&hop, 2)] {
+        assert!(contains(&all, &id_bytes(&id)), "{id} not exported");
+    }
+    // The second: the trace the exporter began is the one the answer and
+    // the request id name, and it is sampled.
+    assert_eq!(part(&own, 1), own_id, "no client id: the trace names it");
+    assert_eq!(part(&own, 3), "01", "{own}");
+    for id in [part(&own, 1), part(&own, 2)] {
+        assert!(contains(&all, &id_bytes(&id)), "{id} not exported");
+    }
+    assert!(
+        contains(&all, b"flashcoupon"),
+        "the service is named in the resource"
+    );
+}
+
+#[test]
+fn a_bad_otlp_endpoint_is_refused_at_start() {
+    for bad in [
+        "localhost:4318",
+        "ftp://collector",
+        "http://collector:4318/?x=1",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--otlp-endpoint", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} was taken");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--otlp-endpoint"), "{bad}: {err}");
+    }
+}

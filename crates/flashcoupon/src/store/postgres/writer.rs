@@ -115,7 +115,7 @@ async fn insert_batch(
             .map(|r| crate::store::coupons::issued_outbox(r))
             .collect();
         // One statement per 4,000 events keeps under PostgreSQL's 65,535
-        // parameters (4 per row).
+        // parameters (6 per row).
         for chunk in events.chunks(4_000) {
             crate::store::outbox::insert_outbox!(sqlx::Postgres, chunk)
                 .build()

@@ -133,3 +133,68 @@ async fn events_carry_the_request_or_the_message_that_caused_them() {
     assert_eq!(ids(sold), (None, None), "{sold:?}");
     broker.delete().await;
 }
+
+#[tokio::test]
+async fn coupons_a_trigger_issues_later_carry_the_request_it_came_with() {
+    let broker = TestBroker::new().await;
+    let app = spawn_app_with(|s| broker.configure(s)).await;
+    let welcome = app
+        .create_campaign(json!({"trigger": "signup", "total_quantity": 5}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let birthday = app
+        .create_campaign(json!({"trigger": "custom:birthday", "total_quantity": 5}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A sign-up the shop names: its welcome coupon is issued by the
+    // trigger runner, after the answer.
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/signup"))
+        .header("x-request-id", "signup-9")
+        .json(&json!({"email": "follow-signup@example.com", "password": "password-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let user = body(r).await["user_id"].as_str().unwrap().to_owned();
+    // A birthday message naming the shop's request.
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-request-id".into(),
+        AMQPValue::LongString("birthday-msg-3".into()),
+    );
+    let message = json!({"event_id": "bday-follow", "name": "birthday", "user_id": user});
+    broker
+        .send_with(&broker.triggers(), message.to_string().as_bytes(), headers)
+        .await;
+
+    let got = broker
+        .events_until(|all| {
+            all.iter()
+                .filter(|g| g.routing_key == "coupon.issued")
+                .count()
+                >= 2
+        })
+        .await;
+    let issued_in = |campaign: &str| -> &Got {
+        got.iter()
+            .find(|g| {
+                g.routing_key == "coupon.issued" && g.json()["data"]["campaign_id"] == campaign
+            })
+            .unwrap_or_else(|| panic!("no coupon.issued of {campaign}: {got:?}"))
+    };
+    assert_eq!(
+        issued_in(&welcome).header("x-request-id").as_deref(),
+        Some("signup-9")
+    );
+    assert_eq!(
+        issued_in(&birthday).header("x-request-id").as_deref(),
+        Some("birthday-msg-3")
+    );
+    broker.delete().await;
+}

@@ -35,10 +35,18 @@ async fn a_payment_message_spends_a_points_hold_and_the_ledger_events_are_publis
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    // The same message twice: one effect.
-    let message = payment("amqp-pay", "payment.succeeded", "amqp-order");
-    broker.send_json(&message).await;
-    broker.send_json(&message).await;
+    // The same message twice: one effect. It names the shop's request.
+    let message = payment("amqp-pay", "payment.succeeded", "amqp-order").to_string();
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "x-request-id".into(),
+        lapin::types::AMQPValue::LongString("shop-pay-7".into()),
+    );
+    for _ in 0..2 {
+        broker
+            .send_with(&broker.payments(), message.as_bytes(), headers.clone())
+            .await;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let p = body(app.get("/api/v1/me/points", Some(&token)).await).await;
@@ -75,6 +83,14 @@ async fn a_payment_message_spends_a_points_hold_and_the_ledger_events_are_publis
         (&s["data"]["amount"], &s["data"]["order_id"]),
         (&json!(400), &json!("amqp-order"))
     );
+    // The spend carries the message's request; the earning, a service
+    // request of its own, carries that one's (a fresh id).
+    assert_eq!(
+        spent[0].header("x-request-id").as_deref(),
+        Some("shop-pay-7")
+    );
+    let earned_by = earned_events[0].header("x-request-id").unwrap();
+    assert_ne!(earned_by, "shop-pay-7");
     // The ledger says the same: one spend, for the order.
     let h = body(app.get("/api/v1/me/points/history", Some(&token)).await).await;
     let kinds: Vec<&str> = h["entries"]
