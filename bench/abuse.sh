@@ -18,6 +18,9 @@
 #
 # Knobs (env): DURATION=15s CONNECTIONS=16 PACE_MS=10 USERS=20000 SSE=10000
 #   LOGINS=200 TOGGLES=300 GHOSTS=300 (per second) SERVER_BIN
+#   SERVER_CPUS, DRIVER_CPUS: taskset CPU lists for the server and for the
+#   drivers (wrk, abuse.py), e.g. SERVER_CPUS=0 DRIVER_CPUS=1: on two cores
+#   the drivers otherwise take the server's CPU, and the ratio measures them.
 # A dated one-line summary is appended to bench-out/abuse.log.
 set -euo pipefail
 
@@ -29,6 +32,10 @@ SSE="${SSE:-10000}"
 LOGINS="${LOGINS:-200}"
 TOGGLES="${TOGGLES:-300}"
 GHOSTS="${GHOSTS:-300}"
+PIN_SERVER=()
+PIN_DRIVER=()
+[[ -n "${SERVER_CPUS:-}" ]] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
+[[ -n "${DRIVER_CPUS:-}" ]] && PIN_DRIVER=(taskset -c "$DRIVER_CPUS")
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -55,7 +62,7 @@ ADMIN_PASSWORD="bench-admin-password"
 FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
     RUST_LOG="${RUST_LOG:-warn}" \
     start flashcoupon "flashcoupon listening on http://" \
-    "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data"
+    "${PIN_SERVER[@]}" "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data"
 FC="http://$ADDR"
 PORT="${ADDR##*:}"
 ADMIN_TOKEN="$(api POST /api/v1/auth/login \
@@ -74,7 +81,7 @@ ISSUE_URL="$FC/api/v1/campaigns/$CAMPAIGN/issue"
 # claims NAME: the paced claim load; sets P50, P99, RPS, NON201.
 claims() {
     say "$1: wrk -t1 -c$CONNECTIONS -d$DURATION, ${PACE_MS} ms between claims per connection"
-    PACE_MS="$PACE_MS" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/issue.lua \
+    PACE_MS="$PACE_MS" "${PIN_DRIVER[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/issue.lua \
         "$ISSUE_URL" -- "$TOKENS" 1 | tee "$WORK/$1.wrk" >&2
     local line
     line="$(grep '^@@ ' "$WORK/$1.wrk")" || die "no summary line from wrk"
@@ -83,12 +90,12 @@ claims() {
 }
 
 say "warm-up"
-PACE_MS="$PACE_MS" wrk -t1 -c"$CONNECTIONS" -d3s -s bench/issue.lua "$ISSUE_URL" -- "$TOKENS" 1 >/dev/null
+PACE_MS="$PACE_MS" "${PIN_DRIVER[@]}" wrk -t1 -c"$CONNECTIONS" -d3s -s bench/issue.lua "$ISSUE_URL" -- "$TOKENS" 1 >/dev/null
 claims quiet1
 Q1_P50="$P50" Q1_P99="$P99" Q1_RPS="$RPS" Q1_NON201="$NON201"
 
 say "abuse: opening $SSE idle live streams, then logins $LOGINS/s, toggles $TOGGLES/s, ghosts $GHOSTS/s"
-python3 bench/abuse.py --port "$PORT" --campaign "$CAMPAIGN" --tokens "$TOKENS" \
+"${PIN_DRIVER[@]}" python3 bench/abuse.py --port "$PORT" --campaign "$CAMPAIGN" --tokens "$TOKENS" \
     --email "bench-0-1@bulk.invalid" --sse "$SSE" --logins "$LOGINS" --toggles "$TOGGLES" \
     --ghosts "$GHOSTS" --ready-file "$WORK/abuse.ready" >"$WORK/abuse.out" 2>"$WORK/abuse.err" &
 ABUSE_PID=$!
@@ -126,7 +133,7 @@ abuse.py     $ABUSE
 server       $conns
 REPORT
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-printf '%s rev=%s c=%s pace_ms=%s d=%s sse=%s logins=%s toggles=%s ghosts=%s quiet_p99_ms=%s/%s abuse_p99_ms=%s ratio=%s rps=%s/%s/%s non201=%s/%s/%s\n' \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "$CONNECTIONS" "$PACE_MS" "$DURATION" "$SSE" "$LOGINS" "$TOGGLES" "$GHOSTS" \
+printf '%s rev=%s cpus=%s/%s c=%s pace_ms=%s d=%s sse=%s logins=%s toggles=%s ghosts=%s quiet_p99_ms=%s/%s abuse_p99_ms=%s ratio=%s rps=%s/%s/%s non201=%s/%s/%s\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "${SERVER_CPUS:-all}" "${DRIVER_CPUS:-all}" "$CONNECTIONS" "$PACE_MS" "$DURATION" "$SSE" "$LOGINS" "$TOGGLES" "$GHOSTS" \
     "$Q1_P99" "$Q2_P99" "$A_P99" "$RATIO" "$Q1_RPS" "$A_RPS" "$Q2_RPS" "$Q1_NON201" "$A_NON201" "$Q2_NON201" >>"$OUT/abuse.log"
 tail -n1 "$OUT/abuse.log" >&2
