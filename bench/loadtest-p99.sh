@@ -44,9 +44,9 @@ run() {
         >"$WORK/$name.txt" || status=$?
     curl -s "$URL/metrics" >"$WORK/$name.after"
     python3 - "$WORK/$name/report.json" "$WORK/$name.before" "$WORK/$name.after" "$route" "$name" \
-        "${SERVER_CPUS:-all}/${DRIVER_CPUS:-all}" <<'PY' | tee -a "$OUT/loadtest-p99.log"
+        "${SERVER_CPUS:-all}/${DRIVER_CPUS:-all}" "$(basename "$SERVER_BIN")" <<'PY' | tee -a "$OUT/loadtest-p99.log"
 import datetime, json, re, subprocess, sys
-report, before, after, route, name, cpus = sys.argv[1:]
+report, before, after, route, name, cpus, binary = sys.argv[1:]
 r = json.load(open(report))
 def buckets(path):
     out = {}
@@ -75,7 +75,7 @@ def quantile(q):
 rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
 lat = r.get('latency_ms') or r.get('order_latency_ms') or {}
 client = f"p50={lat.get('p50', float('nan')):.1f} p99={lat.get('p99', float('nan')):.1f}" if lat else "see report"
-print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ} rev={rev} run={name} cpus={cpus} "
+print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ} rev={rev} bin={binary} run={name} cpus={cpus} "
       f"client_ms[{client}] server_ms[p50={quantile(0.5):.1f} p99={quantile(0.99):.1f} n={total:.0f}] "
       f"violations={len(r.get('violations', []))}")
 PY

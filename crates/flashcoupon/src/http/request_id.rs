@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::trace::{self, Trace, random_hex, sane_id, traceparent_parts};
 
-/// A request's ids, in its extensions.
+/// A request's ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId {
     /// As the client sent it, or derived (see the module).
@@ -85,7 +85,7 @@ impl RequestId {
 /// drops it: a span is context, not a line, and a filter below its level
 /// would strip the ids from the warnings and errors logged inside it, the
 /// very lines one follows a request for.
-pub async fn layer(mut req: Request, next: Next) -> Response {
+pub async fn layer(req: Request, next: Next) -> Response {
     let span = tracing::error_span!(
         "request",
         method = %req.method(),
@@ -97,7 +97,6 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     span.record("request_id", ids.id.as_str());
     span.record("trace_id", ids.trace_id.as_str());
     let current = Arc::new(ids.trace());
-    req.extensions_mut().insert(ids.clone());
     let mut res = trace::scope(Some(current), next.run(req))
         .instrument(span)
         .await;
