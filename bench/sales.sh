@@ -19,6 +19,8 @@
 # every extras order has its coupon reserved and its points held.
 #
 # Knobs (env): USERS=2000 DURATION=10s CONNECTIONS=64 THREADS=2 WARMUP=2s
+#   PERF_RUN=extras (or claim1, order, claim2): `perf record -g` the server
+#   during that run, into bench-out/sales-<run>.perf
 # A dated one-line summary is appended to bench-out/sales.log.
 set -euo pipefail
 
@@ -70,11 +72,18 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 run_wrk() { # NAME URL LINES_FILE [WARMUP_LINES_FILE]
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$LUA" "$2" -- "${4:-$3}" "$THREADS" >/dev/null
     say "$1: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-    local before after
+    local before after perf_pid=""
+    if [[ -n "${PERF_RUN:-}" && "$1" == "$PERF_RUN" ]]; then
+        # A profile of the server during this run (PERF_RUN=extras, say).
+        perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/sales-$1.perf" -- sleep "${DURATION%s}" \
+            2>/dev/null &
+        perf_pid=$!
+    fi
     before="$(cpu_ticks)"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$LUA" "$2" -- "$3" "$THREADS" \
         | tee "$WORK/$1.wrk" >&2
     after="$(cpu_ticks)"
+    [[ -z "$perf_pid" ]] || wait "$perf_pid" || true
     awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v d="${DURATION%s}" \
         'BEGIN { printf "%.0f", 100 * (a - b) / hz / d }' >"$WORK/$1.cpu"
     sed -n 's/.* rps=\([^ ]*\).*/\1/p' "$WORK/$1.wrk"
