@@ -44,7 +44,7 @@ run() {
         >"$WORK/$name.txt" || status=$?
     curl -s "$URL/metrics" >"$WORK/$name.after"
     python3 - "$WORK/$name/report.json" "$WORK/$name.before" "$WORK/$name.after" "$route" "$name" \
-        "${SERVER_CPUS:-all}/${DRIVER_CPUS:-all}" "$(basename "$SERVER_BIN")" <<'PY' | tee -a "$OUT/loadtest-p99.log"
+        "${SERVER_CPUS:-all}/${DRIVER_CPUS:-all}" "$(basename "$SERVER_BIN")" <<'PY' | tee -a "$OUT/loadtest-p99.log" || status=1
 import datetime, json, re, subprocess, sys
 report, before, after, route, name, cpus, binary = sys.argv[1:]
 r = json.load(open(report))

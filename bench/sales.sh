@@ -76,7 +76,7 @@ run_wrk() { # NAME URL LINES_FILE [WARMUP_LINES_FILE]
     if [[ -n "${PERF_RUN:-}" && "$1" == "$PERF_RUN" ]]; then
         # A profile of the server during this run (PERF_RUN=extras, say).
         perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/sales-$1.perf" -- sleep "${DURATION%s}" \
-            2>/dev/null &
+            >/dev/null 2>&1 &
         perf_pid=$!
     fi
     before="$(cpu_ticks)"

@@ -547,7 +547,7 @@ test('a shopper asks to be told when an upcoming sale opens: the button keeps it
   // Opening soon enough for the test to see it open (and inside the lead of
   // sale.opening_soon), late enough to subscribe before; another far off,
   // and one open already.
-  const soon = await createSale(base, admin, { name: '알림 받는 특가', starts_at: new Date(Date.now() + 20_000).toISOString() });
+  const soon = await createSale(base, admin, { name: '알림 받는 특가', starts_at: new Date(Date.now() + 30_000).toISOString() });
   const later = await createSale(base, admin, { name: '나중 특가',
     starts_at: new Date(Date.now() + 7_200_000).toISOString(), ends_at: new Date(Date.now() + 10_800_000).toISOString() });
   const open = await createSale(base, admin, { name: '이미 진행 중인 특가' });

@@ -101,7 +101,12 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let telemetry = telemetry::init(settings.log_format, settings.otlp_endpoint.as_deref())?;
     if let Some(endpoint) = &settings.otlp_endpoint {
-        tracing::info!(%endpoint, "exporting request spans over OTLP");
+        // Its host only: the URL may carry credentials.
+        let host = reqwest::Url::parse(endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        tracing::info!(%host, "exporting request spans over OTLP");
     }
     let app = Application::build(&settings, Clock::default()).await?;
     let addr = app.local_addr();

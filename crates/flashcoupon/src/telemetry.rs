@@ -4,6 +4,7 @@
 //! the caller's W3C trace (see `http::request_id`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::trace::{
@@ -20,6 +21,10 @@ use crate::settings::LogFormat;
 
 /// Are spans exported (an OTLP endpoint is set)?
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// One export to the collector gives up after this...
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
+/// ...and a stop waits at most this for the last spans.
+const FLUSH_AT_EXIT: Duration = Duration::from_secs(3);
 
 /// What [`init`] set up; [`Telemetry::shutdown`] sends the spans still
 /// queued before the process exits.
@@ -32,7 +37,7 @@ pub struct Telemetry {
 impl Telemetry {
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
-            && let Err(e) = provider.shutdown()
+            && let Err(e) = provider.shutdown_with_timeout(FLUSH_AT_EXIT)
         {
             eprintln!("flashcoupon: could not send the last spans to the OTLP endpoint: {e}");
         }
@@ -40,7 +45,10 @@ impl Telemetry {
 }
 
 /// Logs in `format`; spans to `otlp` (a collector's base URL, e.g.
-/// `http://127.0.0.1:4318`: they go to its `/v1/traces`) if given.
+/// `http://127.0.0.1:4318`: they go to its `/v1/traces`) if given. The
+/// sampler is the SDK's (`OTEL_TRACES_SAMPLER`; by default a caller's
+/// sampled flag decides, and a request with no trace is sampled). A full
+/// queue (a collector down for long) drops spans, never a request.
 pub fn init(format: LogFormat, otlp: Option<&str>) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
@@ -71,6 +79,7 @@ fn exporter(base: &str) -> anyhow::Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(endpoint)
+        .with_timeout(EXPORT_TIMEOUT)
         .build()
         .context("--otlp-endpoint")?;
     let resource = opentelemetry_sdk::Resource::builder()

@@ -116,7 +116,7 @@ async fn a_campaign_summary_is_what_the_drop_did_and_survives_a_restart() {
     assert_eq!(s["discount_total"], discount_total);
     assert_eq!(s["order_amount_total"], 42_000 + 61_000);
     assert_eq!(s["total_quantity"], 6);
-    // The first issue is the lowest seq's (API.md); compared as text it
+    // The first issue is the lowest seq's (store/stats.rs); compared as text it
     // would be wrong, since RFC 3339 drops trailing zeros ("54.79Z" is
     // earlier than "54.791Z" but sorts after it).
     let first = coupons
