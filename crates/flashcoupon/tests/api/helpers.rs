@@ -455,13 +455,13 @@ pub async fn metric_at(client: &reqwest::Client, base: &str, line: &str) -> f64 
         .unwrap_or(0.0)
 }
 
-/// Start the real binary (`cmd`, already given its arguments) with its
-/// stdout piped, and read the URL from its "listening on" line.
+/// Start the real binary (`cmd`, already given its arguments; its stderr
+/// is the caller's, inherited unless set) with its stdout piped, and read
+/// the URL from its "listening on" line.
 pub fn start_binary(cmd: &mut std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("start flashcoupon");
     let mut line = String::new();

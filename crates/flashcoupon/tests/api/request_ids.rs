@@ -2,13 +2,12 @@
 //! headers and in every log line it causes, taken from the client when
 //! sane (`X-Request-Id`, a W3C `traceparent`), made up otherwise.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app, start_binary};
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -58,26 +57,16 @@ async fn answers_carry_the_request_id_and_continue_the_callers_trace() {
 async fn every_log_line_of_a_request_names_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("FLASHCOUPON_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn,tower_http=debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("flashcoupon listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, base) = start_binary(
+        Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("FLASHCOUPON_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,tower_http=debug")
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{base}/api/v1/auth/login"))
@@ -151,31 +140,21 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn with_an_otlp_endpoint_each_request_is_a_span_in_the_callers_trace() {
     let (endpoint, bodies) = collector().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--otlp-endpoint",
-            &endpoint,
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("flashcoupon listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, base) = start_binary(
+        Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--otlp-endpoint",
+                &endpoint,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stderr(Stdio::null()),
+    );
     let client = reqwest::Client::new();
     // One request in the shop's trace, one that begins a trace of its own.
     let joined = client
