@@ -11,6 +11,9 @@
 #    with every request from the next user ("distinct users, durable, JWT on").
 # Both get the same wrk settings and the same Lua script (bench/issue.lua), a
 # warm-up of WARMUP seconds, then the measured run.
+# 3. (embedded) the record's own ceiling (examples/record_ceiling.rs): the
+#    server's SQLite writer fed from one thread, no HTTP, as many coupons as
+#    the server issued, in batches of the server's mean size.
 #
 # MODE=scale-out runs flashcoupon against the local Redis (gate) and a fresh
 # PostgreSQL database flashcoupon_bench (record), one instance, and also
@@ -66,10 +69,11 @@ fi
 # names the server in the log line.
 if [[ -z "${SERVER_BIN:-}" ]]; then
     say "building (release)"
-    cargo build --release -p flashcoupon --bin flashcoupon --example bare_baseline
+    cargo build --release -p flashcoupon --bin flashcoupon --example bare_baseline --example record_ceiling
     SERVER_BIN="$TARGET/release/flashcoupon"
 fi
 BASELINE_BIN="${BASELINE_BIN:-$TARGET/release/examples/bare_baseline}"
+CEILING_BIN="${CEILING_BIN:-$TARGET/release/examples/record_ceiling}"
 [[ -x "$SERVER_BIN" && -x "$BASELINE_BIN" ]] || die "missing binaries: $SERVER_BIN $BASELINE_BIN"
 
 # bench NAME URL [BODY]: warm-up, then the measured run; sets the R_* figures.
@@ -123,6 +127,7 @@ FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWO
     start flashcoupon "flashcoupon listening on http://" \
     env "${MODE_ENV[@]}" "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA"
 FC="http://$ADDR"
+FC_PID="${PIDS[-1]}"
 
 ADMIN_TOKEN="$(api POST /api/v1/auth/login \
     "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | json_str token)"
@@ -157,13 +162,16 @@ stop_last
 metric() { # NAME [LABELS] from a /metrics dump on stdin
     awk -v m="$1" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }'
 }
-snapshot() { sleep 0.5; api GET /metrics >"$WORK/metrics.before"; }
+# Bytes the server caused to be written to storage (WAL and checkpoints).
+write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$FC_PID/io"; }
+snapshot() { sleep 0.5; api GET /metrics >"$WORK/metrics.before"; WB_BEFORE="$(write_bytes)"; }
 ISSUE_URL="$FC/api/v1/campaigns/$CAMPAIGN/issue"
 BEFORE_MEASURE=snapshot bench flashcoupon "$ISSUE_URL"
 F_RPS="$R_RPS" F_P50="$R_P50" F_P99="$R_P99" F_NON201="$R_NON201" F_STATUSES="$R_STATUSES" F_SOCK="$R_SOCK" F_SOCKERR="$R_SOCKERR"
 F_REQUESTS="$R_REQUESTS" F_SECS="$R_SECS"
 sleep 0.5 # let claims still in flight when wrk stopped be committed
 api GET /metrics >"$WORK/metrics.after"
+WB_AFTER="$(write_bytes)"
 ISSUED="$(api GET "/api/v1/campaigns/$CAMPAIGN" | json_num issued_count)"
 
 delta() { # METRIC -> after - before
@@ -184,6 +192,19 @@ OUTCOMES="$(grep '^flashcoupon_issue_outcomes_total' "$WORK/metrics.after" | sed
 ROUND_TRIPS="$(delta flashcoupon_gate_redis_round_trips_total)"
 RT_PER_CLAIM="$(awk -v r="$ROUND_TRIPS" -v c="$ISSUED_RUN" 'BEGIN { printf "%.3f", c ? r / c : 0 }')"
 RATIO="$(awk -v f="$F_RPS" -v b="$B_RPS" 'BEGIN { printf "%.1f", b ? 100 * f / b : 0 }')"
+KIB_PER_COUPON="$(awk -v a="$WB_AFTER" -v b="$WB_BEFORE" -v c="$ISSUED_RUN" 'BEGIN { printf "%.1f", c ? (a - b) / c / 1024 : 0 }')"
+
+# --- the record's ceiling (embedded) -------------------------------------------
+C_RPS=0 C_RATIO=n/a
+if [[ "$MODE" == embedded ]]; then
+    stop_last # the server: the ceiling has the machine to itself
+    say "record ceiling: $CEILING_BIN"
+    "$CEILING_BIN" --coupons "$((ISSUED_RUN > 20000 ? ISSUED_RUN : 20000))" \
+        --batch "$(printf '%.0f' "$BATCH_MEAN")" --users "$USERS" \
+        --sync "${FLASHCOUPON_SQLITE_SYNCHRONOUS:-full}" --tmpdir "$WORK" | tee "$WORK/ceiling.out" >&2
+    C_RPS="$(sed -n 's/^ceiling_coupons_per_sec=//p' "$WORK/ceiling.out")"
+    C_RATIO="$(awk -v f="$F_RPS" -v c="$C_RPS" 'BEGIN { printf "%.1f%%", c ? 100 * f / c : 0 }')"
+fi
 
 # --- report ------------------------------------------------------------------
 cat >&2 <<REPORT
@@ -192,6 +213,8 @@ cat >&2 <<REPORT
 baseline     $(printf '%10.0f' "$B_RPS") req/s   p50 ${B_P50} ms   p99 ${B_P99} ms   non-201 $B_NON201   sockets: $B_SOCK
 flashcoupon  $(printf '%10.0f' "$F_RPS") req/s   p50 ${F_P50} ms   p99 ${F_P99} ms   non-201 $F_NON201   sockets: $F_SOCK
 ratio        flashcoupon / baseline = ${RATIO}%   (target >= ${TARGET_PCT}%)
+ceiling      the record alone, one thread: $(printf '%.0f' "$C_RPS") coupons/s; flashcoupon / ceiling = $C_RATIO   (target >= 80%)
+disk         the server wrote $KIB_PER_COUPON KiB per issued coupon during the measured run (target <= 2 KiB embedded)
 redis        round trips per issued claim = $RT_PER_CLAIM ($ROUND_TRIPS calls; 0 in embedded mode)
 campaign     issued_count=$ISSUED (warm-up included); answered 201 by the server during the measured run=$ISSUED_RUN (wrk counted $F_REQUESTS)
 group commit mean batch size during the measured run = $BATCH_MEAN ($BATCH_SUM coupons / $BATCH_COUNT commits);
@@ -214,10 +237,10 @@ fi
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty="$(git status --porcelain -- crates 2>/dev/null | head -c1)"
 if [[ -n "${LABEL:-}" ]]; then rev="$LABEL" dirty=""; fi
-printf '%s mode=%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s redis_rt_per_claim=%s\n' \
+printf '%s mode=%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s redis_rt_per_claim=%s ceiling_rps=%.0f ceiling_ratio=%s kib_per_coupon=%s\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$rev" "${dirty:+-dirty}" "$THREADS" "$CONNECTIONS" "$DURATION" "$USERS" "$USER_ORDER" \
     "$B_RPS" "$F_RPS" "$RATIO" "$B_P50" "$F_P50" "$B_P99" "$F_P99" "$BATCH_MEAN" "$COMMIT_MS" "$WRITER_BUSY" \
-    "$F_NON201" "${FLASHCOUPON_COMMIT_MAX_BATCH:-default}" "$FSTYPE" "$RT_PER_CLAIM" >>"$LOG"
+    "$F_NON201" "${FLASHCOUPON_COMMIT_MAX_BATCH:-default}" "$FSTYPE" "$RT_PER_CLAIM" "$C_RPS" "$C_RATIO" "$KIB_PER_COUPON" >>"$LOG"
 echo "appended to ${LOG#"$ROOT/"}:" >&2
 tail -n1 "$LOG" >&2
 exit "$status"

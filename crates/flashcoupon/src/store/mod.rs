@@ -62,7 +62,7 @@ pub use points::{
 pub use postgres::PgStore;
 pub use sales::{FencedSale, NewOrderRow, Refusal, SaleStore, SaleSummary};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{CouponBatches, SqliteStore};
 pub use stats::{CampaignFigures, StatsStore, UserCard, UserCoupons};
 pub use subscriptions::{SubscriptionStore, Topic};
 pub use triggers::{TriggerEvent, TriggerStore};
@@ -82,6 +82,28 @@ pub enum StoreError {
     Constraint(String),
     #[error(transparent)]
     Db(sqlx::Error),
+    /// An error of the embedded group-commit writer's own connection.
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        if let rusqlite::Error::SqliteFailure(e, message) = &err
+            && e.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            let message = message.clone().unwrap_or_else(|| e.to_string());
+            // The same split as sqlx's `is_unique_violation` for SQLite.
+            return match e.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    StoreError::Unique(message)
+                }
+                _ => StoreError::Constraint(message),
+            };
+        }
+        StoreError::Sqlite(err)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -133,6 +155,10 @@ impl StoreError {
                         .any(|class| c.starts_with(class)))
                     || (!sqlstate && c.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)))
             }),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
             _ => false,
         }
     }

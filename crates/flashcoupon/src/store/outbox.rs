@@ -105,13 +105,16 @@ macro_rules! insert_reports {
 }
 pub(super) use insert_reports;
 
+/// The head of every outbox insert: the rows and `ON CONFLICT DO NOTHING`
+/// follow (see [`insert_outbox`]).
+pub(crate) const INSERT_OUTBOX: &str =
+    "INSERT INTO outbox (id, event_type, body, created_at, request_id, traceparent) ";
+
 /// The INSERT of outbox rows (a `QueryBuilder` of database `$db`); an event
 /// already there (same id) is left as it is.
 macro_rules! insert_outbox {
     ($db:ty, $rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::<$db>::new(
-            "INSERT INTO outbox (id, event_type, body, created_at, request_id, traceparent) ",
-        );
+        let mut q = sqlx::QueryBuilder::<$db>::new($crate::store::outbox::INSERT_OUTBOX);
         q.push_values($rows, |mut b, r: &$crate::store::OutboxRow| {
             b.push_bind(r.id.to_string())
                 .push_bind(r.event_type.clone())

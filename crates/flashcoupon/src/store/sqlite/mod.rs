@@ -5,8 +5,10 @@
 
 mod coupons;
 
+pub use coupons::CouponBatches;
+
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,12 +126,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The pool for reads and ordinary writes, plus how to open the dedicated
-/// group-commit connection.
+/// The pool for reads and ordinary writes, plus where the group-commit
+/// writer opens its own connection.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    options: SqliteConnectOptions,
+    path: PathBuf,
+    durability: Durability,
     /// Every write of this process takes a turn, the group commit first.
     write_turn: Arc<WriteTurn>,
 }
@@ -160,7 +163,7 @@ impl SqliteStore {
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+            .connect_with(options)
             .await?;
         Migrator::new(Migrations(MIGRATIONS))
             .await?
@@ -172,9 +175,16 @@ impl SqliteStore {
         crate::data_dir::restrict(&[&path, &companions[0], &companions[1]])?;
         Ok(Self {
             pool,
-            options,
+            path,
+            durability,
             write_turn: WriteTurn::shared(),
         })
+    }
+
+    /// Where the database file is (the record-ceiling benchmark opens its
+    /// own writer on it).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Wait for this process's turn to write, behind the group commit (see
@@ -250,11 +260,10 @@ impl Store for SqliteStore {
     }
 
     async fn writer(&self, outbound: bool) -> Result<Box<dyn CouponWriter>, StoreError> {
-        Ok(Box::new(coupons::SqliteWriter {
-            conn: self.options.connect().await?,
-            turn: self.write_turn.clone(),
-            outbound,
-        }))
+        let batches = CouponBatches::open(&self.path, self.durability, outbound)?;
+        let writer = coupons::SqliteWriter::start(batches, self.write_turn.clone())
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        Ok(Box::new(writer))
     }
 
     /// One writer and one fsync per batch: the inbox rows of issued coupons
