@@ -6,19 +6,21 @@ set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+# Wait for another apt (a bench script installing wrk) instead of failing.
+APT_WAIT=(-o DPkg::Lock::Timeout=300)
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
     echo "==> installing Redis from Debian"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server redis-tools
+    $SUDO apt-get "${APT_WAIT[@]}" update -qq && $SUDO apt-get "${APT_WAIT[@]}" install -y -qq redis-server redis-tools
 fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "==> installing PostgreSQL from Debian"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql postgresql-client
+    $SUDO apt-get "${APT_WAIT[@]}" update -qq && $SUDO apt-get "${APT_WAIT[@]}" install -y -qq postgresql postgresql-client
 fi
 
 if ! command -v rabbitmq-server >/dev/null; then
     echo "==> installing RabbitMQ from Debian"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq rabbitmq-server
+    $SUDO apt-get "${APT_WAIT[@]}" update -qq && $SUDO apt-get "${APT_WAIT[@]}" install -y -qq rabbitmq-server
 fi
 # RabbitMQ: is anything answering AMQP on 5672? (rabbitmqctl is slow to ask)
 amqp_up() { timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672' 2>/dev/null; }
@@ -59,12 +61,12 @@ amqp_up || { echo "RabbitMQ did not start on 127.0.0.1:5672"; exit 1; }
 # turn it on with a certificate of our own if a cluster does not.
 if ! command -v openssl >/dev/null; then
     echo "==> installing openssl from Debian"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq openssl
+    $SUDO apt-get "${APT_WAIT[@]}" update -qq && $SUDO apt-get "${APT_WAIT[@]}" install -y -qq openssl
 fi
 # The clock-skew fault test runs instances under libfaketime.
 if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
     echo "==> installing faketime from Debian"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq faketime
+    $SUDO apt-get "${APT_WAIT[@]}" update -qq && $SUDO apt-get "${APT_WAIT[@]}" install -y -qq faketime
 fi
 if [ "$(psql -h 127.0.0.1 -U postgres -qAt -d postgres -c 'SHOW ssl')" != "on" ]; then
     echo "==> turning TLS on in PostgreSQL (a self-signed certificate)"

@@ -162,8 +162,9 @@ impl Notifier {
         self.events.publish(event);
     }
 
-    /// A coupon committed: push `coupon.issued` (its id is the coupon's), and
-    /// store it unless the group commit already did.
+    /// A coupon committed: push `coupon.issued` (its id is the coupon's).
+    /// Nothing is stored: the coupon is its own inbox entry (see
+    /// `InboxStore::inbox`).
     pub fn coupon_issued(&self, coupon: &Coupon) {
         let issued = Payload::CouponIssued {
             coupon_id: coupon.id,
@@ -181,11 +182,7 @@ impl Notifier {
         if self.settings.outbox {
             self.outbox_written();
         }
-        if self.store.writes_issued_inbox() {
-            self.events.publish(event);
-        } else {
-            self.emit(event);
-        }
+        self.events.publish(event);
     }
 
     /// Store once-only events (`(event, once key)`), then push the ones that

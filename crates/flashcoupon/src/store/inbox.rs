@@ -1,5 +1,7 @@
 //! The inbox: each user's notifications, with the once-only keys that make
-//! scheduled events exactly once (unique on `(user_id, once_key)`).
+//! scheduled events exactly once (unique on `(user_id, once_key)`), and
+//! their coupons: a coupon is its own `coupon.issued` entry (same id, read
+//! state in `coupons.inbox_read_at`), so a claim writes one row, not two.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -50,7 +52,8 @@ pub trait InboxStore {
     async fn insert_notifications(&self, rows: &[NotificationRow])
     -> Result<Vec<Uuid>, StoreError>;
 
-    /// Newest first; `before` is the last id of the previous page.
+    /// Newest first, the user's coupons (as `coupon.issued`) among their
+    /// notifications; `before` is the last id of the previous page.
     async fn inbox(
         &self,
         user: UserId,
@@ -61,7 +64,8 @@ pub trait InboxStore {
 
     async fn unread_count(&self, user: UserId) -> Result<u64, StoreError>;
 
-    /// Mark the user's notifications read: these ids, or all when `None`.
+    /// Mark the user's notifications (and coupons' `coupon.issued`
+    /// entries) read: these ids, or all when `None`.
     async fn mark_read(
         &self,
         user: UserId,
@@ -80,17 +84,43 @@ pub trait InboxStore {
     ) -> Result<Vec<ExpiringCoupon>, StoreError>;
 }
 
-pub(super) const INBOX_COLUMNS: &str = "id, kind, campaign_id, payload, created_at, read_at";
+/// A user's inbox page: their notifications and their coupons as
+/// `coupon.issued` entries (whose payload is made from `seq` and
+/// `valid_until`; a notification's columns for them are NULL), each side
+/// cut to the page before they are merged. `$1` user, `$2` before, `$3`
+/// unread only, `$4` limit.
+pub(super) const INBOX_PAGE: &str = "SELECT * FROM (\
+     SELECT * FROM (SELECT id, kind, campaign_id, payload, created_at, read_at, \
+       CAST(NULL AS BIGINT) AS seq, CAST(NULL AS BIGINT) AS valid_until \
+       FROM notifications WHERE user_id = $1 AND ($2 IS NULL OR id < $2) \
+       AND ($3 = 0 OR read_at IS NULL) ORDER BY id DESC LIMIT $4) n \
+     UNION ALL \
+     SELECT * FROM (SELECT id, 'coupon.issued' AS kind, campaign_id, CAST(NULL AS TEXT) AS payload, \
+       issued_at AS created_at, inbox_read_at AS read_at, CAST(seq AS BIGINT) AS seq, valid_until \
+       FROM coupons WHERE user_id = $1 AND ($2 IS NULL OR id < $2) \
+       AND ($3 = 0 OR inbox_read_at IS NULL) ORDER BY id DESC LIMIT $4) c\
+     ) page ORDER BY id DESC LIMIT $4";
 
 pub(super) fn notification(row: &impl Columns) -> Result<StoredNotification, sqlx::Error> {
+    let id = parse_id(&row.text("id")?)?;
+    let payload = match row.opt_text("payload")? {
+        Some(payload) => payload,
+        // A coupon's own entry: the payload `coupon.issued` was pushed with.
+        None => crate::events::Payload::CouponIssued {
+            coupon_id: CouponId(id),
+            seq: row.int("seq")? as u32,
+            valid_until: Timestamp(row.int("valid_until")?),
+        }
+        .data_json(),
+    };
     Ok(StoredNotification {
-        id: parse_id(&row.text("id")?)?,
+        id,
         kind: row.text("kind")?,
         campaign: row
             .opt_text("campaign_id")?
             .map(|c| parse_id(&c))
             .transpose()?,
-        payload: row.text("payload")?,
+        payload,
         at: Timestamp(row.int("created_at")?),
         read_at: row.opt_int("read_at")?.map(Timestamp),
     })
@@ -135,11 +165,7 @@ macro_rules! inbox_queries {
                 limit: u32,
                 before: Option<uuid::Uuid>,
             ) -> Result<Vec<$crate::store::StoredNotification>, StoreError> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {} FROM notifications WHERE user_id = $1 AND ($2 IS NULL OR id < $2) \
-                     AND ($3 = 0 OR read_at IS NULL) ORDER BY id DESC LIMIT $4",
-                    $crate::store::inbox::INBOX_COLUMNS
-                ))
+                let rows = sqlx::query($crate::store::inbox::INBOX_PAGE)
                 .bind(user.to_string())
                 .bind(before.map(|b| b.to_string()))
                 .bind(unread_only as i64)
@@ -154,7 +180,8 @@ macro_rules! inbox_queries {
 
             async fn unread_count(&self, user: UserId) -> Result<u64, StoreError> {
                 let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM notifications WHERE user_id = $1 AND read_at IS NULL",
+                    "SELECT (SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL) \
+                     + (SELECT COUNT(*) FROM coupons WHERE user_id = $1 AND inbox_read_at IS NULL) AS n",
                 )
                 .bind(user.to_string())
                 .fetch_one(&self.pool)
@@ -168,23 +195,29 @@ macro_rules! inbox_queries {
                 ids: Option<&[uuid::Uuid]>,
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
-                let _turn = self.write_turn().await;
-                let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE notifications SET read_at = ");
-                q.push_bind(now.0)
-                    .push(" WHERE read_at IS NULL AND user_id = ")
-                    .push_bind(user.to_string());
-                if let Some(ids) = ids {
-                    if ids.is_empty() {
-                        return Ok(0);
-                    }
-                    q.push(" AND id IN (");
-                    let mut list = q.separated(", ");
-                    for id in ids {
-                        list.push_bind(id.to_string());
-                    }
-                    q.push(")");
+                if ids.is_some_and(<[_]>::is_empty) {
+                    return Ok(0);
                 }
-                Ok(q.build().execute(&self.pool).await?.rows_affected())
+                let _turn = self.write_turn().await;
+                let mut tx = self.pool.begin().await?;
+                let mut marked = 0;
+                for (table, read_at) in [("notifications", "read_at"), ("coupons", "inbox_read_at")] {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!("UPDATE {table} SET {read_at} = "));
+                    q.push_bind(now.0)
+                        .push(format!(" WHERE {read_at} IS NULL AND user_id = "))
+                        .push_bind(user.to_string());
+                    if let Some(ids) = ids {
+                        q.push(" AND id IN (");
+                        let mut list = q.separated(", ");
+                        for id in ids {
+                            list.push_bind(id.to_string());
+                        }
+                        q.push(")");
+                    }
+                    marked += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(marked)
             }
 
             async fn expiring_unreminded(

@@ -206,11 +206,6 @@ pub trait Store:
     /// writes each coupon's `coupon.issued` to the outbox, in the batch's
     /// transaction (a broker publishes the outbox).
     async fn writer(&self, outbound: bool) -> Result<Box<dyn CouponWriter>, StoreError>;
-    /// Does the group-commit writer also write each coupon's `coupon.issued`
-    /// inbox row (id = the coupon id), in the coupon's own transaction?
-    fn writes_issued_inbox(&self) -> bool {
-        false
-    }
     /// The record's time plus `offset_ms` (what tests moved the
     /// application clock by; 0 in production). Holds are stamped and ended
     /// by it, so instances whose clocks disagree agree on when a hold runs

@@ -123,6 +123,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "request ids on what a request sends out",
         include_str!("../../../migrations/common/0018_request_ids.sql"),
     ),
+    (
+        19,
+        "a coupon is its own coupon.issued inbox entry",
+        include_str!("../../../migrations/common/0019_issued_inbox_from_coupons.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

@@ -22,7 +22,6 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use crate::domain::ids::CouponId;
-use crate::events::{EventKind, Payload};
 use crate::settings::Durability;
 use crate::store::coupons::issued_outbox;
 use crate::store::outbox::INSERT_OUTBOX;
@@ -32,11 +31,6 @@ use crate::store::{CouponWriter, NewCouponRow, StoreError};
 const INSERT_COUPON: &str = "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, \
      idempotency_key, issued_at, valid_from, valid_until, code) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-
-/// A coupon's `coupon.issued` inbox row, written with it (see
-/// `Store::writes_issued_inbox`); its id is the coupon's.
-const INSERT_ISSUED_INBOX: &str = "INSERT INTO notifications \
-     (id, user_id, kind, campaign_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// One connection to the database file, set up like the pool's, writing
 /// batches of new coupons.
@@ -87,12 +81,10 @@ impl CouponBatches {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut coupon = tx.prepare_cached(INSERT_COUPON)?;
-            let mut inbox = tx.prepare_cached(INSERT_ISSUED_INBOX)?;
             let mut outbox = match self.outbound {
                 true => Some(tx.prepare_cached(&self.outbox_sql)?),
                 false => None,
             };
-            let kind = EventKind::CouponIssued.as_str();
             for r in rows {
                 let id = r.id.to_string();
                 let user = r.user_id.to_string();
@@ -108,19 +100,6 @@ impl CouponBatches {
                     r.valid_from.0,
                     r.valid_until.0,
                     r.code.as_deref(),
-                ])?;
-                let payload = Payload::CouponIssued {
-                    coupon_id: r.id,
-                    seq: r.seq,
-                    valid_until: r.valid_until,
-                };
-                inbox.execute(params![
-                    id,
-                    user,
-                    kind,
-                    campaign,
-                    payload.data_json(),
-                    r.issued_at.0
                 ])?;
                 if let Some(outbox) = outbox.as_mut() {
                     let o = issued_outbox(r);
@@ -323,16 +302,13 @@ mod tests {
         let found = batches.existing(&asked).expect("existing");
         assert_eq!(found, HashSet::from([first[0].id]));
 
-        // The coupon's inbox row and outbox event went with it.
-        let (inbox, outbox): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM notifications WHERE id = $1), \
-                    (SELECT COUNT(*) FROM outbox WHERE id = $1)",
-        )
-        .bind(first[0].id.to_string())
-        .fetch_one(&store.pool)
-        .await
-        .expect("count");
-        assert_eq!((inbox, outbox), (1, 1));
+        // The coupon's outbox event went with it.
+        let (outbox,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE id = $1")
+            .bind(first[0].id.to_string())
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(outbox, 1);
         store.close().await;
     }
 }

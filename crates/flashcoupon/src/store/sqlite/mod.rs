@@ -124,6 +124,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "request ids on what a request sends out",
         include_str!("../../../migrations/common/0018_request_ids.sql"),
     ),
+    (
+        19,
+        "a coupon is its own coupon.issued inbox entry",
+        include_str!("../../../migrations/common/0019_issued_inbox_from_coupons.sql"),
+    ),
 ];
 
 /// The pool for reads and ordinary writes, plus where the group-commit
@@ -266,12 +271,6 @@ impl Store for SqliteStore {
         Ok(Box::new(writer))
     }
 
-    /// One writer and one fsync per batch: the inbox rows of issued coupons
-    /// ride in the coupons' transaction instead of a second one.
-    fn writes_issued_inbox(&self) -> bool {
-        true
-    }
-
     async fn now(&self, offset_ms: i64) -> Result<Timestamp, StoreError> {
         let system = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -322,5 +321,89 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::InboxStore;
+
+    /// Migration 19 moves each coupon's `coupon.issued` inbox row onto the
+    /// coupon: the inbox reads the same entries, read or not, once each.
+    #[tokio::test]
+    async fn the_issued_inbox_rows_become_the_coupons_own_entries() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("flashcoupon.db");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .expect("options")
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.expect("pool");
+        Migrator::new(Migrations(&MIGRATIONS[..18]))
+            .await
+            .expect("migrations")
+            .run(&pool)
+            .await
+            .expect("to 18");
+        let (user, campaign) = (UserId::generate(), CampaignId::generate());
+        let (read, unread) = (CouponId::generate(), CouponId::generate());
+        let other = uuid::Uuid::now_v7();
+        for sql in [
+            format!(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES ('{user}', 'k@example.com', 'x', 0)"
+            ),
+            format!(
+                "INSERT INTO campaigns (id, name, discount_type, discount_amount, total_quantity, per_user_limit, \
+                 issue_starts_at, issue_ends_at, valid_days, created_at) VALUES ('{campaign}', 'c', 'fixed', 100, 5, 5, 0, 10, 7, 0)"
+            ),
+            format!(
+                "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, issued_at, valid_from, valid_until) VALUES \
+                 ('{read}', '{campaign}', '{user}', 1, 1, 1, 1, 86400001), ('{unread}', '{campaign}', '{user}', 2, 2, 2, 2, 86400002)"
+            ),
+            format!(
+                "INSERT INTO notifications (id, user_id, kind, campaign_id, payload, created_at, read_at) VALUES \
+                 ('{read}', '{user}', 'coupon.issued', '{campaign}', '{{}}', 1, 5), \
+                 ('{unread}', '{user}', 'coupon.issued', '{campaign}', '{{}}', 2, NULL), \
+                 ('{other}', '{user}', 'campaign.opened', '{campaign}', '{{\"x\":1}}', 3, NULL)"
+            ),
+        ] {
+            sqlx::query(&sql).execute(&pool).await.expect(&sql);
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .expect("to 19");
+        let inbox = store.inbox(user, false, 50, None).await.expect("inbox");
+        let entries: Vec<(uuid::Uuid, &str, bool)> = inbox
+            .iter()
+            .map(|n| (n.id, n.kind.as_str(), n.read_at.is_some()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (other, "campaign.opened", false),
+                (unread.0, "coupon.issued", false),
+                (read.0, "coupon.issued", true),
+            ]
+        );
+        let payload: serde_json::Value = serde_json::from_str(&inbox[1].payload).expect("json");
+        assert_eq!(payload["seq"], 2, "{payload}");
+        assert_eq!(payload["coupon_id"], unread.to_string(), "{payload}");
+        assert_eq!(store.unread_count(user).await.expect("count"), 2);
+        // Unread only, a page at a time: the cursor runs across both kinds.
+        let page = store.inbox(user, true, 1, None).await.expect("page");
+        assert_eq!(page[0].id, other);
+        let next = store.inbox(user, true, 1, Some(other)).await.expect("next");
+        assert_eq!(next[0].id, unread.0);
+        // Marking reads both tables.
+        let marked = store
+            .mark_read(user, Some(&[unread.0, other]), Timestamp(9))
+            .await
+            .expect("mark");
+        assert_eq!(marked, 2);
+        assert_eq!(store.unread_count(user).await.expect("count"), 0);
+        store.close().await;
     }
 }
