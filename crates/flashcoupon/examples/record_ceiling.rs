@@ -2,8 +2,8 @@
 //! batches written from one thread with no HTTP, no gate and no queue,
 //! on the server's schema (its migrations), its pragmas and durability,
 //! with its 500 ms checkpoints on a second connection. The same rows as a
-//! claim storm: UUIDv7 coupon ids, distinct users in random order, each
-//! coupon with its `coupon.issued` inbox row. `bench/issue-throughput.sh`
+//! claim storm: UUIDv7 coupon ids, distinct users in random order (a
+//! coupon is its own inbox entry). `bench/issue-throughput.sh`
 //! runs it next to the server so the claim path reads as a share of it.
 //!
 //! ```sh

@@ -7,7 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Uri;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -126,12 +134,70 @@ pub async fn provision(
     Ok(shoppers)
 }
 
+/// The storm's client: hyper's pooled HTTP/1.1 client fed requests made
+/// of parts prepared before the storm ([`Aim`]), answers read into the
+/// three fields a storm looks at ([`Answer`]). Set-up and verification use
+/// reqwest; for the storm it cost several times wrk's CPU per request (a
+/// URL parsed and headers built per request, its own layers, a JSON tree
+/// per answer), and the generator, not the server, set the latency.
+#[derive(Debug, Clone)]
+pub struct Shooter {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// One request, ready before the storm.
+#[derive(Debug, Clone)]
+pub struct Aim {
+    uri: Uri,
+    auth: HeaderValue,
+    key: Option<HeaderValue>,
+    body: Option<Bytes>,
+}
+
+impl Aim {
+    /// `POST url` as the holder of `token`.
+    pub fn post(url: &str, token: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            uri: url.parse().with_context(|| format!("not a URL: {url}"))?,
+            auth: HeaderValue::try_from(format!("Bearer {token}"))?,
+            key: None,
+            body: None,
+        })
+    }
+
+    /// With this `Idempotency-Key`.
+    pub fn key(mut self, key: &str) -> anyhow::Result<Self> {
+        self.key = Some(HeaderValue::try_from(key)?);
+        Ok(self)
+    }
+
+    /// With this JSON body.
+    pub fn json(mut self, body: &Value) -> Self {
+        self.body = Some(Bytes::from(body.to_string()));
+        self
+    }
+}
+
+/// What a storm reads of an answer: a created thing's id and seq, or the
+/// error's code.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Answer {
+    pub id: Option<String>,
+    pub seq: Option<u64>,
+    error: Option<ErrorPart>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ErrorPart {
+    code: Option<String>,
+}
+
 /// What one request of the storm saw.
 #[derive(Debug, Clone)]
 pub struct Shot {
     /// HTTP status, or `None` when the request got no answer at all.
     pub status: Option<u16>,
-    pub body: Value,
+    pub answer: Answer,
     /// Sent and answered, in ms after the opening.
     pub sent_ms: f64,
     pub done_ms: f64,
@@ -142,37 +208,77 @@ pub struct Shot {
 impl Shot {
     /// The error code of a 4xx/5xx, if any.
     pub fn code(&self) -> Option<String> {
-        self.body
-            .pointer("/error/code")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        self.answer.error.as_ref().and_then(|e| e.code.clone())
+    }
+
+    /// The created thing's id and seq, if the answer was `want`.
+    pub fn created(&self, want: u16) -> Option<(String, u32)> {
+        if self.status != Some(want) {
+            return None;
+        }
+        Some((self.answer.id.clone()?, self.answer.seq? as u32))
     }
 }
 
-/// Send `request` at `due` (open loop), through one of `permits`.
-pub async fn fire(
-    request: reqwest::RequestBuilder,
-    due: Instant,
-    opening: Instant,
-    permits: &Semaphore,
-) -> Shot {
-    tokio::time::sleep_until(due).await;
-    let _permit = permits.acquire().await;
-    let sent = Instant::now();
-    let (status, body) = match request.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (Some(status), r.json::<Value>().await.unwrap_or(Value::Null))
+impl Shooter {
+    /// Up to `connections` kept-alive connections per server.
+    pub fn new(connections: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(connections)
+                .build(connector),
         }
-        Err(_) => (None, Value::Null),
-    };
-    let done = Instant::now();
-    Shot {
-        status,
-        body,
-        sent_ms: sent.saturating_duration_since(opening).as_secs_f64() * 1e3,
-        done_ms: done.saturating_duration_since(opening).as_secs_f64() * 1e3,
-        latency_us: done.saturating_duration_since(due).as_micros() as u64,
+    }
+
+    /// Send `aim` at `due` (open loop), through one of `permits`.
+    pub async fn fire(
+        &self,
+        aim: &Aim,
+        due: Instant,
+        opening: Instant,
+        permits: &Semaphore,
+    ) -> Shot {
+        tokio::time::sleep_until(due).await;
+        let _permit = permits.acquire().await;
+        let sent = Instant::now();
+        let answered = tokio::time::timeout(Duration::from_secs(30), self.send(aim)).await;
+        let done = Instant::now();
+        let (status, answer) = match answered {
+            Ok(Some((status, body))) => (
+                Some(status),
+                serde_json::from_slice(&body).unwrap_or_default(),
+            ),
+            _ => (None, Answer::default()),
+        };
+        Shot {
+            status,
+            answer,
+            sent_ms: sent.saturating_duration_since(opening).as_secs_f64() * 1e3,
+            done_ms: done.saturating_duration_since(opening).as_secs_f64() * 1e3,
+            latency_us: done.saturating_duration_since(due).as_micros() as u64,
+        }
+    }
+
+    /// The status and body, or `None` if no whole answer came.
+    async fn send(&self, aim: &Aim) -> Option<(u16, Bytes)> {
+        let mut request =
+            hyper::Request::post(aim.uri.clone()).header(AUTHORIZATION, aim.auth.clone());
+        if let Some(key) = &aim.key {
+            request = request.header("idempotency-key", key.clone());
+        }
+        let body = match &aim.body {
+            Some(body) => {
+                request = request.header(CONTENT_TYPE, "application/json");
+                Full::new(body.clone())
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let answer = self.client.request(request.body(body).ok()?).await.ok()?;
+        let status = answer.status().as_u16();
+        let body = answer.into_body().collect().await.ok()?.to_bytes();
+        Some((status, body))
     }
 }
 

@@ -9,7 +9,8 @@ use tokio::sync::Semaphore;
 
 use super::args::LoadtestArgs;
 use super::client::{
-    admin_token, bar, bases, expect_json, fire, http_client, provision, read_all, system_now_ms,
+    Aim, Shooter, admin_token, bar, bases, expect_json, http_client, provision, read_all,
+    system_now_ms,
 };
 use super::plan::Plan;
 use super::report::{Report, Sample};
@@ -70,26 +71,31 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     let permits = Arc::new(Semaphore::new(args.connections));
     let counts: Arc<[AtomicU64; 3]> =
         Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
-    let tokens = Arc::new(tokens);
+    let shooter = Shooter::new(args.connections);
+    // Every request is made before the storm: none is built on its instant.
+    let aims: Vec<Aim> = plan
+        .claims
+        .iter()
+        .map(|claim| {
+            let url = format!(
+                "{}/api/v1/campaigns/{campaign}/issue",
+                targets[claim.user % targets.len()]
+            );
+            Aim::post(&url, &tokens[claim.user])?.key(&claim.key)
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mut tasks = Vec::with_capacity(plan.claims.len());
-    for claim in plan.claims.iter().cloned() {
-        let (client, permits, tokens, counts, storm_bar) = (
-            client.clone(),
+    for (claim, aim) in plan.claims.iter().cloned().zip(aims) {
+        let (shooter, permits, counts, storm_bar) = (
+            shooter.clone(),
             permits.clone(),
-            tokens.clone(),
             counts.clone(),
             storm_bar.clone(),
         );
-        let url = format!(
-            "{}/api/v1/campaigns/{campaign}/issue",
-            targets[claim.user % targets.len()]
-        );
         tasks.push(tokio::spawn(async move {
-            let request = client
-                .post(&url)
-                .bearer_auth(&tokens[claim.user])
-                .header("Idempotency-Key", &claim.key);
-            let shot = fire(request, opening + claim.at, opening, &permits).await;
+            let shot = shooter
+                .fire(&aim, opening + claim.at, opening, &permits)
+                .await;
             let slot = match shot.status {
                 Some(201) => 0,
                 Some(409) => 1,
@@ -103,15 +109,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
                     user: claim.user,
                     key: claim.key,
                     status: shot.status,
-                    coupon: match (
-                        shot.body.get("id").and_then(Value::as_str),
-                        shot.body.get("seq").and_then(Value::as_u64),
-                    ) {
-                        (Some(id), Some(seq)) if shot.status == Some(201) => {
-                            Some((id.to_owned(), seq as u32))
-                        }
-                        _ => None,
-                    },
+                    coupon: shot.created(201),
                 },
                 sent_ms: shot.sent_ms,
                 done_ms: shot.done_ms,

@@ -88,11 +88,12 @@ pub trait InboxStore {
 /// `coupon.issued` entries (whose payload is made from `seq` and
 /// `valid_until`; a notification's columns for them are NULL), each side
 /// cut to the page before they are merged. `$1` user, `$2` before, `$3`
-/// unread only, `$4` limit.
+/// unread only, `$4` limit. The `coupon.issued` rows stored before
+/// migration 19 are not read: the coupons stand for them.
 pub(super) const INBOX_PAGE: &str = "SELECT * FROM (\
      SELECT * FROM (SELECT id, kind, campaign_id, payload, created_at, read_at, \
        CAST(NULL AS BIGINT) AS seq, CAST(NULL AS BIGINT) AS valid_until \
-       FROM notifications WHERE user_id = $1 AND ($2 IS NULL OR id < $2) \
+       FROM notifications WHERE user_id = $1 AND kind <> 'coupon.issued' AND ($2 IS NULL OR id < $2) \
        AND ($3 = 0 OR read_at IS NULL) ORDER BY id DESC LIMIT $4) n \
      UNION ALL \
      SELECT * FROM (SELECT id, 'coupon.issued' AS kind, campaign_id, CAST(NULL AS TEXT) AS payload, \
@@ -180,7 +181,8 @@ macro_rules! inbox_queries {
 
             async fn unread_count(&self, user: UserId) -> Result<u64, StoreError> {
                 let row = sqlx::query(
-                    "SELECT (SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL) \
+                    "SELECT (SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL \
+                     AND kind <> 'coupon.issued') \
                      + (SELECT COUNT(*) FROM coupons WHERE user_id = $1 AND inbox_read_at IS NULL) AS n",
                 )
                 .bind(user.to_string())
@@ -201,10 +203,15 @@ macro_rules! inbox_queries {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let mut marked = 0;
-                for (table, read_at) in [("notifications", "read_at"), ("coupons", "inbox_read_at")] {
+                // (The `coupon.issued` rows kept from before migration 19
+                // are not inbox entries any more.)
+                for (table, read_at, rows) in [
+                    ("notifications", "read_at", " AND kind <> 'coupon.issued'"),
+                    ("coupons", "inbox_read_at", ""),
+                ] {
                     let mut q = sqlx::QueryBuilder::<$db>::new(format!("UPDATE {table} SET {read_at} = "));
                     q.push_bind(now.0)
-                        .push(format!(" WHERE {read_at} IS NULL AND user_id = "))
+                        .push(format!(" WHERE {read_at} IS NULL{rows} AND user_id = "))
                         .push_bind(user.to_string());
                     if let Some(ids) = ids {
                         q.push(" AND id IN (");

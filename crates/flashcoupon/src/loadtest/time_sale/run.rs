@@ -51,7 +51,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<SaleReport> {
 
     // The storm.
     let storm = Storm {
-        client: client.clone(),
+        shooter: crate::loadtest::client::Shooter::new(args.connections),
         permits: permits.clone(),
         opening,
         run_id: setup.run_id.clone(),

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::plan::Buyer;
 use super::verify::StockPoll;
-use crate::loadtest::client::{Shot, fire};
+use crate::loadtest::client::{Aim, Shooter, Shot};
 
 /// What a request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +40,7 @@ impl Sample {
             Kind::Order => 201,
             Kind::Pay => 200,
         };
-        if self.shot.status != Some(ok) {
-            return None;
-        }
-        let id = self.shot.body.get("id").and_then(Value::as_str)?;
-        let seq = self.shot.body.get("seq").and_then(Value::as_u64)?;
-        Some((id.to_owned(), seq as u32))
+        self.shot.created(ok)
     }
 }
 
@@ -73,7 +68,7 @@ impl Counts {
 /// Everything a buyer's task shares with the others.
 #[derive(Debug, Clone)]
 pub struct Storm {
-    pub client: reqwest::Client,
+    pub shooter: Shooter,
     pub permits: Arc<Semaphore>,
     pub opening: Instant,
     pub run_id: String,
@@ -92,6 +87,8 @@ pub async fn buy(
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut body = serde_json::Map::new();
+    // Made once: a retry differs in its key only.
+    let orders = format!("{target}/api/v1/sales/{sale}/orders");
     if let Some(points) = buyer.points_asked() {
         body.insert("points".into(), json!(points));
     }
@@ -102,15 +99,18 @@ pub async fn buy(
     let mut key_no = 0;
     for attempt in 0..=buyer.waits.len() {
         let key = format!("{}-{}-{key_no}", storm.run_id, buyer.user);
-        let mut request = storm
-            .client
-            .post(format!("{target}/api/v1/sales/{sale}/orders"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", &key);
+        // Only a token or key that is not a header value fails here.
+        let Ok(mut aim) = Aim::post(&orders, &token).and_then(|a| a.key(&key)) else {
+            storm.counts.add(3);
+            break;
+        };
         if !body.is_empty() {
-            request = request.json(&body);
+            aim = aim.json(&Value::Object(body.clone()));
         }
-        let shot = fire(request, due, storm.opening, &storm.permits).await;
+        let shot = storm
+            .shooter
+            .fire(&aim, due, storm.opening, &storm.permits)
+            .await;
         let code = shot.code();
         let status = shot.status;
         let placed = status == Some(201);
@@ -129,11 +129,14 @@ pub async fn buy(
         }
         if placed {
             if let (true, Some((id, _))) = (buyer.pays, order) {
-                let request = storm
-                    .client
-                    .post(format!("{target}/api/v1/orders/{id}/pay"))
-                    .bearer_auth(&token);
-                let shot = fire(request, Instant::now(), storm.opening, &storm.permits).await;
+                let Ok(aim) = Aim::post(&format!("{target}/api/v1/orders/{id}/pay"), &token) else {
+                    storm.counts.add(3);
+                    break;
+                };
+                let shot = storm
+                    .shooter
+                    .fire(&aim, Instant::now(), storm.opening, &storm.permits)
+                    .await;
                 storm
                     .counts
                     .add(if shot.status == Some(200) { 1 } else { 3 });

@@ -202,7 +202,7 @@ mod tests {
             key: String::new(),
             shot: Shot {
                 status: Some(201),
-                body: serde_json::Value::Null,
+                answer: Default::default(),
                 sent_ms: done_ms,
                 done_ms,
                 latency_us,

@@ -165,12 +165,21 @@ impl SqliteWriter {
         job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        // A send or an answer that fails means the thread is gone: the
-        // group commit asks `existing`, which fails too, so the batch's
-        // outcome is unknown and nothing is re-offered.
-        let gone = || StoreError::Db(sqlx::Error::WorkerCrashed);
-        self.jobs.send(job(reply)).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let answered = match self.jobs.send(job(reply)) {
+            Ok(()) => answer.await.ok(),
+            Err(_) => None,
+        };
+        match answered {
+            Some(result) => result,
+            // The thread is gone (it panicked): the job never reached it, or
+            // its transaction was rolled back as the panic unwound, so
+            // nothing of it was written. Ending the group-commit task too is
+            // what gives the batch's stock back (`Pending::drop`) and turns
+            // `/readyz` to 503 (`writers_alive`); answering an error instead
+            // would leave every later batch "unknown", its stock held.
+            #[allow(clippy::panic)]
+            None => panic!("the SQLite writer thread is gone"),
+        }
     }
 }
 
@@ -237,6 +246,22 @@ mod tests {
             code: code.map(Into::into),
             trace: None,
         }
+    }
+
+    /// A writer whose thread is gone does not answer "unknown" for ever:
+    /// it panics, which ends the group-commit task (its claims give their
+    /// stock back, readiness sees it; `admission::tests`).
+    #[tokio::test]
+    async fn a_writer_whose_thread_is_gone_panics() {
+        let (jobs, queue) = std_mpsc::channel();
+        drop(queue);
+        let mut writer = SqliteWriter {
+            jobs,
+            turn: WriteTurn::shared(),
+        };
+        let r = row(CampaignId::generate(), UserId::generate(), 1, None);
+        let ended = tokio::spawn(async move { writer.insert(&[&r]).await.map(|_| ()) }).await;
+        assert!(ended.is_err_and(|e| e.is_panic()));
     }
 
     /// The writer's own connection keeps the record's constraints and

@@ -404,6 +404,13 @@ mod tests {
             .expect("mark");
         assert_eq!(marked, 2);
         assert_eq!(store.unread_count(user).await.expect("count"), 0);
+        // The old rows stay, unread by the inbox.
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE kind = 'coupon.issued'")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count");
+        assert_eq!(left, 2);
         store.close().await;
     }
 }
