@@ -15,7 +15,7 @@
 //! is shared too: [`client`].
 
 mod args;
-mod client;
+pub mod client;
 mod page;
 mod plan;
 mod report;
