@@ -5,9 +5,9 @@
 //! Why not the sqlx pool's connection: sqlx runs every SQLite statement on
 //! a worker thread and wakes the calling task for each answer, so a batch
 //! of a BEGIN, a few multi-row INSERTs and a COMMIT was a dozen thread
-//! hand-offs, and on two shared cores the hand-offs (not SQLite, not the
-//! fsync) were most of a batch's time. Here a batch is one hand-off there
-//! and one back. [`CouponBatches`] is the writing itself, callable from any
+//! hand-offs. Here a batch is one hand-off there and one back: the same
+//! rows committed in 2.7 ms a batch instead of 4.0–4.5 ms (issue 17's runs
+//! in docs/benchmarks.md; the rest is SQLite writing pages and the fsync). [`CouponBatches`] is the writing itself, callable from any
 //! thread: `examples/record_ceiling.rs` drives it directly to measure what
 //! the record can do with no server around it.
 
