@@ -128,6 +128,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "a coupon is its own coupon.issued inbox entry",
         include_str!("../../../migrations/common/0019_issued_inbox_from_coupons.sql"),
     ),
+    (
+        20,
+        "campaign bounds checked per statement",
+        include_str!("../../../migrations/postgres/0020_bounds_per_statement.sql"),
+    ),
 ];
 
 /// How long one statement may run. A commit that cannot finish in this time

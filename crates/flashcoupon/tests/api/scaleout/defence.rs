@@ -39,6 +39,24 @@ async fn postgres_refuses_what_a_broken_gate_would_admit() {
             "PostgreSQL accepted {what}"
         );
     }
+    // The bounds are checked per statement (migration 20): a batch with one
+    // row out of bounds is refused whole, as a constraint, and its good row
+    // is not there either.
+    let batch = format!(
+        "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, issued_at, valid_from, valid_until) \
+         VALUES ('f', '{campaign}', '{other}', 1, 1, 1, 1, 2), ('g', '{campaign}', '{other}', 3, 2, 1, 1, 2)"
+    );
+    let refused = sqlx::query(&batch).execute(&mut db).await.unwrap_err();
+    let code = refused
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("23514"), "{refused}");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM coupons WHERE id IN ('f', 'g')")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing of the refused batch landed");
     assert!(
         sqlx::query(&format!(
             "UPDATE campaigns SET total_quantity = 1 WHERE id = '{campaign}'"
