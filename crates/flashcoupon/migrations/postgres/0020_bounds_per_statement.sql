@@ -7,7 +7,11 @@
 -- read FOR SHARE (in id order, as the writer's fence locks them), so a stock
 -- cut in progress is waited for and its new total is the one checked (each
 -- statement of a plpgsql function sees what committed before it), and a
--- later cut waits for this transaction and then sees its coupons.
+-- later cut waits for this transaction and then sees its coupons. For the
+-- group commit it is its own fence (campaigns FOR SHARE before the INSERT,
+-- store/postgres/writer.rs) that orders a batch against a cut: keep it.
+-- The function must stay VOLATILE (a STABLE one would check the total of
+-- the snapshot taken before the wait) and the sessions READ COMMITTED.
 DROP TRIGGER coupons_within_campaign_bounds ON coupons;
 DROP FUNCTION coupons_within_campaign_bounds();
 
