@@ -19,8 +19,7 @@ use clap::Parser;
 use rand::seq::SliceRandom;
 
 use flashcoupon::domain::account::Email;
-use flashcoupon::domain::campaign::{Campaign, CouponTerms, Validity};
-use flashcoupon::domain::discount::Discount;
+use flashcoupon::domain::campaign::NewCampaign;
 use flashcoupon::domain::ids::{CampaignId, CouponId, UserId};
 use flashcoupon::domain::timestamp::Timestamp;
 use flashcoupon::settings::Durability;
@@ -144,24 +143,18 @@ async fn prepare(data: &Path, args: &Args) -> anyhow::Result<(CampaignId, Vec<Us
             .collect::<anyhow::Result<_>>()?;
         store.insert_users(&rows, "unused", now).await?;
     }
-    let campaign = Campaign {
-        id: CampaignId::generate(),
-        name: "ceiling".into(),
-        terms: CouponTerms {
-            discount: Discount::Fixed { amount: 1000 },
-            min_order_amount: 0,
-            validity: Validity::Days(7),
-        },
-        issuance: Default::default(),
-        code: None,
-        trigger: None,
-        total_quantity: 1_000_000_000,
-        per_user_limit: 1000,
-        issue_starts_at: Timestamp(0),
-        issue_ends_at: Timestamp(i64::MAX / 2),
-        paused: false,
-        created_at: now,
-    };
+    // As the API builds one: the create body, checked by the same rules.
+    let campaign = serde_json::from_value::<NewCampaign>(serde_json::json!({
+        "name": "ceiling",
+        "discount": {"type": "fixed", "amount": 1000},
+        "total_quantity": 1_000_000_000,
+        "per_user_limit": 1000,
+        "issue_starts_at": Timestamp(now.0 - 3_600_000).to_string(),
+        "issue_ends_at": "2999-01-01T00:00:00Z",
+        "valid_days": 7,
+    }))?
+    .parse(CampaignId::generate(), now)
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     store.insert_campaign(&campaign, now).await?;
     // Start from an empty log, as a server that has been idle would.
     store.close().await;

@@ -87,26 +87,29 @@ pub async fn buy(
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut body = serde_json::Map::new();
-    // Made once: a retry differs in its key only.
-    let orders = format!("{target}/api/v1/sales/{sale}/orders");
     if let Some(points) = buyer.points_asked() {
         body.insert("points".into(), json!(points));
     }
     if let Some(c) = &coupon {
         body.insert("coupon_id".into(), json!(c));
     }
+    // Made once: a retry differs in its key only. Only a token or key that
+    // is not a header value fails here.
+    let Ok(mut order) = Aim::post(&format!("{target}/api/v1/sales/{sale}/orders"), &token) else {
+        storm.counts.add(3);
+        return samples;
+    };
+    if !body.is_empty() {
+        order = order.json(&Value::Object(body));
+    }
     let mut due = storm.opening + buyer.at;
     let mut key_no = 0;
     for attempt in 0..=buyer.waits.len() {
         let key = format!("{}-{}-{key_no}", storm.run_id, buyer.user);
-        // Only a token or key that is not a header value fails here.
-        let Ok(mut aim) = Aim::post(&orders, &token).and_then(|a| a.key(&key)) else {
+        let Ok(aim) = order.clone().key(&key) else {
             storm.counts.add(3);
             break;
         };
-        if !body.is_empty() {
-            aim = aim.json(&Value::Object(body.clone()));
-        }
         let shot = storm
             .shooter
             .fire(&aim, due, storm.opening, &storm.permits)

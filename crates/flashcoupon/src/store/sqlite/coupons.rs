@@ -225,8 +225,7 @@ impl CouponWriter for SqliteWriter {
 mod tests {
     use super::*;
     use crate::domain::account::Email;
-    use crate::domain::campaign::{Campaign, CouponTerms, Validity};
-    use crate::domain::discount::Discount;
+    use crate::domain::campaign::NewCampaign;
     use crate::domain::ids::{CampaignId, UserId};
     use crate::domain::timestamp::Timestamp;
     use crate::store::{AccountStore, CampaignStore, SqliteStore, Store};
@@ -279,24 +278,18 @@ mod tests {
             .insert_users(&[(user, email)], "x", Timestamp(0))
             .await
             .expect("user");
-        let campaign = Campaign {
-            id: CampaignId::generate(),
-            name: "c".into(),
-            terms: CouponTerms {
-                discount: Discount::Fixed { amount: 1000 },
-                min_order_amount: 0,
-                validity: Validity::Days(7),
-            },
-            issuance: Default::default(),
-            code: None,
-            trigger: None,
-            total_quantity: 3,
-            per_user_limit: 3,
-            issue_starts_at: Timestamp(0),
-            issue_ends_at: Timestamp(10),
-            paused: false,
-            created_at: Timestamp(0),
-        };
+        let campaign = serde_json::from_value::<NewCampaign>(serde_json::json!({
+            "name": "c",
+            "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": 3,
+            "per_user_limit": 3,
+            "issue_starts_at": "2026-01-01T00:00:00Z",
+            "issue_ends_at": "2027-01-01T00:00:00Z",
+            "valid_days": 7,
+        }))
+        .expect("body")
+        .parse(CampaignId::generate(), Timestamp(0))
+        .expect("campaign");
         store
             .insert_campaign(&campaign, Timestamp(0))
             .await
