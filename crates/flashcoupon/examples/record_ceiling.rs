@@ -23,9 +23,7 @@ use flashcoupon::domain::campaign::NewCampaign;
 use flashcoupon::domain::ids::{CampaignId, CouponId, UserId};
 use flashcoupon::domain::timestamp::Timestamp;
 use flashcoupon::settings::Durability;
-use flashcoupon::store::{
-    AccountStore, CampaignStore, CouponBatches, NewCouponRow, SqliteStore, Store,
-};
+use flashcoupon::store::{AccountStore, Batches, CampaignStore, NewCouponRow, SqliteStore, Store};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -85,7 +83,7 @@ fn main() -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let checkpoints = checkpointer(&db, stop.clone())?;
-    let mut writer = CouponBatches::open(&db, args.sync, args.outbound)?;
+    let mut writer = Batches::open(&db, args.sync, args.outbound)?;
     let written_before = write_bytes()?;
     let mut batch_ms = Vec::with_capacity(args.coupons / args.batch.max(1) + 1);
     let started = Instant::now();

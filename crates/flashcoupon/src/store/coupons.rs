@@ -224,7 +224,7 @@ macro_rules! coupon_queries {
                 if update.execute(&mut *tx).await?.rows_affected() != 1 {
                     return Ok(false);
                 }
-                $crate::store::outbox::insert_reports!($db, tx, reports);
+                $crate::store::outbox::insert_reports(&mut *tx, reports).await?;
                 tx.commit().await?;
                 Ok(true)
             }

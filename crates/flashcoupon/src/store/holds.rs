@@ -168,47 +168,49 @@ macro_rules! end_hold {
 }
 pub(super) use end_hold;
 
-/// [`HoldStore`] for a store with a `pool` of database `$db`.
-/// Inside the transaction `$tx`: hold the available coupon of `$h` (a
-/// `&HoldRecord`) for its order, the coupon's row and the hold's row
-/// together. `false` if the coupon was not available (nothing written).
-macro_rules! reserve_in {
-    ($tx:expr, $h:expr) => {{
-        let h: &$crate::store::HoldRecord = $h;
-        let held = sqlx::query(
+/// Inside the caller's transaction: hold the available coupon of `h` for
+/// its order, the coupon's row and the hold's row together. `false` if the
+/// coupon was not available (nothing written).
+pub(super) async fn reserve_in<S: super::sql::Sql>(
+    tx: &mut S,
+    h: &HoldRecord,
+) -> Result<bool, StoreError> {
+    use super::sql::args;
+    let held = tx
+        .execute(
             "UPDATE coupons SET status = 'reserved', order_id = $1, order_amount = $2, \
              discount_amount = $3, reserved_until = $4 WHERE id = $5 AND status = 'available'",
+            args![
+                &h.order_id,
+                h.order_amount,
+                h.discount_amount,
+                h.expires_at.0,
+                h.coupon_id.to_string()
+            ],
         )
-        .bind(&h.order_id)
-        .bind(h.order_amount)
-        .bind(h.discount_amount)
-        .bind(h.expires_at.0)
-        .bind(h.coupon_id.to_string())
-        .execute(&mut *$tx)
         .await?;
-        if held.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO coupon_holds (id, coupon_id, user_id, order_id, order_amount, \
-                 discount_amount, reserved_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(h.id.to_string())
-            .bind(h.coupon_id.to_string())
-            .bind(h.user_id.to_string())
-            .bind(&h.order_id)
-            .bind(h.order_amount)
-            .bind(h.discount_amount)
-            .bind(h.reserved_at.0)
-            .bind(h.expires_at.0)
-            .execute(&mut *$tx)
-            .await?;
-            true
-        } else {
-            false
-        }
-    }};
+    if held != 1 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO coupon_holds (id, coupon_id, user_id, order_id, order_amount, \
+         discount_amount, reserved_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![
+            h.id.to_string(),
+            h.coupon_id.to_string(),
+            h.user_id.to_string(),
+            &h.order_id,
+            h.order_amount,
+            h.discount_amount,
+            h.reserved_at.0,
+            h.expires_at.0
+        ],
+    )
+    .await?;
+    Ok(true)
 }
-pub(super) use reserve_in;
 
+/// [`HoldStore`] for a store with a `pool` of database `$db`.
 macro_rules! hold_queries {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
@@ -216,7 +218,7 @@ macro_rules! hold_queries {
             async fn reserve(&self, h: &$crate::store::HoldRecord) -> Result<bool, StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                if !$crate::store::holds::reserve_in!(tx, h) {
+                if !$crate::store::holds::reserve_in(&mut *tx, h).await? {
                     return Ok(false);
                 }
                 tx.commit().await?;
@@ -236,7 +238,7 @@ macro_rules! hold_queries {
                 if !$crate::store::holds::end_hold!(tx, coupon, order_id, to, now) {
                     return Ok(false);
                 }
-                $crate::store::outbox::insert_reports!($db, tx, reports);
+                $crate::store::outbox::insert_reports(&mut *tx, reports).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -337,10 +339,7 @@ macro_rules! hold_queries {
                     .cloned()
                     .collect();
                 if !outbox.is_empty() {
-                    $crate::store::outbox::insert_outbox!($db, &outbox)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
+                    $crate::store::outbox::insert_outbox(&mut *tx, &outbox).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -25,6 +25,7 @@ pub(crate) mod points;
 pub mod postgres;
 pub(crate) mod sales;
 mod service_keys;
+pub(crate) mod sql;
 pub mod sqlite;
 pub(crate) mod stats;
 mod subscriptions;
@@ -62,7 +63,7 @@ pub use points::{
 pub use postgres::PgStore;
 pub use sales::{FencedSale, NewOrderRow, Refusal, SaleStore, SaleSummary};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
-pub use sqlite::{CouponBatches, SqliteStore};
+pub use sqlite::{Batches, SqliteStore};
 pub use stats::{CampaignFigures, StatsStore, UserCard, UserCoupons};
 pub use subscriptions::{SubscriptionStore, Topic};
 pub use triggers::{TriggerEvent, TriggerStore};

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::sql::{Sql, args, values};
 use super::{NewDelivery, StoreError};
 use crate::domain::timestamp::Timestamp;
 
@@ -85,49 +86,49 @@ pub(super) fn trace_of(
     )
 }
 
-/// Write `$reports` inside the transaction `$tx` of database `$db`.
-macro_rules! insert_reports {
-    ($db:ty, $tx:expr, $reports:expr) => {{
-        let reports: &$crate::store::Reports = $reports;
-        if !reports.deliveries.is_empty() {
-            $crate::store::webhooks::insert_deliveries!($db, &reports.deliveries)
-                .build()
-                .execute(&mut *$tx)
-                .await?;
-        }
-        if !reports.outbox.is_empty() {
-            $crate::store::outbox::insert_outbox!($db, &reports.outbox)
-                .build()
-                .execute(&mut *$tx)
-                .await?;
-        }
-    }};
+/// Rows one INSERT writes at most: under SQLite's 32,766 parameters and
+/// PostgreSQL's 65,535 (a webhook delivery has ten columns).
+pub(super) const CHUNK: usize = 2_000;
+
+/// Write `reports` inside the caller's transaction.
+pub(super) async fn insert_reports<S: Sql>(
+    tx: &mut S,
+    reports: &Reports,
+) -> Result<(), StoreError> {
+    super::webhooks::insert_deliveries(tx, &reports.deliveries).await?;
+    insert_outbox(tx, &reports.outbox).await?;
+    Ok(())
 }
-pub(super) use insert_reports;
 
 /// The head of every outbox insert: the rows and `ON CONFLICT DO NOTHING`
 /// follow (see [`insert_outbox`]).
 pub(crate) const INSERT_OUTBOX: &str =
     "INSERT INTO outbox (id, event_type, body, created_at, request_id, traceparent) ";
 
-/// The INSERT of outbox rows (a `QueryBuilder` of database `$db`); an event
-/// already there (same id) is left as it is.
-macro_rules! insert_outbox {
-    ($db:ty, $rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::<$db>::new($crate::store::outbox::INSERT_OUTBOX);
-        q.push_values($rows, |mut b, r: &$crate::store::OutboxRow| {
-            b.push_bind(r.id.to_string())
-                .push_bind(r.event_type.clone())
-                .push_bind(r.body.clone())
-                .push_bind(r.created_at.0)
-                .push_bind(r.trace.as_ref().map(|t| t.request_id.clone()))
-                .push_bind(r.trace.as_ref().map(|t| t.traceparent.clone()));
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        q
-    }};
+/// Outbox rows, inside the caller's transaction; an event already there
+/// (same id) is left as it is. How many were new.
+pub(super) async fn insert_outbox<S: Sql>(
+    tx: &mut S,
+    rows: &[OutboxRow],
+) -> Result<u64, StoreError> {
+    let mut written = 0;
+    for chunk in rows.chunks(CHUNK) {
+        let sql = values(INSERT_OUTBOX, chunk.len(), 6, " ON CONFLICT DO NOTHING");
+        let mut binds = Vec::with_capacity(chunk.len() * 6);
+        for r in chunk {
+            binds.extend(args![
+                r.id.to_string(),
+                &r.event_type,
+                &r.body,
+                r.created_at.0,
+                r.trace.as_ref().map(|t| t.request_id.as_str()),
+                r.trace.as_ref().map(|t| t.traceparent.as_str()),
+            ]);
+        }
+        written += tx.execute(&sql, binds).await?;
+    }
+    Ok(written)
 }
-pub(super) use insert_outbox;
 
 /// [`OutboxStore`] for a store with a `pool` of database `$db`.
 macro_rules! outbox_queries {
@@ -164,10 +165,9 @@ macro_rules! outbox_queries {
                     return Ok(());
                 }
                 let _turn = self.write_turn().await;
-                $crate::store::outbox::insert_outbox!($db, rows)
-                    .build()
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.pool.begin().await?;
+                $crate::store::outbox::insert_outbox(&mut *tx, rows).await?;
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -240,19 +240,7 @@ macro_rules! payment_queries {
                     reports.deliveries.extend(item.reports.deliveries.iter().cloned());
                     reports.outbox.extend(item.reports.outbox.iter().cloned());
                 }
-                // SQLite binds at most 32,766 parameters a statement.
-                for chunk in reports.deliveries.chunks(2_000) {
-                    $crate::store::webhooks::insert_deliveries!($db, chunk)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for chunk in reports.outbox.chunks(2_000) {
-                    $crate::store::outbox::insert_outbox!($db, chunk)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                $crate::store::outbox::insert_reports(&mut *tx, &reports).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -356,7 +344,7 @@ macro_rules! payment_queries {
                     for step in &item.steps {
                         let done = match step {
                             OrderStep::Points(w) => matches!(
-                                $crate::store::points::ledger_write!($db, one, w),
+                                $crate::store::points::ledger_write(&mut *one, w).await?,
                                 $crate::store::Written::Done(_)
                             ),
                             &OrderStep::Confirm(coupon) => {
@@ -396,7 +384,7 @@ macro_rules! payment_queries {
                             continue 'items;
                         }
                     }
-                    $crate::store::outbox::insert_reports!($db, one, &item.reports);
+                    $crate::store::outbox::insert_reports(&mut *one, &item.reports).await?;
                     one.commit().await?;
                     results.push(Applied::Done);
                 }

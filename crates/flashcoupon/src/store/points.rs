@@ -1,7 +1,7 @@
 //! The points ledger in the record (promises 8 and 9): immutable entries
 //! chained per user, lots that expire, what each entry took from which lot,
 //! and holds for orders. Every write of a user goes through
-//! [`ledger_write!`], inside one transaction that first locks the user's
+//! [`ledger_write`], inside one transaction that first locks the user's
 //! account row, so concurrent writes of one user queue there and each sees
 //! the last one's balance and lots (the schema refuses the rest anyway:
 //! `migrations/common/0011_points.sql`).
@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::columns::{Columns, parse_id};
+use super::sql::{Sql, args};
 use super::{HoldState, Reports, StoreError};
 use crate::domain::ids::UserId;
 use crate::domain::timestamp::Timestamp;
@@ -328,299 +329,270 @@ pub fn chain(w: &LedgerWrite, mut seq: i64, mut balance: i64) -> Option<Vec<Poin
     Some(out)
 }
 
-/// Inside the transaction `$tx` of database `$db`: the ledger write `$w`
-/// (a `&LedgerWrite`), evaluating to a [`Written`]. Anything but `Done`
-/// may have written part of it: the caller rolls the transaction back.
-macro_rules! ledger_write {
-    ($db:ty, $tx:expr, $w:expr) => {
-        'write: {
-            use $crate::store::columns::Columns as _;
-            use $crate::store::points::{HoldChange, LotMove, Written};
-            let w: &$crate::store::points::LedgerWrite = $w;
-            let user = w.user.to_string();
-            // The user's lock, in one statement: every write of this user
-            // queues on this row (PostgreSQL: the upsert locks it; SQLite:
-            // the write turn already serialises writers).
-            let account = sqlx::query(
-                "INSERT INTO point_accounts (user_id) VALUES ($1) ON CONFLICT (user_id) \
-                 DO UPDATE SET held = point_accounts.held RETURNING seq, balance, held",
+/// Inside the caller's transaction: the ledger write `w`. Anything but
+/// `Done` may have written part of it: the caller rolls the transaction
+/// (or its savepoint) back.
+pub(super) async fn ledger_write<S: Sql>(
+    tx: &mut S,
+    w: &LedgerWrite,
+) -> Result<Written, StoreError> {
+    let user = w.user.to_string();
+    // The user's lock, in one statement: every write of this user queues on
+    // this row (PostgreSQL: the upsert locks it; SQLite: the write turn
+    // already serialises writers).
+    let account = tx
+        .fetch_one(
+            "INSERT INTO point_accounts (user_id) VALUES ($1) ON CONFLICT (user_id) \
+             DO UPDATE SET held = point_accounts.held RETURNING seq, balance, held",
+            args![&user],
+        )
+        .await?;
+    let seq = account.opt_int("seq")?.unwrap_or(0);
+    let balance = account.int("balance")?;
+    let held = account.int("held")?;
+    if let HoldChange::End { hold, to } = &w.hold {
+        // A confirm must come before the hold runs out; a release or an
+        // expiry any time while it is held.
+        let cutoff = if *to == HoldState::Confirmed {
+            w.now.0
+        } else {
+            i64::MIN
+        };
+        let ended = tx
+            .execute(
+                "UPDATE point_holds SET state = $1, resolved_at = $2 \
+                 WHERE entry_id = $3 AND user_id = $4 AND state = 'held' AND expires_at > $5",
+                args![to.as_str(), w.now.0, hold.to_string(), &user, cutoff],
             )
-            .bind(&user)
-            .fetch_one(&mut *$tx)
             .await?;
-            let seq = account.opt_int("seq")?.unwrap_or(0);
-            let balance = account.int("balance")?;
-            let held = account.int("held")?;
-            // A repeat is found where the write cannot go on (its entry or
-            // hold row would collide, or it no longer fits), not looked for
-            // first: the common write pays no extra read. What the first
-            // time wrote, else `$otherwise`.
-            macro_rules! first_or {
-                ($otherwise:expr) => {{
-                    let mut found = None;
-                    if let Some(reference) = &w.reference {
-                        // Written before this write began (not by it).
-                        found = sqlx::query(&format!(
-                            "SELECT {} FROM point_entries WHERE user_id = $1 AND reference = $2 \
-                             AND seq <= $3",
-                            $crate::store::points::ENTRY_COLUMNS
-                        ))
-                        .bind(&user)
-                        .bind(reference)
-                        .bind(seq)
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                    }
-                    if let (None, HoldChange::Open { order_id, .. }) = (&found, &w.hold) {
-                        found = sqlx::query(&format!(
-                            "SELECT {} FROM point_entries WHERE id = \
-                             (SELECT entry_id FROM point_holds WHERE user_id = $1 AND order_id = $2)",
-                            $crate::store::points::ENTRY_COLUMNS
-                        ))
-                        .bind(&user)
-                        .bind(order_id)
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                    }
-                    let refunded = match w.postings.iter().find_map(|p| p.refund_of) {
-                        Some(spend) if found.is_none() => sqlx::query(
-                            "SELECT id FROM point_entries WHERE refund_of = $1 AND user_id = $2 \
-                             AND seq <= $3",
-                        )
-                        .bind(spend.to_string())
-                        .bind(&user)
-                        .bind(seq)
-                        .fetch_optional(&mut *$tx)
-                        .await?
-                        .is_some(),
-                        _ => false,
-                    };
-                    match found {
-                        Some(row) => Written::Existing($crate::store::points::entry(&row)?),
-                        None if refunded => Written::AlreadyRefunded,
-                        None => $otherwise,
-                    }
-                }};
-            }
-            match &w.hold {
-                HoldChange::None | HoldChange::Open { .. } => {}
-                HoldChange::End { hold, to } => {
-                    // A confirm must come before the hold runs out; a
-                    // release or an expiry any time while it is held.
-                    let cutoff = if *to == $crate::store::HoldState::Confirmed {
-                        w.now.0
-                    } else {
-                        i64::MIN
-                    };
-                    let ended = sqlx::query(
-                        "UPDATE point_holds SET state = $1, resolved_at = $2 \
-                         WHERE entry_id = $3 AND user_id = $4 AND state = 'held' AND expires_at > $5",
-                    )
-                    .bind(to.as_str())
-                    .bind(w.now.0)
-                    .bind(hold.to_string())
-                    .bind(&user)
-                    .bind(cutoff)
-                    .execute(&mut *$tx)
-                    .await?;
-                    if ended.rows_affected() != 1 {
-                        break 'write Written::Raced;
-                    }
-                }
-            }
-            let Some(entries) = $crate::store::points::chain(w, seq, balance) else {
-                break 'write first_or!(Written::Insufficient);
-            };
-            let new_held = held + w.held_delta;
-            if new_held < 0 {
-                break 'write Written::Raced;
-            }
-            for e in &entries {
-                // Its reference taken, or its spend refunded, before: the
-                // write is a repeat, or refused.
-                let inserted = sqlx::query(
-                    "INSERT INTO point_entries (id, user_id, seq, prev_seq, prev_balance, kind, amount, \
-                     balance_after, reference, reason, order_id, refund_of, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(e.id.to_string())
-                .bind(&user)
-                .bind(e.seq)
-                .bind((e.seq > 1).then_some(e.seq - 1))
-                .bind(e.balance_after - e.amount)
-                .bind(e.kind.as_str())
-                .bind(e.amount)
-                .bind(e.balance_after)
-                .bind(e.reference.as_deref())
-                .bind(e.reason.as_deref())
-                .bind(e.order_id.as_deref())
-                .bind(e.refund_of.map(|r| r.to_string()))
-                .bind(e.created_at.0)
-                .bind(e.expires_at.map(|t| t.0))
-                .execute(&mut *$tx)
-                .await?;
-                if inserted.rows_affected() != 1 {
-                    break 'write first_or!(Written::Raced);
-                }
-            }
-            for p in &w.postings {
-                let id = p.id.to_string();
-                match &p.lots {
-                    LotMove::None => {}
-                    LotMove::NewLot(expires_at) => {
-                        sqlx::query(
-                            "INSERT INTO point_lots (id, user_id, amount, remaining, expires_at) \
-                             VALUES ($1, $2, $3, $3, $4)",
-                        )
-                        .bind(&id)
-                        .bind(&user)
-                        .bind(p.amount)
-                        .bind(expires_at.0)
-                        .execute(&mut *$tx)
-                        .await?;
-                    }
-                    LotMove::TakeFifo => {
-                        let lots = sqlx::query(
-                            "SELECT id, remaining FROM point_lots WHERE user_id = $1 AND remaining > 0 \
-                             AND expires_at > $2 ORDER BY expires_at, id",
-                        )
-                        .bind(&user)
-                        .bind(w.now.0)
-                        .fetch_all(&mut *$tx)
-                        .await?;
-                        let mut need = -p.amount;
-                        for lot in &lots {
-                            if need == 0 {
-                                break;
-                            }
-                            let take = need.min(lot.int("remaining")?);
-                            let lot_id = lot.text("id")?;
-                            sqlx::query(
-                                "UPDATE point_lots SET remaining = remaining - $1 WHERE id = $2",
-                            )
-                            .bind(take)
-                            .bind(&lot_id)
-                            .execute(&mut *$tx)
-                            .await?;
-                            sqlx::query(
-                                "INSERT INTO point_takes (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
-                            )
-                            .bind(&id)
-                            .bind(&lot_id)
-                            .bind(take)
-                            .execute(&mut *$tx)
-                            .await?;
-                            need -= take;
-                        }
-                        if need > 0 {
-                            // The balance covers it but live lots do not:
-                            // some are due and not expired yet.
-                            break 'write first_or!(Written::Insufficient);
-                        }
-                    }
-                    LotMove::GiveBack(from) => {
-                        let takes = sqlx::query(
-                            "SELECT lot_id, amount FROM point_takes WHERE entry_id = $1",
-                        )
-                        .bind(from.to_string())
-                        .fetch_all(&mut *$tx)
-                        .await?;
-                        let mut given = 0;
-                        for t in &takes {
-                            let amount = t.int("amount")?;
-                            sqlx::query(
-                                "UPDATE point_lots SET remaining = remaining + $1 WHERE id = $2",
-                            )
-                            .bind(amount)
-                            .bind(t.text("lot_id")?)
-                            .execute(&mut *$tx)
-                            .await?;
-                            given += amount;
-                        }
-                        if given != p.amount {
-                            return Err(StoreError::Constraint(format!(
-                                "entry {from} took {given} points from its lots, not {}",
-                                p.amount
-                            )));
-                        }
-                    }
-                    LotMove::CopyTakes(from) => {
-                        sqlx::query(
-                            "INSERT INTO point_takes (entry_id, lot_id, amount) \
-                             SELECT $1, lot_id, amount FROM point_takes WHERE entry_id = $2",
-                        )
-                        .bind(&id)
-                        .bind(from.to_string())
-                        .execute(&mut *$tx)
-                        .await?;
-                    }
-                    LotMove::ExpireLot { lot, amount } => {
-                        let expired = sqlx::query(
-                            "UPDATE point_lots SET remaining = 0 WHERE id = $1 AND user_id = $2 \
-                             AND remaining = $3",
-                        )
-                        .bind(lot.to_string())
-                        .bind(&user)
-                        .bind(*amount)
-                        .execute(&mut *$tx)
-                        .await?;
-                        if expired.rows_affected() != 1 {
-                            break 'write Written::Raced;
-                        }
-                        sqlx::query(
-                            "INSERT INTO point_takes (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
-                        )
-                        .bind(&id)
-                        .bind(lot.to_string())
-                        .bind(*amount)
-                        .execute(&mut *$tx)
-                        .await?;
-                    }
-                }
-            }
-            if let HoldChange::Open {
-                order_id,
-                expires_at,
-            } = &w.hold
-            {
-                let Some(hold) = entries.iter().find(|e| e.kind == $crate::store::EntryKind::Hold)
-                else {
-                    return Err(StoreError::Constraint("a hold without its entry".into()));
-                };
-                let opened = sqlx::query(
-                    "INSERT INTO point_holds (entry_id, user_id, order_id, amount, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(hold.id.to_string())
-                .bind(&user)
-                .bind(order_id)
-                .bind(-hold.amount)
-                .bind(w.now.0)
-                .bind(expires_at.0)
-                .execute(&mut *$tx)
-                .await?;
-                if opened.rows_affected() != 1 {
-                    // The order holds points already: a repeat, or another hold.
-                    break 'write first_or!(Written::Raced);
-                }
-            }
-            let (last_seq, last_balance) = entries
-                .last()
-                .map_or((None, balance), |e| (Some(e.seq), e.balance_after));
-            sqlx::query("UPDATE point_accounts SET seq = COALESCE($1, seq), balance = $2, held = $3 WHERE user_id = $4")
-                .bind(last_seq)
-                .bind(last_balance)
-                .bind(new_held)
-                .bind(&user)
-                .execute(&mut *$tx)
-                .await?;
-            $crate::store::outbox::insert_reports!($db, $tx, &w.reports);
-            Written::Done(entries)
+        if ended != 1 {
+            return Ok(Written::Raced);
         }
+    }
+    let Some(entries) = chain(w, seq, balance) else {
+        return first_or(tx, w, seq, Written::Insufficient).await;
     };
+    let new_held = held + w.held_delta;
+    if new_held < 0 {
+        return Ok(Written::Raced);
+    }
+    for e in &entries {
+        // Its reference taken, or its spend refunded, before: the write is
+        // a repeat, or refused.
+        let inserted = tx
+            .execute(
+                "INSERT INTO point_entries (id, user_id, seq, prev_seq, prev_balance, kind, amount, \
+                 balance_after, reference, reason, order_id, refund_of, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT DO NOTHING",
+                args![
+                    e.id.to_string(),
+                    &user,
+                    e.seq,
+                    (e.seq > 1).then_some(e.seq - 1),
+                    e.balance_after - e.amount,
+                    e.kind.as_str(),
+                    e.amount,
+                    e.balance_after,
+                    e.reference.as_deref(),
+                    e.reason.as_deref(),
+                    e.order_id.as_deref(),
+                    e.refund_of.map(|r| r.to_string()),
+                    e.created_at.0,
+                    e.expires_at.map(|t| t.0),
+                ],
+            )
+            .await?;
+        if inserted != 1 {
+            return first_or(tx, w, seq, Written::Raced).await;
+        }
+    }
+    for p in &w.postings {
+        let id = p.id.to_string();
+        match &p.lots {
+            LotMove::None => {}
+            LotMove::NewLot(expires_at) => {
+                tx.execute(
+                    "INSERT INTO point_lots (id, user_id, amount, remaining, expires_at) \
+                     VALUES ($1, $2, $3, $3, $4)",
+                    args![&id, &user, p.amount, expires_at.0],
+                )
+                .await?;
+            }
+            LotMove::TakeFifo => {
+                let lots = tx
+                    .fetch_all(
+                        "SELECT id, remaining FROM point_lots WHERE user_id = $1 AND remaining > 0 \
+                         AND expires_at > $2 ORDER BY expires_at, id",
+                        args![&user, w.now.0],
+                    )
+                    .await?;
+                let mut need = -p.amount;
+                for lot in &lots {
+                    if need == 0 {
+                        break;
+                    }
+                    let take = need.min(lot.int("remaining")?);
+                    let lot_id = lot.text("id")?;
+                    tx.execute(
+                        "UPDATE point_lots SET remaining = remaining - $1 WHERE id = $2",
+                        args![take, &lot_id],
+                    )
+                    .await?;
+                    tx.execute(
+                        "INSERT INTO point_takes (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
+                        args![&id, lot_id, take],
+                    )
+                    .await?;
+                    need -= take;
+                }
+                if need > 0 {
+                    // The balance covers it but live lots do not: some are
+                    // due and not expired yet.
+                    return first_or(tx, w, seq, Written::Insufficient).await;
+                }
+            }
+            LotMove::GiveBack(from) => {
+                let takes = tx
+                    .fetch_all(
+                        "SELECT lot_id, amount FROM point_takes WHERE entry_id = $1",
+                        args![from.to_string()],
+                    )
+                    .await?;
+                let mut given = 0;
+                for t in &takes {
+                    let amount = t.int("amount")?;
+                    tx.execute(
+                        "UPDATE point_lots SET remaining = remaining + $1 WHERE id = $2",
+                        args![amount, t.text("lot_id")?],
+                    )
+                    .await?;
+                    given += amount;
+                }
+                if given != p.amount {
+                    return Err(StoreError::Constraint(format!(
+                        "entry {from} took {given} points from its lots, not {}",
+                        p.amount
+                    )));
+                }
+            }
+            LotMove::CopyTakes(from) => {
+                tx.execute(
+                    "INSERT INTO point_takes (entry_id, lot_id, amount) \
+                     SELECT $1, lot_id, amount FROM point_takes WHERE entry_id = $2",
+                    args![&id, from.to_string()],
+                )
+                .await?;
+            }
+            LotMove::ExpireLot { lot, amount } => {
+                let expired = tx
+                    .execute(
+                        "UPDATE point_lots SET remaining = 0 WHERE id = $1 AND user_id = $2 \
+                         AND remaining = $3",
+                        args![lot.to_string(), &user, *amount],
+                    )
+                    .await?;
+                if expired != 1 {
+                    return Ok(Written::Raced);
+                }
+                tx.execute(
+                    "INSERT INTO point_takes (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
+                    args![&id, lot.to_string(), *amount],
+                )
+                .await?;
+            }
+        }
+    }
+    if let HoldChange::Open {
+        order_id,
+        expires_at,
+    } = &w.hold
+    {
+        let Some(hold) = entries.iter().find(|e| e.kind == EntryKind::Hold) else {
+            return Err(StoreError::Constraint("a hold without its entry".into()));
+        };
+        let opened = tx
+            .execute(
+                "INSERT INTO point_holds (entry_id, user_id, order_id, amount, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                args![
+                    hold.id.to_string(),
+                    &user,
+                    order_id,
+                    -hold.amount,
+                    w.now.0,
+                    expires_at.0
+                ],
+            )
+            .await?;
+        if opened != 1 {
+            // The order holds points already: a repeat, or another hold.
+            return first_or(tx, w, seq, Written::Raced).await;
+        }
+    }
+    let (last_seq, last_balance) = entries
+        .last()
+        .map_or((None, balance), |e| (Some(e.seq), e.balance_after));
+    tx.execute(
+        "UPDATE point_accounts SET seq = COALESCE($1, seq), balance = $2, held = $3 \
+         WHERE user_id = $4",
+        args![last_seq, last_balance, new_held, &user],
+    )
+    .await?;
+    super::outbox::insert_reports(tx, &w.reports).await?;
+    Ok(Written::Done(entries))
 }
-pub(super) use ledger_write;
+
+/// Where a write cannot go on (its entry or hold row would collide, or it
+/// no longer fits): a repeat is found here, not looked for first, so the
+/// common write pays no extra read. What the first time wrote (before this
+/// write began at `seq`), else `otherwise`.
+async fn first_or<S: Sql>(
+    tx: &mut S,
+    w: &LedgerWrite,
+    seq: i64,
+    otherwise: Written,
+) -> Result<Written, StoreError> {
+    let user = w.user.to_string();
+    let mut found = None;
+    if let Some(reference) = &w.reference {
+        found = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM point_entries WHERE user_id = $1 \
+                     AND reference = $2 AND seq <= $3"
+                ),
+                args![&user, reference, seq],
+            )
+            .await?;
+    }
+    if let (None, HoldChange::Open { order_id, .. }) = (&found, &w.hold) {
+        found = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM point_entries WHERE id = \
+                     (SELECT entry_id FROM point_holds WHERE user_id = $1 AND order_id = $2)"
+                ),
+                args![&user, order_id],
+            )
+            .await?;
+    }
+    let refunded = match w.postings.iter().find_map(|p| p.refund_of) {
+        Some(spend) if found.is_none() => tx
+            .fetch_optional(
+                "SELECT id FROM point_entries WHERE refund_of = $1 AND user_id = $2 AND seq <= $3",
+                args![spend.to_string(), &user, seq],
+            )
+            .await?
+            .is_some(),
+        _ => false,
+    };
+    Ok(match found {
+        Some(row) => Written::Existing(entry(&row)?),
+        None if refunded => Written::AlreadyRefunded,
+        None => otherwise,
+    })
+}
 
 /// [`PointStore`] for a store with a `pool` of database `$db`.
 macro_rules! point_queries {
@@ -633,7 +605,7 @@ macro_rules! point_queries {
             ) -> Result<$crate::store::points::Written, StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                let written = $crate::store::points::ledger_write!($db, tx, w);
+                let written = $crate::store::points::ledger_write(&mut *tx, w).await?;
                 if matches!(written, $crate::store::points::Written::Done(_)) {
                     tx.commit().await?;
                 } else {
@@ -652,7 +624,7 @@ macro_rules! point_queries {
                 let mut out = Vec::with_capacity(writes.len());
                 for w in writes {
                     let mut one = (&mut tx).begin().await?;
-                    let written = $crate::store::points::ledger_write!($db, one, w);
+                    let written = $crate::store::points::ledger_write(&mut *one, w).await?;
                     if matches!(written, $crate::store::points::Written::Done(_)) {
                         one.commit().await?;
                     } else {

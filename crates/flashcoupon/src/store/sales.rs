@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::columns::{Columns, parse_id};
+use super::sql::{Sql, args};
 use crate::domain::ids::{OrderId, SaleId, UserId};
 use crate::domain::sale::{Order, OrderStatus, Product, Sale};
 use crate::domain::timestamp::Timestamp;
@@ -232,37 +233,131 @@ pub(super) fn order(row: &impl Columns) -> Result<Order, sqlx::Error> {
     })
 }
 
-/// Inside the transaction `$tx`: insert the order `$o` (a `&Order`) unless
-/// the reconciler wrote it off; `true` if it landed.
-macro_rules! insert_order {
-    ($tx:expr, $o:expr) => {{
-        let o: &$crate::domain::sale::Order = $o;
-        sqlx::query(
+/// Inside the caller's transaction: insert the order `o` unless the
+/// reconciler wrote it off; `true` if it landed.
+async fn insert_order<S: Sql>(tx: &mut S, o: &Order) -> Result<bool, StoreError> {
+    let landed = tx
+        .execute(
             "INSERT INTO orders (id, sale_id, user_id, seq, user_seq, idempotency_key, unit_price, \
              coupon_id, coupon_discount, points_used, payable_amount, created_at, expires_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
              WHERE NOT EXISTS (SELECT 1 FROM abandoned_orders WHERE order_id = $1)",
+            args![
+                o.id.to_string(),
+                o.sale_id.to_string(),
+                o.user_id.to_string(),
+                i64::from(o.seq),
+                i64::from(o.user_seq),
+                o.idempotency_key.as_deref(),
+                o.unit_price,
+                o.coupon_id.map(|c| c.to_string()),
+                o.coupon_discount,
+                o.points_used,
+                o.payable_amount,
+                o.created_at.0,
+                o.expires_at.0,
+            ],
         )
-        .bind(o.id.to_string())
-        .bind(o.sale_id.to_string())
-        .bind(o.user_id.to_string())
-        .bind(i64::from(o.seq))
-        .bind(i64::from(o.user_seq))
-        .bind(o.idempotency_key.as_deref())
-        .bind(o.unit_price)
-        .bind(o.coupon_id.map(|c| c.to_string()))
-        .bind(o.coupon_discount)
-        .bind(o.points_used)
-        .bind(o.payable_amount)
-        .bind(o.created_at.0)
-        .bind(o.expires_at.0)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected()
-            == 1
-    }};
+        .await?;
+    Ok(landed == 1)
 }
-pub(super) use insert_order;
+
+/// One group-commit batch of orders, inside the caller's transaction: each
+/// order whose sale is still at its gate generation,
+/// those with a coupon or points each with its holds in a savepoint of its
+/// own, so one refused leaves no trace and names why in its `refusal`.
+/// `share` is the dialect's shared row lock on the sales (` FOR SHARE` on
+/// PostgreSQL; SQLite's write turn serialises writers already). The orders
+/// that landed.
+pub(super) async fn insert_orders_in<S: Sql>(
+    tx: &mut S,
+    rows: &[&NewOrderRow],
+    share: &str,
+) -> Result<HashSet<OrderId>, StoreError> {
+    let mut sales: Vec<SaleId> = rows.iter().map(|r| r.order.sale_id).collect();
+    // Sorted, so two writers lock sales in the same order.
+    sales.sort_unstable();
+    sales.dedup();
+    let mut epochs = HashMap::new();
+    for s in sales {
+        let row = tx
+            .fetch_optional(
+                &format!("SELECT gate_epoch FROM sales WHERE id = $1{share}"),
+                args![s.to_string()],
+            )
+            .await?;
+        if let Some(row) = row {
+            epochs.insert(s, row.int("gate_epoch")? as u64);
+        }
+    }
+    let mut landed = HashSet::new();
+    // Orders with extras sorted by buyer, so two writers lock points
+    // accounts in the same order.
+    let (mut extras, plain): (Vec<&&NewOrderRow>, Vec<_>) =
+        rows.iter().partition(|r| r.has_extras());
+    extras.sort_by_key(|r| r.order.user_id);
+    for r in plain {
+        if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
+            continue;
+        }
+        if insert_order(tx, &r.order).await? {
+            landed.insert(r.order.id);
+            if r.outbound {
+                let row = order_outbox(&r.order, r.order.created_at, r.trace.clone());
+                super::outbox::insert_outbox(tx, std::slice::from_ref(&row)).await?;
+            }
+        }
+    }
+    for r in extras {
+        if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
+            continue;
+        }
+        tx.execute("SAVEPOINT order_step", args![]).await?;
+        match order_step(tx, r).await? {
+            Ok(()) => {
+                tx.execute("RELEASE SAVEPOINT order_step", args![]).await?;
+                landed.insert(r.order.id);
+            }
+            Err(refusal) => {
+                tx.execute("ROLLBACK TO SAVEPOINT order_step", args![])
+                    .await?;
+                tx.execute("RELEASE SAVEPOINT order_step", args![]).await?;
+                if let Some(refusal) = refusal {
+                    let _ = r.refusal.set(refusal);
+                }
+            }
+        }
+    }
+    Ok(landed)
+}
+
+/// An order with its coupon and points, inside its savepoint: `Err` if
+/// any of it could not be written (the caller rolls the savepoint back),
+/// with why when it was the coupon or the points.
+async fn order_step<S: Sql>(
+    tx: &mut S,
+    r: &NewOrderRow,
+) -> Result<Result<(), Option<Refusal>>, StoreError> {
+    if !insert_order(tx, &r.order).await? {
+        return Ok(Err(None));
+    }
+    if let Some(h) = &r.hold
+        && !super::holds::reserve_in(tx, h).await?
+    {
+        return Ok(Err(Some(Refusal::CouponTaken)));
+    }
+    if let Some(w) = &r.points {
+        let written = super::points::ledger_write(tx, w).await?;
+        if !matches!(written, super::Written::Done(_)) {
+            return Ok(Err(Some(Refusal::Points(written))));
+        }
+    }
+    if r.outbound {
+        let row = order_outbox(&r.order, r.order.created_at, r.trace.clone());
+        super::outbox::insert_outbox(tx, std::slice::from_ref(&row)).await?;
+    }
+    Ok(Ok(()))
+}
 
 /// Inside the transaction `$tx`: move the order `$id` to `$to` (an
 /// `OrderStatus`) at `$now`, once: paid or cancelled only while pending (paid
@@ -321,11 +416,11 @@ macro_rules! end_order_in {
 }
 pub(super) use end_order_in;
 
-/// [`SaleStore`] for a store with a `pool` of database `$db`; `$share` is
-/// the dialect's shared row lock (` FOR SHARE` on PostgreSQL; SQLite's
-/// write turn serialises writers already).
+/// [`SaleStore`] for a store with a `pool` of database `$db`; the store
+/// writes a group commit's orders itself (`write_orders`: SQLite on its
+/// writer thread), both through [`insert_orders_in`].
 macro_rules! sale_queries {
-    ($store:ty, $db:ty, $share:literal) => {
+    ($store:ty, $db:ty) => {
         impl $store {
             /// Lock a sale's row against every writer of its orders (an
             /// UPDATE that changes nothing: PostgreSQL's row lock, which
@@ -539,94 +634,7 @@ macro_rules! sale_queries {
                 &self,
                 rows: &[&$crate::store::NewOrderRow],
             ) -> Result<std::collections::HashSet<$crate::domain::ids::OrderId>, StoreError> {
-                use $crate::store::columns::Columns as _;
-                let _turn = self.write_turn_urgent().await;
-                let mut tx = self.pool.begin().await?;
-                let mut sales: Vec<$crate::domain::ids::SaleId> =
-                    rows.iter().map(|r| r.order.sale_id).collect();
-                // Sorted, so two writers lock sales in the same order.
-                sales.sort_unstable();
-                sales.dedup();
-                let mut epochs = std::collections::HashMap::new();
-                for s in sales {
-                    let row = sqlx::query(concat!(
-                        "SELECT gate_epoch FROM sales WHERE id = $1",
-                        $share
-                    ))
-                    .bind(s.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(row) = row {
-                        epochs.insert(s, row.int("gate_epoch")? as u64);
-                    }
-                }
-                let mut landed = std::collections::HashSet::new();
-                // Orders with a coupon or points each in a savepoint of their
-                // own (one refused leaves no trace), sorted by buyer so two
-                // writers lock points accounts in the same order.
-                let (mut extras, plain): (Vec<&&$crate::store::NewOrderRow>, Vec<_>) =
-                    rows.iter().partition(|r| r.has_extras());
-                extras.sort_by_key(|r| r.order.user_id);
-                for r in plain {
-                    if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
-                        continue;
-                    }
-                    if $crate::store::sales::insert_order!(tx, &r.order) {
-                        landed.insert(r.order.id);
-                        if r.outbound {
-                            let row = $crate::store::sales::order_outbox(
-                                &r.order,
-                                r.order.created_at,
-                                r.trace.clone(),
-                            );
-                            $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
-                                .build()
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                }
-                for r in extras {
-                    use sqlx::Acquire;
-                    if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
-                        continue;
-                    }
-                    let mut one = (&mut tx).begin().await?;
-                    if !$crate::store::sales::insert_order!(one, &r.order) {
-                        one.rollback().await?;
-                        continue;
-                    }
-                    if let Some(h) = &r.hold
-                        && !$crate::store::holds::reserve_in!(one, h)
-                    {
-                        one.rollback().await?;
-                        let _ = r.refusal.set($crate::store::sales::Refusal::CouponTaken);
-                        continue;
-                    }
-                    if let Some(w) = &r.points {
-                        let written = $crate::store::points::ledger_write!($db, one, w);
-                        if !matches!(written, $crate::store::Written::Done(_)) {
-                            one.rollback().await?;
-                            let _ = r.refusal.set($crate::store::sales::Refusal::Points(written));
-                            continue;
-                        }
-                    }
-                    if r.outbound {
-                        let row = $crate::store::sales::order_outbox(
-                                &r.order,
-                                r.order.created_at,
-                                r.trace.clone(),
-                            );
-                        $crate::store::outbox::insert_outbox!($db, std::slice::from_ref(&row))
-                            .build()
-                            .execute(&mut *one)
-                            .await?;
-                    }
-                    one.commit().await?;
-                    landed.insert(r.order.id);
-                }
-                tx.commit().await?;
-                Ok(landed)
+                self.write_orders(rows).await
             }
 
             async fn existing_orders(
@@ -780,12 +788,7 @@ macro_rules! sale_queries {
                         .iter()
                         .map(|o| $crate::store::sales::order_outbox(o, now, None))
                         .collect();
-                    for chunk in events.chunks(2_000) {
-                        $crate::store::outbox::insert_outbox!($db, chunk)
-                            .build()
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    $crate::store::outbox::insert_outbox(&mut *tx, &events).await?;
                 }
                 tx.commit().await?;
                 Ok(expired)

@@ -182,32 +182,40 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, sqlx::Error> 
     })
 }
 
-/// The INSERT of new deliveries (a `QueryBuilder` of database `$db`),
-/// skipping ones already enqueued: on its own, or inside the transaction of
-/// the change they report.
-macro_rules! insert_deliveries {
-    ($db:ty, $rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::<$db>::new(
+/// Webhook deliveries, inside the caller's transaction; one already there
+/// (same endpoint and `once_key`) is left as it is. How many were new.
+pub(super) async fn insert_deliveries<S: super::sql::Sql>(
+    tx: &mut S,
+    rows: &[NewDelivery],
+) -> Result<u64, StoreError> {
+    let mut written = 0;
+    for chunk in rows.chunks(super::outbox::CHUNK) {
+        let sql = super::sql::values(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, once_key, body, \
              next_attempt_at, created_at, request_id, traceparent) ",
+            chunk.len(),
+            10,
+            " ON CONFLICT DO NOTHING",
         );
-        q.push_values($rows, |mut b, r| {
-            b.push_bind(r.id.to_string())
-                .push_bind(r.webhook.to_string())
-                .push_bind(r.event_id.to_string())
-                .push_bind(r.event_type.clone())
-                .push_bind(r.once_key.clone())
-                .push_bind(r.body.clone())
-                .push_bind(r.at.0)
-                .push_bind(r.at.0)
-                .push_bind(r.trace.as_ref().map(|t| t.request_id.clone()))
-                .push_bind(r.trace.as_ref().map(|t| t.traceparent.clone()));
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        q
-    }};
+        let mut binds = Vec::with_capacity(chunk.len() * 10);
+        for r in chunk {
+            binds.extend(super::sql::args![
+                r.id.to_string(),
+                r.webhook.to_string(),
+                r.event_id.to_string(),
+                &r.event_type,
+                &r.once_key,
+                &r.body,
+                r.at.0,
+                r.at.0,
+                r.trace.as_ref().map(|t| t.request_id.as_str()),
+                r.trace.as_ref().map(|t| t.traceparent.as_str()),
+            ]);
+        }
+        written += tx.execute(&sql, binds).await?;
+    }
+    Ok(written)
 }
-pub(super) use insert_deliveries;
 
 /// [`WebhookStore`] for a store with a `pool` of database `$db`.
 macro_rules! webhooks_queries {
@@ -294,11 +302,10 @@ macro_rules! webhooks_queries {
                     return Ok(0);
                 }
                 let _turn = self.write_turn().await;
-                Ok($crate::store::webhooks::insert_deliveries!($db, rows)
-                    .build()
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
+                let mut tx = self.pool.begin().await?;
+                let written = $crate::store::webhooks::insert_deliveries(&mut *tx, rows).await?;
+                tx.commit().await?;
+                Ok(written)
             }
 
             async fn lease_deliveries(

@@ -189,10 +189,6 @@ impl PgStore {
         None
     }
 
-    pub(super) async fn write_turn_urgent(&self) -> Option<super::write_turn::Turn<'_>> {
-        None
-    }
-
     /// Transactions run side by side, each on its own connection.
     pub(super) fn write_turn_is_serial(&self) -> bool {
         false
@@ -200,7 +196,22 @@ impl PgStore {
 }
 
 super::shared_queries!(PgStore, sqlx::Postgres);
-super::sales::sale_queries!(PgStore, sqlx::Postgres, " FOR SHARE");
+super::sales::sale_queries!(PgStore, sqlx::Postgres);
+
+impl PgStore {
+    /// A group-commit batch of orders, in one transaction; the sales are
+    /// read `FOR SHARE`, so a rebuild's fence (which updates the sale) waits
+    /// for the batch.
+    async fn write_orders(
+        &self,
+        rows: &[&super::NewOrderRow],
+    ) -> Result<std::collections::HashSet<crate::domain::ids::OrderId>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let landed = super::sales::insert_orders_in(&mut *tx, rows, " FOR SHARE").await?;
+        tx.commit().await?;
+        Ok(landed)
+    }
+}
 
 #[async_trait]
 impl Store for PgStore {

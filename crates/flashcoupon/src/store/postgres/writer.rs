@@ -114,14 +114,7 @@ async fn insert_batch(
             .filter(|r| landed.contains(&r.id))
             .map(|r| crate::store::coupons::issued_outbox(r))
             .collect();
-        // One statement per 4,000 events keeps under PostgreSQL's 65,535
-        // parameters (6 per row).
-        for chunk in events.chunks(4_000) {
-            crate::store::outbox::insert_outbox!(sqlx::Postgres, chunk)
-                .build()
-                .execute(&mut *tx)
-                .await?;
-        }
+        crate::store::outbox::insert_outbox(&mut *tx, &events).await?;
     }
     tx.commit().await?;
     Ok(landed)

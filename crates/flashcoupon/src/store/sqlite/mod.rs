@@ -3,9 +3,9 @@
 //! `kill -9` and power loss (`NORMAL` on request: `kill -9` only).
 //! Migrations are embedded in the binary.
 
-mod coupons;
+mod writer;
 
-pub use coupons::CouponBatches;
+pub use writer::Batches;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,9 @@ pub struct SqliteStore {
     durability: Durability,
     /// Every write of this process takes a turn, the group commit first.
     write_turn: Arc<WriteTurn>,
+    /// The sales' group commit's writer thread, started with the first
+    /// batch of orders (coupons have their own: [`Store::writer`]).
+    orders: Arc<tokio::sync::OnceCell<writer::SqliteWriter>>,
 }
 
 impl SqliteStore {
@@ -183,7 +186,29 @@ impl SqliteStore {
             path,
             durability,
             write_turn: WriteTurn::shared(),
+            orders: Default::default(),
         })
+    }
+
+    /// A writer thread with its own connection to the database file.
+    fn start_writer(&self, outbound: bool) -> Result<writer::SqliteWriter, StoreError> {
+        let batches = Batches::open(&self.path, self.durability, outbound)?;
+        writer::SqliteWriter::start(batches, self.write_turn.clone())
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))
+    }
+
+    /// A group-commit batch of orders, on the orders' writer thread.
+    async fn write_orders(
+        &self,
+        rows: &[&super::NewOrderRow],
+    ) -> Result<std::collections::HashSet<crate::domain::ids::OrderId>, StoreError> {
+        // The order rows carry their outbound flag; the writer's own is for
+        // coupons.
+        let writer = self
+            .orders
+            .get_or_try_init(|| async { self.start_writer(false) })
+            .await?;
+        writer.insert_orders(rows).await
     }
 
     /// Where the database file is (the record-ceiling benchmark opens its
@@ -196,11 +221,6 @@ impl SqliteStore {
     /// [`WriteTurn`]).
     pub(super) async fn write_turn(&self) -> Option<Turn<'_>> {
         Some(self.write_turn.ordinary().await)
-    }
-
-    /// A group commit's turn (time-sale orders), ahead of ordinary writes.
-    pub(super) async fn write_turn_urgent(&self) -> Option<Turn<'_>> {
-        Some(self.write_turn.urgent().await)
     }
 
     /// One writer at a time here: writes gathered into one transaction
@@ -223,7 +243,7 @@ impl SqliteStore {
 }
 
 super::shared_queries!(SqliteStore, sqlx::Sqlite);
-super::sales::sale_queries!(SqliteStore, sqlx::Sqlite, "");
+super::sales::sale_queries!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -265,10 +285,7 @@ impl Store for SqliteStore {
     }
 
     async fn writer(&self, outbound: bool) -> Result<Box<dyn CouponWriter>, StoreError> {
-        let batches = CouponBatches::open(&self.path, self.durability, outbound)?;
-        let writer = coupons::SqliteWriter::start(batches, self.write_turn.clone())
-            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        Ok(Box::new(writer))
+        Ok(Box::new(self.start_writer(outbound)?))
     }
 
     async fn now(&self, offset_ms: i64) -> Result<Timestamp, StoreError> {

@@ -1,5 +1,6 @@
-//! The group-commit writer on SQLite: an OS thread of its own owns a
-//! `rusqlite` connection and writes each batch in one transaction with
+//! The group-commit writers on SQLite: an OS thread of its own owns a
+//! `rusqlite` connection and writes each batch (coupons, or a sale's
+//! orders with their coupon and points holds) in one transaction with
 //! cached prepared statements.
 //!
 //! Why not the sqlx pool's connection: sqlx runs every SQLite statement on
@@ -7,9 +8,14 @@
 //! of a BEGIN, a few multi-row INSERTs and a COMMIT was a dozen thread
 //! hand-offs. Here a batch is one hand-off there and one back: the same
 //! rows committed in 2.7 ms a batch instead of 4.0–4.5 ms (issue 17's runs
-//! in docs/benchmarks.md; the rest is SQLite writing pages and the fsync). [`CouponBatches`] is the writing itself, callable from any
-//! thread: `examples/record_ceiling.rs` drives it directly to measure what
-//! the record can do with no server around it.
+//! in docs/benchmarks.md; the rest is SQLite writing pages and the fsync).
+//! An order's step is a dozen statements (the points ledger's among them):
+//! the same functions as on the sqlx connections run here over
+//! [`Rusqlite`], one hand-off a batch instead of one a statement.
+//!
+//! [`Batches`] is the writing itself, callable from any thread:
+//! `examples/record_ceiling.rs` drives it directly to measure what the
+//! record can do with no server around it.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -21,28 +27,29 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use crate::domain::ids::CouponId;
+use crate::domain::ids::{CouponId, OrderId};
 use crate::settings::Durability;
 use crate::store::coupons::issued_outbox;
 use crate::store::outbox::INSERT_OUTBOX;
+use crate::store::sql::{Rusqlite, run_now};
 use crate::store::write_turn::WriteTurn;
-use crate::store::{CouponWriter, NewCouponRow, StoreError};
+use crate::store::{CouponWriter, NewCouponRow, NewOrderRow, StoreError};
 
 const INSERT_COUPON: &str = "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, \
      idempotency_key, issued_at, valid_from, valid_until, code) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /// One connection to the database file, set up like the pool's, writing
-/// batches of new coupons.
+/// the group commit's batches.
 #[derive(Debug)]
-pub struct CouponBatches {
+pub struct Batches {
     conn: Connection,
     /// Also write each coupon's `coupon.issued` to the outbox.
     outbound: bool,
     outbox_sql: String,
 }
 
-impl CouponBatches {
+impl Batches {
     /// Open the (already migrated) database at `path`.
     pub fn open(path: &Path, durability: Durability, outbound: bool) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(
@@ -131,19 +138,30 @@ impl CouponBatches {
         }
         Ok(found)
     }
+
+    /// Write one batch of a sale's orders in one transaction (see
+    /// `sales::insert_orders_in`): the orders that landed.
+    pub fn insert_orders(&mut self, rows: &[NewOrderRow]) -> Result<HashSet<OrderId>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<&NewOrderRow> = rows.iter().collect();
+        let landed = run_now(crate::store::sales::insert_orders_in(
+            &mut Rusqlite(&tx),
+            &rows,
+            "",
+        ))?;
+        tx.commit()?;
+        Ok(landed)
+    }
 }
 
-/// What the writer's thread is asked to do.
-enum Job {
-    Insert(Vec<NewCouponRow>, oneshot::Sender<Result<(), StoreError>>),
-    Existing(
-        Vec<CouponId>,
-        oneshot::Sender<Result<HashSet<CouponId>, StoreError>>,
-    ),
-}
+/// What the writer's thread is asked to do: a job on its connection,
+/// which sends its own answer.
+type Job = Box<dyn FnOnce(&mut Batches) + Send>;
 
-/// The group commit's handle on the writer thread, and the store's write
-/// turn, which it takes ahead of every other write (see `WriteTurn`).
+/// A handle on a writer thread, and the store's write turn, which its
+/// batches take ahead of every other write (see `WriteTurn`).
 #[derive(Debug)]
 pub(super) struct SqliteWriter {
     jobs: std_mpsc::Sender<Job>,
@@ -152,20 +170,29 @@ pub(super) struct SqliteWriter {
 
 impl SqliteWriter {
     /// Start the thread that owns `batches`; it ends when this is dropped.
-    pub fn start(batches: CouponBatches, turn: Arc<WriteTurn>) -> std::io::Result<Self> {
-        let (jobs, queue) = std_mpsc::channel();
+    pub fn start(batches: Batches, turn: Arc<WriteTurn>) -> std::io::Result<Self> {
+        let (jobs, queue) = std_mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(batches, queue))?;
+            .spawn(move || {
+                let mut batches = batches;
+                while let Ok(job) = queue.recv() {
+                    job(&mut batches);
+                }
+            })?;
         Ok(Self { jobs, turn })
     }
 
-    async fn ask<T>(
+    /// Run `work` on the thread's connection.
+    async fn ask<T: Send + 'static>(
         &self,
-        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+        work: impl FnOnce(&mut Batches) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let answered = match self.jobs.send(job(reply)) {
+        let job: Job = Box::new(move |batches| {
+            let _ = reply.send(work(batches));
+        });
+        let answered = match self.jobs.send(job) {
             Ok(()) => answer.await.ok(),
             Err(_) => None,
         };
@@ -181,27 +208,15 @@ impl SqliteWriter {
             None => panic!("the SQLite writer thread is gone"),
         }
     }
-}
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Job::Insert(rows, _) => write!(f, "Insert({} rows)", rows.len()),
-            Job::Existing(ids, _) => write!(f, "Existing({} ids)", ids.len()),
-        }
-    }
-}
-
-fn run(mut batches: CouponBatches, queue: std_mpsc::Receiver<Job>) {
-    while let Ok(job) = queue.recv() {
-        match job {
-            Job::Insert(rows, reply) => {
-                let _ = reply.send(batches.insert(&rows));
-            }
-            Job::Existing(ids, reply) => {
-                let _ = reply.send(batches.existing(&ids));
-            }
-        }
+    /// Write a batch of orders, in the group commit's turn.
+    pub async fn insert_orders(
+        &self,
+        rows: &[&NewOrderRow],
+    ) -> Result<HashSet<OrderId>, StoreError> {
+        let _turn = self.turn.urgent().await;
+        let owned: Vec<NewOrderRow> = rows.iter().map(|&r| r.clone()).collect();
+        self.ask(move |b| b.insert_orders(&owned)).await
     }
 }
 
@@ -211,13 +226,13 @@ impl CouponWriter for SqliteWriter {
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
         let _turn = self.turn.urgent().await;
         let owned: Vec<NewCouponRow> = rows.iter().map(|&r| r.clone()).collect();
-        self.ask(|reply| Job::Insert(owned, reply)).await?;
+        self.ask(move |b| b.insert(&owned)).await?;
         Ok(rows.iter().map(|r| r.id).collect())
     }
 
     async fn existing(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
-        let ids = rows.iter().map(|r| r.id).collect();
-        self.ask(|reply| Job::Existing(ids, reply)).await
+        let ids: Vec<CouponId> = rows.iter().map(|r| r.id).collect();
+        self.ask(move |b| b.existing(&ids)).await
     }
 }
 
@@ -294,8 +309,7 @@ mod tests {
             .insert_campaign(&campaign, Timestamp(0))
             .await
             .expect("campaign");
-        let mut batches =
-            CouponBatches::open(store.path(), Durability::Full, true).expect("writer");
+        let mut batches = Batches::open(store.path(), Durability::Full, true).expect("writer");
         let c = campaign.id;
 
         // Seq 4 is above the stock of 3: the trigger refuses the batch.

@@ -1,0 +1,350 @@
+//! One way to run a statement inside a transaction, whoever holds it: a
+//! sqlx connection (PostgreSQL, or SQLite outside the group commit) or the
+//! SQLite writer thread's own `rusqlite` connection. The record's
+//! multi-statement writes (a points ledger write, an order's step with its
+//! coupon and points) are written once, as functions over [`Sql`], and run
+//! on all three.
+//!
+//! Statements use `$1, $2, …` placeholders, as everywhere in the store:
+//! PostgreSQL's own; SQLite reads `$1` as a parameter named `$1`, which
+//! sqlx and [`Rusqlite`] both bind by that name.
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::StoreError;
+use super::columns::Columns;
+
+/// One bound value. The type of a NULL matters to PostgreSQL (a NULL bound
+/// as a number is refused by a text column), so each kind has its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Self::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Self::Text(Some(v.clone()))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Self::Text(v.map(str::to_owned))
+    }
+}
+
+/// The arguments of one statement, in placeholder order.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        vec![$($crate::store::sql::Arg::from($a)),*]
+    };
+}
+pub(crate) use args;
+
+/// Statements inside a transaction the caller began (and ends).
+pub(super) trait Sql {
+    type Row: Columns;
+    /// Run `sql`; how many rows it changed.
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError>;
+    /// Its first row, if any.
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<Self::Row>, StoreError>;
+    /// All its rows.
+    async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Self::Row>, StoreError>;
+
+    /// Its one row; a statement that returns none is an error.
+    async fn fetch_one(&mut self, sql: &str, args: Vec<Arg>) -> Result<Self::Row, StoreError> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+    }
+}
+
+/// `sqlx::query(sql)` with `args` bound, for connection type `$conn`.
+macro_rules! sqlx_sql {
+    ($conn:ty, $row:ty) => {
+        impl Sql for $conn {
+            type Row = $row;
+
+            async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+                Ok(bind!(sql, args).execute(self).await?.rows_affected())
+            }
+
+            async fn fetch_optional(
+                &mut self,
+                sql: &str,
+                args: Vec<Arg>,
+            ) -> Result<Option<$row>, StoreError> {
+                Ok(bind!(sql, args).fetch_optional(self).await?)
+            }
+
+            async fn fetch_all(
+                &mut self,
+                sql: &str,
+                args: Vec<Arg>,
+            ) -> Result<Vec<$row>, StoreError> {
+                Ok(bind!(sql, args).fetch_all(self).await?)
+            }
+        }
+    };
+}
+
+macro_rules! bind {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query($sql);
+        for a in $args {
+            q = match a {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+sqlx_sql!(sqlx::SqliteConnection, SqliteRow);
+sqlx_sql!(sqlx::PgConnection, PgRow);
+
+/// The SQLite writer thread's connection, inside a transaction it began.
+/// Nothing here waits: each future is ready when first polled, so the
+/// thread runs the shared functions with [`run_now`].
+pub(super) struct Rusqlite<'c>(pub &'c rusqlite::Connection);
+
+impl Rusqlite<'_> {
+    fn prepare(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
+        let mut st = self.0.prepare_cached(sql)?;
+        for (i, a) in args.into_iter().enumerate() {
+            // Bound by name (`$n`), like sqlx does: a placeholder may come
+            // before a lower-numbered one, or more than once.
+            let Some(at) = st.parameter_index(&format!("${}", i + 1))? else {
+                continue;
+            };
+            match a {
+                Arg::Int(v) => st.raw_bind_parameter(at, v)?,
+                Arg::Text(v) => st.raw_bind_parameter(at, v)?,
+            }
+        }
+        Ok(st)
+    }
+
+    fn rows(&self, sql: &str, args: Vec<Arg>, most: usize) -> Result<Vec<OwnedRow>, StoreError> {
+        let mut st = self.prepare(sql, args)?;
+        let names: std::sync::Arc<[String]> =
+            st.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while out.len() < most
+            && let Some(row) = rows.next()?
+        {
+            let values = (0..names.len())
+                .map(|i| row.get::<_, rusqlite::types::Value>(i))
+                .collect::<Result<_, _>>()?;
+            out.push(OwnedRow {
+                names: names.clone(),
+                values,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Sql for Rusqlite<'_> {
+    type Row = OwnedRow;
+
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let mut st = self.prepare(sql, args)?;
+        Ok(st.raw_execute()? as u64)
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<OwnedRow>, StoreError> {
+        Ok(self.rows(sql, args, 1)?.pop())
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<OwnedRow>, StoreError> {
+        self.rows(sql, args, usize::MAX)
+    }
+}
+
+/// A row read by [`Rusqlite`]: its values, copied out of the statement.
+#[derive(Debug, Clone)]
+pub(super) struct OwnedRow {
+    names: std::sync::Arc<[String]>,
+    values: Vec<rusqlite::types::Value>,
+}
+
+impl OwnedRow {
+    fn value(&self, col: &str) -> Result<&rusqlite::types::Value, sqlx::Error> {
+        self.names
+            .iter()
+            .position(|n| n == col)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(col.to_owned()))
+    }
+}
+
+fn mismatch(col: &str, wanted: &str, found: &rusqlite::types::Value) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: format!("expected {wanted}, found {:?}", found.data_type()).into(),
+    }
+}
+
+impl Columns for OwnedRow {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.opt_text(col)?
+            .ok_or_else(|| mismatch(col, "text", &rusqlite::types::Value::Null))
+    }
+
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        use rusqlite::types::Value;
+        match self.value(col)? {
+            Value::Text(s) => Ok(Some(s.clone())),
+            Value::Null => Ok(None),
+            other => Err(mismatch(col, "text", other)),
+        }
+    }
+
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.opt_int(col)?
+            .ok_or_else(|| mismatch(col, "an integer", &rusqlite::types::Value::Null))
+    }
+
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        use rusqlite::types::Value;
+        match self.value(col)? {
+            Value::Integer(i) => Ok(Some(*i)),
+            Value::Null => Ok(None),
+            other => Err(mismatch(col, "an integer", other)),
+        }
+    }
+
+    fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+        Ok(self.int(col)? != 0)
+    }
+}
+
+/// Run a future made of [`Rusqlite`] statements to its end, here and now.
+/// They never wait, so it is ready at its first poll; one that is not
+/// (a statement of another kind slipped in) is an error, not a hang.
+pub(super) fn run_now<T>(
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(fut).poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => Err(StoreError::Constraint(
+            "a writer-thread statement waited on something: it must not".into(),
+        )),
+    }
+}
+
+/// `INSERT … VALUES ($1, …), (…)` for `rows` rows of `cols` columns after
+/// `head` (the INSERT up to `VALUES`), then `tail`.
+pub(super) fn values(head: &str, rows: usize, cols: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 5 + 8);
+    sql.push_str(head);
+    sql.push_str("VALUES ");
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_numbers_every_placeholder_in_order() {
+        assert_eq!(
+            values("INSERT INTO t (a, b) ", 2, 2, " ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+    }
+
+    /// `$n` binds by name on the writer's connection as it does in sqlx:
+    /// a placeholder used twice, or before a lower one, gets its own value.
+    #[test]
+    fn placeholders_bind_by_their_number() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        let mut sql = Rusqlite(&conn);
+        run_now(sql.execute("CREATE TABLE t (a INTEGER, b TEXT, c TEXT)", args![]))
+            .expect("create");
+        let n = run_now(sql.execute(
+            "INSERT INTO t (c, a, b) VALUES ($2, $1, $2), ($3, $1, NULL)",
+            args![7, "x", None::<&str>],
+        ))
+        .expect("insert");
+        assert_eq!(n, 2);
+        let rows =
+            run_now(sql.fetch_all("SELECT a, b, c FROM t ORDER BY rowid", args![])).expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].int("a").expect("a"), 7);
+        assert_eq!(rows[0].text("b").expect("b"), "x");
+        assert_eq!(rows[0].text("c").expect("c"), "x");
+        assert_eq!(rows[1].opt_text("b").expect("b"), None);
+        assert_eq!(rows[1].opt_text("c").expect("c"), None);
+        assert!(rows[1].text("c").is_err(), "a NULL is not text");
+        assert!(rows[0].int("nope").is_err(), "no such column");
+        let none =
+            run_now(sql.fetch_optional("SELECT a FROM t WHERE a = $1", args![8])).expect("none");
+        assert!(none.is_none());
+    }
+}
