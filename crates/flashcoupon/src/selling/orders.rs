@@ -102,7 +102,7 @@ async fn check_extras(
             )
             .into());
         }
-        if state.store.point_balance(user, now).await?.balance < points {
+        if state.store.point_balance_only(user).await? < points {
             return Err(SellError::InsufficientPoints(points));
         }
         checked.points = points;

@@ -208,6 +208,9 @@ pub trait PointStore {
     fn batches_ledger_writes(&self) -> bool;
     async fn point_balance(&self, user: UserId, now: Timestamp)
     -> Result<PointBalance, StoreError>;
+    /// Only the balance (what an order checks before it takes a unit: one
+    /// read, where [`PointStore::point_balance`] makes two).
+    async fn point_balance_only(&self, user: UserId) -> Result<i64, StoreError>;
     /// Newest first, `before` an entry id of the user's.
     async fn point_history(
         &self,
@@ -668,6 +671,15 @@ macro_rules! point_queries {
                     b.expiring.push((r.int("amount")?, Timestamp(r.int("expires_at")?)));
                 }
                 Ok(b)
+            }
+
+            async fn point_balance_only(&self, user: UserId) -> Result<i64, StoreError> {
+                use $crate::store::columns::Columns as _;
+                let row = sqlx::query("SELECT balance FROM point_accounts WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.int("balance")).transpose()?.unwrap_or(0))
             }
 
             async fn point_history(
