@@ -63,11 +63,18 @@ async fn check_extras(
         discount: 0,
         points: 0,
     };
+    // The buyer's balance, when it came with the coupon's read.
+    let mut balance = None;
     if let Some(id) = extras.coupon_id {
-        let coupon = state
-            .store
-            .get_coupon(id)
-            .await?
+        let coupon = match extras.points {
+            Some(_) => {
+                let (coupon, points) = state.store.coupon_and_points(id, user).await?;
+                balance = Some(points);
+                coupon
+            }
+            None => state.store.get_coupon(id).await?,
+        };
+        let coupon = coupon
             .filter(|c| c.user_id == user)
             .ok_or(SellError::NoSuchCoupon)?;
         let order_id = order.to_string();
@@ -102,7 +109,11 @@ async fn check_extras(
             )
             .into());
         }
-        if state.store.point_balance_only(user).await? < points {
+        let balance = match balance {
+            Some(b) => b,
+            None => state.store.point_balance_only(user).await?,
+        };
+        if balance < points {
             return Err(SellError::InsufficientPoints(points));
         }
         checked.points = points;

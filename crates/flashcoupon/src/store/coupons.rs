@@ -89,6 +89,13 @@ pub struct FencedCampaign {
 #[async_trait]
 pub trait CouponStore {
     async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError>;
+    /// A coupon and its would-be buyer's points balance, in one read (an
+    /// order with both checks them before it takes a unit).
+    async fn coupon_and_points(
+        &self,
+        id: CouponId,
+        user: UserId,
+    ) -> Result<(Option<Coupon>, i64), StoreError>;
     /// These coupons (one read for a batch); unknown ids are left out.
     async fn get_coupons(&self, ids: &[CouponId]) -> Result<Vec<Coupon>, StoreError>;
     /// A user's coupons, newest first; `before` is the last id of the previous page.
@@ -264,6 +271,35 @@ macro_rules! coupon_queries {
                     .as_ref()
                     .map($crate::store::coupons::coupon)
                     .transpose()?)
+            }
+
+            async fn coupon_and_points(
+                &self,
+                id: CouponId,
+                user: UserId,
+            ) -> Result<(Option<Coupon>, i64), StoreError> {
+                use $crate::store::columns::Columns as _;
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    $crate::store::coupons::SELECT_COUPONS.replacen(
+                        " FROM coupons c",
+                        ", (SELECT balance FROM point_accounts WHERE user_id = $2) AS points_balance \
+                         FROM coupons c",
+                        1,
+                    ) + " WHERE c.id = $1"
+                });
+                let row = sqlx::query(&SQL)
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                // No coupon, no balance: an order with an unknown coupon
+                // goes no further.
+                let Some(row) = row else {
+                    return Ok((None, 0));
+                };
+                let balance = row.opt_int("points_balance")?.unwrap_or(0);
+                let coupon = Some($crate::store::coupons::coupon(&row)?);
+                Ok((coupon, balance))
             }
 
             async fn list_coupons(
