@@ -263,9 +263,9 @@ async fn insert_order<S: Sql>(tx: &mut S, o: &Order) -> Result<bool, StoreError>
 }
 
 /// One group-commit batch of orders, inside the caller's transaction: each
-/// order whose sale is still at its gate generation,
-/// those with a coupon or points each with its holds in a savepoint of its
-/// own, so one refused leaves no trace and names why in its `refusal`.
+/// order whose sale is still at its gate generation; those with a coupon or
+/// points all or nothing each (a refused one leaves no trace and names why
+/// in its `refusal`).
 /// `share` is the dialect's shared row lock on the sales (` FOR SHARE` on
 /// PostgreSQL; SQLite's write turn serialises writers already). The orders
 /// that landed.
@@ -308,55 +308,91 @@ pub(super) async fn insert_orders_in<S: Sql>(
             }
         }
     }
-    for r in extras {
-        if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
-            continue;
-        }
-        tx.execute("SAVEPOINT order_step", args![]).await?;
+    let extras: Vec<&NewOrderRow> = extras
+        .into_iter()
+        .map(|r| &**r)
+        .filter(|r| epochs.get(&r.order.sale_id) == Some(&r.gate_epoch))
+        .collect();
+    if extras.is_empty() {
+        return Ok(landed);
+    }
+    // All of them at once first, under one savepoint: a refusal is rare (the
+    // request checked the coupon and the points just before), and a
+    // savepoint per order copies each page it touches once more.
+    tx.execute("SAVEPOINT order_batch", args![]).await?;
+    let mut all = HashSet::new();
+    for r in &extras {
         match order_step(tx, r).await? {
-            Ok(()) => {
-                tx.execute("RELEASE SAVEPOINT order_step", args![]).await?;
-                landed.insert(r.order.id);
+            Ok(true) => {
+                all.insert(r.order.id);
             }
-            Err(refusal) => {
-                tx.execute("ROLLBACK TO SAVEPOINT order_step", args![])
+            // Written off by the reconciler: nothing written.
+            Ok(false) => {}
+            Err(_) => {
+                tx.execute("ROLLBACK TO SAVEPOINT order_batch", args![])
                     .await?;
-                tx.execute("RELEASE SAVEPOINT order_step", args![]).await?;
-                if let Some(refusal) = refusal {
-                    let _ = r.refusal.set(refusal);
-                }
+                tx.execute("RELEASE SAVEPOINT order_batch", args![]).await?;
+                landed.extend(one_by_one(tx, &extras).await?);
+                return Ok(landed);
             }
+        }
+    }
+    tx.execute("RELEASE SAVEPOINT order_batch", args![]).await?;
+    landed.extend(all);
+    Ok(landed)
+}
+
+/// Orders with extras each in a savepoint of its own, so one refused
+/// leaves no trace and names why in its `refusal`: those that landed.
+async fn one_by_one<S: Sql>(
+    tx: &mut S,
+    extras: &[&NewOrderRow],
+) -> Result<HashSet<OrderId>, StoreError> {
+    let mut landed = HashSet::new();
+    for r in extras {
+        tx.execute("SAVEPOINT order_step", args![]).await?;
+        let stepped = order_step(tx, r).await?;
+        if stepped == Ok(true) {
+            landed.insert(r.order.id);
+        } else {
+            tx.execute("ROLLBACK TO SAVEPOINT order_step", args![])
+                .await?;
+        }
+        tx.execute("RELEASE SAVEPOINT order_step", args![]).await?;
+        if let Err(refusal) = stepped {
+            let _ = r.refusal.set(refusal);
         }
     }
     Ok(landed)
 }
 
-/// An order with its coupon and points, inside its savepoint: `Err` if
-/// any of it could not be written (the caller rolls the savepoint back),
-/// with why when it was the coupon or the points.
+/// An order with its coupon and points: `Ok(false)` if the order was
+/// written off by the reconciler (nothing written); `Err` with why if the
+/// coupon or the points were refused, after part of it was written (the
+/// caller rolls its savepoint back).
 async fn order_step<S: Sql>(
     tx: &mut S,
     r: &NewOrderRow,
-) -> Result<Result<(), Option<Refusal>>, StoreError> {
+) -> Result<Result<bool, Refusal>, StoreError> {
     if !insert_order(tx, &r.order).await? {
-        return Ok(Err(None));
+        return Ok(Ok(false));
     }
     if let Some(h) = &r.hold
         && !super::holds::reserve_in(tx, h).await?
     {
-        return Ok(Err(Some(Refusal::CouponTaken)));
+        return Ok(Err(Refusal::CouponTaken));
     }
     if let Some(w) = &r.points {
         let written = super::points::ledger_write(tx, w).await?;
         if !matches!(written, super::Written::Done(_)) {
-            return Ok(Err(Some(Refusal::Points(written))));
+            return Ok(Err(Refusal::Points(written)));
         }
     }
     if r.outbound {
         let row = order_outbox(&r.order, r.order.created_at, r.trace.clone());
         super::outbox::insert_outbox(tx, std::slice::from_ref(&row)).await?;
     }
-    Ok(Ok(()))
+    Ok(Ok(true))
 }
 
 /// Inside the transaction `$tx`: move the order `$id` to `$to` (an

@@ -478,11 +478,13 @@ async fn the_record_takes_an_orders_coupon_and_points_all_or_nothing() {
     let sale_id: SaleId = sale["id"].as_str().unwrap().parse().unwrap();
     let b = buyer(&app, &key, "record@example.com", 2, 1_000).await;
     let user: UserId = b.user.parse().unwrap();
+    let b2 = buyer(&app, &key, "record2@example.com", 2, 2_000).await;
+    let user2: UserId = b2.user.parse().unwrap();
     let store = &app.state.store;
     // The generation the record expects (scale-out: the gate's rebuild bumped it).
     let epoch = store.fence_and_load_sale(sale_id).await.unwrap().epoch;
     let now = app.state.record_now().await.unwrap();
-    let row = |seq: u32, coupon: &str, points: i64| {
+    let row_of = |user: UserId, seq: u32, coupon: &str, points: i64| {
         let id = OrderId::generate();
         let coupon: CouponId = coupon.parse().unwrap();
         let expires_at = now.plus_millis(60_000);
@@ -527,6 +529,7 @@ async fn the_record_takes_an_orders_coupon_and_points_all_or_nothing() {
         ));
         row
     };
+    let row = |seq: u32, coupon: &str, points: i64| row_of(user, seq, coupon, points);
     // More points than the balance: the coupon it reserved first is undone too.
     let short = row(1, &b.coupons[0], 1_001);
     // Fits: lands whole, in the same batch.
@@ -558,6 +561,31 @@ async fn the_record_takes_an_orders_coupon_and_points_all_or_nothing() {
     assert_eq!(
         (p["balance"].as_i64(), p["held"].as_i64()),
         (Some(0), Some(1_000))
+    );
+
+    // A batch where every order fits lands whole (the writer's fast path,
+    // no savepoint per order): each with its coupon and its points.
+    let both = [
+        row_of(user2, 4, &b2.coupons[0], 700),
+        row_of(user2, 5, &b2.coupons[1], 1_300),
+    ];
+    let landed = store.insert_orders(&[&both[0], &both[1]]).await.unwrap();
+    assert_eq!(landed.len(), 2);
+    for r in &both {
+        assert!(landed.contains(&r.order.id));
+        assert_eq!(r.refusal.get(), None);
+        assert!(store.get_order(r.order.id).await.unwrap().is_some());
+    }
+    for c in &b2.coupons {
+        assert_eq!(
+            wallet_status(&app, &b2.token, c).await["status"],
+            "reserved"
+        );
+    }
+    let p = body(app.get("/api/v1/me/points", Some(&b2.token)).await).await;
+    assert_eq!(
+        (p["balance"].as_i64(), p["held"].as_i64()),
+        (Some(0), Some(2_000))
     );
 }
 
