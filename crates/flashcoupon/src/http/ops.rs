@@ -38,6 +38,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         tracing::error!("not ready: every group-commit writer has stopped");
         down.push("the group-commit writer");
     }
+    if !state.orders.writers_alive() {
+        tracing::error!("not ready: every time-sale order writer has stopped");
+        down.push("the time-sale order writer");
+    }
     if let Err(e) = state.gate.ping().await {
         tracing::warn!(error = %e, "not ready: the gate is unreachable");
         down.push("the gate (Redis)");

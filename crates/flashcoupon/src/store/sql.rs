@@ -152,15 +152,25 @@ impl Rusqlite<'_> {
         args: Vec<Arg>,
     ) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
         let mut st = self.0.prepare_cached(sql)?;
-        for (i, a) in args.into_iter().enumerate() {
-            // Bound by name (`$n`), like sqlx does: a placeholder may come
-            // before a lower-numbered one, or more than once.
-            let Some(at) = st.parameter_index(&format!("${}", i + 1))? else {
-                continue;
-            };
-            match a {
-                Arg::Int(v) => st.raw_bind_parameter(at, v)?,
-                Arg::Text(v) => st.raw_bind_parameter(at, v)?,
+        // Each placeholder by its number, as sqlx does: `$2` may come before
+        // `$1`, or twice. Another kind of placeholder, or a number without
+        // an argument, is a mistake in the statement: refused, not bound
+        // as NULL.
+        for i in 1..=st.parameter_count() {
+            let n = st
+                .parameter_name(i)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| (1..=args.len()).contains(&n))
+                .ok_or_else(|| {
+                    StoreError::Db(sqlx::Error::Protocol(format!(
+                        "placeholder {i} of {sql:?} is not one of $1..${}",
+                        args.len()
+                    )))
+                })?;
+            match &args[n - 1] {
+                Arg::Int(v) => st.raw_bind_parameter(i, v)?,
+                Arg::Text(v) => st.raw_bind_parameter(i, v)?,
             }
         }
         Ok(st)
@@ -275,9 +285,11 @@ pub(super) fn run_now<T>(
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match std::pin::pin!(fut).poll(&mut cx) {
         std::task::Poll::Ready(out) => out,
-        std::task::Poll::Pending => Err(StoreError::Constraint(
+        // Not a constraint: the group commit must not read it as the
+        // record refusing the rows (it asks which landed instead).
+        std::task::Poll::Pending => Err(StoreError::Db(sqlx::Error::Protocol(
             "a writer-thread statement waited on something: it must not".into(),
-        )),
+        ))),
     }
 }
 
@@ -346,5 +358,69 @@ mod tests {
         let none =
             run_now(sql.fetch_optional("SELECT a FROM t WHERE a = $1", args![8])).expect("none");
         assert!(none.is_none());
+    }
+
+    /// `$10` is not `$1` followed by a 0, and every placeholder must have
+    /// its argument: a missing one, or one of another kind, is an error,
+    /// never a NULL that would make a conditional write match nothing.
+    #[test]
+    fn ten_and_more_placeholders_and_mistakes() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        let mut sql = Rusqlite(&conn);
+        let cols: Vec<String> = (1..=12).map(|i| format!("c{i} INTEGER")).collect();
+        run_now(sql.execute(&format!("CREATE TABLE t ({})", cols.join(", ")), args![]))
+            .expect("create");
+        let insert = values("INSERT INTO t ", 1, 12, "");
+        let twelve: Vec<Arg> = (1..=12).map(|i| Arg::from(i * 10)).collect();
+        assert_eq!(run_now(sql.execute(&insert, twelve)).expect("insert"), 1);
+        let row = run_now(sql.fetch_one("SELECT c1, c10, c12 FROM t", args![])).expect("row");
+        assert_eq!(
+            (
+                row.int("c1").unwrap(),
+                row.int("c10").unwrap(),
+                row.int("c12").unwrap()
+            ),
+            (10, 100, 120)
+        );
+        let short = run_now(sql.execute("UPDATE t SET c1 = $1 WHERE c2 = $2", args![1]));
+        assert!(matches!(short, Err(StoreError::Db(_))), "{short:?}");
+        let other = run_now(sql.execute("UPDATE t SET c1 = ?1", args![1]));
+        assert!(matches!(other, Err(StoreError::Db(_))), "{other:?}");
+        let row = run_now(sql.fetch_one("SELECT c1 FROM t", args![])).expect("row");
+        assert_eq!(row.int("c1").unwrap(), 10, "nothing was written");
+    }
+
+    /// A savepoint rolled back on the writer's connection takes back what
+    /// was written since, and the transaction goes on.
+    #[test]
+    fn savepoints_roll_back_on_the_writers_connection() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (a INTEGER)")
+            .expect("create");
+        let tx = conn.transaction().expect("tx");
+        let mut sql = Rusqlite(&tx);
+        let n = run_now(async {
+            sql.execute("INSERT INTO t VALUES (1)", args![]).await?;
+            sql.execute("SAVEPOINT s", args![]).await?;
+            sql.execute("INSERT INTO t VALUES (2)", args![]).await?;
+            sql.execute("ROLLBACK TO SAVEPOINT s", args![]).await?;
+            sql.execute("RELEASE SAVEPOINT s", args![]).await?;
+            Ok(sql.fetch_all("SELECT a FROM t", args![]).await?.len())
+        })
+        .expect("savepoint");
+        assert_eq!(n, 1);
+        tx.commit().expect("commit");
+    }
+
+    /// A future that waits is an error the group commit reads as "ask
+    /// which rows landed", not as the record refusing them.
+    #[test]
+    fn a_future_that_waits_is_not_a_refusal() {
+        let waited = run_now(async {
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        let err = waited.expect_err("pending");
+        assert!(!err.is_constraint(), "{err:?}");
     }
 }

@@ -474,12 +474,14 @@ async fn the_record_takes_an_orders_coupon_and_points_all_or_nothing() {
 
     let app = spawn_app_with(|_| {}).await;
     let (_, key) = service_key(&app, "shop").await;
-    let sale = create_sale(&app, json!({"total_quantity": 5, "per_user_limit": 5})).await;
+    let sale = create_sale(&app, json!({"total_quantity": 8, "per_user_limit": 8})).await;
     let sale_id: SaleId = sale["id"].as_str().unwrap().parse().unwrap();
     let b = buyer(&app, &key, "record@example.com", 2, 1_000).await;
     let user: UserId = b.user.parse().unwrap();
     let b2 = buyer(&app, &key, "record2@example.com", 2, 2_000).await;
     let user2: UserId = b2.user.parse().unwrap();
+    let b3 = buyer(&app, &key, "record3@example.com", 2, 1_000).await;
+    let user3: UserId = b3.user.parse().unwrap();
     let store = &app.state.store;
     // The generation the record expects (scale-out: the gate's rebuild bumped it).
     let epoch = store.fence_and_load_sale(sale_id).await.unwrap().epoch;
@@ -587,6 +589,52 @@ async fn the_record_takes_an_orders_coupon_and_points_all_or_nothing() {
         (p["balance"].as_i64(), p["held"].as_i64()),
         (Some(0), Some(2_000))
     );
+
+    // A plain order, one that fits, then one refused after it: the batch is
+    // written again one savepoint each, so what came before the refusal
+    // lands exactly once and the refused one leaves nothing.
+    let mut plain = row_of(user3, 6, &b3.coupons[0], 1);
+    plain.order.coupon_id = None;
+    plain.order.points_used = 0;
+    plain.order.coupon_discount = 0;
+    plain.order.payable_amount = plain.order.unit_price;
+    plain.hold = None;
+    plain.points = None;
+    let fits = row_of(user3, 7, &b3.coupons[0], 600);
+    let short = row_of(user3, 8, &b3.coupons[1], 600);
+    let landed = store.insert_orders(&[&plain, &fits, &short]).await.unwrap();
+    let mut want = vec![plain.order.id, fits.order.id];
+    let mut got: Vec<_> = landed.into_iter().collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(fits.refusal.get(), None);
+    assert_eq!(
+        short.refusal.get(),
+        Some(&Refusal::Points(Written::Insufficient))
+    );
+    assert!(store.get_order(short.order.id).await.unwrap().is_none());
+    assert_eq!(
+        wallet_status(&app, &b3.token, &b3.coupons[0]).await["status"],
+        "reserved"
+    );
+    assert_eq!(
+        wallet_status(&app, &b3.token, &b3.coupons[1]).await["status"],
+        "available"
+    );
+    // The points held once, for `fits` alone.
+    let p = body(app.get("/api/v1/me/points", Some(&b3.token)).await).await;
+    assert_eq!(
+        (p["balance"].as_i64(), p["held"].as_i64()),
+        (Some(400), Some(600))
+    );
+    let ids = [fits.order.id.to_string(), short.order.id.to_string()];
+    let holds = store
+        .point_holds_of_orders(&[ids[0].as_str(), ids[1].as_str()])
+        .await
+        .unwrap();
+    assert_eq!(holds.len(), 1);
+    assert_eq!(holds[0].order_id, fits.order.id.to_string());
 }
 
 #[tokio::test]
