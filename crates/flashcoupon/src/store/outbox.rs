@@ -102,7 +102,7 @@ pub(super) async fn insert_reports<S: Sql>(
 
 /// The head of every outbox insert: the rows and `ON CONFLICT DO NOTHING`
 /// follow (see [`insert_outbox`]).
-pub(crate) const INSERT_OUTBOX: &str =
+const INSERT_OUTBOX: &str =
     "INSERT INTO outbox (id, event_type, body, created_at, request_id, traceparent) ";
 
 /// Outbox rows, inside the caller's transaction; an event already there

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use crate::domain::ids::{CouponId, OrderId};
 use crate::settings::Durability;
 use crate::store::coupons::issued_outbox;
-use crate::store::outbox::INSERT_OUTBOX;
+use crate::store::outbox::insert_outbox;
 use crate::store::sql::{Rusqlite, run_now};
 use crate::store::write_turn::WriteTurn;
 use crate::store::{CouponWriter, NewCouponRow, NewOrderRow, StoreError};
@@ -46,7 +46,6 @@ pub struct Batches {
     conn: Connection,
     /// Also write each coupon's `coupon.issued` to the outbox.
     outbound: bool,
-    outbox_sql: String,
 }
 
 impl Batches {
@@ -75,13 +74,7 @@ impl Batches {
         // Checkpoints run in the store's upkeep, never inside a batch.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 67_108_864)?;
-        Ok(Self {
-            conn,
-            outbound,
-            outbox_sql: format!(
-                "{INSERT_OUTBOX} VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
-            ),
-        })
+        Ok(Self { conn, outbound })
     }
 
     /// Write one batch in one transaction: every row or none.
@@ -91,18 +84,11 @@ impl Batches {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut coupon = tx.prepare_cached(INSERT_COUPON)?;
-            let mut outbox = match self.outbound {
-                true => Some(tx.prepare_cached(&self.outbox_sql)?),
-                false => None,
-            };
             for r in rows {
-                let id = r.id.to_string();
-                let user = r.user_id.to_string();
-                let campaign = r.campaign_id.to_string();
                 coupon.execute(params![
-                    id,
-                    campaign,
-                    user,
+                    r.id.to_string(),
+                    r.campaign_id.to_string(),
+                    r.user_id.to_string(),
                     r.seq,
                     r.user_seq,
                     r.idempotency_key.as_deref(),
@@ -111,18 +97,13 @@ impl Batches {
                     r.valid_until.0,
                     r.code.as_deref(),
                 ])?;
-                if let Some(outbox) = outbox.as_mut() {
-                    let o = issued_outbox(r);
-                    outbox.execute(params![
-                        id,
-                        o.event_type,
-                        o.body,
-                        o.created_at.0,
-                        o.trace.as_ref().map(|t| t.request_id.as_str()),
-                        o.trace.as_ref().map(|t| t.traceparent.as_str()),
-                    ])?;
-                }
             }
+        }
+        if self.outbound {
+            // The batch's `coupon.issued` events, as every other writer
+            // inserts outbox rows.
+            let events: Vec<_> = rows.iter().map(issued_outbox).collect();
+            run_now(insert_outbox(&mut Rusqlite(&tx), &events))?;
         }
         tx.commit()?;
         Ok(())
