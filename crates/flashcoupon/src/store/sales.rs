@@ -291,28 +291,21 @@ pub(super) async fn insert_orders_in<S: Sql>(
         }
     }
     let mut landed = HashSet::new();
-    // Orders with extras sorted by buyer, so two writers lock points
-    // accounts in the same order.
-    let (mut extras, plain): (Vec<&&NewOrderRow>, Vec<_>) =
-        rows.iter().partition(|r| r.has_extras());
+    // Only orders of the generation the sale is at; those with extras
+    // sorted by buyer, so two writers lock points accounts in the same order.
+    let (mut extras, plain): (Vec<&NewOrderRow>, Vec<&NewOrderRow>) = rows
+        .iter()
+        .copied()
+        .filter(|r| epochs.get(&r.order.sale_id) == Some(&r.gate_epoch))
+        .partition(|r| r.has_extras());
     extras.sort_by_key(|r| r.order.user_id);
     for r in plain {
-        if epochs.get(&r.order.sale_id) != Some(&r.gate_epoch) {
-            continue;
-        }
-        if insert_order(tx, &r.order).await? {
+        // Nothing of a plain order can be refused: it lands or was written
+        // off.
+        if order_step(tx, r).await? == Ok(true) {
             landed.insert(r.order.id);
-            if r.outbound {
-                let row = order_outbox(&r.order, r.order.created_at, r.trace.clone());
-                super::outbox::insert_outbox(tx, std::slice::from_ref(&row)).await?;
-            }
         }
     }
-    let extras: Vec<&NewOrderRow> = extras
-        .into_iter()
-        .map(|r| &**r)
-        .filter(|r| epochs.get(&r.order.sale_id) == Some(&r.gate_epoch))
-        .collect();
     if extras.is_empty() {
         return Ok(landed);
     }
