@@ -113,60 +113,49 @@ pub(super) const COUPON_CONFIRMED: &str = "UPDATE coupons SET status = 'used', u
 pub(super) const COUPON_FREED: &str = "UPDATE coupons SET status = 'available', order_id = NULL, order_amount = NULL, \
      discount_amount = NULL, reserved_until = NULL WHERE id = $1 AND status = 'reserved' AND order_id = $2";
 
-/// Inside the transaction `$tx`: end the live hold of `$coupon` for
-/// `$order_id` as `$to` (a `HoldState`) at `$now`, and the coupon's row with
-/// it. `false` if there is no such live hold (nothing written); a coupon that
-/// disagrees with its hold is an error (the caller's transaction is dropped).
-macro_rules! end_hold {
-    ($tx:expr, $coupon:expr, $order_id:expr, $to:expr, $now:expr) => {{
-        use $crate::store::HoldState;
-        let (coupon, order_id, to, now): (CouponId, &str, HoldState, Timestamp) =
-            ($coupon, $order_id, $to, $now);
-        // A confirm must come before the hold runs out; a release may come
-        // any time while it is held.
-        let cutoff = if to == HoldState::Confirmed {
-            now.0
-        } else {
-            i64::MIN
-        };
-        let ended = sqlx::query(
+/// Inside the caller's transaction: end the live hold of `coupon` for
+/// `order_id` as `to` at `now`, and the coupon's row with it. `false` if
+/// there is no such live hold (nothing written); a coupon that disagrees
+/// with its hold is an error (the caller's transaction is dropped).
+pub(super) async fn end_hold<S: super::sql::Sql>(
+    tx: &mut S,
+    coupon: CouponId,
+    order_id: &str,
+    to: HoldState,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    use super::sql::args;
+    // A confirm must come before the hold runs out; a release may come
+    // any time while it is held.
+    let cutoff = if to == HoldState::Confirmed {
+        now.0
+    } else {
+        i64::MIN
+    };
+    let ended = tx
+        .execute(
             "UPDATE coupon_holds SET state = $1, resolved_at = $2 \
              WHERE coupon_id = $3 AND order_id = $4 AND state = 'held' AND expires_at > $5",
+            args![to.as_str(), now.0, coupon.to_string(), order_id, cutoff],
         )
-        .bind(to.as_str())
-        .bind(now.0)
-        .bind(coupon.to_string())
-        .bind(order_id)
-        .bind(cutoff)
-        .execute(&mut *$tx)
         .await?;
-        if ended.rows_affected() == 1 {
-            let changed = if to == HoldState::Confirmed {
-                sqlx::query($crate::store::holds::COUPON_CONFIRMED)
-                    .bind(now.0)
-                    .bind(coupon.to_string())
-                    .bind(order_id)
-                    .execute(&mut *$tx)
-                    .await?
-            } else {
-                sqlx::query($crate::store::holds::COUPON_FREED)
-                    .bind(coupon.to_string())
-                    .bind(order_id)
-                    .execute(&mut *$tx)
-                    .await?
-            };
-            if changed.rows_affected() != 1 {
-                return Err(StoreError::Constraint(format!(
-                    "coupon {coupon} is not reserved for the live hold of order {order_id}"
-                )));
-            }
-            true
-        } else {
-            false
-        }
-    }};
+    if ended != 1 {
+        return Ok(false);
+    }
+    let changed = if to == HoldState::Confirmed {
+        tx.execute(COUPON_CONFIRMED, args![now.0, coupon.to_string(), order_id])
+            .await?
+    } else {
+        tx.execute(COUPON_FREED, args![coupon.to_string(), order_id])
+            .await?
+    };
+    if changed != 1 {
+        return Err(StoreError::Constraint(format!(
+            "coupon {coupon} is not reserved for the live hold of order {order_id}"
+        )));
+    }
+    Ok(true)
 }
-pub(super) use end_hold;
 
 /// Inside the caller's transaction: hold the available coupon of `h` for
 /// its order, the coupon's row and the hold's row together. `false` if the
@@ -235,7 +224,7 @@ macro_rules! hold_queries {
             ) -> Result<bool, StoreError> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
-                if !$crate::store::holds::end_hold!(tx, coupon, order_id, to, now) {
+                if !$crate::store::holds::end_hold(&mut *tx, coupon, order_id, to, now).await? {
                     return Ok(false);
                 }
                 $crate::store::outbox::insert_reports(&mut *tx, reports).await?;

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::columns::Columns;
+use super::holds::HoldState;
+use super::sql::{Arg, Sql, args, values};
 use crate::domain::ids::CouponId;
 use crate::domain::timestamp::Timestamp;
 
@@ -126,126 +128,199 @@ impl<'a> AtOnce<'a> {
     }
 }
 
-/// [`PaymentStore`] for a store with a `pool` of database `$db`.
+/// Inside the caller's transaction, [`PaymentStore::apply_inbound`]: the
+/// whole batch in a few multi-row statements if it can (no repeat, no race,
+/// no points or order steps), else each event in a savepoint of its own.
+pub(super) async fn apply_inbound_in<S: Sql>(
+    tx: &mut S,
+    items: &[InboundItem],
+) -> Result<Vec<Applied>, StoreError> {
+    if items.len() > 1 {
+        tx.execute("SAVEPOINT at_once", args![]).await?;
+        if at_once(tx, items).await? {
+            tx.execute("RELEASE SAVEPOINT at_once", args![]).await?;
+            return Ok(vec![Applied::Done; items.len()]);
+        }
+        // Undone now: the careful pass must not meet these rows.
+        tx.execute("ROLLBACK TO SAVEPOINT at_once", args![]).await?;
+        tx.execute("RELEASE SAVEPOINT at_once", args![]).await?;
+    }
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        tx.execute("SAVEPOINT one_event", args![]).await?;
+        let applied = one_event(tx, item).await?;
+        if applied != Applied::Done {
+            tx.execute("ROLLBACK TO SAVEPOINT one_event", args![])
+                .await?;
+        }
+        tx.execute("RELEASE SAVEPOINT one_event", args![]).await?;
+        results.push(applied);
+    }
+    Ok(results)
+}
+
+/// The columns of an `inbound_events` row, in [`record_args`]' order.
+const INSERT_INBOUND: &str = "INSERT INTO inbound_events (event_id, event_type, order_id, \
+     occurred_at, received_at, source, outcome) ";
+
+fn record_args(r: &InboundRecord, args: &mut Vec<Arg>) {
+    args.extend(args![
+        r.event_id.as_str(),
+        r.event_type.as_str(),
+        r.order_id.as_str(),
+        r.occurred_at.0,
+        r.received_at.0,
+        r.source.as_str(),
+        r.outcome.as_str(),
+    ]);
+}
+
+/// One event, the careful way (inside a savepoint the caller undoes unless
+/// this answers `Done`): record it (a repeat stops there), apply its steps
+/// one by one, write its reports.
+async fn one_event<S: Sql>(tx: &mut S, item: &InboundItem) -> Result<Applied, StoreError> {
+    let record = &item.record;
+    let mut one = Vec::with_capacity(7);
+    record_args(record, &mut one);
+    // First, so a concurrent delivery of the same event waits here for this
+    // one's commit (PostgreSQL) and then skips.
+    let recorded = tx.execute(&INSERT_ONE_INBOUND, one).await?;
+    if recorded != 1 {
+        return Ok(Applied::Repeat);
+    }
+    let order_id = record.order_id.as_str();
+    let now = record.received_at;
+    for step in &item.steps {
+        let done = match step {
+            OrderStep::Points(w) => matches!(
+                super::points::ledger_write(tx, w).await?,
+                super::Written::Done(_)
+            ),
+            &OrderStep::Confirm(coupon) => {
+                super::holds::end_hold(tx, coupon, order_id, HoldState::Confirmed, now).await?
+            }
+            &OrderStep::Release(coupon) => {
+                super::holds::end_hold(tx, coupon, order_id, HoldState::Released, now).await?
+            }
+            &OrderStep::Sale { order, to } => super::sales::end_order_in(tx, order, to, now)
+                .await?
+                .is_some(),
+            &OrderStep::CancelUse(coupon) => {
+                tx.execute(
+                    super::coupons::CANCEL_USE,
+                    args![coupon.to_string(), order_id],
+                )
+                .await?
+                    == 1
+            }
+        };
+        if !done {
+            return Ok(Applied::Raced);
+        }
+    }
+    super::outbox::insert_reports(tx, &item.reports).await?;
+    Ok(Applied::Done)
+}
+
+static INSERT_ONE_INBOUND: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| values(INSERT_INBOUND, 1, 7, " ON CONFLICT DO NOTHING"));
+
+/// The fast way: every event of the batch in a few multi-row statements,
+/// each checked to change exactly one row per step. `false` (the caller
+/// undoes what was written) if any event is a repeat, any step finds its
+/// row changed, or some step writes points or moves an order.
+async fn at_once<S: Sql>(tx: &mut S, items: &[InboundItem]) -> Result<bool, StoreError> {
+    let at = AtOnce::of(items);
+    if at.careful {
+        return Ok(false);
+    }
+    let mut records = Vec::with_capacity(items.len() * 7);
+    for item in items {
+        record_args(&item.record, &mut records);
+    }
+    let sql = values(INSERT_INBOUND, items.len(), 7, " ON CONFLICT DO NOTHING");
+    if tx.execute_once(&sql, records).await? != items.len() as u64 {
+        return Ok(false);
+    }
+    // The strictest time of the batch judges every confirm.
+    let now = items
+        .iter()
+        .map(|i| i.record.received_at.0)
+        .max()
+        .unwrap_or_default();
+    // `now` is our own integer: written into the text, not bound.
+    let statements: [(String, &[(&str, String)]); 5] = [
+        (
+            format!(
+                "UPDATE coupon_holds SET state = 'confirmed', resolved_at = {now} \
+                 WHERE state = 'held' AND expires_at > {now} AND (coupon_id, order_id) IN ("
+            ),
+            &at.confirms,
+        ),
+        (
+            format!(
+                "UPDATE coupons SET status = 'used', used_at = {now}, reserved_until = NULL \
+                 WHERE status = 'reserved' AND (id, order_id) IN ("
+            ),
+            &at.confirms,
+        ),
+        (
+            format!(
+                "UPDATE coupon_holds SET state = 'released', resolved_at = {now} \
+                 WHERE state = 'held' AND (coupon_id, order_id) IN ("
+            ),
+            &at.releases,
+        ),
+        (
+            "UPDATE coupons SET status = 'available', order_id = NULL, order_amount = NULL, \
+             discount_amount = NULL, reserved_until = NULL \
+             WHERE status = 'reserved' AND (id, order_id) IN ("
+                .to_owned(),
+            &at.releases,
+        ),
+        (
+            "UPDATE coupons SET status = 'available', used_at = NULL, order_id = NULL, \
+             order_amount = NULL, discount_amount = NULL \
+             WHERE status = 'used' AND (id, order_id) IN ("
+                .to_owned(),
+            &at.cancels,
+        ),
+    ];
+    for (mut sql, steps) in statements {
+        if steps.is_empty() {
+            continue;
+        }
+        // Each row must be the step's own: its coupon, held for (or spent
+        // by) that very order.
+        let mut pairs = Vec::with_capacity(steps.len() * 2);
+        for (i, (order, coupon)) in steps.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            pairs.extend(args![coupon.as_str(), *order]);
+        }
+        sql.push(')');
+        if tx.execute_once(&sql, pairs).await? != steps.len() as u64 {
+            return Ok(false);
+        }
+    }
+    let mut reports = super::Reports::default();
+    for item in items {
+        reports
+            .deliveries
+            .extend(item.reports.deliveries.iter().cloned());
+        reports.outbox.extend(item.reports.outbox.iter().cloned());
+    }
+    super::outbox::insert_reports(tx, &reports).await?;
+    Ok(true)
+}
+
+/// [`PaymentStore`] for a store with a `pool` of database `$db`; the store
+/// writes a batch itself (`apply_payments`: SQLite on a writer thread),
+/// through [`apply_inbound_in`].
 macro_rules! payment_queries {
     ($store:ty, $db:ty) => {
-        impl $store {
-            /// The fast path of [`PaymentStore::apply_inbound`]: every event
-            /// of the batch in a few multi-row statements (one commit, few
-            /// round trips). `false`, with nothing written, if any event is
-            /// a repeat or any step finds its row changed: the caller then
-            /// goes the careful way, a savepoint per event.
-            async fn apply_inbound_at_once(
-                &self,
-                items: &[$crate::store::InboundItem],
-            ) -> Result<bool, StoreError> {
-                let at = $crate::store::payments::AtOnce::of(items);
-                if at.careful {
-                    return Ok(false);
-                }
-                let mut tx = self.pool.begin().await?;
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
-                     received_at, source, outcome) ",
-                );
-                q.push_values(items, |mut b, item| {
-                    let r = &item.record;
-                    b.push_bind(r.event_id.clone())
-                        .push_bind(r.event_type.clone())
-                        .push_bind(r.order_id.clone())
-                        .push_bind(r.occurred_at.0)
-                        .push_bind(r.received_at.0)
-                        .push_bind(r.source.clone())
-                        .push_bind(r.outcome.clone());
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                if q.build().persistent(false).execute(&mut *tx).await?.rows_affected()
-                    != items.len() as u64
-                {
-                    // Rolled back now, not when the pool next uses the
-                    // connection: the careful pass must not wait on these rows.
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                // The strictest time of the batch judges every confirm.
-                let now = items
-                    .iter()
-                    .map(|i| i.record.received_at.0)
-                    .max()
-                    .unwrap_or_default();
-                // `now` is our own integer: written into the text, not bound.
-                let statements: [(String, &[(&str, String)]); 5] = [
-                    (
-                        format!(
-                            "UPDATE coupon_holds SET state = 'confirmed', resolved_at = {now} \
-                             WHERE state = 'held' AND expires_at > {now} AND (coupon_id, order_id) IN ("
-                        ),
-                        &at.confirms,
-                    ),
-                    (
-                        format!(
-                            "UPDATE coupons SET status = 'used', used_at = {now}, reserved_until = NULL \
-                             WHERE status = 'reserved' AND (id, order_id) IN ("
-                        ),
-                        &at.confirms,
-                    ),
-                    (
-                        format!(
-                            "UPDATE coupon_holds SET state = 'released', resolved_at = {now} \
-                             WHERE state = 'held' AND (coupon_id, order_id) IN ("
-                        ),
-                        &at.releases,
-                    ),
-                    (
-                        "UPDATE coupons SET status = 'available', order_id = NULL, order_amount = NULL, \
-                         discount_amount = NULL, reserved_until = NULL \
-                         WHERE status = 'reserved' AND (id, order_id) IN ("
-                            .to_owned(),
-                        &at.releases,
-                    ),
-                    (
-                        "UPDATE coupons SET status = 'available', used_at = NULL, order_id = NULL, \
-                         order_amount = NULL, discount_amount = NULL \
-                         WHERE status = 'used' AND (id, order_id) IN ("
-                            .to_owned(),
-                        &at.cancels,
-                    ),
-                ];
-                for (head, steps) in statements {
-                    if steps.is_empty() {
-                        continue;
-                    }
-                    // Each row must be the step's own: its coupon, held for
-                    // (or spent by) that very order.
-                    let mut q = sqlx::QueryBuilder::<$db>::new(head);
-                    let mut pairs = q.separated(", ");
-                    for (order, coupon) in steps.iter() {
-                        pairs.push("(");
-                        pairs.push_bind_unseparated(coupon.clone());
-                        pairs.push_unseparated(", ");
-                        pairs.push_bind_unseparated(order.to_string());
-                        pairs.push_unseparated(")");
-                    }
-                    q.push(")");
-                    // Each batch's text differs: not worth a cached statement.
-                    if q.build().persistent(false).execute(&mut *tx).await?.rows_affected()
-                        != steps.len() as u64
-                    {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                }
-                let mut reports = $crate::store::Reports::default();
-                for item in items {
-                    reports.deliveries.extend(item.reports.deliveries.iter().cloned());
-                    reports.outbox.extend(item.reports.outbox.iter().cloned());
-                }
-                $crate::store::outbox::insert_reports(&mut *tx, &reports).await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-        }
-
         #[async_trait::async_trait]
         impl $crate::store::PaymentStore for $store {
             async fn inbound_event(
@@ -306,90 +381,7 @@ macro_rules! payment_queries {
                 &self,
                 items: &[$crate::store::InboundItem],
             ) -> Result<Vec<$crate::store::Applied>, StoreError> {
-                use $crate::store::{Applied, OrderStep};
-                use sqlx::Acquire;
-                let _turn = self.write_turn().await;
-                if items.len() > 1 && self.apply_inbound_at_once(items).await? {
-                    return Ok(vec![Applied::Done; items.len()]);
-                }
-                let mut tx = self.pool.begin().await?;
-                let mut results = Vec::with_capacity(items.len());
-                'items: for item in items {
-                    let record = &item.record;
-                    let mut one = (&mut tx).begin().await?;
-                    // First, so a concurrent delivery of the same event
-                    // waits here for this one's commit (PostgreSQL) and
-                    // then skips.
-                    let recorded = sqlx::query(
-                        "INSERT INTO inbound_events (event_id, event_type, order_id, occurred_at, \
-                         received_at, source, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&record.event_id)
-                    .bind(&record.event_type)
-                    .bind(&record.order_id)
-                    .bind(record.occurred_at.0)
-                    .bind(record.received_at.0)
-                    .bind(&record.source)
-                    .bind(&record.outcome)
-                    .execute(&mut *one)
-                    .await?;
-                    if recorded.rows_affected() != 1 {
-                        one.rollback().await?;
-                        results.push(Applied::Repeat);
-                        continue;
-                    }
-                    let order_id = record.order_id.as_str();
-                    let now = record.received_at;
-                    for step in &item.steps {
-                        let done = match step {
-                            OrderStep::Points(w) => matches!(
-                                $crate::store::points::ledger_write(&mut *one, w).await?,
-                                $crate::store::Written::Done(_)
-                            ),
-                            &OrderStep::Confirm(coupon) => {
-                                $crate::store::holds::end_hold!(
-                                    one,
-                                    coupon,
-                                    order_id,
-                                    HoldState::Confirmed,
-                                    now
-                                )
-                            }
-                            &OrderStep::Release(coupon) => {
-                                $crate::store::holds::end_hold!(
-                                    one,
-                                    coupon,
-                                    order_id,
-                                    HoldState::Released,
-                                    now
-                                )
-                            }
-                            &OrderStep::Sale { order, to } => {
-                                $crate::store::sales::end_order_in!(one, order, to, now).is_some()
-                            }
-                            &OrderStep::CancelUse(coupon) => {
-                                sqlx::query($crate::store::coupons::CANCEL_USE)
-                                    .bind(coupon.to_string())
-                                    .bind(order_id)
-                                    .execute(&mut *one)
-                                    .await?
-                                    .rows_affected()
-                                    == 1
-                            }
-                        };
-                        if !done {
-                            one.rollback().await?;
-                            results.push(Applied::Raced);
-                            continue 'items;
-                        }
-                    }
-                    $crate::store::outbox::insert_reports(&mut *one, &item.reports).await?;
-                    one.commit().await?;
-                    results.push(Applied::Done);
-                }
-                tx.commit().await?;
-                Ok(results)
+                self.apply_payments(items).await
             }
         }
     };

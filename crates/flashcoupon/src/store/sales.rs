@@ -388,62 +388,62 @@ async fn order_step<S: Sql>(
     Ok(Ok(true))
 }
 
-/// Inside the transaction `$tx`: move the order `$id` to `$to` (an
-/// `OrderStatus`) at `$now`, once: paid or cancelled only while pending (paid
+/// Inside the caller's transaction: move the order `id` to `to` at `now`,
+/// once: paid or cancelled only while pending (paid
 /// only before it runs out), refunded only once paid. The order as it now
 /// reads, or `None` if it was not in the state to move from (nothing
 /// written). A first paid order of its buyer also writes the
 /// `first_order_paid` trigger event, in the same transaction.
-macro_rules! end_order_in {
-    ($tx:expr, $id:expr, $to:expr, $now:expr) => {{
-        use $crate::domain::sale::OrderStatus;
-        let to: OrderStatus = $to;
-        let now: $crate::domain::timestamp::Timestamp = $now;
-        let (from, cutoff) = match to {
-            OrderStatus::Paid => ("pending_payment", now.0),
-            OrderStatus::Refunded => ("paid", i64::MIN),
-            _ => ("pending_payment", i64::MIN),
-        };
-        let row = sqlx::query(&format!(
-            "UPDATE orders SET status = $1, \
-             ended_at = CASE WHEN $1 = 'refunded' THEN ended_at ELSE $2 END, \
-             refunded_at = CASE WHEN $1 = 'refunded' THEN $2 ELSE NULL END \
-             WHERE id = $3 AND status = $4 AND (status <> 'pending_payment' OR expires_at > $5) \
-             RETURNING {}",
-            $crate::store::sales::ORDER_COLUMNS
-        ))
-        .bind(to.as_str())
-        .bind(now.0)
-        .bind($id.to_string())
-        .bind(from)
-        .bind(cutoff)
-        .fetch_optional(&mut *$tx)
+pub(super) async fn end_order_in<S: Sql>(
+    tx: &mut S,
+    id: OrderId,
+    to: OrderStatus,
+    now: Timestamp,
+) -> Result<Option<Order>, StoreError> {
+    let (from, cutoff) = match to {
+        OrderStatus::Paid => ("pending_payment", now.0),
+        OrderStatus::Refunded => ("paid", i64::MIN),
+        _ => ("pending_payment", i64::MIN),
+    };
+    let row = tx
+        .fetch_optional(
+            &END_ORDER,
+            args![to.as_str(), now.0, id.to_string(), from, cutoff],
+        )
         .await?;
-        match row {
-            Some(row) => {
-                let ended = $crate::store::sales::order(&row)?;
-                if to == OrderStatus::Paid {
-                    // Once per user: later paid orders find the event there.
-                    let (request_id, traceparent) =
-                        $crate::store::triggers::trace_binds($crate::trace::current().as_deref());
-                    sqlx::query($crate::store::triggers::INSERT_TRIGGER_EVENT)
-                        .bind(format!("first_order_paid:{}", ended.user_id))
-                        .bind("first_order_paid")
-                        .bind(ended.user_id.to_string())
-                        .bind("order")
-                        .bind(now.0)
-                        .bind(request_id)
-                        .bind(traceparent)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                Some(ended)
-            }
-            None => None,
-        }
-    }};
+    let Some(row) = row else { return Ok(None) };
+    let ended = order(&row)?;
+    if to == OrderStatus::Paid {
+        // Once per user: later paid orders find the event there.
+        let (request_id, traceparent) =
+            super::triggers::trace_binds(crate::trace::current().as_deref());
+        tx.execute(
+            super::triggers::INSERT_TRIGGER_EVENT,
+            args![
+                format!("first_order_paid:{}", ended.user_id),
+                "first_order_paid",
+                ended.user_id.to_string(),
+                "order",
+                now.0,
+                request_id,
+                traceparent,
+            ],
+        )
+        .await?;
+    }
+    Ok(Some(ended))
 }
-pub(super) use end_order_in;
+
+/// [`end_order_in`]'s statement: the order moves on from `$4` if it may.
+static END_ORDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE orders SET status = $1, \
+         ended_at = CASE WHEN $1 = 'refunded' THEN ended_at ELSE $2 END, \
+         refunded_at = CASE WHEN $1 = 'refunded' THEN $2 ELSE NULL END \
+         WHERE id = $3 AND status = $4 AND (status <> 'pending_payment' OR expires_at > $5) \
+         RETURNING {ORDER_COLUMNS}"
+    )
+});
 
 /// [`SaleStore`] for a store with a `pool` of database `$db`; the store
 /// writes a group commit's orders itself (`write_orders`: SQLite on its

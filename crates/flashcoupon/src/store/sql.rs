@@ -87,6 +87,11 @@ pub(super) trait Sql {
     /// All its rows.
     async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Self::Row>, StoreError>;
 
+    /// Run `sql`, a statement whose text is this call's own (a multi-row
+    /// statement sized to its batch): not worth a place in the statement
+    /// cache, where it would push out the statements that repeat.
+    async fn execute_once(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError>;
+
     /// Its one row; a statement that returns none is an error.
     async fn fetch_one(&mut self, sql: &str, args: Vec<Arg>) -> Result<Self::Row, StoreError> {
         self.fetch_optional(sql, args)
@@ -103,6 +108,14 @@ macro_rules! sqlx_sql {
 
             async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
                 Ok(bind!(sql, args).execute(self).await?.rows_affected())
+            }
+
+            async fn execute_once(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+                Ok(bind!(sql, args)
+                    .persistent(false)
+                    .execute(self)
+                    .await?
+                    .rows_affected())
             }
 
             async fn fetch_optional(
@@ -152,27 +165,7 @@ impl Rusqlite<'_> {
         args: Vec<Arg>,
     ) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
         let mut st = self.0.prepare_cached(sql)?;
-        // Each placeholder by its number, as sqlx does: `$2` may come before
-        // `$1`, or twice. Another kind of placeholder, or a number without
-        // an argument, is a mistake in the statement: refused, not bound
-        // as NULL.
-        for i in 1..=st.parameter_count() {
-            let n = st
-                .parameter_name(i)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|&n| (1..=args.len()).contains(&n))
-                .ok_or_else(|| {
-                    StoreError::Db(sqlx::Error::Protocol(format!(
-                        "placeholder {i} of {sql:?} is not one of $1..${}",
-                        args.len()
-                    )))
-                })?;
-            match &args[n - 1] {
-                Arg::Int(v) => st.raw_bind_parameter(i, v)?,
-                Arg::Text(v) => st.raw_bind_parameter(i, v)?,
-            }
-        }
+        bind_all(&mut st, sql, args)?;
         Ok(st)
     }
 
@@ -197,11 +190,42 @@ impl Rusqlite<'_> {
     }
 }
 
+/// Bind `args` to the placeholders of `st` (the text `sql`). Each
+/// placeholder by its number, as sqlx does: `$2` may come before `$1`, or
+/// twice. Another kind of placeholder, or a number without an argument, is
+/// a mistake in the statement: refused, not bound as NULL.
+fn bind_all(st: &mut rusqlite::Statement<'_>, sql: &str, args: Vec<Arg>) -> Result<(), StoreError> {
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| (1..=args.len()).contains(&n))
+            .ok_or_else(|| {
+                StoreError::Db(sqlx::Error::Protocol(format!(
+                    "placeholder {i} of {sql:?} is not one of $1..${}",
+                    args.len()
+                )))
+            })?;
+        match &args[n - 1] {
+            Arg::Int(v) => st.raw_bind_parameter(i, v)?,
+            Arg::Text(v) => st.raw_bind_parameter(i, v)?,
+        }
+    }
+    Ok(())
+}
+
 impl Sql for Rusqlite<'_> {
     type Row = OwnedRow;
 
     async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
         let mut st = self.prepare(sql, args)?;
+        Ok(st.raw_execute()? as u64)
+    }
+
+    async fn execute_once(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let mut st = self.0.prepare(sql)?;
+        bind_all(&mut st, sql, args)?;
         Ok(st.raw_execute()? as u64)
     }
 

@@ -211,6 +211,17 @@ impl PgStore {
         tx.commit().await?;
         Ok(landed)
     }
+
+    /// A batch of payment events, in one pool transaction.
+    async fn apply_payments(
+        &self,
+        items: &[super::InboundItem],
+    ) -> Result<Vec<super::Applied>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let applied = super::payments::apply_inbound_in(&mut *tx, items).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
 }
 
 #[async_trait]

@@ -140,9 +140,10 @@ pub struct SqliteStore {
     durability: Durability,
     /// Every write of this process takes a turn, the group commit first.
     write_turn: Arc<WriteTurn>,
-    /// The sales' group commit's writer thread, started with the first
-    /// batch of orders (coupons have their own: [`Store::writer`]).
-    orders: Arc<tokio::sync::OnceCell<writer::SqliteWriter>>,
+    /// The checkout's writer thread (the sales' group commit, payment
+    /// events), started with the first batch of either (coupons have their
+    /// own: [`Store::writer`]).
+    checkout: Arc<tokio::sync::OnceCell<writer::SqliteWriter>>,
 }
 
 impl SqliteStore {
@@ -186,7 +187,7 @@ impl SqliteStore {
             path,
             durability,
             write_turn: WriteTurn::shared(),
-            orders: Default::default(),
+            checkout: Default::default(),
         })
     }
 
@@ -197,18 +198,28 @@ impl SqliteStore {
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))
     }
 
-    /// A group-commit batch of orders, on the orders' writer thread.
+    /// A group-commit batch of orders, on the checkout's writer thread.
     async fn write_orders(
         &self,
         rows: &[&super::NewOrderRow],
     ) -> Result<std::collections::HashSet<crate::domain::ids::OrderId>, StoreError> {
-        // The order rows carry their outbound flag; the writer's own is for
-        // coupons.
-        let writer = self
-            .orders
+        self.checkout().await?.insert_orders(rows).await
+    }
+
+    /// A batch of payment events, on the checkout's writer thread.
+    async fn apply_payments(
+        &self,
+        items: &[super::InboundItem],
+    ) -> Result<Vec<super::Applied>, StoreError> {
+        self.checkout().await?.apply_inbound(items).await
+    }
+
+    async fn checkout(&self) -> Result<&writer::SqliteWriter, StoreError> {
+        // The order rows and the payment reports carry their own outbox
+        // rows; the writer's flag is for coupons.
+        self.checkout
             .get_or_try_init(|| async { self.start_writer(false) })
-            .await?;
-        writer.insert_orders(rows).await
+            .await
     }
 
     /// Where the database file is (the record-ceiling benchmark opens its

@@ -33,7 +33,7 @@ use crate::store::coupons::issued_outbox;
 use crate::store::outbox::insert_outbox;
 use crate::store::sql::{Rusqlite, run_now};
 use crate::store::write_turn::WriteTurn;
-use crate::store::{CouponWriter, NewCouponRow, NewOrderRow, StoreError};
+use crate::store::{Applied, CouponWriter, InboundItem, NewCouponRow, NewOrderRow, StoreError};
 
 const INSERT_COUPON: &str = "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, \
      idempotency_key, issued_at, valid_from, valid_until, code) \
@@ -138,6 +138,20 @@ impl Batches {
         tx.commit()?;
         Ok(landed)
     }
+
+    /// Apply a batch of payment events in one transaction (see
+    /// `payments::apply_inbound_in`): one answer per event.
+    pub fn apply_inbound(&mut self, items: &[InboundItem]) -> Result<Vec<Applied>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied = run_now(crate::store::payments::apply_inbound_in(
+            &mut Rusqlite(&tx),
+            items,
+        ))?;
+        tx.commit()?;
+        Ok(applied)
+    }
 }
 
 /// What the writer's thread is asked to do: a job on its connection,
@@ -167,30 +181,53 @@ impl SqliteWriter {
         Ok(Self { jobs, turn })
     }
 
-    /// Run `work` on the thread's connection.
+    /// Run `work` on the thread's connection, as part of this task's trace
+    /// (a write that records its request id finds it there). `None` if the
+    /// thread is gone (it panicked): the job never reached it, or its
+    /// transaction was rolled back as the panic unwound, so nothing of it
+    /// was written.
+    async fn answer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Batches) -> Result<T, StoreError> + Send + 'static,
+    ) -> Option<Result<T, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let trace = crate::trace::current();
+        let job: Job = Box::new(move |batches| {
+            let _ = reply.send(crate::trace::sync_scope(trace, || work(batches)));
+        });
+        self.jobs.send(job).ok()?;
+        answer.await.ok()
+    }
+
+    /// [`Self::answer`] for the group commit, which ends with the thread.
     async fn ask<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Batches) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |batches| {
-            let _ = reply.send(work(batches));
-        });
-        let answered = match self.jobs.send(job) {
-            Ok(()) => answer.await.ok(),
-            Err(_) => None,
-        };
-        match answered {
+        match self.answer(work).await {
             Some(result) => result,
-            // The thread is gone (it panicked): the job never reached it, or
-            // its transaction was rolled back as the panic unwound, so
-            // nothing of it was written. Ending the group-commit task too is
-            // what gives the batch's stock back (`Pending::drop`) and turns
-            // `/readyz` to 503 (`writers_alive`); answering an error instead
-            // would leave every later batch "unknown", its stock held.
+            // Ending the group-commit task too is what gives the batch's
+            // stock back (`Pending::drop`) and turns `/readyz` to 503
+            // (`writers_alive`); answering an error instead would leave
+            // every later batch "unknown", its stock held.
             #[allow(clippy::panic)]
             None => panic!("the SQLite writer thread is gone"),
         }
+    }
+
+    /// Apply a batch of payment events, in an ordinary write turn (behind
+    /// the group commits). A thread that is gone is an error: nothing was
+    /// written, and the consumer returns the events to the queue.
+    pub async fn apply_inbound(&self, items: &[InboundItem]) -> Result<Vec<Applied>, StoreError> {
+        let _turn = self.turn.ordinary().await;
+        let owned = items.to_vec();
+        self.answer(move |b| b.apply_inbound(&owned))
+            .await
+            .unwrap_or_else(|| {
+                Err(StoreError::Db(sqlx::Error::Protocol(
+                    "the SQLite writer thread is gone".into(),
+                )))
+            })
     }
 
     /// Write a batch of orders, in the group commit's turn.
