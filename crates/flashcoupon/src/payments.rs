@@ -639,10 +639,13 @@ pub async fn take(
             Err(PaymentError::Busy) => continue,
             Err(e) => return Err(e),
         };
-        let applied = state
-            .store
-            .apply_inbound(std::slice::from_ref(&ready.item))
-            .await?;
+        // In the event's trace: what the commit itself writes (a first
+        // paid order's trigger row) records the message that caused it.
+        let applied = crate::trace::scope(
+            trace_of(event),
+            state.store.apply_inbound(std::slice::from_ref(&ready.item)),
+        )
+        .await?;
         // Repeat or Raced: the next round reads again (and finds the
         // first one's record, or the order as it now is).
         if applied.first() == Some(&Applied::Done) {

@@ -125,7 +125,7 @@ pub(super) async fn insert_outbox<S: Sql>(
                 r.trace.as_ref().map(|t| t.traceparent.as_str()),
             ]);
         }
-        written += tx.execute(&sql, binds).await?;
+        written += super::sql::execute_rows(tx, &sql, binds, chunk.len()).await?;
     }
     Ok(written)
 }

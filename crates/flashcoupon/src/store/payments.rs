@@ -39,7 +39,7 @@ pub enum OrderStep {
     /// A write to the points of the order's buyer: a hold confirmed or
     /// released, a spend refunded (see `LedgerWrite`'s constructors).
     Points(Box<super::LedgerWrite>),
-    /// The time-sale order moves to this state (see `end_order_in!`).
+    /// The time-sale order moves to this state (see `sales::end_order_in`).
     Sale {
         order: crate::domain::ids::OrderId,
         to: crate::domain::sale::OrderStatus,
@@ -135,7 +135,7 @@ pub(super) async fn apply_inbound_in<S: Sql>(
     tx: &mut S,
     items: &[InboundItem],
 ) -> Result<Vec<Applied>, StoreError> {
-    if items.len() > 1 {
+    if items.len() > 1 && !AtOnce::of(items).careful {
         tx.execute("SAVEPOINT at_once", args![]).await?;
         if at_once(tx, items).await? {
             tx.execute("RELEASE SAVEPOINT at_once", args![]).await?;
@@ -227,8 +227,9 @@ static INSERT_ONE_INBOUND: std::sync::LazyLock<String> =
 
 /// The fast way: every event of the batch in a few multi-row statements,
 /// each checked to change exactly one row per step. `false` (the caller
-/// undoes what was written) if any event is a repeat, any step finds its
-/// row changed, or some step writes points or moves an order.
+/// undoes what was written) if any event is a repeat or any step finds its
+/// row changed. Not for a batch with a step that writes points or moves an
+/// order (`AtOnce::careful`): it writes nothing of those.
 async fn at_once<S: Sql>(tx: &mut S, items: &[InboundItem]) -> Result<bool, StoreError> {
     let at = AtOnce::of(items);
     if at.careful {

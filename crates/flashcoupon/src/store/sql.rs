@@ -195,7 +195,7 @@ impl Rusqlite<'_> {
 /// names before it and a binder finds by walking them, so a statement of
 /// many rows cost time in the square of its placeholders (a batch of 128
 /// payment events, 900 of them, spent most of its writer's time there).
-/// Quoted text is left alone. Another kind of placeholder (`?`, `:name`,
+/// Quoted text, quoted names and comments are left alone. Another kind of placeholder (`?`, `:name`,
 /// `@name`, `$name`) is a mistake in the statement: refused, never bound
 /// by position.
 fn numbered(sql: &str) -> Result<String, StoreError> {
@@ -204,50 +204,64 @@ fn numbered(sql: &str) -> Result<String, StoreError> {
             "{sql:?} has a placeholder that is not $1, $2, …"
         )))
     };
+    let b = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
-    let mut quote: Option<char> = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            // A doubled quote inside quotes stays inside: it is closed
-            // and reopened at once, which this reads the same way.
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '$') => {
-                if !chars.peek().is_some_and(char::is_ascii_digit) {
-                    return Err(mistake());
-                }
+    // `sql[copied..i]` is still to be copied as it is.
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        // Quoted text, quoted names and comments are passed over whole.
+        let (open, close): (usize, &[u8]) = match (b[i], b.get(i + 1)) {
+            (b'\'', _) => (1, b"'"),
+            (b'"', _) => (1, b"\""),
+            (b'`', _) => (1, b"`"),
+            (b'[', _) => (1, b"]"),
+            (b'-', Some(b'-')) => (2, b"\n"),
+            (b'/', Some(b'*')) => (2, b"*/"),
+            _ => (0, b""),
+        };
+        if open > 0 {
+            // A doubled quote inside quotes closes and reopens at once,
+            // which reads the same.
+            i = b[i + open..]
+                .windows(close.len())
+                .position(|w| w == close)
+                .map_or(b.len(), |at| i + open + at + close.len());
+            continue;
+        }
+        match b[i] {
+            b'$' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                out.push_str(&sql[copied..i]);
                 out.push('?');
-                continue;
+                copied = i + 1;
             }
-            (None, '?') => return Err(mistake()),
-            (None, ':' | '@')
-                if chars
-                    .peek()
-                    .is_some_and(|n| n.is_alphanumeric() || *n == '_') =>
+            b'$' | b'?' => return Err(mistake()),
+            b':' | b'@'
+                if b.get(i + 1)
+                    .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'_') =>
             {
                 return Err(mistake());
             }
-            (None, _) => {}
+            _ => {}
         }
-        out.push(c);
+        i += 1;
     }
+    out.push_str(&sql[copied..]);
     Ok(out)
 }
 
 /// Bind `args` to the placeholders of `st`, a statement [`numbered`]: its
 /// `?N` is parameter N. A number without an argument is refused, not bound
-/// as NULL.
+/// as NULL, and so is an argument without a number.
 fn bind_all(st: &mut rusqlite::Statement<'_>, sql: &str, args: Vec<Arg>) -> Result<(), StoreError> {
     let count = st.parameter_count();
-    if count > args.len() {
+    // As PostgreSQL does: an argument too many is a mistake too.
+    if count != args.len() {
         return Err(StoreError::Db(sqlx::Error::Protocol(format!(
             "{sql:?} has placeholders up to ${count} but {} arguments",
             args.len()
         ))));
     }
-    for (i, arg) in args.iter().enumerate().take(count) {
+    for (i, arg) in args.iter().enumerate() {
         match arg {
             Arg::Int(v) => st.raw_bind_parameter(i + 1, v)?,
             Arg::Text(v) => st.raw_bind_parameter(i + 1, v)?,
@@ -358,6 +372,22 @@ pub(super) fn run_now<T>(
     }
 }
 
+/// Run a statement of `rows` rows (see [`values`]): a one-row statement
+/// repeats (an order's outbox row), so it is cached; a batch's size
+/// changes from batch to batch, so its text is run once.
+pub(super) async fn execute_rows<S: Sql>(
+    tx: &mut S,
+    sql: &str,
+    args: Vec<Arg>,
+    rows: usize,
+) -> Result<u64, StoreError> {
+    if rows == 1 {
+        tx.execute(sql, args).await
+    } else {
+        tx.execute_once(sql, args).await
+    }
+}
+
 /// `INSERT … VALUES ($1, …), (…)` for `rows` rows of `cols` columns after
 /// `head` (the INSERT up to `VALUES`), then `tail`.
 pub(super) fn values(head: &str, rows: usize, cols: usize, tail: &str) -> String {
@@ -396,8 +426,9 @@ mod tests {
         );
     }
 
-    /// `$n` binds by name on the writer's connection as it does in sqlx:
-    /// a placeholder used twice, or before a lower one, gets its own value.
+    /// `$n` binds by its number on the writer's connection as it does in
+    /// sqlx: a placeholder used twice, or before a lower one, gets its own
+    /// value.
     #[test]
     fn placeholders_bind_by_their_number() {
         let conn = rusqlite::Connection::open_in_memory().expect("open");
@@ -425,9 +456,6 @@ mod tests {
         assert!(none.is_none());
     }
 
-    /// `$10` is not `$1` followed by a 0, and every placeholder must have
-    /// its argument: a missing one, or one of another kind, is an error,
-    /// never a NULL that would make a conditional write match nothing.
     #[test]
     fn numbered_rewrites_placeholders_outside_quotes_and_refuses_other_kinds() {
         assert_eq!(
@@ -435,6 +463,11 @@ mod tests {
             "UPDATE t SET a = ?1, b = '$2 :x ?' WHERE c = ?12 AND d = \"$3\""
         );
         assert_eq!(numbered("SELECT 'it''s $1'").unwrap(), "SELECT 'it''s $1'");
+        assert_eq!(
+            numbered("SELECT $1 -- it's $2\n, [$3], `$4` /* ? */ , $5").unwrap(),
+            "SELECT ?1 -- it's $2\n, [$3], `$4` /* ? */ , ?5"
+        );
+        assert_eq!(numbered("SELECT 'é', $1").unwrap(), "SELECT 'é', ?1");
         for wrong in [
             "SELECT ?",
             "SELECT ?1",
@@ -473,6 +506,9 @@ mod tests {
         );
     }
 
+    /// `$10` is not `$1` followed by a 0, and every placeholder must have
+    /// its argument: a missing one, or one of another kind, is an error,
+    /// never a NULL that would make a conditional write match nothing.
     #[test]
     fn ten_and_more_placeholders_and_mistakes() {
         let conn = rusqlite::Connection::open_in_memory().expect("open");
@@ -494,6 +530,8 @@ mod tests {
         );
         let short = run_now(sql.execute("UPDATE t SET c1 = $1 WHERE c2 = $2", args![1]));
         assert!(matches!(short, Err(StoreError::Db(_))), "{short:?}");
+        let extra = run_now(sql.execute("UPDATE t SET c1 = $1", args![1, 2]));
+        assert!(matches!(extra, Err(StoreError::Db(_))), "{extra:?}");
         let other = run_now(sql.execute("UPDATE t SET c1 = ?1", args![1]));
         assert!(matches!(other, Err(StoreError::Db(_))), "{other:?}");
         let row = run_now(sql.fetch_one("SELECT c1 FROM t", args![])).expect("row");

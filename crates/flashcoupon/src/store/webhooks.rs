@@ -212,7 +212,7 @@ pub(super) async fn insert_deliveries<S: super::sql::Sql>(
                 r.trace.as_ref().map(|t| t.traceparent.as_str()),
             ]);
         }
-        written += tx.execute(&sql, binds).await?;
+        written += super::sql::execute_rows(tx, &sql, binds, chunk.len()).await?;
     }
     Ok(written)
 }

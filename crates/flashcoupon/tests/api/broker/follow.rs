@@ -11,6 +11,7 @@ use super::{Got, TestBroker};
 use crate::helpers::{body, spawn_app_with};
 use crate::payments::{EVENTS, payment};
 use crate::reservations::path;
+use crate::sales::{create_sale, order};
 use crate::service_keys::service_key;
 
 /// The shop's trace, as its HTTP client and its message publisher send it.
@@ -138,6 +139,8 @@ async fn events_carry_the_request_or_the_message_that_caused_them() {
 async fn coupons_a_trigger_issues_later_carry_the_request_it_came_with() {
     let broker = TestBroker::new().await;
     let app = spawn_app_with(|s| broker.configure(s)).await;
+    // Signed up before the welcome campaign exists: no welcome coupon.
+    let (_, buyer) = app.signup("follow-buyer@example.com").await;
     let welcome = app
         .create_campaign(json!({"trigger": "signup", "total_quantity": 5}))
         .await["id"]
@@ -172,13 +175,39 @@ async fn coupons_a_trigger_issues_later_carry_the_request_it_came_with() {
     broker
         .send_with(&broker.triggers(), message.to_string().as_bytes(), headers)
         .await;
+    // A time-sale order paid by a message naming its request: the buyer's
+    // first paid order, whose trigger row is written in the payment's own
+    // commit (on SQLite, by the checkout's writer thread).
+    let first_paid = app
+        .create_campaign(json!({"trigger": "first_order_paid", "total_quantity": 5}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sale = create_sale(&app, json!({"per_user_limit": 1, "payment_ttl_secs": 600})).await;
+    let ordered = body(order(&app, sale["id"].as_str().unwrap(), &buyer, None).await).await;
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-request-id".into(),
+        AMQPValue::LongString("paid-msg-4".into()),
+    );
+    let paid = payment(
+        "follow-paid",
+        "payment.succeeded",
+        ordered["id"].as_str().unwrap(),
+    );
+    broker
+        .send_with(&broker.payments(), paid.to_string().as_bytes(), headers)
+        .await;
 
     let got = broker
         .events_until(|all| {
-            all.iter()
-                .filter(|g| g.routing_key == "coupon.issued")
-                .count()
-                >= 2
+            let issued = |campaign: &str| {
+                all.iter().any(|g| {
+                    g.routing_key == "coupon.issued" && g.json()["data"]["campaign_id"] == campaign
+                })
+            };
+            issued(&welcome) && issued(&birthday) && issued(&first_paid)
         })
         .await;
     let issued_in = |campaign: &str| -> &Got {
@@ -195,6 +224,10 @@ async fn coupons_a_trigger_issues_later_carry_the_request_it_came_with() {
     assert_eq!(
         issued_in(&birthday).header("x-request-id").as_deref(),
         Some("birthday-msg-3")
+    );
+    assert_eq!(
+        issued_in(&first_paid).header("x-request-id").as_deref(),
+        Some("paid-msg-4")
     );
     broker.delete().await;
 }
