@@ -308,6 +308,14 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        // Payment events are written by the checkout's thread alone: with
+        // it gone they would go back to the queue for ever, and `/readyz`
+        // must say so even while no sale's group commit is there to notice.
+        if self.checkout.get().is_some_and(|w| w.stopped()) {
+            return Err(StoreError::Db(sqlx::Error::Protocol(
+                "the checkout's SQLite writer thread has stopped".into(),
+            )));
+        }
         Ok(())
     }
 
@@ -356,6 +364,34 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::store::InboxStore;
+
+    /// A checkout thread that died (a job panicked) turns `ping`, and so
+    /// `/readyz`, to not ready; a payment batch then gets an error, not a
+    /// hang or a panic.
+    #[tokio::test]
+    async fn a_dead_checkout_thread_is_not_ready_and_refuses_payments() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .expect("open");
+        let writer = store.checkout().await.expect("checkout writer");
+        store.ping().await.expect("ready while the thread runs");
+        writer.crash().await;
+        let mut waited = 0;
+        while !writer.stopped() {
+            assert!(waited < 1_000, "the thread did not end");
+            waited += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let ping = store.ping().await;
+        assert!(
+            ping.as_ref()
+                .is_err_and(|e| e.to_string().contains("writer thread has stopped")),
+            "{ping:?}"
+        );
+        let applied = store.apply_payments(&[]).await;
+        assert!(applied.is_err(), "{applied:?}");
+    }
 
     /// Migration 19 moves each coupon's `coupon.issued` inbox row onto the
     /// coupon: the inbox reads the same entries, read or not, once each.

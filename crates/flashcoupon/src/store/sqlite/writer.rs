@@ -164,13 +164,15 @@ type Job = Box<dyn FnOnce(&mut Batches) + Send>;
 pub(super) struct SqliteWriter {
     jobs: std_mpsc::Sender<Job>,
     turn: Arc<WriteTurn>,
+    /// The thread, to tell whether it still runs.
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SqliteWriter {
     /// Start the thread that owns `batches`; it ends when this is dropped.
     pub fn start(batches: Batches, turn: Arc<WriteTurn>) -> std::io::Result<Self> {
         let (jobs, queue) = std_mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut batches = batches;
@@ -178,7 +180,25 @@ impl SqliteWriter {
                     job(&mut batches);
                 }
             })?;
-        Ok(Self { jobs, turn })
+        Ok(Self {
+            jobs,
+            turn,
+            thread: Some(thread),
+        })
+    }
+
+    /// The thread has ended (a job panicked): nothing more is written here.
+    pub fn stopped(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| t.is_finished())
+    }
+
+    /// A test hook: a job that panics, as a bug in one would.
+    #[cfg(test)]
+    pub async fn crash(&self) {
+        #[allow(clippy::panic)]
+        let _ = self
+            .answer(|_| -> Result<(), StoreError> { panic!("a writer job panicked") })
+            .await;
     }
 
     /// Run `work` on the thread's connection, as part of this task's trace
@@ -293,6 +313,7 @@ mod tests {
         let mut writer = SqliteWriter {
             jobs,
             turn: WriteTurn::shared(),
+            thread: None,
         };
         let r = row(CampaignId::generate(), UserId::generate(), 1, None);
         let ended = tokio::spawn(async move { writer.insert(&[&r]).await.map(|_| ()) }).await;
