@@ -135,9 +135,10 @@ pub(super) async fn apply_inbound_in<S: Sql>(
     tx: &mut S,
     items: &[InboundItem],
 ) -> Result<Vec<Applied>, StoreError> {
-    if items.len() > 1 && !AtOnce::of(items).careful {
+    let at = AtOnce::of(items);
+    if items.len() > 1 && !at.careful {
         tx.execute("SAVEPOINT at_once", args![]).await?;
-        if at_once(tx, items).await? {
+        if at_once(tx, items, &at).await? {
             tx.execute("RELEASE SAVEPOINT at_once", args![]).await?;
             return Ok(vec![Applied::Done; items.len()]);
         }
@@ -228,13 +229,14 @@ static INSERT_ONE_INBOUND: std::sync::LazyLock<String> =
 /// The fast way: every event of the batch in a few multi-row statements,
 /// each checked to change exactly one row per step. `false` (the caller
 /// undoes what was written) if any event is a repeat or any step finds its
-/// row changed. Not for a batch with a step that writes points or moves an
-/// order (`AtOnce::careful`): it writes nothing of those.
-async fn at_once<S: Sql>(tx: &mut S, items: &[InboundItem]) -> Result<bool, StoreError> {
-    let at = AtOnce::of(items);
-    if at.careful {
-        return Ok(false);
-    }
+/// row changed. `at` is the batch's steps by kind; not for a batch with a
+/// step that writes points or moves an order (`AtOnce::careful`): it writes
+/// nothing of those.
+async fn at_once<S: Sql>(
+    tx: &mut S,
+    items: &[InboundItem],
+    at: &AtOnce<'_>,
+) -> Result<bool, StoreError> {
     let mut records = Vec::with_capacity(items.len() * 7);
     for item in items {
         record_args(&item.record, &mut records);

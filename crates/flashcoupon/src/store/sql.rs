@@ -195,9 +195,9 @@ impl Rusqlite<'_> {
 /// names before it and a binder finds by walking them, so a statement of
 /// many rows cost time in the square of its placeholders (a batch of 128
 /// payment events, 900 of them, spent most of its writer's time there).
-/// Quoted text, quoted names and comments are left alone. Another kind of placeholder (`?`, `:name`,
-/// `@name`, `$name`) is a mistake in the statement: refused, never bound
-/// by position.
+/// Quoted text, quoted names and comments are left alone. Another kind of
+/// placeholder (`?`, `:name`, `@name`, `$name`) is a mistake in the
+/// statement: refused, never bound by position.
 fn numbered(sql: &str) -> Result<String, StoreError> {
     let mistake = || {
         StoreError::Db(sqlx::Error::Protocol(format!(

@@ -77,13 +77,25 @@ impl Batches {
         Ok(Self { conn, outbound })
     }
 
-    /// Write one batch in one transaction: every row or none.
-    pub fn insert(&mut self, rows: &[NewCouponRow]) -> Result<(), StoreError> {
+    /// Run `work` in one `BEGIN IMMEDIATE` transaction, committed if it
+    /// answers `Ok`, rolled back (as the transaction drops) if not.
+    fn in_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut Rusqlite<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut coupon = tx.prepare_cached(INSERT_COUPON)?;
+        let out = work(&mut Rusqlite(&tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Write one batch in one transaction: every row or none.
+    pub fn insert(&mut self, rows: &[NewCouponRow]) -> Result<(), StoreError> {
+        let outbound = self.outbound;
+        self.in_transaction(|db| {
+            let mut coupon = db.0.prepare_cached(INSERT_COUPON)?;
             for r in rows {
                 coupon.execute(params![
                     r.id.to_string(),
@@ -98,15 +110,14 @@ impl Batches {
                     r.code.as_deref(),
                 ])?;
             }
-        }
-        if self.outbound {
-            // The batch's `coupon.issued` events, as every other writer
-            // inserts outbox rows.
-            let events: Vec<_> = rows.iter().map(issued_outbox).collect();
-            run_now(insert_outbox(&mut Rusqlite(&tx), &events))?;
-        }
-        tx.commit()?;
-        Ok(())
+            if outbound {
+                // The batch's `coupon.issued` events, as every other writer
+                // inserts outbox rows.
+                let events: Vec<_> = rows.iter().map(issued_outbox).collect();
+                run_now(insert_outbox(db, &events))?;
+            }
+            Ok(())
+        })
     }
 
     /// Which of these coupons are in the record.
@@ -126,31 +137,14 @@ impl Batches {
     /// Write one batch of a sale's orders in one transaction (see
     /// `sales::insert_orders_in`): the orders that landed.
     pub fn insert_orders(&mut self, rows: &[NewOrderRow]) -> Result<HashSet<OrderId>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows: Vec<&NewOrderRow> = rows.iter().collect();
-        let landed = run_now(crate::store::sales::insert_orders_in(
-            &mut Rusqlite(&tx),
-            &rows,
-            "",
-        ))?;
-        tx.commit()?;
-        Ok(landed)
+        self.in_transaction(|db| run_now(crate::store::sales::insert_orders_in(db, &rows, "")))
     }
 
     /// Apply a batch of payment events in one transaction (see
     /// `payments::apply_inbound_in`): one answer per event.
     pub fn apply_inbound(&mut self, items: &[InboundItem]) -> Result<Vec<Applied>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied = run_now(crate::store::payments::apply_inbound_in(
-            &mut Rusqlite(&tx),
-            items,
-        ))?;
-        tx.commit()?;
-        Ok(applied)
+        self.in_transaction(|db| run_now(crate::store::payments::apply_inbound_in(db, items)))
     }
 }
 
