@@ -160,6 +160,9 @@ async fn bad_key_requests_are_refused_and_write_nothing() {
         json!("   "),
         json!("x".repeat(101)),
         json!("a\u{0}b"),
+        // A control character the trim would take off: refused, as the
+        // schema's pattern says.
+        json!("\u{c}key"),
         json!(7),
     ] {
         let r = app
