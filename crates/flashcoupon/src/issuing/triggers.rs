@@ -156,9 +156,12 @@ async fn decide(state: &Shared, event: &TriggerEvent) -> Result<String, String> 
     {
         return Ok("no such user".into());
     }
+    // A campaign made after the event does not reach back to it (a
+    // welcome campaign is for sign-ups from its creation on), however late
+    // a runner takes the event up: after a crash, a lease, a busy moment.
     let campaigns = state
         .store
-        .trigger_campaigns(&event.name, state.clock.now())
+        .trigger_campaigns(&event.name, event.received_at, state.clock.now())
         .await
         .map_err(|e| e.to_string())?;
     let mut counts: Vec<(&'static str, u32)> = Vec::new();

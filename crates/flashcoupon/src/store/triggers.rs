@@ -49,10 +49,12 @@ pub trait TriggerStore {
         outcome: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
-    /// The campaigns issued by this trigger whose issuing has not ended.
+    /// The campaigns issued by this trigger that existed when the event
+    /// `happened` and whose issuing has not ended by `now`.
     async fn trigger_campaigns(
         &self,
         name: &str,
+        happened: Timestamp,
         now: Timestamp,
     ) -> Result<Vec<CampaignId>, StoreError>;
 }
@@ -183,12 +185,15 @@ macro_rules! trigger_queries {
             async fn trigger_campaigns(
                 &self,
                 name: &str,
+                happened: Timestamp,
                 now: Timestamp,
             ) -> Result<Vec<CampaignId>, StoreError> {
                 let ids: Vec<String> = sqlx::query_scalar(
-                    "SELECT id FROM campaigns WHERE trigger_name = $1 AND issue_ends_at > $2 ORDER BY id",
+                    "SELECT id FROM campaigns WHERE trigger_name = $1 AND created_at <= $2 \
+                     AND issue_ends_at > $3 ORDER BY id",
                 )
                 .bind(name)
+                .bind(happened.0)
                 .bind(now.0)
                 .fetch_all(&self.pool)
                 .await?;

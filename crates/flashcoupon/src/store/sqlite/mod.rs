@@ -393,6 +393,55 @@ mod tests {
         assert!(applied.is_err(), "{applied:?}");
     }
 
+    /// A trigger campaign reaches the events that happened from its
+    /// creation on, never one taken in before it, however late the runner
+    /// leases that event (the welcome coupon of a sign-up before the
+    /// welcome campaign existed was once issued when the runner lagged).
+    #[tokio::test]
+    async fn a_trigger_campaign_does_not_reach_back_to_earlier_events() {
+        use crate::domain::campaign::NewCampaign;
+        use crate::store::{CampaignStore, TriggerStore};
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .expect("open");
+        let created = Timestamp(1_800_000_000_000);
+        let welcome = serde_json::from_value::<NewCampaign>(serde_json::json!({
+            "name": "welcome",
+            "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": 3,
+            "trigger": "signup",
+            "issue_starts_at": "2026-01-01T00:00:00Z",
+            "issue_ends_at": "2030-01-01T00:00:00Z",
+            "valid_days": 7,
+        }))
+        .expect("body")
+        .parse(CampaignId::generate(), created)
+        .expect("campaign");
+        store
+            .insert_campaign(&welcome, created)
+            .await
+            .expect("campaign");
+        let later = created.plus_millis(60_000);
+        let before = store
+            .trigger_campaigns("signup", created.plus_millis(-1), later)
+            .await
+            .expect("campaigns");
+        assert!(before.is_empty(), "{before:?}");
+        for happened in [created, created.plus_millis(1)] {
+            let after = store
+                .trigger_campaigns("signup", happened, later)
+                .await
+                .expect("campaigns");
+            assert_eq!(after, vec![welcome.id]);
+        }
+        let other = store
+            .trigger_campaigns("custom:birthday", later, later)
+            .await
+            .expect("campaigns");
+        assert!(other.is_empty(), "{other:?}");
+    }
+
     /// Migration 19 moves each coupon's `coupon.issued` inbox row onto the
     /// coupon: the inbox reads the same entries, read or not, once each.
     #[tokio::test]
