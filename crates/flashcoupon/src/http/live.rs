@@ -78,26 +78,28 @@ pub(super) fn stream(
 /// something changed; watched campaigns are re-read every second, so the
 /// state it carries still holds), and pages set their countdown clock from
 /// it. A change is sent as rendered when it was published (`at` then, a
-/// moment ago), after a wait of this stream's own phase within the
-/// campaign's coalescing period: ten thousand streams woken by one update
-/// would otherwise all write at once, and claims would queue behind them
-/// (`bench/abuse.sh`; a timer per stream instead of the wake-up measured
-/// worse).
+/// moment ago), at this stream's turn (see `notify::live`): ten thousand
+/// streams woken by one update would otherwise all run at once, and claims
+/// would queue behind them (`bench/abuse.sh`).
 fn stock_events(
-    rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<crate::notify::Published>>>,
+    watcher: crate::notify::Watcher,
     clock: crate::clock::Clock,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static {
-    // Where in each period this stream sends: a fraction of it.
-    let phase: f64 = rand::random();
+    let crate::notify::Watcher { rx, turn } = watcher;
     Box::pin(futures_util::stream::unfold(
         (rx, false),
         move |(mut rx, wait)| {
             let clock = clock.clone();
+            let turn = turn.clone();
             async move {
                 if wait {
-                    rx.changed().await.ok()?;
-                    let period = rx.borrow().as_ref().map(|p| p.period).unwrap_or_default();
-                    tokio::time::sleep(period.mul_f64(phase)).await;
+                    // At this stream's turn, if there is something new.
+                    loop {
+                        turn.notified().await;
+                        if rx.has_changed().ok()? {
+                            break;
+                        }
+                    }
                 }
                 loop {
                     let current = rx.borrow_and_update().clone();

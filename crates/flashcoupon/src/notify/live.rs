@@ -9,13 +9,20 @@
 //! queueing them. Each snapshot is rendered to JSON once, when published,
 //! for every watcher: ten thousand open drop pages cost one serialisation
 //! per update, not ten thousand.
+//!
+//! Streams do not wait on the `watch` itself: one send would wake all of a
+//! crowd's ten thousand tasks at once, and a claim arriving then queued
+//! behind them (`bench/abuse.sh`). Each stream has its own [`Turn`]; after
+//! a publish, a sweep wakes the campaign's streams a share per [`TICK`],
+//! spread over the period, so each gets the update once and the runtime
+//! never has more than a share of them to run at a time.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::lock;
@@ -37,6 +44,53 @@ pub const PER_WATCHER: Duration = Duration::from_micros(100);
 /// The coalescing period of a campaign with `watchers` open streams.
 pub fn period(watchers: usize) -> Duration {
     COALESCE.max(PER_WATCHER * watchers.min(1_000_000) as u32)
+}
+
+/// How often a sweep wakes its next share of a campaign's streams: at 10,000
+/// streams and a period of 1 s, 50 streams every 5 ms.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// A stream's turn to look at its campaign's latest snapshot, given once per
+/// publish by the sweep. A turn given while the stream is busy writing is
+/// kept (one permit), so the last snapshot is never missed.
+pub type Turn = Arc<Notify>;
+
+/// What a stream holds: the campaign's latest snapshot, and its turn.
+#[derive(Debug)]
+pub struct Watcher {
+    pub rx: watch::Receiver<Option<Arc<Published>>>,
+    pub turn: Turn,
+}
+
+/// The turns of a campaign's streams (a stream that ended leaves a dead one,
+/// pruned by the next sweep).
+type Turns = Arc<Mutex<Vec<Weak<Notify>>>>;
+
+/// Give each live turn once, a share per [`TICK`] across `period`: the first
+/// share now, the last within the period.
+fn sweep(turns: &Turns, period: Duration) {
+    let live: Vec<Turn> = {
+        let mut turns = lock(turns);
+        turns.retain(|t| t.strong_count() > 0);
+        turns.iter().filter_map(Weak::upgrade).collect()
+    };
+    let ticks = (period.as_micros() / TICK.as_micros()).max(1) as usize;
+    let share = live.len().div_ceil(ticks).max(1);
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // No runtime to pace it (cannot happen in the server): all at once.
+        live.iter().for_each(|t| t.notify_one());
+        return;
+    };
+    runtime.spawn(async move {
+        let mut at = Instant::now();
+        for (i, turns) in live.chunks(share).enumerate() {
+            if i > 0 {
+                at += TICK;
+                tokio::time::sleep_until(at).await;
+            }
+            turns.iter().for_each(|t| t.notify_one());
+        }
+    });
 }
 
 /// What the live channel streams.
@@ -90,9 +144,6 @@ impl LiveSnapshot {
 pub struct Published {
     pub snapshot: LiveSnapshot,
     pub json: Arc<str>,
-    /// The campaign's coalescing period when it was published: watchers
-    /// spread their sends over it (see `http::live`).
-    pub period: Duration,
 }
 
 #[derive(Debug)]
@@ -100,6 +151,7 @@ struct Channel {
     tx: watch::Sender<Option<Arc<Published>>>,
     /// When watchers last got a snapshot (tokio's clock, so tests can pause it).
     last_sent: Option<Instant>,
+    turns: Turns,
 }
 
 #[derive(Debug, Default)]
@@ -109,18 +161,22 @@ pub struct Live {
 }
 
 impl Live {
-    /// Watch a campaign: the current snapshot arrives within one period.
-    pub fn watch(&self, campaign: CampaignId) -> watch::Receiver<Option<Arc<Published>>> {
-        let rx = lock(&self.channels)
-            .entry(campaign)
-            .or_insert_with(|| Channel {
+    /// Watch a campaign: the current snapshot arrives within one period,
+    /// and each later one at this watcher's turn.
+    pub fn watch(&self, campaign: CampaignId) -> Watcher {
+        let turn = Turn::default();
+        let rx = {
+            let mut channels = lock(&self.channels);
+            let channel = channels.entry(campaign).or_insert_with(|| Channel {
                 tx: watch::channel(None).0,
                 last_sent: None,
-            })
-            .tx
-            .subscribe();
+                turns: Turns::default(),
+            });
+            lock(&channel.turns).push(Arc::downgrade(&turn));
+            channel.tx.subscribe()
+        };
         self.mark(campaign);
-        rx
+        Watcher { rx, turn }
     }
 
     /// Something changed (a claim, a patch): refresh at the next period.
@@ -168,15 +224,12 @@ impl Live {
             }
             // Plain fields: serialising cannot fail.
             let json = serde_json::to_string(&snapshot).unwrap_or_default().into();
-            *current = Some(Arc::new(Published {
-                snapshot,
-                json,
-                period,
-            }));
+            *current = Some(Arc::new(Published { snapshot, json }));
             true
         });
         if sent {
             channel.last_sent = Some(now);
+            sweep(&channel.turns, period);
         }
     }
 }
@@ -232,7 +285,7 @@ mod tests {
     async fn snapshots_are_coalesced_to_ten_a_second_and_the_last_one_arrives() {
         let live = Live::default();
         let c = campaign();
-        let mut rx = live.watch(c.id);
+        let mut rx = live.watch(c.id).rx;
         let mut seen = 0;
         for ms in 0..1_000u32 {
             live.publish(LiveSnapshot::new(
@@ -259,5 +312,51 @@ mod tests {
             json["remaining_quantity"], 9_001,
             "rendered once, as published"
         );
+    }
+
+    /// One publish gives each of a crowd's streams its turn once, a share
+    /// per tick across the period: never the whole crowd at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_wakes_a_crowd_a_share_per_tick_each_once() {
+        use futures_util::FutureExt;
+        let live = Live::default();
+        let c = campaign();
+        let watchers: Vec<Watcher> = (0..2_000).map(|_| live.watch(c.id)).collect();
+        let p = period(watchers.len());
+        assert_eq!(p, Duration::from_millis(200));
+        let share = 2_000 / (p.as_millis() / TICK.as_millis()) as usize;
+        // A turn given is taken once: count those waiting now.
+        let ready = |ws: &[Watcher]| {
+            ws.iter()
+                .filter(|w| w.turn.notified().now_or_never().is_some())
+                .count()
+        };
+        live.publish(LiveSnapshot::new(&c, &stock(9_999), Timestamp(0)));
+        tokio::task::yield_now().await;
+        assert_eq!(ready(&watchers), share, "the first share, and only it");
+        let mut total = share;
+        for _ in 1..(p.as_millis() / TICK.as_millis()) {
+            tokio::time::advance(TICK).await;
+            tokio::task::yield_now().await;
+            let now = ready(&watchers);
+            assert_eq!(now, share, "one share per tick");
+            total += now;
+        }
+        assert_eq!(total, watchers.len(), "every stream had its turn");
+        tokio::time::advance(p).await;
+        tokio::task::yield_now().await;
+        assert_eq!(ready(&watchers), 0, "each once");
+        // Streams that ended are pruned by the next sweep; the rest get it.
+        let mut watchers = watchers;
+        let kept = watchers.split_off(1_500);
+        drop(watchers);
+        live.publish(LiveSnapshot::new(&c, &stock(9_000), Timestamp(1)));
+        for _ in 0..=(p.as_millis() / TICK.as_millis()) {
+            tokio::task::yield_now().await;
+            tokio::time::advance(TICK).await;
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(ready(&kept), kept.len());
+        assert_eq!(lock(&lock(&live.channels)[&c.id].turns).len(), kept.len());
     }
 }

@@ -39,7 +39,7 @@ use crate::store::{Store, StoreError};
 use crate::tasks::Tasks;
 
 pub use hub::Hub;
-pub use live::{Live, LiveSnapshot, Published};
+pub use live::{Live, LiveSnapshot, Published, Watcher};
 pub use webhooks::Webhooks;
 
 /// The knobs of notifications (see `Settings`).
