@@ -185,10 +185,15 @@ impl Live {
     }
 
     /// Mark every watched campaign (statuses change with time alone), and
-    /// forget channels nobody watches any more.
+    /// forget channels nobody watches any more and the turns of streams
+    /// that ended (a campaign that no longer changes has no sweep to prune
+    /// them, and its reconnecting pages would pile them up).
     pub fn mark_watched(&self) {
         let mut channels = lock(&self.channels);
         channels.retain(|_, c| c.tx.receiver_count() > 0);
+        for c in channels.values() {
+            lock(&c.turns).retain(|t| t.strong_count() > 0);
+        }
         lock(&self.dirty).extend(channels.keys().copied());
     }
 
@@ -358,5 +363,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(ready(&kept), kept.len());
         assert_eq!(lock(&lock(&live.channels)[&c.id].turns).len(), kept.len());
+        // Without a publish, the once-a-second mark prunes ended streams.
+        let mut kept = kept;
+        kept.truncate(100);
+        live.mark_watched();
+        assert_eq!(lock(&lock(&live.channels)[&c.id].turns).len(), 100);
     }
 }
