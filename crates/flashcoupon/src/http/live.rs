@@ -15,6 +15,7 @@ use super::{ApiError, ClientAddr, ErrorBody, Query, parse_path_id};
 use crate::connections::Slot;
 use crate::domain::InvalidInput;
 use crate::domain::ids::CampaignId;
+use crate::notify::fanout::{Snapshot, Watcher};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -71,21 +72,22 @@ pub(super) fn stream(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-/// A campaign's snapshots as `stock` events: the current one, then each change.
+/// A live channel's snapshots (a campaign's, a sale's) as `stock` events:
+/// the current one, then each change.
 ///
 /// The first event is rendered for this stream, `at` stamped now: the
 /// snapshot in the channel may be hours old (one is only republished when
-/// something changed; watched campaigns are re-read every second, so the
-/// state it carries still holds), and pages set their countdown clock from
-/// it. A change is sent as rendered when it was published (`at` then, a
-/// moment ago), at this stream's turn (see `notify::live`): ten thousand
-/// streams woken by one update would otherwise all run at once, and claims
-/// would queue behind them (`bench/abuse.sh`).
-fn stock_events(
-    watcher: crate::notify::Watcher,
+/// something changed; watched campaigns and sales are re-read all the time,
+/// so the state it carries still holds), and pages set their countdown
+/// clock from it. A change is sent as rendered when it was published (`at`
+/// then, a moment ago), at this stream's turn (see `notify::fanout`): ten
+/// thousand streams woken by one update would otherwise all run at once,
+/// and claims would queue behind them (`bench/abuse.sh`).
+pub(super) fn stock_events<S: Snapshot>(
+    watcher: Watcher<S>,
     clock: crate::clock::Clock,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + Unpin + 'static {
-    let crate::notify::Watcher { rx, turn } = watcher;
+    let Watcher { rx, turn } = watcher;
     Box::pin(futures_util::stream::unfold(
         (rx, false),
         move |(mut rx, wait)| {
@@ -108,13 +110,11 @@ fn stock_events(
                         let event = if wait {
                             event.data(&*published.json)
                         } else {
-                            let snapshot = crate::notify::LiveSnapshot {
-                                at: clock.now(),
-                                ..published.snapshot.clone()
-                            };
-                            event.json_data(&snapshot).unwrap_or_else(|_| {
-                                SseEvent::default().comment("unserialisable snapshot")
-                            })
+                            event
+                                .json_data(published.snapshot.stamped(clock.now()))
+                                .unwrap_or_else(|_| {
+                                    SseEvent::default().comment("unserialisable snapshot")
+                                })
                         };
                         return Some((Ok(event), (rx, true)));
                     }
@@ -186,4 +186,71 @@ pub async fn live_many(
         .open(client, false)
         .map_err(|full| ApiError::Unavailable(full.to_string()))?;
     Ok(stream(all, state.notifier.stopping(), slot))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::notify::fanout::tests::reading;
+    use crate::notify::fanout::{COALESCE, Fanout};
+
+    /// The next `stock` event's data as JSON, if one comes within a minute.
+    async fn next(
+        body: &mut (impl futures_core::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+    ) -> Option<serde_json::Value> {
+        let chunk = tokio::time::timeout(Duration::from_secs(60), body.next())
+            .await
+            .ok()??
+            .unwrap();
+        let text = std::str::from_utf8(&chunk).unwrap();
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        Some(serde_json::from_str(data).unwrap())
+    }
+
+    /// A stream opens with the current state stamped now, then sends each
+    /// change as published, at its turn; changes published while it was
+    /// not being read come as one, the latest: none is left unsent.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_opens_now_then_sends_changes_at_its_turn_and_never_misses_the_last() {
+        let fanout = Fanout::<u8, crate::notify::fanout::tests::Reading>::default();
+        let clock = crate::clock::Clock::default();
+        let watcher = fanout.watch(1);
+        fanout.publish(1, reading(10, 0));
+        let opened = |at: i64| serde_json::to_value(reading(10, at)).unwrap()["at"].clone();
+        let before = opened(clock.now().0);
+        let events = stock_events(watcher, clock.clone());
+        let mut body = Sse::new(events)
+            .into_response()
+            .into_body()
+            .into_data_stream();
+
+        let first = next(&mut body).await.expect("the current state at once");
+        assert_eq!(first["left"], 10);
+        assert!(
+            first["at"].as_str() >= before.as_str() && first["at"] != opened(0),
+            "stamped now: {first}"
+        );
+        assert_eq!(next(&mut body).await, None, "nothing changed, nothing sent");
+
+        tokio::time::advance(COALESCE).await;
+        fanout.publish(1, reading(9, 1));
+        let second = next(&mut body).await.expect("the change");
+        let published = |left, at| serde_json::to_value(reading(left, at)).unwrap();
+        assert_eq!(second, published(9, 1), "as published");
+
+        // Two changes while nobody reads the stream: the latest arrives, once.
+        tokio::time::advance(COALESCE).await;
+        fanout.publish(1, reading(8, 2));
+        tokio::time::advance(COALESCE).await;
+        fanout.publish(1, reading(7, 3));
+        tokio::task::yield_now().await;
+        let third = next(&mut body).await.expect("the latest change");
+        assert_eq!(third, published(7, 3));
+        assert_eq!(next(&mut body).await, None, "and only once");
+    }
 }

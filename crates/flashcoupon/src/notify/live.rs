@@ -4,27 +4,17 @@
 //!
 //! Claims only mark their campaign dirty; the refresher
 //! ([`super::Notifier::run_live`]) reads the gate for dirty campaigns once
-//! per period and publishes one snapshot into a `watch` channel, which keeps
-//! only the latest value, so a slow watcher skips snapshots instead of
-//! queueing them. Each snapshot is rendered to JSON once, when published,
-//! for every watcher: ten thousand open drop pages cost one serialisation
-//! per update, not ten thousand.
-//!
-//! Streams do not wait on the `watch` itself: one send would wake all of a
-//! crowd's ten thousand tasks at once, and a claim arriving then queued
-//! behind them (`bench/abuse.sh`). Each stream has its own [`Turn`]; after
-//! a publish, a sweep wakes the campaign's streams a share per [`TICK`],
-//! spread over the period, so each gets the update once and the runtime
-//! never has more than a share of them to run at a time.
+//! per period and publishes one snapshot through a [`Fanout`], which renders
+//! it once for every watcher, keeps only the latest (a slow watcher skips
+//! snapshots instead of queueing them) and wakes a crowd's streams a share
+//! at a time.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
 
+use super::fanout::{Fanout, Publish, Snapshot};
 use super::lock;
 
 use crate::admission::Stock;
@@ -32,66 +22,10 @@ use crate::domain::campaign::{Campaign, CampaignStatus, campaign_status};
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
 
-/// At most one update per campaign per this period (10 a second)...
-pub const COALESCE: Duration = Duration::from_millis(100);
-/// ...and, for a crowd, per this long per watcher: each update is one write
-/// per open stream, and at 10 a second ten thousand drop pages cost the
-/// kernel 100,000 socket writes a second on the claims' cores (measured:
-/// `bench/abuse.sh`). 100 µs a watcher keeps a campaign's streams to about
-/// 10,000 writes a second in all: 10,000 pages get an update a second.
-pub const PER_WATCHER: Duration = Duration::from_micros(100);
+pub use super::fanout::{COALESCE, period};
 
-/// The coalescing period of a campaign with `watchers` open streams.
-pub fn period(watchers: usize) -> Duration {
-    COALESCE.max(PER_WATCHER * watchers.min(1_000_000) as u32)
-}
-
-/// How often a sweep wakes its next share of a campaign's streams: at 10,000
-/// streams and a period of 1 s, 50 streams every 5 ms.
-pub const TICK: Duration = Duration::from_millis(5);
-
-/// A stream's turn to look at its campaign's latest snapshot, given once per
-/// publish by the sweep. A turn given while the stream is busy writing is
-/// kept (one permit), so the last snapshot is never missed.
-pub type Turn = Arc<Notify>;
-
-/// What a stream holds: the campaign's latest snapshot, and its turn.
-#[derive(Debug)]
-pub struct Watcher {
-    pub rx: watch::Receiver<Option<Arc<Published>>>,
-    pub turn: Turn,
-}
-
-/// The turns of a campaign's streams (a stream that ended leaves a dead one,
-/// pruned by the next sweep).
-type Turns = Arc<Mutex<Vec<Weak<Notify>>>>;
-
-/// Give each live turn once, a share per [`TICK`] across `period`: the first
-/// share now, the last within the period.
-fn sweep(turns: &Turns, period: Duration) {
-    let live: Vec<Turn> = {
-        let mut turns = lock(turns);
-        turns.retain(|t| t.strong_count() > 0);
-        turns.iter().filter_map(Weak::upgrade).collect()
-    };
-    let ticks = (period.as_micros() / TICK.as_micros()).max(1) as usize;
-    let share = live.len().div_ceil(ticks).max(1);
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        // No runtime to pace it (cannot happen in the server): all at once.
-        live.iter().for_each(|t| t.notify_one());
-        return;
-    };
-    runtime.spawn(async move {
-        let mut at = Instant::now();
-        for (i, turns) in live.chunks(share).enumerate() {
-            if i > 0 {
-                at += TICK;
-                tokio::time::sleep_until(at).await;
-            }
-            turns.iter().for_each(|t| t.notify_one());
-        }
-    });
-}
+/// What a campaign's stream holds.
+pub type Watcher = super::fanout::Watcher<LiveSnapshot>;
 
 /// What the live channel streams.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -129,34 +63,17 @@ impl LiveSnapshot {
             at: now,
         }
     }
+}
 
-    /// Equal apart from the time it was read.
-    fn same_as(&self, other: &Self) -> bool {
-        Self {
-            at: other.at,
-            ..self.clone()
-        } == *other
+impl Snapshot for LiveSnapshot {
+    fn stamped(&self, at: Timestamp) -> Self {
+        Self { at, ..self.clone() }
     }
-}
-
-/// A published snapshot and its `stock` event data, rendered once.
-#[derive(Debug)]
-pub struct Published {
-    pub snapshot: LiveSnapshot,
-    pub json: Arc<str>,
-}
-
-#[derive(Debug)]
-struct Channel {
-    tx: watch::Sender<Option<Arc<Published>>>,
-    /// When watchers last got a snapshot (tokio's clock, so tests can pause it).
-    last_sent: Option<Instant>,
-    turns: Turns,
 }
 
 #[derive(Debug, Default)]
 pub struct Live {
-    channels: Mutex<HashMap<CampaignId, Channel>>,
+    fanout: Fanout<CampaignId, LiveSnapshot>,
     dirty: Mutex<HashSet<CampaignId>>,
 }
 
@@ -164,19 +81,9 @@ impl Live {
     /// Watch a campaign: the current snapshot arrives within one period,
     /// and each later one at this watcher's turn.
     pub fn watch(&self, campaign: CampaignId) -> Watcher {
-        let turn = Turn::default();
-        let rx = {
-            let mut channels = lock(&self.channels);
-            let channel = channels.entry(campaign).or_insert_with(|| Channel {
-                tx: watch::channel(None).0,
-                last_sent: None,
-                turns: Turns::default(),
-            });
-            lock(&channel.turns).push(Arc::downgrade(&turn));
-            channel.tx.subscribe()
-        };
+        let watcher = self.fanout.watch(campaign);
         self.mark(campaign);
-        Watcher { rx, turn }
+        watcher
     }
 
     /// Something changed (a claim, a patch): refresh at the next period.
@@ -186,15 +93,10 @@ impl Live {
 
     /// Mark every watched campaign (statuses change with time alone), and
     /// forget channels nobody watches any more and the turns of streams
-    /// that ended (a campaign that no longer changes has no sweep to prune
-    /// them, and its reconnecting pages would pile them up).
+    /// that ended.
     pub fn mark_watched(&self) {
-        let mut channels = lock(&self.channels);
-        channels.retain(|_, c| c.tx.receiver_count() > 0);
-        for c in channels.values() {
-            lock(&c.turns).retain(|t| t.strong_count() > 0);
-        }
-        lock(&self.dirty).extend(channels.keys().copied());
+        let watched = self.fanout.prune();
+        lock(&self.dirty).extend(watched);
     }
 
     pub fn take_dirty(&self) -> Vec<CampaignId> {
@@ -206,50 +108,18 @@ impl Live {
     /// its campaign stays dirty, so the next period sends the latest state.
     pub fn publish(&self, snapshot: LiveSnapshot) {
         let id = snapshot.campaign_id;
-        let mut channels = lock(&self.channels);
-        let Some(channel) = channels.get_mut(&id) else {
-            return;
-        };
-        let now = Instant::now();
-        let period = period(channel.tx.receiver_count());
-        if channel
-            .last_sent
-            .is_some_and(|at| now.duration_since(at) < period)
-        {
-            drop(channels);
+        if self.fanout.publish(id, snapshot) == Publish::TooSoon {
             self.mark(id);
-            return;
-        }
-        let sent = channel.tx.send_if_modified(|current| {
-            if current
-                .as_deref()
-                .is_some_and(|c| c.snapshot.same_as(&snapshot))
-            {
-                return false;
-            }
-            // Plain fields: serialising cannot fail.
-            let json = serde_json::to_string(&snapshot).unwrap_or_default().into();
-            *current = Some(Arc::new(Published { snapshot, json }));
-            true
-        });
-        if sent {
-            channel.last_sent = Some(now);
-            sweep(&channel.turns, period);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    #[test]
-    fn a_crowd_gets_fewer_updates_a_second() {
-        assert_eq!(period(1), COALESCE);
-        assert_eq!(period(1_000), COALESCE);
-        assert_eq!(period(10_000), Duration::from_secs(1));
-        assert_eq!(period(100_000), Duration::from_secs(10));
-    }
+    use super::super::fanout::TICK;
+    use super::*;
     use crate::domain::campaign::{CouponTerms, Validity};
     use crate::domain::discount::Discount;
 
@@ -362,11 +232,11 @@ mod tests {
         }
         tokio::task::yield_now().await;
         assert_eq!(ready(&kept), kept.len());
-        assert_eq!(lock(&lock(&live.channels)[&c.id].turns).len(), kept.len());
+        assert_eq!(live.fanout.turns(c.id), kept.len());
         // Without a publish, the once-a-second mark prunes ended streams.
         let mut kept = kept;
         kept.truncate(100);
         live.mark_watched();
-        assert_eq!(lock(&lock(&live.channels)[&c.id].turns).len(), 100);
+        assert_eq!(live.fanout.turns(c.id), 100);
     }
 }

@@ -15,6 +15,7 @@
 mod announce;
 mod background;
 pub mod egress;
+pub mod fanout;
 pub mod hub;
 mod inbox;
 pub mod live;
@@ -39,7 +40,7 @@ use crate::store::{Store, StoreError};
 use crate::tasks::Tasks;
 
 pub use hub::Hub;
-pub use live::{Live, LiveSnapshot, Published, Watcher};
+pub use live::{Live, LiveSnapshot, Watcher};
 pub use webhooks::Webhooks;
 
 /// The knobs of notifications (see `Settings`).

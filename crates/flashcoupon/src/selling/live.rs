@@ -1,22 +1,23 @@
 //! Live stock of time sales for Server-Sent Events: one poller per watched
 //! sale on this instance (not one per stream), reading the gate every
-//! [`POLL`] while anyone watches and publishing a snapshot only when it
-//! changed; streams subscribe to that one channel. In scale-out mode each
-//! instance polls Redis once per period per watched sale, whatever the
-//! number of its streams.
+//! [`POLL`] while anyone watches and publishing a snapshot when it changed,
+//! through the same [`Fanout`] as campaigns' live stock: rendered once,
+//! coalesced for a crowd, and handed to ten thousand streams a share at a
+//! time. In scale-out mode each instance polls Redis once per period per
+//! watched sale, whatever the number of its streams.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::watch;
 
 use super::drop_of;
 use crate::admission::Stock;
 use crate::domain::campaign::{CampaignStatus, campaign_status};
 use crate::domain::ids::SaleId;
 use crate::domain::timestamp::Timestamp;
+use crate::notify::fanout::{Fanout, Snapshot, Watcher};
 use crate::state::AppState;
 
 /// How often a watched sale's stock is read.
@@ -51,62 +52,53 @@ impl SaleSnapshot {
             at: now,
         }
     }
+}
 
-    /// The same state, whenever it was read.
-    fn same(&self, other: &Self) -> bool {
-        Self {
-            at: other.at,
-            ..self.clone()
-        } == *other
+impl Snapshot for SaleSnapshot {
+    fn stamped(&self, at: Timestamp) -> Self {
+        Self { at, ..self.clone() }
     }
 }
 
-type Channel = watch::Receiver<Option<SaleSnapshot>>;
-
-/// This instance's pollers, by sale.
+/// This instance's live sales: their channels, and the sales polled.
 #[derive(Debug, Default)]
 pub struct SaleLive {
-    watched: Mutex<HashMap<SaleId, Channel>>,
+    fanout: Fanout<SaleId, SaleSnapshot>,
+    polled: Mutex<HashSet<SaleId>>,
 }
 
 impl SaleLive {
-    /// A channel of `sale`'s snapshots, its poller started if none runs.
-    pub fn watch(&self, state: &AppState, sale: SaleId, starts_at: Timestamp) -> Channel {
-        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rx) = watched.get(&sale)
-            && rx.has_changed().is_ok()
-        {
-            return rx.clone();
+    /// Watch `sale`, its poller started if none runs.
+    pub fn watch(
+        &self,
+        state: &AppState,
+        sale: SaleId,
+        starts_at: Timestamp,
+    ) -> Watcher<SaleSnapshot> {
+        // Under `polled`: a poller that finds no watcher and stops does so
+        // under it too, so a stream never watches a sale nobody polls.
+        let mut polled = self.polled.lock().unwrap_or_else(|e| e.into_inner());
+        let watcher = self.fanout.watch(sale);
+        if polled.insert(sale) {
+            tokio::spawn(poll(state.clone(), sale, starts_at));
         }
-        let (tx, rx) = watch::channel(None);
-        watched.insert(sale, rx.clone());
-        tokio::spawn(poll(state.clone(), sale, starts_at, tx));
-        rx
+        watcher
     }
 }
 
 /// Read the sale's stock every [`POLL`] while someone watches; publish
-/// changes. Ends (dropping its sender, which closes the channel) once the
-/// last stream went away.
-async fn poll(
-    state: AppState,
-    sale: SaleId,
-    starts_at: Timestamp,
-    tx: watch::Sender<Option<SaleSnapshot>>,
-) {
+/// changes (one that comes too soon for the crowd is sent by a later read).
+/// Ends once the last stream went away.
+async fn poll(state: AppState, sale: SaleId, starts_at: Timestamp) {
+    let live = &state.sale_live;
     let mut every = tokio::time::interval(POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        // The map holds one receiver: more means a stream is watching.
-        if tx.receiver_count() <= 1 {
-            let mut watched = state
-                .sale_live
-                .watched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if tx.receiver_count() <= 1 {
-                watched.remove(&sale);
+        {
+            let mut polled = live.polled.lock().unwrap_or_else(|e| e.into_inner());
+            if live.fanout.forget(sale) {
+                polled.remove(&sale);
                 return;
             }
         }
@@ -115,17 +107,6 @@ async fn poll(
             continue;
         };
         let snapshot = SaleSnapshot::of(sale, starts_at, &stock, state.clock.now());
-        tx.send_if_modified(|current| match current {
-            // Unchanged: no event, but a stream that starts now opens with
-            // this read's time, not the time the state last changed.
-            Some(old) if old.same(&snapshot) => {
-                old.at = snapshot.at;
-                false
-            }
-            _ => {
-                *current = Some(snapshot);
-                true
-            }
-        });
+        live.fanout.publish(sale, snapshot);
     }
 }
