@@ -2,7 +2,7 @@
 """The abuse side of bench/abuse.sh: cheap attacks on a running server.
 
 While it runs (until SIGTERM or --seconds), at fixed rates:
-  * SSE: --sse idle live streams of a campaign (never read: the server
+  * SSE: --sse idle live streams (--live: a campaign's, or a sale's) (never read: the server
     must neither buffer for them without end nor slow down), spread over
     source addresses 127.0.0.2.. so each stays under the per-address cap;
   * log-in flood: --logins per second with a real e-mail and a wrong
@@ -78,7 +78,7 @@ async def open_sse(args, n, streams):
     src = f"127.0.0.{2 + n // args.per_address}"
     try:
         reader, writer = await asyncio.open_connection(args.host, args.port, local_addr=(src, 0))
-        writer.write(request("GET", f"/api/v1/campaigns/{args.campaign}/live", args.host))
+        writer.write(request("GET", args.live or f"/api/v1/campaigns/{args.campaign}/live", args.host))
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
         status = int(head.split(b" ", 2)[1])
@@ -143,6 +143,7 @@ async def main():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--campaign", required=True)
+    p.add_argument("--live", help="the live stream's path (default: the campaign's)")
     p.add_argument("--tokens", required=True)
     p.add_argument("--email", required=True, help="an account that exists")
     p.add_argument("--sse", type=int, default=10_000)

@@ -16,7 +16,10 @@
 #   3. quiet again.
 # Target (issue 12): p99 under abuse <= 2x the quiet p99 (the mean of 1 and 3).
 #
-# Knobs (env): DURATION=15s CONNECTIONS=16 PACE_MS=10 USERS=20000 SSE=10000
+# DROP=sale runs the same against a time sale instead of a coupon campaign:
+# the paced load places orders (POST /sales/{id}/orders, never paid) and the
+# idle streams watch GET /sales/{id}/live.
+# Knobs (env): DROP=campaign DURATION=15s CONNECTIONS=16 PACE_MS=10 USERS=20000 SSE=10000
 #   LOGINS=200 TOGGLES=300 GHOSTS=300 (per second) SERVER_BIN
 #   SERVER_CPUS, DRIVER_CPUS: taskset CPU lists for the server and for the
 #   drivers (wrk, abuse.py), e.g. SERVER_CPUS=0 DRIVER_CPUS=1: on two cores
@@ -32,6 +35,8 @@ SSE="${SSE:-10000}"
 LOGINS="${LOGINS:-200}"
 TOGGLES="${TOGGLES:-300}"
 GHOSTS="${GHOSTS:-300}"
+DROP="${DROP:-campaign}"
+[[ "$DROP" == campaign || "$DROP" == sale ]] || { echo "DROP is campaign or sale" >&2; exit 2; }
 PIN_SERVER=()
 PIN_DRIVER=()
 [[ -n "${SERVER_CPUS:-}" ]] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
@@ -77,6 +82,15 @@ CAMPAIGN="$(api POST /api/v1/campaigns "{\"name\":\"abuse\",\"discount\":{\"type
 \"issue_ends_at\":\"$(now_offset '+1 day')\",\"valid_days\":30}" | json_str id)"
 [[ -n "$CAMPAIGN" ]] || die "campaign creation failed"
 ISSUE_URL="$FC/api/v1/campaigns/$CAMPAIGN/issue"
+LIVE_PATH="/api/v1/campaigns/$CAMPAIGN/live"
+if [[ "$DROP" == sale ]]; then
+    SALE="$(api POST /api/v1/sales "{\"name\":\"abuse sale\",\"product\":{\"sku\":\"A-1\",\"name\":\"Abuse\",\"list_price\":20000},\
+\"sale_price\":10000,\"total_quantity\":1000000000,\"per_user_limit\":1000,\"starts_at\":\"$(now_offset '-1 hour')\",\
+\"ends_at\":\"$(now_offset '+1 day')\",\"payment_ttl_secs\":86400}" | json_str id)"
+    [[ -n "$SALE" ]] || die "sale creation failed"
+    ISSUE_URL="$FC/api/v1/sales/$SALE/orders"
+    LIVE_PATH="/api/v1/sales/$SALE/live"
+fi
 
 # claims NAME: the paced claim load; sets P50, P99, RPS, NON201.
 claims() {
@@ -95,7 +109,7 @@ claims quiet1
 Q1_P50="$P50" Q1_P99="$P99" Q1_RPS="$RPS" Q1_NON201="$NON201"
 
 say "abuse: opening $SSE idle live streams, then logins $LOGINS/s, toggles $TOGGLES/s, ghosts $GHOSTS/s"
-"${PIN_DRIVER[@]}" python3 bench/abuse.py --port "$PORT" --campaign "$CAMPAIGN" --tokens "$TOKENS" \
+"${PIN_DRIVER[@]}" python3 bench/abuse.py --port "$PORT" --campaign "$CAMPAIGN" --live "$LIVE_PATH" --tokens "$TOKENS" \
     --email "bench-0-1@bulk.invalid" --sse "$SSE" --logins "$LOGINS" --toggles "$TOGGLES" \
     --ghosts "$GHOSTS" --ready-file "$WORK/abuse.ready" >"$WORK/abuse.out" 2>"$WORK/abuse.err" &
 ABUSE_PID=$!
@@ -124,7 +138,7 @@ RATIO="$(awk -v a="$A_P99" -v q="$QUIET_P99" 'BEGIN { printf "%.2f", q ? a / q :
 conns="$(grep -E '^flashcoupon_(sse|live|ws)[a-z_]*' "$WORK/metrics.after" | tr '\n' ' ')"
 cat >&2 <<REPORT
 
-================ claim latency under abuse (wrk -t1 -c$CONNECTIONS -d$DURATION, pace ${PACE_MS} ms) ================
+================ $DROP claim latency under abuse (wrk -t1 -c$CONNECTIONS -d$DURATION, pace ${PACE_MS} ms) ================
 quiet        $(printf '%7.0f' "$Q1_RPS") claims/s   p50 ${Q1_P50} ms   p99 ${Q1_P99} ms   non-201 $Q1_NON201
 abuse        $(printf '%7.0f' "$A_RPS") claims/s   p50 ${A_P50} ms   p99 ${A_P99} ms   non-201 $A_NON201
 quiet again  $(printf '%7.0f' "$Q2_RPS") claims/s   p50 ${Q2_P50} ms   p99 ${Q2_P99} ms   non-201 $Q2_NON201
@@ -133,7 +147,7 @@ abuse.py     $ABUSE
 server       $conns
 REPORT
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-printf '%s rev=%s cpus=%s/%s c=%s pace_ms=%s d=%s sse=%s logins=%s toggles=%s ghosts=%s quiet_p99_ms=%s/%s abuse_p99_ms=%s ratio=%s rps=%s/%s/%s non201=%s/%s/%s\n' \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "${SERVER_CPUS:-all}" "${DRIVER_CPUS:-all}" "$CONNECTIONS" "$PACE_MS" "$DURATION" "$SSE" "$LOGINS" "$TOGGLES" "$GHOSTS" \
+printf '%s rev=%s drop=%s cpus=%s/%s c=%s pace_ms=%s d=%s sse=%s logins=%s toggles=%s ghosts=%s quiet_p99_ms=%s/%s abuse_p99_ms=%s ratio=%s rps=%s/%s/%s non201=%s/%s/%s\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "$DROP" "${SERVER_CPUS:-all}" "${DRIVER_CPUS:-all}" "$CONNECTIONS" "$PACE_MS" "$DURATION" "$SSE" "$LOGINS" "$TOGGLES" "$GHOSTS" \
     "$Q1_P99" "$Q2_P99" "$A_P99" "$RATIO" "$Q1_RPS" "$A_RPS" "$Q2_RPS" "$Q1_NON201" "$A_NON201" "$Q2_NON201" >>"$OUT/abuse.log"
 tail -n1 "$OUT/abuse.log" >&2
