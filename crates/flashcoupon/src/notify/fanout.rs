@@ -140,17 +140,35 @@ impl<K: Copy + Eq + Hash, S: Snapshot> Fanout<K, S> {
         channels.keys().copied().collect()
     }
 
-    /// Forget `key` if nobody watches it; whether it is gone.
+    /// Forget `key` if nobody watches it; whether it is gone. A key kept
+    /// loses the turns of its streams that ended (one that no longer
+    /// changes has no sweep to prune them).
     pub fn forget(&self, key: K) -> bool {
         let mut channels = lock(&self.channels);
         match channels.get(&key) {
-            Some(c) if c.tx.receiver_count() > 0 => false,
+            Some(c) if c.tx.receiver_count() > 0 => {
+                lock(&c.turns).retain(|t| t.strong_count() > 0);
+                false
+            }
             Some(_) => {
                 channels.remove(&key);
                 true
             }
             None => true,
         }
+    }
+
+    /// End `key`'s streams (its channel closed, each woken to see it).
+    pub fn close(&self, key: K) {
+        let Some(channel) = lock(&self.channels).remove(&key) else {
+            return;
+        };
+        let turns: Vec<Turn> = lock(&channel.turns)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        drop(channel);
+        turns.iter().for_each(|t| t.notify_one());
     }
 
     /// Publish to the key's watchers if it differs from what they last got,
@@ -281,12 +299,30 @@ pub(crate) mod tests {
         assert!(fanout.forget(1), "never watched");
         let w = fanout.watch(1);
         let other = fanout.watch(2);
+        let gone = fanout.watch(1);
+        drop(gone);
+        assert_eq!(fanout.turns(1), 2);
         assert!(!fanout.forget(1));
+        assert_eq!(
+            fanout.turns(1),
+            1,
+            "a kept key loses its ended streams' turns"
+        );
         assert_eq!(fanout.prune().len(), 2);
         drop(w);
         assert!(fanout.forget(1));
         assert_eq!(fanout.prune(), vec![2]);
         drop(other);
         assert!(fanout.prune().is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_a_key_ends_its_streams() {
+        let fanout = Fanout::<u8, Reading>::default();
+        let w = fanout.watch(1);
+        fanout.close(1);
+        w.turn.notified().await;
+        assert!(w.rx.has_changed().is_err(), "the channel is closed");
+        assert!(fanout.forget(1), "and forgotten");
     }
 }

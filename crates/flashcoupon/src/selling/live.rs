@@ -45,7 +45,7 @@ impl SaleSnapshot {
             status: campaign_status(now, starts_at, stock.ends_at, stock.paused, stock.remaining),
             total_quantity: stock.total,
             remaining_quantity: stock.remaining,
-            sold_count: stock.total - stock.remaining,
+            sold_count: stock.total.saturating_sub(stock.remaining),
             paused: stock.paused,
             starts_at,
             ends_at: stock.ends_at,
@@ -90,7 +90,28 @@ impl SaleLive {
 /// changes (one that comes too soon for the crowd is sent by a later read).
 /// Ends once the last stream went away.
 async fn poll(state: AppState, sale: SaleId, starts_at: Timestamp) {
+    /// However the poller ends (a panic too), the sale is no longer polled
+    /// and its streams end, so the next stream starts a poller again.
+    struct Polling<'a> {
+        live: &'a SaleLive,
+        sale: SaleId,
+        ended: bool,
+    }
+    impl Drop for Polling<'_> {
+        fn drop(&mut self) {
+            if !self.ended {
+                let mut polled = self.live.polled.lock().unwrap_or_else(|e| e.into_inner());
+                self.live.fanout.close(self.sale);
+                polled.remove(&self.sale);
+            }
+        }
+    }
     let live = &state.sale_live;
+    let mut polling = Polling {
+        live,
+        sale,
+        ended: false,
+    };
     let mut every = tokio::time::interval(POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -99,6 +120,7 @@ async fn poll(state: AppState, sale: SaleId, starts_at: Timestamp) {
             let mut polled = live.polled.lock().unwrap_or_else(|e| e.into_inner());
             if live.fanout.forget(sale) {
                 polled.remove(&sale);
+                polling.ended = true;
                 return;
             }
         }
