@@ -125,11 +125,12 @@ pub struct Settings {
     #[arg(long, env = "FLASHCOUPON_AUTH_RATE_PER_IP", default_value_t = 50)]
     pub auth_rate_per_ip: u32,
 
-    /// The password-hashing threads' nice value, 0 to 19 (0: the server's
-    /// own priority). Higher: a log-in flood takes only what claims leave.
-    #[arg(long, env = "FLASHCOUPON_HASH_NICE", default_value_t = 10,
-        value_parser = clap::value_parser!(i32).range(0..=19))]
-    pub hash_nice: i32,
+    /// The password-hashing threads' priority: `idle` (Linux's SCHED_IDLE:
+    /// they get only CPU nothing else wants, and give it up at once), or a
+    /// nice value from 0 (the server's own priority) to 19. A log-in flood
+    /// during a drop takes only what the claims leave.
+    #[arg(long, env = "FLASHCOUPON_HASH_NICE", default_value = "idle")]
+    pub hash_nice: crate::auth::HashPriority,
 
     /// Failed code redemptions (unknown or used codes) a minute per user,
     /// all usable at once; then 429 until the budget refills. 0 = unlimited.

@@ -4,11 +4,13 @@
 //! its own within a budget: a few at once, a bounded queue behind them, and
 //! `Busy` (503) beyond, so a flood of logins can neither spawn hundreds of
 //! 19 MiB hashing threads nor queue without end. Those threads run at a
-//! lower CPU priority (`--hash-nice`, 10 by default): during a drop, a
-//! log-in flood gets what the claims leave rather than an equal share (a
-//! profile of the abuse benchmark found Argon2 in 54% of the server's
-//! samples, at the same priority as the claims).
+//! lower CPU priority (`--hash-nice`; by default Linux's `SCHED_IDLE`):
+//! during a drop, a log-in flood gets what the claims leave rather than an
+//! equal share (a profile of the abuse benchmark found Argon2 in 54% of the
+//! server's samples, at the same priority as the claims).
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::Argon2;
@@ -32,6 +34,43 @@ fn verify(password: &str, hash: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// How the hashing threads give way to the rest of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashPriority {
+    /// A nice value, 0 (the server's own priority) to 19.
+    Nice(i32),
+    /// Linux's `SCHED_IDLE`: they run on CPU nothing else wants, and any
+    /// other thread that wakes takes the core from them at once (a nice
+    /// value only weighs the shares: a claim's thread that wakes may wait
+    /// out a hash's time slice). Measured: `bench/abuse.sh`.
+    Idle,
+}
+
+impl FromStr for HashPriority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("idle") {
+            return Ok(Self::Idle);
+        }
+        match s.parse::<i32>() {
+            Ok(n) if (0..=19).contains(&n) => Ok(Self::Nice(n)),
+            _ => Err(format!(
+                "{s:?} is neither a nice value from 0 to 19 nor \"idle\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for HashPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Nice(n) => write!(f, "{n}"),
+            Self::Idle => f.write_str("idle"),
+        }
+    }
 }
 
 /// Why a hash or a check did not run.
@@ -59,16 +98,20 @@ pub struct PasswordHasher {
 const QUEUE: usize = 64;
 
 impl PasswordHasher {
-    /// Two hashing threads per core, at `nice` (0: the server's own priority).
-    pub fn new(nice: i32) -> anyhow::Result<Self> {
+    /// Two hashing threads per core, at `priority`.
+    pub fn new(priority: HashPriority) -> anyhow::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::with_budget(workers * 2, QUEUE, nice)
+        Self::with_budget(workers * 2, QUEUE, priority)
     }
 
-    /// `running` threads at `nice`, and at most `queued` more hashes waiting.
-    pub fn with_budget(running: usize, queued: usize, nice: i32) -> anyhow::Result<Self> {
+    /// `running` threads at `priority`, and at most `queued` more hashes waiting.
+    pub fn with_budget(
+        running: usize,
+        queued: usize,
+        priority: HashPriority,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            pool: HashPool::start(running, nice)?,
+            pool: HashPool::start(running, priority)?,
             admitted: Arc::new(Semaphore::new(running + queued)),
             decoy: hash_password("decoy password, never matches")?.into(),
         })
@@ -114,7 +157,7 @@ impl PasswordHasher {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The hashing threads: started once, each lowered to its `nice`, taking
+/// The hashing threads: started once, each lowered to its priority, taking
 /// jobs from one queue (the budget bounds it) until the pool is dropped.
 #[derive(Debug, Clone)]
 struct HashPool {
@@ -122,7 +165,7 @@ struct HashPool {
 }
 
 impl HashPool {
-    fn start(threads: usize, nice: i32) -> anyhow::Result<Self> {
+    fn start(threads: usize, priority: HashPriority) -> anyhow::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..threads.max(1) {
@@ -130,7 +173,7 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
                 .spawn(move || {
-                    lower_priority(nice);
+                    lower_priority(priority);
                     loop {
                         // The lock is held only to take the next job.
                         let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -151,23 +194,39 @@ impl HashPool {
     }
 }
 
-/// Lower this thread's CPU priority to `nice` (Linux: a thread has its own
-/// nice value; lowering needs no privilege). Elsewhere, or on failure, the
+/// Lower this thread's CPU priority (Linux: a thread has its own nice value
+/// and policy; lowering needs no privilege). Elsewhere, or on failure, the
 /// thread keeps the server's priority and says so.
-fn lower_priority(nice: i32) {
-    if nice == 0 {
+fn lower_priority(priority: HashPriority) {
+    if priority == HashPriority::Nice(0) {
         return;
     }
     #[cfg(target_os = "linux")]
     {
-        let thread = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(thread), nice) {
-            tracing::warn!(error = %e, nice, "could not lower the hashing thread's priority");
+        let lowered = match priority {
+            HashPriority::Nice(nice) => {
+                rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice)
+                    .map_err(|e| e.to_string())
+            }
+            HashPriority::Idle => {
+                use thread_priority::{
+                    NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+                };
+                thread_priority::set_thread_priority_and_policy(
+                    thread_priority::thread_native_id(),
+                    ThreadPriority::Min,
+                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+                )
+                .map_err(|e| e.to_string())
+            }
+        };
+        if let Err(error) = lowered {
+            tracing::warn!(error, %priority, "could not lower the hashing thread's priority");
         }
     }
     #[cfg(not(target_os = "linux"))]
     tracing::info!(
-        nice,
+        %priority,
         "hashing threads keep the server's priority on this system"
     );
 }
@@ -185,7 +244,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn hashes_run_on_threads_of_lower_priority() {
-        let hasher = PasswordHasher::with_budget(1, 1, 10).unwrap();
+        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(10)).unwrap();
         let nice = hasher.run(current_nice).await.unwrap();
         assert_eq!(nice, 10);
         assert_eq!(
@@ -197,9 +256,36 @@ mod tests {
         assert_eq!(current_nice(), 0);
     }
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn idle_hashes_run_under_sched_idle() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Idle).unwrap();
+        let policy = || thread_priority::thread_schedule_policy().unwrap();
+        assert_eq!(hasher.run(policy).await.unwrap(), idle);
+        assert_eq!(hasher.run(policy).await.unwrap(), idle, "every job");
+        assert_ne!(policy(), idle, "the server's own threads are untouched");
+        let h = hasher.hash("idle".into()).await.unwrap();
+        assert!(hasher.verify("idle".into(), Some(h)).await.unwrap());
+    }
+
+    #[test]
+    fn a_priority_is_a_nice_value_or_idle() {
+        assert_eq!("idle".parse(), Ok(HashPriority::Idle));
+        assert_eq!("IDLE".parse(), Ok(HashPriority::Idle));
+        assert_eq!("0".parse(), Ok(HashPriority::Nice(0)));
+        assert_eq!("19".parse(), Ok(HashPriority::Nice(19)));
+        for bad in ["20", "-1", "", "nice", "1.5"] {
+            assert!(bad.parse::<HashPriority>().is_err(), "{bad:?}");
+        }
+        assert_eq!(HashPriority::Idle.to_string(), "idle");
+        assert_eq!(HashPriority::Nice(7).to_string(), "7");
+    }
+
     #[tokio::test]
     async fn beyond_the_budget_callers_are_told_busy_and_abandoned_hashes_still_count() {
-        let hasher = PasswordHasher::with_budget(1, 1, 0).unwrap();
+        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(0)).unwrap();
         // Two hashes in the budget (one running, one queued), started and
         // then abandoned by their callers, as a client hanging up would.
         let first = tokio::spawn({
