@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{Mutex, MutexGuard, Notify};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 /// Batches that may go ahead of a waiting ordinary write, in a row.
 pub const MAX_STREAK: usize = 4;
@@ -29,7 +29,7 @@ const HAND_OVER: std::time::Duration = std::time::Duration::from_millis(20);
 /// The process's write turn, shared by the store and its group-commit writer.
 #[derive(Debug, Default)]
 pub struct WriteTurn {
-    lock: Mutex<()>,
+    lock: Arc<Mutex<()>>,
     /// Urgent turns asked for and not yet given back (waiting or writing).
     urgent: AtomicUsize,
     /// Woken when `urgent` drops to zero.
@@ -51,19 +51,22 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// A turn: the write it guards may run until this is dropped.
+/// A turn: the write it guards may run until this is dropped. It owns what
+/// it holds, so it can go with a job to the thread that writes: a caller
+/// that is cancelled after handing the job over does not free the turn
+/// while the write still runs.
 #[derive(Debug)]
-pub struct Turn<'a> {
-    _lock: MutexGuard<'a, ()>,
-    _urgent: Option<Urgent<'a>>,
+pub struct Turn {
+    _lock: OwnedMutexGuard<()>,
+    _urgent: Option<Urgent>,
 }
 
 /// One count in `urgent`, given back when dropped: also when the future
 /// that asked is cancelled before its turn came.
 #[derive(Debug)]
-struct Urgent<'a>(&'a WriteTurn);
+struct Urgent(Arc<WriteTurn>);
 
-impl Drop for Urgent<'_> {
+impl Drop for Urgent {
     fn drop(&mut self) {
         if self.0.urgent.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.calm.notify_waiters();
@@ -79,7 +82,7 @@ impl WriteTurn {
     /// The group commit's turn: ahead of every ordinary write not already
     /// writing (tokio's mutex is FIFO, and ordinary writes that reach it
     /// while this waits step aside at once).
-    pub async fn urgent(&self) -> Turn<'_> {
+    pub async fn urgent(self: &Arc<Self>) -> Turn {
         if self.ordinary_waiting.load(Ordering::Acquire) > 0 {
             if self.streak.fetch_add(1, Ordering::AcqRel) >= MAX_STREAK {
                 // Not asking yet: the ordinary writes woken when the last
@@ -96,15 +99,15 @@ impl WriteTurn {
             self.streak.store(0, Ordering::Release);
         }
         self.urgent.fetch_add(1, Ordering::AcqRel);
-        let urgent = Urgent(self);
+        let urgent = Urgent(self.clone());
         Turn {
-            _lock: self.lock.lock().await,
+            _lock: self.lock.clone().lock_owned().await,
             _urgent: Some(urgent),
         }
     }
 
     /// Any other write's turn: once no urgent turn is waiting or writing.
-    pub async fn ordinary(&self) -> Turn<'_> {
+    pub async fn ordinary(self: &Arc<Self>) -> Turn {
         self.ordinary_waiting.fetch_add(1, Ordering::AcqRel);
         let _waiting = Waiting(&self.ordinary_waiting);
         loop {
@@ -117,7 +120,7 @@ impl WriteTurn {
                 calm.await;
                 continue;
             }
-            let lock = self.lock.lock().await;
+            let lock = self.lock.clone().lock_owned().await;
             if self.urgent.load(Ordering::Acquire) == 0 {
                 self.passed.notify_waiters();
                 return Turn {

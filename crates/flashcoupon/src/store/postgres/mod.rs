@@ -185,7 +185,7 @@ impl PgStore {
 
 impl PgStore {
     /// PostgreSQL has row locks: writers need not take turns.
-    pub(super) async fn write_turn(&self) -> Option<super::write_turn::Turn<'_>> {
+    pub(super) async fn write_turn(&self) -> Option<super::write_turn::Turn> {
         None
     }
 

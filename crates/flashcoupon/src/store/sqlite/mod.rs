@@ -230,7 +230,7 @@ impl SqliteStore {
 
     /// Wait for this process's turn to write, behind the group commit (see
     /// [`WriteTurn`]).
-    pub(super) async fn write_turn(&self) -> Option<Turn<'_>> {
+    pub(super) async fn write_turn(&self) -> Option<Turn> {
         Some(self.write_turn.ordinary().await)
     }
 

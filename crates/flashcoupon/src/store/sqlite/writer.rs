@@ -196,7 +196,9 @@ impl SqliteWriter {
     }
 
     /// Run `work` on the thread's connection, as part of this task's trace
-    /// (a write that records its request id finds it there). `None` if the
+    /// (a write that records its request id finds it there; a turn the
+    /// write needs goes inside `work`, so it is held for as long as the
+    /// write runs on the thread, whatever becomes of this future). `None` if the
     /// thread is gone (it panicked): the job never reached it, or its
     /// transaction was rolled back as the panic unwound, so nothing of it
     /// was written.
@@ -233,15 +235,18 @@ impl SqliteWriter {
     /// the group commits). A thread that is gone is an error: nothing was
     /// written, and the consumer returns the events to the queue.
     pub async fn apply_inbound(&self, items: &[InboundItem]) -> Result<Vec<Applied>, StoreError> {
-        let _turn = self.turn.ordinary().await;
+        let turn = self.turn.ordinary().await;
         let owned = items.to_vec();
-        self.answer(move |b| b.apply_inbound(&owned))
-            .await
-            .unwrap_or_else(|| {
-                Err(StoreError::Db(sqlx::Error::Protocol(
-                    "the SQLite writer thread is gone".into(),
-                )))
-            })
+        self.answer(move |b| {
+            let _turn = turn;
+            b.apply_inbound(&owned)
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(StoreError::Db(sqlx::Error::Protocol(
+                "the SQLite writer thread is gone".into(),
+            )))
+        })
     }
 
     /// Write a batch of orders, in the group commit's turn.
@@ -249,9 +254,13 @@ impl SqliteWriter {
         &self,
         rows: &[&NewOrderRow],
     ) -> Result<HashSet<OrderId>, StoreError> {
-        let _turn = self.turn.urgent().await;
+        let turn = self.turn.urgent().await;
         let owned: Vec<NewOrderRow> = rows.iter().map(|&r| r.clone()).collect();
-        self.ask(move |b| b.insert_orders(&owned)).await
+        self.ask(move |b| {
+            let _turn = turn;
+            b.insert_orders(&owned)
+        })
+        .await
     }
 }
 
@@ -259,9 +268,13 @@ impl SqliteWriter {
 impl CouponWriter for SqliteWriter {
     /// Write one group-commit batch in one transaction: all rows or none.
     async fn insert(&mut self, rows: &[&NewCouponRow]) -> Result<HashSet<CouponId>, StoreError> {
-        let _turn = self.turn.urgent().await;
+        let turn = self.turn.urgent().await;
         let owned: Vec<NewCouponRow> = rows.iter().map(|&r| r.clone()).collect();
-        self.ask(move |b| b.insert(&owned)).await?;
+        self.ask(move |b| {
+            let _turn = turn;
+            b.insert(&owned)
+        })
+        .await?;
         Ok(rows.iter().map(|r| r.id).collect())
     }
 
@@ -312,6 +325,40 @@ mod tests {
         let r = row(CampaignId::generate(), UserId::generate(), 1, None);
         let ended = tokio::spawn(async move { writer.insert(&[&r]).await.map(|_| ()) }).await;
         assert!(ended.is_err_and(|e| e.is_panic()));
+    }
+
+    /// A batch handed to the thread holds the write turn until the thread
+    /// is done with it, even if the caller is cancelled meanwhile: an
+    /// ordinary write let in then would meet SQLite's lock and sleep.
+    #[tokio::test]
+    async fn a_cancelled_caller_keeps_the_turn_until_the_thread_is_done() {
+        let (jobs, queue) = std_mpsc::channel::<Job>();
+        let turn = WriteTurn::shared();
+        let mut writer = SqliteWriter {
+            jobs,
+            turn: turn.clone(),
+            thread: None,
+        };
+        let r = row(CampaignId::generate(), UserId::generate(), 1, None);
+        let caller = tokio::spawn(async move { writer.insert(&[&r]).await.map(|_| ()) });
+        // The "thread" has taken the job and is writing it.
+        let (job, _queue) = tokio::task::spawn_blocking(move || (queue.recv(), queue))
+            .await
+            .expect("thread");
+        let job = job.expect("the batch reached the thread");
+        caller.abort();
+        assert!(caller.await.is_err_and(|e| e.is_cancelled()));
+        let soon = std::time::Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(soon, turn.ordinary()).await.is_err(),
+            "an ordinary write went while the batch was still being written"
+        );
+        drop(job); // written
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), turn.ordinary())
+                .await
+                .is_ok()
+        );
     }
 
     /// The writer's own connection keeps the record's constraints and
