@@ -92,6 +92,9 @@ pub struct PasswordHasher {
     /// Verified against when the e-mail is unknown, so "no such user" takes
     /// as long as "wrong password" and does not reveal which e-mails exist.
     decoy: Arc<str>,
+    /// Hashes not run because their caller had gone before a thread took
+    /// them up (a log-in flood whose clients hang up at once).
+    abandoned: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Hashes that may wait for a thread before callers are told `Busy`.
@@ -114,14 +117,21 @@ impl PasswordHasher {
             pool: HashPool::start(running, priority)?,
             admitted: Arc::new(Semaphore::new(running + queued)),
             decoy: hash_password("decoy password, never matches")?.into(),
+            abandoned: Arc::default(),
         })
+    }
+
+    /// Hashes skipped because their caller had gone before they started.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Run `job` within the budget. The permit goes with the job to its
     /// thread, not with the caller's future: a client that hangs up
     /// mid-hash (its request future dropped) cannot free its slot while the
     /// hash still burns a core, so the budget counts every hash really
-    /// running or waiting.
+    /// running or waiting. A job whose caller is gone before a thread takes
+    /// it up is not run at all.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -132,7 +142,15 @@ impl PasswordHasher {
             .try_acquire_owned()
             .map_err(|_| HashError::Busy)?;
         let (done, answer) = tokio::sync::oneshot::channel();
+        let abandoned = self.abandoned.clone();
         self.pool.submit(Box::new(move || {
+            // The caller hung up while this waited: nobody will read the
+            // answer, so no core burns for it. It held its place in the
+            // budget until now, so a flood still met `Busy` while it queued.
+            if done.is_closed() {
+                abandoned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
             let out = job();
             drop(admitted);
             let _ = done.send(out);
@@ -286,12 +304,25 @@ mod tests {
     #[tokio::test]
     async fn beyond_the_budget_callers_are_told_busy_and_abandoned_hashes_still_count() {
         let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(0)).unwrap();
-        // Two hashes in the budget (one running, one queued), started and
-        // then abandoned by their callers, as a client hanging up would.
+        // Two jobs in the budget, one running (held until released), one
+        // queued, both then abandoned by their callers, as clients hanging
+        // up would.
+        let (started, running) = std::sync::mpsc::channel();
+        let (release, held) = std::sync::mpsc::channel::<()>();
         let first = tokio::spawn({
             let h = hasher.clone();
-            async move { h.hash("one".into()).await }
+            async move {
+                h.run(move || {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                })
+                .await
+            }
         });
+        tokio::task::spawn_blocking(move || running.recv())
+            .await
+            .unwrap()
+            .unwrap();
         let second = tokio::spawn({
             let h = hasher.clone();
             async move { h.hash("two".into()).await }
@@ -301,16 +332,22 @@ mod tests {
         }
         first.abort();
         second.abort();
+        assert!(first.await.is_err_and(|e| e.is_cancelled()));
+        assert!(second.await.is_err_and(|e| e.is_cancelled()));
         assert!(
             matches!(hasher.hash("three".into()).await, Err(HashError::Busy)),
             "the abandoned hashes still hold the budget"
         );
-        // Once they finish, the budget is back.
+        // The running one finishes; the queued one, whose caller is gone,
+        // is not hashed at all; then the budget is back.
+        release.send(()).unwrap();
         while hasher.admitted.available_permits() < 2 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        assert_eq!(hasher.abandoned(), 1, "the queued hash was skipped");
         let h = hasher.hash("four".into()).await.unwrap();
         assert!(hasher.verify("four".into(), Some(h)).await.unwrap());
+        assert_eq!(hasher.abandoned(), 1, "answered hashes run");
     }
 
     #[test]
