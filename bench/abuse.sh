@@ -92,7 +92,7 @@ if [[ "$DROP" == sale ]]; then
     LIVE_PATH="/api/v1/sales/$SALE/live"
 fi
 
-# claims NAME: the paced claim load; sets P50, P99, RPS, NON201.
+# claims NAME: the paced claim load; sets P50, P99, MAX, RPS, NON201.
 claims() {
     say "$1: wrk -t1 -c$CONNECTIONS -d$DURATION, ${PACE_MS} ms between claims per connection"
     PACE_MS="$PACE_MS" "${PIN_DRIVER[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/issue.lua \
@@ -100,13 +100,13 @@ claims() {
     local line
     line="$(grep '^@@ ' "$WORK/$1.wrk")" || die "no summary line from wrk"
     field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-    P50="$(field p50_ms)" P99="$(field p99_ms)" RPS="$(field rps)" NON201="$(field non201)"
+    P50="$(field p50_ms)" P99="$(field p99_ms)" MAX="$(field max_ms)" RPS="$(field rps)" NON201="$(field non201)"
 }
 
 say "warm-up"
 PACE_MS="$PACE_MS" "${PIN_DRIVER[@]}" wrk -t1 -c"$CONNECTIONS" -d3s -s bench/issue.lua "$ISSUE_URL" -- "$TOKENS" 1 >/dev/null
 claims quiet1
-Q1_P50="$P50" Q1_P99="$P99" Q1_RPS="$RPS" Q1_NON201="$NON201"
+Q1_P50="$P50" Q1_P99="$P99" Q1_MAX="$MAX" Q1_RPS="$RPS" Q1_NON201="$NON201"
 
 say "abuse: opening $SSE idle live streams, then logins $LOGINS/s, toggles $TOGGLES/s, ghosts $GHOSTS/s"
 "${PIN_DRIVER[@]}" python3 bench/abuse.py --port "$PORT" --campaign "$CAMPAIGN" --live "$LIVE_PATH" --tokens "$TOKENS" \
@@ -124,14 +124,14 @@ say "streams: $(cat "$WORK/abuse.ready")"
 sleep 2 # the floods reach their rates
 api GET /metrics >"$WORK/metrics.before"
 claims abuse
-A_P50="$P50" A_P99="$P99" A_RPS="$RPS" A_NON201="$NON201"
+A_P50="$P50" A_P99="$P99" A_MAX="$MAX" A_RPS="$RPS" A_NON201="$NON201"
 api GET /metrics >"$WORK/metrics.after"
 kill -TERM "$ABUSE_PID" 2>/dev/null || true
 wait "$ABUSE_PID" || true
 ABUSE="$(cat "$WORK/abuse.out")"
 
 claims quiet2
-Q2_P50="$P50" Q2_P99="$P99" Q2_RPS="$RPS" Q2_NON201="$NON201"
+Q2_P50="$P50" Q2_P99="$P99" Q2_MAX="$MAX" Q2_RPS="$RPS" Q2_NON201="$NON201"
 
 QUIET_P99="$(awk -v a="$Q1_P99" -v b="$Q2_P99" 'BEGIN { printf "%.3f", (a + b) / 2 }')"
 RATIO="$(awk -v a="$A_P99" -v q="$QUIET_P99" 'BEGIN { printf "%.2f", q ? a / q : 0 }')"
@@ -139,15 +139,15 @@ conns="$(grep -E '^flashcoupon_(sse|live|ws)[a-z_]*' "$WORK/metrics.after" | tr 
 cat >&2 <<REPORT
 
 ================ $DROP claim latency under abuse (wrk -t1 -c$CONNECTIONS -d$DURATION, pace ${PACE_MS} ms) ================
-quiet        $(printf '%7.0f' "$Q1_RPS") claims/s   p50 ${Q1_P50} ms   p99 ${Q1_P99} ms   non-201 $Q1_NON201
-abuse        $(printf '%7.0f' "$A_RPS") claims/s   p50 ${A_P50} ms   p99 ${A_P99} ms   non-201 $A_NON201
-quiet again  $(printf '%7.0f' "$Q2_RPS") claims/s   p50 ${Q2_P50} ms   p99 ${Q2_P99} ms   non-201 $Q2_NON201
+quiet        $(printf '%7.0f' "$Q1_RPS") claims/s   p50 ${Q1_P50} ms   p99 ${Q1_P99} ms   max ${Q1_MAX} ms   non-201 $Q1_NON201
+abuse        $(printf '%7.0f' "$A_RPS") claims/s   p50 ${A_P50} ms   p99 ${A_P99} ms   max ${A_MAX} ms   non-201 $A_NON201
+quiet again  $(printf '%7.0f' "$Q2_RPS") claims/s   p50 ${Q2_P50} ms   p99 ${Q2_P99} ms   max ${Q2_MAX} ms   non-201 $Q2_NON201
 ratio        p99 under abuse / quiet p99 = ${RATIO}x   (target <= 2x)
 abuse.py     $ABUSE
 server       $conns
 REPORT
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-printf '%s rev=%s drop=%s cpus=%s/%s c=%s pace_ms=%s d=%s sse=%s logins=%s toggles=%s ghosts=%s quiet_p99_ms=%s/%s abuse_p99_ms=%s ratio=%s rps=%s/%s/%s non201=%s/%s/%s\n' \
+printf '%s rev=%s drop=%s cpus=%s/%s c=%s pace_ms=%s d=%s sse=%s logins=%s toggles=%s ghosts=%s quiet_p99_ms=%s/%s abuse_p99_ms=%s abuse_max_ms=%s ratio=%s rps=%s/%s/%s non201=%s/%s/%s\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rev" "$DROP" "${SERVER_CPUS:-all}" "${DRIVER_CPUS:-all}" "$CONNECTIONS" "$PACE_MS" "$DURATION" "$SSE" "$LOGINS" "$TOGGLES" "$GHOSTS" \
-    "$Q1_P99" "$Q2_P99" "$A_P99" "$RATIO" "$Q1_RPS" "$A_RPS" "$Q2_RPS" "$Q1_NON201" "$A_NON201" "$Q2_NON201" >>"$OUT/abuse.log"
+    "$Q1_P99" "$Q2_P99" "$A_P99" "$A_MAX" "$RATIO" "$Q1_RPS" "$A_RPS" "$Q2_RPS" "$Q1_NON201" "$A_NON201" "$Q2_NON201" >>"$OUT/abuse.log"
 tail -n1 "$OUT/abuse.log" >&2
