@@ -165,7 +165,7 @@ impl Application {
             .refresh(&*engines.store)
             .await
             .context("reading revoked tokens")?;
-        let passwords = PasswordHasher::new(settings.hash_nice)?;
+        let passwords = PasswordHasher::new(settings.hash_nice, metrics.hashes_abandoned.clone())?;
         ensure_first_admin(settings, &*engines.store, &passwords, &clock).await?;
         let mut writers: Vec<Box<dyn RowWriter<NewCouponRow>>> =
             Vec::with_capacity(engines.writers);

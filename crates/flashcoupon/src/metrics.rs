@@ -51,6 +51,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// Codes written by code jobs.
     pub codes_generated: IntCounter,
+    /// Password hashes not run: their caller hung up while they queued.
+    pub hashes_abandoned: IntCounter,
     /// Messages from `flashcoupon.triggers`, by `result` (applied, repeat,
     /// dead_lettered, retried).
     pub trigger_messages: IntCounterVec,
@@ -234,6 +236,11 @@ impl Metrics {
             "Unique codes written by code jobs.",
         )
         .expect("valid metric");
+        let hashes_abandoned = IntCounter::new(
+            "flashcoupon_password_hashes_abandoned_total",
+            "Password hashes (sign-ins, sign-ups) not run because the client hung up while they queued: a flood of sign-ins that disconnect shows here.",
+        )
+        .expect("valid metric");
         let trigger_messages = IntCounterVec::new(
             Opts::new(
                 "flashcoupon_trigger_messages_total",
@@ -308,6 +315,7 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(build_info),
             Box::new(codes_generated.clone()),
+            Box::new(hashes_abandoned.clone()),
             Box::new(trigger_messages.clone()),
             Box::new(trigger_events.clone()),
             Box::new(trigger_issues.clone()),
@@ -353,6 +361,7 @@ impl Metrics {
             http_requests,
             http_duration,
             codes_generated,
+            hashes_abandoned,
             trigger_messages,
             trigger_events,
             trigger_issues,

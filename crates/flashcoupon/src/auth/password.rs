@@ -94,17 +94,18 @@ pub struct PasswordHasher {
     decoy: Arc<str>,
     /// Hashes not run because their caller had gone before a thread took
     /// them up (a log-in flood whose clients hang up at once).
-    abandoned: Arc<std::sync::atomic::AtomicU64>,
+    abandoned: prometheus::IntCounter,
 }
 
 /// Hashes that may wait for a thread before callers are told `Busy`.
 const QUEUE: usize = 64;
 
 impl PasswordHasher {
-    /// Two hashing threads per core, at `priority`.
-    pub fn new(priority: HashPriority) -> anyhow::Result<Self> {
+    /// Two hashing threads per core, at `priority`; hashes skipped because
+    /// their caller hung up are counted in `abandoned`.
+    pub fn new(priority: HashPriority, abandoned: prometheus::IntCounter) -> anyhow::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::with_budget(workers * 2, QUEUE, priority)
+        Self::with_budget(workers * 2, QUEUE, priority, abandoned)
     }
 
     /// `running` threads at `priority`, and at most `queued` more hashes waiting.
@@ -112,18 +113,19 @@ impl PasswordHasher {
         running: usize,
         queued: usize,
         priority: HashPriority,
+        abandoned: prometheus::IntCounter,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             pool: HashPool::start(running, priority)?,
             admitted: Arc::new(Semaphore::new(running + queued)),
             decoy: hash_password("decoy password, never matches")?.into(),
-            abandoned: Arc::default(),
+            abandoned,
         })
     }
 
     /// Hashes skipped because their caller had gone before they started.
     pub fn abandoned(&self) -> u64 {
-        self.abandoned.load(std::sync::atomic::Ordering::Relaxed)
+        self.abandoned.get()
     }
 
     /// Run `job` within the budget. The permit goes with the job to its
@@ -148,7 +150,7 @@ impl PasswordHasher {
             // answer, so no core burns for it. It held its place in the
             // budget until now, so a flood still met `Busy` while it queued.
             if done.is_closed() {
-                abandoned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                abandoned.inc();
                 return;
             }
             let out = job();
@@ -259,10 +261,15 @@ fn current_nice() -> i32 {
 mod tests {
     use super::*;
 
+    /// A counter of abandoned hashes of a test's own.
+    fn counter() -> prometheus::IntCounter {
+        prometheus::IntCounter::new("abandoned", "abandoned").unwrap()
+    }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn hashes_run_on_threads_of_lower_priority() {
-        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(10)).unwrap();
+        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(10), counter()).unwrap();
         let nice = hasher.run(current_nice).await.unwrap();
         assert_eq!(nice, 10);
         assert_eq!(
@@ -279,7 +286,7 @@ mod tests {
     async fn idle_hashes_run_under_sched_idle() {
         use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
         let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Idle).unwrap();
+        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Idle, counter()).unwrap();
         let policy = || thread_priority::thread_schedule_policy().unwrap();
         assert_eq!(hasher.run(policy).await.unwrap(), idle);
         assert_eq!(hasher.run(policy).await.unwrap(), idle, "every job");
@@ -303,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn beyond_the_budget_callers_are_told_busy_and_abandoned_hashes_still_count() {
-        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(0)).unwrap();
+        let hasher = PasswordHasher::with_budget(1, 1, HashPriority::Nice(0), counter()).unwrap();
         // Two jobs in the budget, one running (held until released), one
         // queued, both then abandoned by their callers, as clients hanging
         // up would.

@@ -186,4 +186,8 @@ async fn every_route_is_counted_and_timed_by_its_template_and_status() {
         "raw paths never become labels"
     );
     assert!(text.contains("flashcoupon_build_info{version=\""), "{text}");
+    assert!(
+        text.contains("\nflashcoupon_password_hashes_abandoned_total "),
+        "the hashing budget's skipped hashes are exported"
+    );
 }
