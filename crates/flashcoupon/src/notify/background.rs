@@ -11,7 +11,8 @@ use crate::domain::ids::CampaignId;
 use crate::events::EventKind;
 use crate::issuing::drop_of;
 
-use super::live::{self, LiveSnapshot};
+use super::fanout::COALESCE;
+use super::live::LiveSnapshot;
 use super::{Notifier, client_json, lock};
 
 impl Notifier {
@@ -43,7 +44,7 @@ impl Notifier {
     /// once per period the dirty ones are read from the gate and published.
     pub(super) async fn run_live(self: Arc<Self>) {
         let mut rx = self.events.subscribe();
-        let mut period = tokio::time::interval(live::COALESCE);
+        let mut period = tokio::time::interval(COALESCE);
         period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
         let mut campaigns: std::collections::HashMap<CampaignId, Campaign> = Default::default();

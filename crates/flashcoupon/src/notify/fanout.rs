@@ -135,7 +135,7 @@ impl<K: Copy + Eq + Hash, S: Snapshot> Fanout<K, S> {
         let mut channels = lock(&self.channels);
         channels.retain(|_, c| c.tx.receiver_count() > 0);
         for c in channels.values() {
-            lock(&c.turns).retain(|t| t.strong_count() > 0);
+            drop_ended(&mut lock(&c.turns));
         }
         channels.keys().copied().collect()
     }
@@ -147,7 +147,7 @@ impl<K: Copy + Eq + Hash, S: Snapshot> Fanout<K, S> {
         let mut channels = lock(&self.channels);
         match channels.get(&key) {
             Some(c) if c.tx.receiver_count() > 0 => {
-                lock(&c.turns).retain(|t| t.strong_count() > 0);
+                drop_ended(&mut lock(&c.turns));
                 false
             }
             Some(_) => {
@@ -213,12 +213,17 @@ impl<K: Copy + Eq + Hash, S: Snapshot> Fanout<K, S> {
     }
 }
 
+/// Forget the turns of streams that ended.
+fn drop_ended(turns: &mut Vec<Weak<Notify>>) {
+    turns.retain(|t| t.strong_count() > 0);
+}
+
 /// Give each live turn once, a share per [`TICK`] across `period`: the first
 /// share now, the last within the period.
 fn sweep(turns: &Turns, period: Duration) {
     let live: Vec<Turn> = {
         let mut turns = lock(turns);
-        turns.retain(|t| t.strong_count() > 0);
+        drop_ended(&mut turns);
         turns.iter().filter_map(Weak::upgrade).collect()
     };
     let ticks = (period.as_micros() / TICK.as_micros()).max(1) as usize;

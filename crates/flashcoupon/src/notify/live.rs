@@ -22,8 +22,6 @@ use crate::domain::campaign::{Campaign, CampaignStatus, campaign_status};
 use crate::domain::ids::CampaignId;
 use crate::domain::timestamp::Timestamp;
 
-pub use super::fanout::{COALESCE, period};
-
 /// What a campaign's stream holds.
 pub type Watcher = super::fanout::Watcher<LiveSnapshot>;
 
@@ -118,7 +116,7 @@ impl Live {
 mod tests {
     use std::time::Duration;
 
-    use super::super::fanout::TICK;
+    use super::super::fanout::{COALESCE, TICK, period};
     use super::*;
     use crate::domain::campaign::{CouponTerms, Validity};
     use crate::domain::discount::Discount;
