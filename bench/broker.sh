@@ -10,6 +10,8 @@
 #   bash bench/broker.sh
 #   MODE=scale-out EVENTS=5000 CLAIMS=5000 bash bench/broker.sh
 #   RATE=2000 bash bench/broker.sh    # the storm paced at 2,000 claims/s (0: at once)
+#   SERVER_BIN=/tmp/fc-old PREFETCH=256 bash bench/broker.sh   # another binary; both
+#       consumers' prefetch (the server's --amqp-prefetch and the baseline's)
 #
 # Needs RabbitMQ on 127.0.0.1:5672 (scripts/services.sh). The bench uses a
 # namespace of its own (--amqp-namespace) and deletes its queues after.
@@ -25,6 +27,7 @@ MODE="${MODE:-embedded}"
 EVENTS="${EVENTS:-5000}"
 CLAIMS="${CLAIMS:-5000}"
 RATE="${RATE:-0}"
+PREFETCH="${PREFETCH:-128}"
 AMQP="${AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 NS="bench-$(date +%s)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -33,6 +36,7 @@ mkdir -p "$OUT"
 
 say "building (release)"
 cargo build --release -p flashcoupon --bin flashcoupon --example broker_bench
+SERVER_BIN="${SERVER_BIN:-$TARGET/release/flashcoupon}"
 ADMIN_EMAIL="bench-admin@bench.invalid"
 ADMIN_PASSWORD="bench-admin-password"
 MODE_ENV=()
@@ -45,12 +49,12 @@ fi
 start flashcoupon "flashcoupon listening on http://" env "${MODE_ENV[@]}" \
     FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
     FLASHCOUPON_CLAIM_RATE_PER_USER=0 FLASHCOUPON_WRITE_RATE_PER_USER=0 RUST_LOG=warn \
-    FLASHCOUPON_AMQP_URL="$AMQP" FLASHCOUPON_AMQP_NAMESPACE="$NS" \
-    "$TARGET/release/flashcoupon" serve --listen 127.0.0.1:0 --data-dir "$WORK/data"
+    FLASHCOUPON_AMQP_URL="$AMQP" FLASHCOUPON_AMQP_NAMESPACE="$NS" FLASHCOUPON_AMQP_PREFETCH="$PREFETCH" \
+    "$SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data"
 say "measuring ($MODE, $EVENTS events, $CLAIMS claims)"
 LINE="$("$TARGET/release/examples/broker_bench" --base "http://$ADDR" --admin-email "$ADMIN_EMAIL" \
     --admin-password "$ADMIN_PASSWORD" --amqp "$AMQP" --namespace "$NS" \
-    --events "$EVENTS" --claims "$CLAIMS" --rate "$RATE")"
+    --events "$EVENTS" --claims "$CLAIMS" --rate "$RATE" --prefetch "$PREFETCH")"
 echo "$LINE"
 printf '%s mode=%s rev=%s %s\n' "$(date -u +%FT%TZ)" "$MODE" "$(git rev-parse --short HEAD)" "$LINE" >>"$OUT/broker.log"
 # The namespace's own queues and exchange go with the run.

@@ -8,14 +8,20 @@
 //! At least once: a relay that dies after publishing and before deleting
 //! leaves its rows leased; when the lease runs out another relay (or this
 //! one, restarted) publishes them again, with the same id for consumers to
-//! deduplicate on. A failed publish gives its lease back at once.
+//! deduplicate on. A failed publish gives its lease back at once. Up to
+//! [`IN_FLIGHT`] batches wait for their confirms while the next go out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel};
+use std::task::Poll;
+
+use futures_util::FutureExt;
+use futures_util::future::{Either, join_all, ready};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use lapin::{BasicProperties, Channel, PublisherConfirm};
 
 use super::{BrokerError, BrokerSettings, connect, declare, reconnecting, timely};
 use crate::domain::timestamp::Timestamp;
@@ -32,6 +38,13 @@ const LEASE: Duration = Duration::from_secs(10);
 /// A batch's publishes and confirms all finish within this, or the rest is
 /// given back (a broker that blocks publishers, a lost connection).
 const BATCH_DEADLINE: Duration = Duration::from_secs(8);
+/// Batches sent and waiting for their confirms at once, while the next are
+/// leased and sent. A consumer has an event as soon as the broker routes
+/// it, but RabbitMQ confirms a persistent message only once its store has
+/// synced it, in batches up to a few hundred milliseconds apart under load:
+/// a relay that waited for each batch's confirms before leasing the next
+/// made every event behind it wait for the broker's fsync.
+const IN_FLIGHT: usize = 4;
 /// Look for rows at least this often, even with no wake-up (another
 /// instance's writes, a lease run out).
 const POLL: Duration = Duration::from_millis(250);
@@ -59,9 +72,21 @@ async fn session(
     // write per round: on SQLite every write waits its turn behind the
     // group commit, so a storm would otherwise halve the relay's pace).
     let mut confirmed: Vec<uuid::Uuid> = Vec::new();
+    // Batches sent whose confirms are still coming, oldest first.
+    let mut in_flight = FuturesOrdered::new();
     let ended = loop {
+        // Confirms already in, without waiting.
+        if let Err(e) = settled(&mut in_flight, &mut confirmed, false).await {
+            break Err(e);
+        }
         if shutdown.is_begun() {
             break Ok(());
+        }
+        if in_flight.len() >= IN_FLIGHT {
+            match settled(&mut in_flight, &mut confirmed, true).await {
+                Ok(()) => continue,
+                Err(e) => break Err(e),
+            }
         }
         let now = state.clock.now();
         let rows = match state
@@ -83,45 +108,103 @@ async fn session(
                 Vec::new()
             }
         };
-        if rows.len() as u32 == BATCH {
-            // More are waiting: no pause.
-        } else if rows.is_empty() {
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                _ = shutdown.begun() => break Ok(()),
+        let full = rows.len() as u32 == BATCH;
+        if !rows.is_empty() {
+            let sent = send(&channel, &settings.names.events, rows).await;
+            let broken = sent.failed.is_some();
+            in_flight.push_back(confirm(state.clone(), sent));
+            if broken {
+                // The rest of this batch was given back; the session ends
+                // once what went out is settled (below).
+                break Ok(());
             }
-            continue;
         }
-        let (done, failed) = publish(&state, &channel, &settings.names.events, &rows).await;
-        confirmed.extend(done);
-        if let Some(e) = failed {
-            break Err(e);
+        if full {
+            continue; // more are waiting: no pause
+        }
+        // Everything written so far is out: wait for the next commit (its
+        // wake-up may already be here), a confirm or the poll.
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            // A batch confirmed: its rows are deleted by the next lease.
+            settling = settled(&mut in_flight, &mut confirmed, true), if !in_flight.is_empty() => {
+                if let Err(e) = settling {
+                    break Err(e);
+                }
+            }
+            _ = shutdown.begun() => break Ok(()),
         }
     };
+    // What went out is settled (each batch within its deadline) before the
+    // connection closes: confirmed rows are deleted, the rest given back.
+    let mut failure = None;
+    while let Some((done, failed)) = in_flight.next().await {
+        confirmed.extend(done);
+        failure = failure.or(failed);
+    }
     // Deleting fails only with the record: those rows stay leased and are
     // published again after the lease (at least once).
     if let Err(e) = state.store.delete_outbox(&confirmed).await {
         tracing::warn!(error = %e, "outbox relay: could not delete published events; they will be published again");
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
-    ended
+    match (ended, failure) {
+        (Ok(()), Some(e)) if !shutdown.is_begun() => Err(e),
+        (ended, _) => ended,
+    }
 }
 
-/// Publish a leased batch and wait for every confirm; give back the lease
-/// of what the broker did not confirm. Returns the ids it confirmed (for
-/// the caller to delete), and what went wrong.
-async fn publish(
-    state: &AppState,
-    channel: &Channel,
-    exchange: &str,
-    rows: &[OutboxRow],
-) -> (Vec<uuid::Uuid>, Option<BrokerError>) {
+/// What a batch's confirms came to: the ids the broker confirmed (for the
+/// next lease to delete) and what went wrong, if anything.
+type Settled = (Vec<uuid::Uuid>, Option<BrokerError>);
+
+/// Take in the batches whose confirms are all in, oldest first; with
+/// `wait`, wait for the oldest one at least. A batch that failed ends the
+/// session (the connection or the broker is in trouble).
+async fn settled(
+    in_flight: &mut FuturesOrdered<impl Future<Output = Settled>>,
+    confirmed: &mut Vec<uuid::Uuid>,
+    mut wait: bool,
+) -> Result<(), BrokerError> {
+    loop {
+        let next = if wait {
+            wait = false;
+            in_flight.next().await
+        } else {
+            match in_flight.next().now_or_never() {
+                Some(next) => next,
+                None => return Ok(()),
+            }
+        };
+        let Some((done, failed)) = next else {
+            return Ok(());
+        };
+        confirmed.extend(done);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+}
+
+/// A batch on its way: the publishes the broker has, each with its confirm
+/// to come, and the rows it never got.
+struct Sent {
+    confirms: Vec<(OutboxRow, PublisherConfirm)>,
+    unsent: Vec<uuid::Uuid>,
+    failed: Option<BrokerError>,
+    deadline: tokio::time::Instant,
+}
+
+/// Publish a leased batch, in order, without waiting for the confirms.
+/// Each publish is queued for lapin's I/O thread at its first poll, in the
+/// rows' order, and all are awaited together: awaiting each before queueing
+/// the next cost a round trip through that thread per event, which under a
+/// storm paced the relay below the rate coupons were issued.
+async fn send(channel: &Channel, exchange: &str, rows: Vec<OutboxRow>) -> Sent {
     let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
-    let timed_out = || BrokerError::Timeout(BATCH_DEADLINE);
-    let mut confirms = Vec::with_capacity(rows.len());
-    let mut failed: Option<BrokerError> = None;
-    for row in rows {
+    let mut publishes = Vec::with_capacity(rows.len());
+    for row in &rows {
         let mut properties = BasicProperties::default()
             .with_message_id(row.id.to_string().into())
             .with_content_type("application/json".into())
@@ -131,53 +214,77 @@ async fn publish(
         if let Some(trace) = &row.trace {
             properties = properties.with_headers(trace_headers(trace));
         }
-        let published = tokio::time::timeout_at(
-            deadline,
-            channel.basic_publish(
-                ShortString::from(exchange),
-                row.event_type.as_str().into(),
-                BasicPublishOptions::default(),
-                row.body.as_bytes(),
-                properties,
-            ),
-        )
-        .await;
-        match published {
-            Ok(Ok(confirm)) => confirms.push((row, confirm)),
-            Ok(Err(e)) => {
-                failed = Some(e.into());
-                break;
-            }
-            Err(_) => {
-                failed = Some(timed_out());
-                break;
+        let mut publish = Box::pin(channel.basic_publish(
+            ShortString::from(exchange),
+            row.event_type.as_str().into(),
+            BasicPublishOptions::default(),
+            row.body.as_bytes(),
+            properties,
+        ));
+        publishes.push(match futures_util::poll!(publish.as_mut()) {
+            Poll::Ready(published) => Either::Left(ready(published)),
+            Poll::Pending => Either::Right(publish),
+        });
+    }
+    let mut sent = Sent {
+        confirms: Vec::with_capacity(rows.len()),
+        unsent: Vec::new(),
+        failed: None,
+        deadline,
+    };
+    match tokio::time::timeout_at(deadline, join_all(publishes)).await {
+        Ok(published) => {
+            for (row, published) in rows.into_iter().zip(published) {
+                match published {
+                    Ok(confirm) => sent.confirms.push((row, confirm)),
+                    Err(e) => {
+                        sent.unsent.push(row.id);
+                        sent.failed.get_or_insert(e.into());
+                    }
+                }
             }
         }
+        Err(_) => {
+            // Some may have gone out: given back, they go again (at least
+            // once, deduplicated by id).
+            sent.unsent.extend(rows.iter().map(|r| r.id));
+            sent.failed = Some(BrokerError::Timeout(BATCH_DEADLINE));
+        }
     }
+    sent
+}
+
+/// Wait for a sent batch's confirms (until its deadline), count what the
+/// broker confirmed and give back the lease of the rest.
+async fn confirm(state: AppState, sent: Sent) -> Settled {
+    let Sent {
+        confirms,
+        mut unsent,
+        mut failed,
+        deadline,
+    } = sent;
     let mut done = Vec::with_capacity(confirms.len());
-    let mut undone: Vec<uuid::Uuid> = rows.iter().skip(confirms.len()).map(|r| r.id).collect();
     for (row, confirm) in confirms {
         if matches!(failed, Some(BrokerError::Timeout(_))) {
-            undone.push(row.id); // past the deadline: give it back
+            unsent.push(row.id); // past the deadline: give it back
             continue;
         }
         match tokio::time::timeout_at(deadline, confirm).await {
             Ok(Ok(c)) if c.is_ack() => done.push(row),
             Ok(Ok(_)) => {
-                undone.push(row.id);
+                unsent.push(row.id);
                 failed.get_or_insert(BrokerError::Lost("the broker refused an event".into()));
             }
             Ok(Err(e)) => {
-                undone.push(row.id);
+                unsent.push(row.id);
                 failed.get_or_insert(e.into());
             }
             Err(_) => {
-                undone.push(row.id);
-                failed = Some(timed_out());
+                unsent.push(row.id);
+                failed = Some(BrokerError::Timeout(BATCH_DEADLINE));
             }
         }
     }
-    let ids: Vec<uuid::Uuid> = done.iter().map(|r| r.id).collect();
     let now = state.clock.now();
     for row in &done {
         state.metrics.outbox_published.inc();
@@ -186,10 +293,10 @@ async fn publish(
             .outbox_lag
             .observe(lag_secs(row.created_at, now));
     }
-    if !undone.is_empty() {
-        let _ = state.store.release_outbox(&undone).await;
+    if !unsent.is_empty() {
+        let _ = state.store.release_outbox(&unsent).await;
     }
-    (ids, failed)
+    (done.into_iter().map(|r| r.id).collect(), failed)
 }
 
 /// The headers that let a consumer follow an event back to its request.

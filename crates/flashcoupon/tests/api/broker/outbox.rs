@@ -113,3 +113,78 @@ async fn every_event_reaches_the_exchange_with_its_type_as_routing_key_and_its_i
     assert_eq!(late["data"]["coupon_ids"], json!([held[1].1]));
     broker.delete().await;
 }
+
+/// More coupons than one lease takes (1,000), issued by concurrent claims:
+/// the relay leases the next batches while earlier ones wait for their
+/// confirms. Every event comes out once, the count published says so, and
+/// the outbox empties (what the broker confirmed is deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_several_batches_goes_out_once_each_and_the_outbox_empties() {
+    use futures::StreamExt;
+    const COUPONS: usize = 1_500;
+    let broker = TestBroker::new().await;
+    let app = spawn_app_with(|s| {
+        broker.configure(s);
+        s.claim_rate_per_user = 0;
+    })
+    .await;
+    let campaign = app
+        .create_campaign(json!({"total_quantity": COUPONS}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = app.bulk_users("backlog", COUPONS).await;
+    let issued: Vec<String> = futures::stream::iter(users)
+        .map(|(_, token)| {
+            let (app, campaign) = (&app, &campaign);
+            async move {
+                let r = app.issue(campaign, &token, None).await;
+                assert_eq!(r.status(), StatusCode::CREATED);
+                crate::helpers::body(r).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let got = broker
+        .events_until(|all| {
+            all.iter()
+                .filter(|g| g.routing_key == "coupon.issued")
+                .count()
+                >= COUPONS
+        })
+        .await;
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for g in got.iter().filter(|g| g.routing_key == "coupon.issued") {
+        *seen
+            .entry(g.json()["data"]["coupon_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), COUPONS, "every coupon's event came out");
+    assert!(issued.iter().all(|c| seen.get(c) == Some(&1)), "each once");
+    // The sell-out is one more event; then nothing is left to publish.
+    super::metric_reaches(
+        &app,
+        "flashcoupon_outbox_published_total",
+        (COUPONS + 1) as f64,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while super::metric(&app, "flashcoupon_outbox_backlog").await > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox did not empty"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        super::metric(&app, "flashcoupon_outbox_published_total").await,
+        (COUPONS + 1) as f64,
+        "nothing was published twice"
+    );
+    broker.delete().await;
+}
