@@ -27,7 +27,7 @@ MODE="${MODE:-embedded}"
 EVENTS="${EVENTS:-5000}"
 CLAIMS="${CLAIMS:-5000}"
 RATE="${RATE:-0}"
-PREFETCH="${PREFETCH:-128}"
+PREFETCH="${PREFETCH:-512}"   # the server's default
 AMQP="${AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 NS="bench-$(date +%s)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -44,7 +44,8 @@ if [[ $MODE == scale-out ]]; then
     psql -h 127.0.0.1 -U postgres -qAt -d postgres -c "DROP DATABASE IF EXISTS flashcoupon_bench WITH (FORCE)" \
         -c "CREATE DATABASE flashcoupon_bench"
     MODE_ENV=(FLASHCOUPON_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/flashcoupon_bench"
-        FLASHCOUPON_REDIS_URL="redis://127.0.0.1:6379" FLASHCOUPON_REDIS_PREFIX="bench$(date +%s)")
+        FLASHCOUPON_REDIS_URL="redis://127.0.0.1:6379" FLASHCOUPON_REDIS_PREFIX="bench$(date +%s)"
+        FLASHCOUPON_JWT_SECRET="bench-secret-bench-secret-bench-secret")
 fi
 start flashcoupon "flashcoupon listening on http://" env "${MODE_ENV[@]}" \
     FLASHCOUPON_ADMIN_EMAIL="$ADMIN_EMAIL" FLASHCOUPON_ADMIN_PASSWORD="$ADMIN_PASSWORD" \

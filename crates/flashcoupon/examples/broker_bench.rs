@@ -22,7 +22,10 @@
 //!   paced at `--rate` claims a second) while the bench reads every
 //!   `coupon.issued` off `<namespace>.events`; per event, receive time − its
 //!   `at` (the claim's admission, a little before its commit), in ms: p50,
-//!   p99, max.
+//!   p99, max. Also, per coupon, receive time − when its claim's `201`
+//!   reached the bench (`after_201_ms`): the `201` leaves right after the
+//!   commit, so this is close to commit → published, where the first
+//!   figure also counts the claim's wait for its group commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +66,7 @@ fn args() -> anyhow::Result<Args> {
         events: 5_000,
         claims: 5_000,
         rate: 0,
-        prefetch: 128,
+        prefetch: 512,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -375,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
     let claims = a.claims;
     let reading = tokio::spawn(async move {
         let mut lag = Histogram::<u64>::new(3)?;
+        let mut received = std::collections::HashMap::with_capacity(claims);
         while (lag.len() as usize) < claims {
             let Some(d) = tokio::time::timeout(Duration::from_secs(60), tap_consumer.next())
                 .await
@@ -383,9 +387,13 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("the tap ended");
             };
             let d = d?;
+            let now = Instant::now();
             let event: Value = serde_json::from_slice(&d.data)?;
             if event["data"]["campaign_id"] != storm_id.as_str() {
                 continue;
+            }
+            if let Some(coupon) = event["data"]["coupon_id"].as_str() {
+                received.insert(coupon.to_owned(), now);
             }
             let at = time::OffsetDateTime::parse(
                 event["at"].as_str().unwrap_or_default(),
@@ -396,7 +404,7 @@ async fn main() -> anyhow::Result<()> {
                 .max(0) as u64;
             lag.record(ms)?;
         }
-        anyhow::Ok(lag)
+        anyhow::Ok((lag, received))
     });
     let storm_gate = Arc::new(Semaphore::new(256));
     let mut claiming = Vec::new();
@@ -414,17 +422,30 @@ async fn main() -> anyhow::Result<()> {
                 .post(format!("{base}/api/v1/campaigns/{storm}/issue"))
                 .bearer_auth(&token)
                 .send()
-                .await;
+                .await?;
+            let answered = Instant::now();
             drop(permit);
-            anyhow::ensure!(r?.status().as_u16() == 201, "a storm claim was not issued");
-            anyhow::Ok(())
+            anyhow::ensure!(r.status().as_u16() == 201, "a storm claim was not issued");
+            let coupon: Value = r.json().await?;
+            anyhow::Ok((
+                coupon["id"].as_str().unwrap_or_default().to_owned(),
+                answered,
+            ))
         }));
     }
+    let mut answered = Vec::with_capacity(claiming.len());
     for c in claiming {
-        c.await??;
+        answered.push(c.await??);
     }
     let storm_secs = storm_started.elapsed().as_secs_f64();
-    let lag = reading.await??;
+    let (lag, received) = reading.await??;
+    let mut after_201 = Histogram::<u64>::new(3)?;
+    for (coupon, at) in &answered {
+        let got = received
+            .get(coupon)
+            .ok_or_else(|| anyhow::anyhow!("no coupon.issued for coupon {coupon}"))?;
+        after_201.record(got.saturating_duration_since(*at).as_micros() as u64)?;
+    }
     channel
         .queue_delete(tap.as_str().into(), QueueDeleteOptions::default())
         .await?;
@@ -440,6 +461,11 @@ async fn main() -> anyhow::Result<()> {
             "claims_per_s": (a.claims as f64 / storm_secs).round(),
             "rate": a.rate,
             "outbox_lag_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": lag.max() as f64 / 1000.0},
+            "after_201_ms": {
+                "p50": after_201.value_at_quantile(0.5) as f64 / 1000.0,
+                "p99": after_201.value_at_quantile(0.99) as f64 / 1000.0,
+                "max": after_201.max() as f64 / 1000.0,
+            },
         })
     );
     conn.close(200, "done".into()).await?;

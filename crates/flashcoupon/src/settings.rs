@@ -186,12 +186,13 @@ pub struct Settings {
     pub amqp_namespace: String,
 
     /// Payment events the consumer has in hand at once (the channel's
-    /// prefetch); it takes them in batches of what has arrived, one commit
-    /// per batch.
+    /// prefetch); it takes them in batches of what has arrived (up to 128),
+    /// one commit per batch. More than one batch's worth, so the next
+    /// batch is already here while one commits and is acknowledged.
     #[arg(
         long,
         env = "FLASHCOUPON_AMQP_PREFETCH",
-        default_value_t = 128,
+        default_value_t = 512,
         value_parser = clap::value_parser!(u16).range(1..=1000)
     )]
     pub amqp_prefetch: u16,
