@@ -32,8 +32,12 @@ use crate::tasks::Shutdown;
 /// Rows leased at once.
 const BATCH: u32 = 1_000;
 /// How long a lease keeps other relays off a row: longer than a batch may
-/// take ([`BATCH_DEADLINE`]), so no other relay publishes it meanwhile; and
-/// how late, at worst, the rows of a relay that crashed go out.
+/// take ([`BATCH_DEADLINE`], counted from before the lease), so no other
+/// relay publishes it meanwhile; and how late, at worst, the rows of a
+/// relay that crashed go out. A confirmed row is deleted by a later lease:
+/// if the session ends while a later batch waits out its deadline, the
+/// delete may come after the lease ran out and another relay may publish
+/// the row again (at least once: consumers deduplicate by id).
 const LEASE: Duration = Duration::from_secs(10);
 /// A batch's publishes and confirms all finish within this, or the rest is
 /// given back (a broker that blocks publishers, a lost connection).
@@ -68,26 +72,31 @@ async fn session(
     timely(channel.confirm_select(ConfirmSelectOptions::default())).await?;
     tracing::info!(exchange = %settings.names.events, "publishing the outbox");
     let wake = state.notifier.outbox_waker();
-    // Rows the broker confirmed, deleted by the next lease's write (one
-    // write per round: on SQLite every write waits its turn behind the
-    // group commit, so a storm would otherwise halve the relay's pace).
-    let mut confirmed: Vec<uuid::Uuid> = Vec::new();
-    // Batches sent whose confirms are still coming, oldest first.
+    let mut owed = Owed::default();
+    // Batches sent whose confirms are still coming, oldest first. They
+    // touch no store: a future here runs only while the loop polls it, and
+    // one that waited for the write turn could hold it while the loop waits
+    // for the same turn.
     let mut in_flight = FuturesOrdered::new();
     let ended = loop {
         // Confirms already in, without waiting.
-        if let Err(e) = settled(&mut in_flight, &mut confirmed, false).await {
+        if let Err(e) = settled(&mut in_flight, &mut owed, false).await {
             break Err(e);
         }
         if shutdown.is_begun() {
             break Ok(());
         }
         if in_flight.len() >= IN_FLIGHT {
-            match settled(&mut in_flight, &mut confirmed, true).await {
+            match settled(&mut in_flight, &mut owed, true).await {
                 Ok(()) => continue,
                 Err(e) => break Err(e),
             }
         }
+        owed.give_back(&state).await;
+        // A batch's deadline is counted from before its lease is asked
+        // for, so it always ends before the lease does, however long the
+        // lease waited for its write turn.
+        let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
         let now = state.clock.now();
         let rows = match state
             .store
@@ -95,12 +104,12 @@ async fn session(
                 now,
                 now.plus_millis(LEASE.as_millis() as i64),
                 BATCH,
-                &confirmed,
+                &owed.confirmed,
             )
             .await
         {
             Ok(rows) => {
-                confirmed.clear();
+                owed.confirmed.clear();
                 rows
             }
             Err(e) => {
@@ -110,7 +119,7 @@ async fn session(
         };
         let full = rows.len() as u32 == BATCH;
         if !rows.is_empty() {
-            let sent = send(&channel, &settings.names.events, rows).await;
+            let sent = send(&channel, &settings.names.events, rows, deadline).await;
             let broken = sent.failed.is_some();
             in_flight.push_back(confirm(state.clone(), sent));
             if broken {
@@ -128,7 +137,7 @@ async fn session(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             // A batch confirmed: its rows are deleted by the next lease.
-            settling = settled(&mut in_flight, &mut confirmed, true), if !in_flight.is_empty() => {
+            settling = settled(&mut in_flight, &mut owed, true), if !in_flight.is_empty() => {
                 if let Err(e) = settling {
                     break Err(e);
                 }
@@ -138,16 +147,15 @@ async fn session(
     };
     // What went out is settled (each batch within its deadline) before the
     // connection closes: confirmed rows are deleted, the rest given back.
+    // What is confirmed already goes first, so a batch still waiting for
+    // its confirms does not keep earlier rows past their lease.
+    owed.delete_confirmed(&state).await;
     let mut failure = None;
-    while let Some((done, failed)) = in_flight.next().await {
-        confirmed.extend(done);
-        failure = failure.or(failed);
+    while let Some(batch) = in_flight.next().await {
+        failure = failure.or(owed.take(batch));
     }
-    // Deleting fails only with the record: those rows stay leased and are
-    // published again after the lease (at least once).
-    if let Err(e) = state.store.delete_outbox(&confirmed).await {
-        tracing::warn!(error = %e, "outbox relay: could not delete published events; they will be published again");
-    }
+    owed.give_back(&state).await;
+    owed.delete_confirmed(&state).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
     match (ended, failure) {
         (Ok(()), Some(e)) if !shutdown.is_begun() => Err(e),
@@ -155,16 +163,59 @@ async fn session(
     }
 }
 
-/// What a batch's confirms came to: the ids the broker confirmed (for the
-/// next lease to delete) and what went wrong, if anything.
-type Settled = (Vec<uuid::Uuid>, Option<BrokerError>);
+/// What a batch's confirms came to: the ids the broker confirmed, those it
+/// did not (or never got), and what went wrong, if anything.
+struct Settled {
+    done: Vec<uuid::Uuid>,
+    unsent: Vec<uuid::Uuid>,
+    failed: Option<BrokerError>,
+}
+
+/// What the relay owes the record for settled batches: rows the broker
+/// confirmed, deleted by the next lease's write (one write per round: on
+/// SQLite every write waits its turn behind the group commit, so a storm
+/// would otherwise halve the relay's pace), and rows to give back.
+#[derive(Default)]
+struct Owed {
+    confirmed: Vec<uuid::Uuid>,
+    unsent: Vec<uuid::Uuid>,
+}
+
+impl Owed {
+    /// Take a settled batch in; what went wrong with it.
+    fn take(&mut self, batch: Settled) -> Option<BrokerError> {
+        self.confirmed.extend(batch.done);
+        self.unsent.extend(batch.unsent);
+        batch.failed
+    }
+
+    /// Give back the lease of what was not confirmed, for the next try. If
+    /// the record refuses, those rows go again when their lease runs out.
+    async fn give_back(&mut self, state: &AppState) {
+        if !self.unsent.is_empty() {
+            let _ = state.store.release_outbox(&self.unsent).await;
+            self.unsent.clear();
+        }
+    }
+
+    /// Delete what the broker confirmed. Deleting fails only with the
+    /// record: those rows stay leased and are published again after the
+    /// lease (at least once).
+    async fn delete_confirmed(&mut self, state: &AppState) {
+        if let Err(e) = state.store.delete_outbox(&self.confirmed).await {
+            tracing::warn!(error = %e, "outbox relay: could not delete published events; they will be published again");
+        }
+        self.confirmed.clear();
+    }
+}
 
 /// Take in the batches whose confirms are all in, oldest first; with
 /// `wait`, wait for the oldest one at least. A batch that failed ends the
-/// session (the connection or the broker is in trouble).
+/// session (the connection or the broker is in trouble). Cancel-safe: a
+/// batch taken from `in_flight` is in `owed` before the next await.
 async fn settled(
     in_flight: &mut FuturesOrdered<impl Future<Output = Settled>>,
-    confirmed: &mut Vec<uuid::Uuid>,
+    owed: &mut Owed,
     mut wait: bool,
 ) -> Result<(), BrokerError> {
     loop {
@@ -177,11 +228,10 @@ async fn settled(
                 None => return Ok(()),
             }
         };
-        let Some((done, failed)) = next else {
+        let Some(batch) = next else {
             return Ok(());
         };
-        confirmed.extend(done);
-        if let Some(e) = failed {
+        if let Some(e) = owed.take(batch) {
             return Err(e);
         }
     }
@@ -201,8 +251,12 @@ struct Sent {
 /// rows' order, and all are awaited together: awaiting each before queueing
 /// the next cost a round trip through that thread per event, which under a
 /// storm paced the relay below the rate coupons were issued.
-async fn send(channel: &Channel, exchange: &str, rows: Vec<OutboxRow>) -> Sent {
-    let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
+async fn send(
+    channel: &Channel,
+    exchange: &str,
+    rows: Vec<OutboxRow>,
+    deadline: tokio::time::Instant,
+) -> Sent {
     let mut publishes = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut properties = BasicProperties::default()
@@ -254,8 +308,8 @@ async fn send(channel: &Channel, exchange: &str, rows: Vec<OutboxRow>) -> Sent {
     sent
 }
 
-/// Wait for a sent batch's confirms (until its deadline), count what the
-/// broker confirmed and give back the lease of the rest.
+/// Wait for a sent batch's confirms (until its deadline) and count what the
+/// broker confirmed. No store I/O here (see `in_flight`).
 async fn confirm(state: AppState, sent: Sent) -> Settled {
     let Sent {
         confirms,
@@ -293,10 +347,11 @@ async fn confirm(state: AppState, sent: Sent) -> Settled {
             .outbox_lag
             .observe(lag_secs(row.created_at, now));
     }
-    if !unsent.is_empty() {
-        let _ = state.store.release_outbox(&unsent).await;
+    Settled {
+        done: done.into_iter().map(|r| r.id).collect(),
+        unsent,
+        failed,
     }
-    (done.into_iter().map(|r| r.id).collect(), failed)
 }
 
 /// The headers that let a consumer follow an event back to its request.
