@@ -265,15 +265,36 @@ async fn insert_order<S: Sql>(tx: &mut S, o: &Order) -> Result<bool, StoreError>
 /// One group-commit batch of orders, inside the caller's transaction: each
 /// order whose sale is still at its gate generation; those with a coupon or
 /// points all or nothing each (a refused one leaves no trace and names why
-/// in its `refusal`).
+/// in its `refusal`; with [`Extras::AtOnce`], once the caller has rolled
+/// back and written the batch again one by one).
 /// `share` is the dialect's shared row lock on the sales (` FOR SHARE` on
 /// PostgreSQL; SQLite's write turn serialises writers already). The orders
 /// that landed.
+///
+/// How [`insert_orders_in`] writes the orders with extras (a refusal is
+/// rare: the request checked the coupon and the points just before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Extras {
+    /// All under one savepoint; on a refusal, rolled back to it and written
+    /// again one by one, in the same transaction (PostgreSQL: the batch's
+    /// `FOR SHARE` locks are held throughout).
+    Savepoint,
+    /// With no savepoint (on SQLite a savepoint copies each page it touches
+    /// once more: 8–19% of these orders' rate, docs/benchmarks.md); a
+    /// refusal answers `None`, and the caller rolls the whole transaction
+    /// back and writes the batch again [`Extras::OneByOne`]. The SQLite
+    /// writer does, under the same write turn, so nothing comes between.
+    AtOnce,
+    /// Each in a savepoint of its own, so a refused one leaves no trace.
+    OneByOne,
+}
+
 pub(super) async fn insert_orders_in<S: Sql>(
     tx: &mut S,
     rows: &[&NewOrderRow],
     share: &str,
-) -> Result<HashSet<OrderId>, StoreError> {
+    extras_as: Extras,
+) -> Result<Option<HashSet<OrderId>>, StoreError> {
     let mut sales: Vec<SaleId> = rows.iter().map(|r| r.order.sale_id).collect();
     // Sorted, so two writers lock sales in the same order.
     sales.sort_unstable();
@@ -307,12 +328,16 @@ pub(super) async fn insert_orders_in<S: Sql>(
         }
     }
     if extras.is_empty() {
-        return Ok(landed);
+        return Ok(Some(landed));
     }
-    // All of them at once first, under one savepoint: a refusal is rare (the
-    // request checked the coupon and the points just before), and a
-    // savepoint per order copies each page it touches once more.
-    tx.execute("SAVEPOINT order_batch", args![]).await?;
+    if extras_as == Extras::OneByOne {
+        landed.extend(one_by_one(tx, &extras).await?);
+        return Ok(Some(landed));
+    }
+    let savepoint = extras_as == Extras::Savepoint;
+    if savepoint {
+        tx.execute("SAVEPOINT order_batch", args![]).await?;
+    }
     let mut all = HashSet::new();
     for r in &extras {
         match order_step(tx, r).await? {
@@ -321,18 +346,31 @@ pub(super) async fn insert_orders_in<S: Sql>(
             }
             // Written off by the reconciler: nothing written.
             Ok(false) => {}
+            // Part of it is written: the caller rolls everything back.
+            Err(_) if !savepoint => return Ok(None),
             Err(_) => {
                 tx.execute("ROLLBACK TO SAVEPOINT order_batch", args![])
                     .await?;
                 tx.execute("RELEASE SAVEPOINT order_batch", args![]).await?;
                 landed.extend(one_by_one(tx, &extras).await?);
-                return Ok(landed);
+                return Ok(Some(landed));
             }
         }
     }
-    tx.execute("RELEASE SAVEPOINT order_batch", args![]).await?;
+    if savepoint {
+        tx.execute("RELEASE SAVEPOINT order_batch", args![]).await?;
+    }
     landed.extend(all);
-    Ok(landed)
+    Ok(Some(landed))
+}
+
+/// [`insert_orders_in`] in a mode that always answers: `None` there would
+/// mean a refusal with nothing rolled back, so it is an error (the caller's
+/// transaction is not committed).
+pub(super) fn answered(landed: Option<HashSet<OrderId>>) -> Result<HashSet<OrderId>, StoreError> {
+    landed.ok_or_else(|| {
+        StoreError::Constraint("an order batch was refused without a savepoint".into())
+    })
 }
 
 /// Orders with extras each in a savepoint of its own, so one refused

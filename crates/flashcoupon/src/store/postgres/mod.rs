@@ -206,8 +206,18 @@ impl PgStore {
         &self,
         rows: &[&super::NewOrderRow],
     ) -> Result<std::collections::HashSet<crate::domain::ids::OrderId>, StoreError> {
+        // One transaction throughout: its `FOR SHARE` locks keep a rebuild
+        // and the reconciler off the sales until the batch is in.
         let mut tx = self.pool.begin().await?;
-        let landed = super::sales::insert_orders_in(&mut *tx, rows, " FOR SHARE").await?;
+        let landed = super::sales::answered(
+            super::sales::insert_orders_in(
+                &mut *tx,
+                rows,
+                " FOR SHARE",
+                super::sales::Extras::Savepoint,
+            )
+            .await?,
+        )?;
         tx.commit().await?;
         Ok(landed)
     }

@@ -135,10 +135,31 @@ impl Batches {
     }
 
     /// Write one batch of a sale's orders in one transaction (see
-    /// `sales::insert_orders_in`): the orders that landed.
+    /// `sales::insert_orders_in`): at once, or, if an order with extras
+    /// was refused, rolled back and written again carefully. The orders
+    /// that landed.
     pub fn insert_orders(&mut self, rows: &[NewOrderRow]) -> Result<HashSet<OrderId>, StoreError> {
+        use crate::store::sales::{Extras, answered, insert_orders_in};
         let rows: Vec<&NewOrderRow> = rows.iter().collect();
-        self.in_transaction(|db| run_now(crate::store::sales::insert_orders_in(db, &rows, "")))
+        // Both transactions run in this one job, under the caller's write
+        // turn: no other write comes between them.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at_once = run_now(insert_orders_in(
+            &mut Rusqlite(&tx),
+            &rows,
+            "",
+            Extras::AtOnce,
+        ))?;
+        if let Some(landed) = at_once {
+            tx.commit()?;
+            return Ok(landed);
+        }
+        tx.rollback()?;
+        self.in_transaction(|db| {
+            answered(run_now(insert_orders_in(db, &rows, "", Extras::OneByOne))?)
+        })
     }
 
     /// Apply a batch of payment events in one transaction (see
