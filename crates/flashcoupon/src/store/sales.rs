@@ -262,15 +262,6 @@ async fn insert_order<S: Sql>(tx: &mut S, o: &Order) -> Result<bool, StoreError>
     Ok(landed == 1)
 }
 
-/// One group-commit batch of orders, inside the caller's transaction: each
-/// order whose sale is still at its gate generation; those with a coupon or
-/// points all or nothing each (a refused one leaves no trace and names why
-/// in its `refusal`; with [`Extras::AtOnce`], once the caller has rolled
-/// back and written the batch again one by one).
-/// `share` is the dialect's shared row lock on the sales (` FOR SHARE` on
-/// PostgreSQL; SQLite's write turn serialises writers already). The orders
-/// that landed.
-///
 /// How [`insert_orders_in`] writes the orders with extras (a refusal is
 /// rare: the request checked the coupon and the points just before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +280,14 @@ pub(super) enum Extras {
     OneByOne,
 }
 
+/// One group-commit batch of orders, inside the caller's transaction: each
+/// order whose sale is still at its gate generation; those with a coupon or
+/// points all or nothing each (a refused one leaves no trace and names why
+/// in its `refusal`; with [`Extras::AtOnce`], once the caller has rolled
+/// back and written the batch again one by one).
+/// `share` is the dialect's shared row lock on the sales (` FOR SHARE` on
+/// PostgreSQL; SQLite's write turn serialises writers already). The orders
+/// that landed.
 pub(super) async fn insert_orders_in<S: Sql>(
     tx: &mut S,
     rows: &[&NewOrderRow],
