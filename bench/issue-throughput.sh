@@ -164,11 +164,31 @@ metric() { # NAME [LABELS] from a /metrics dump on stdin
 }
 # Bytes the server caused to be written to storage (WAL and checkpoints).
 write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$FC_PID/io"; }
-snapshot() { sleep 0.5; api GET /metrics >"$WORK/metrics.before"; WB_BEFORE="$(write_bytes)"; }
+# The write-ahead log's largest file size during the measured run (embedded:
+# SQLite starts the log over only after a checkpoint copied all of it).
+wal_sampler() {
+    local max=0 size
+    while :; do
+        size="$(stat -c %s "$DATA/flashcoupon.db-wal" 2>/dev/null || echo 0)"
+        ((size > max)) && max="$size" && echo "$max" >"$WORK/wal.max"
+        sleep 0.25
+    done
+}
+snapshot() {
+    sleep 0.5
+    api GET /metrics >"$WORK/metrics.before"
+    WB_BEFORE="$(write_bytes)"
+    if [[ "$MODE" == embedded ]]; then
+        wal_sampler &
+        WAL_SAMPLER=$!
+    fi
+}
 ISSUE_URL="$FC/api/v1/campaigns/$CAMPAIGN/issue"
 BEFORE_MEASURE=snapshot bench flashcoupon "$ISSUE_URL"
 F_RPS="$R_RPS" F_P50="$R_P50" F_P99="$R_P99" F_NON201="$R_NON201" F_STATUSES="$R_STATUSES" F_SOCK="$R_SOCK" F_SOCKERR="$R_SOCKERR"
 F_REQUESTS="$R_REQUESTS" F_SECS="$R_SECS"
+[[ -z "${WAL_SAMPLER:-}" ]] || kill "$WAL_SAMPLER"
+WAL_MAX_MIB="$(awk '{ printf "%.0f", $1 / 1048576 }' "$WORK/wal.max" 2>/dev/null || echo n/a)"
 sleep 0.5 # let claims still in flight when wrk stopped be committed
 api GET /metrics >"$WORK/metrics.after"
 WB_AFTER="$(write_bytes)"
@@ -214,7 +234,8 @@ baseline     $(printf '%10.0f' "$B_RPS") req/s   p50 ${B_P50} ms   p99 ${B_P99} 
 flashcoupon  $(printf '%10.0f' "$F_RPS") req/s   p50 ${F_P50} ms   p99 ${F_P99} ms   non-201 $F_NON201   sockets: $F_SOCK
 ratio        flashcoupon / baseline = ${RATIO}%   (target >= ${TARGET_PCT}%)
 ceiling      the record alone, one thread: $(printf '%.0f' "$C_RPS") coupons/s; flashcoupon / ceiling = $C_RATIO   (target >= 80%)
-disk         the server wrote $KIB_PER_COUPON KiB per issued coupon during the measured run (target <= 2 KiB embedded)
+disk         the server wrote $KIB_PER_COUPON KiB per issued coupon during the measured run (target <= 2 KiB embedded);
+             the write-ahead log's file reached ${WAL_MAX_MIB:-n/a} MiB
 redis        round trips per issued claim = $RT_PER_CLAIM ($ROUND_TRIPS calls; 0 in embedded mode)
 campaign     issued_count=$ISSUED (warm-up included); answered 201 by the server during the measured run=$ISSUED_RUN (wrk counted $F_REQUESTS)
 group commit mean batch size during the measured run = $BATCH_MEAN ($BATCH_SUM coupons / $BATCH_COUNT commits);
@@ -237,10 +258,10 @@ fi
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty="$(git status --porcelain -- crates 2>/dev/null | head -c1)"
 if [[ -n "${LABEL:-}" ]]; then rev="$LABEL" dirty=""; fi
-printf '%s mode=%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s redis_rt_per_claim=%s ceiling_rps=%.0f ceiling_ratio=%s kib_per_coupon=%s\n' \
+printf '%s mode=%s rev=%s%s t=%s c=%s d=%s users=%s order=%s baseline_rps=%.0f flashcoupon_rps=%.0f ratio=%s%% p50_ms=%s/%s p99_ms=%s/%s batch_mean=%s commit_ms=%s writer_busy=%s%% non201=%s max_batch=%s fs=%s redis_rt_per_claim=%s ceiling_rps=%.0f ceiling_ratio=%s kib_per_coupon=%s wal_max_mib=%s\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$rev" "${dirty:+-dirty}" "$THREADS" "$CONNECTIONS" "$DURATION" "$USERS" "$USER_ORDER" \
     "$B_RPS" "$F_RPS" "$RATIO" "$B_P50" "$F_P50" "$B_P99" "$F_P99" "$BATCH_MEAN" "$COMMIT_MS" "$WRITER_BUSY" \
-    "$F_NON201" "${FLASHCOUPON_COMMIT_MAX_BATCH:-default}" "$FSTYPE" "$RT_PER_CLAIM" "$C_RPS" "$C_RATIO" "$KIB_PER_COUPON" >>"$LOG"
+    "$F_NON201" "${FLASHCOUPON_COMMIT_MAX_BATCH:-default}" "$FSTYPE" "$RT_PER_CLAIM" "$C_RPS" "$C_RATIO" "$KIB_PER_COUPON" "${WAL_MAX_MIB:-n/a}" >>"$LOG"
 echo "appended to ${LOG#"$ROOT/"}:" >&2
 tail -n1 "$LOG" >&2
 exit "$status"

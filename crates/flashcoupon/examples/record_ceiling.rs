@@ -23,7 +23,9 @@ use flashcoupon::domain::campaign::NewCampaign;
 use flashcoupon::domain::ids::{CampaignId, CouponId, UserId};
 use flashcoupon::domain::timestamp::Timestamp;
 use flashcoupon::settings::Durability;
-use flashcoupon::store::{AccountStore, Batches, CampaignStore, NewCouponRow, SqliteStore, Store};
+use flashcoupon::store::{
+    AccountStore, Batches, CampaignStore, LogLength, NewCouponRow, SqliteStore, Store,
+};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -82,8 +84,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let checkpoints = checkpointer(&db, stop.clone())?;
-    let mut writer = Batches::open(&db, args.sync, args.outbound)?;
+    let (checkpoints, log) = checkpointer(&data, args.sync, stop.clone())?;
+    let mut writer = Batches::open(&db, args.sync, args.outbound, log)?;
     let written_before = write_bytes()?;
     let mut batch_ms = Vec::with_capacity(args.coupons / args.batch.max(1) + 1);
     let started = Instant::now();
@@ -159,16 +161,29 @@ async fn prepare(data: &Path, args: &Args) -> anyhow::Result<(CampaignId, Vec<Us
     Ok((campaign.id, users))
 }
 
-/// The server's upkeep: a passive checkpoint every 500 ms on a connection
-/// of its own, off the writer's thread.
-fn checkpointer(db: &Path, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let conn = rusqlite::Connection::open(db)?;
-    Ok(std::thread::spawn(move || {
-        while !stop.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(500));
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        }
-    }))
+/// The server's upkeep, off the writer's thread: the store's checkpoint
+/// every 500 ms (which asks the writer to start a long log over: the
+/// log it shares with the writer is the second half of the answer).
+fn checkpointer(
+    data: &Path,
+    sync: Durability,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(std::thread::JoinHandle<()>, Arc<LogLength>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = runtime.block_on(SqliteStore::open(data, sync))?;
+    let log = store.log();
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(async {
+            while !stop.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = store.checkpoint().await;
+            }
+            store.close().await;
+        })
+    });
+    Ok((thread, log))
 }
 
 /// Bytes this process caused to be written to storage (`/proc/self/io`).

@@ -3,8 +3,10 @@
 //! `kill -9` and power loss (`NORMAL` on request: `kill -9` only).
 //! Migrations are embedded in the binary.
 
+mod log;
 mod writer;
 
+pub use log::LogLength;
 pub use writer::Batches;
 
 use std::collections::HashMap;
@@ -144,6 +146,8 @@ pub struct SqliteStore {
     /// events), started with the first batch of either (coupons have their
     /// own: [`Store::writer`]).
     checkout: Arc<tokio::sync::OnceCell<writer::SqliteWriter>>,
+    /// Whether the write-ahead log is to be started over (see [`log`]).
+    log: Arc<LogLength>,
 }
 
 impl SqliteStore {
@@ -160,7 +164,7 @@ impl SqliteStore {
                 Durability::Normal => SqliteSynchronous::Normal,
             })
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(log::BUSY_TIMEOUT)
             .pragma("temp_store", "memory")
             // Checkpoints run in `checkpoint`, off the commit path (see there).
             .pragma("wal_autocheckpoint", "0")
@@ -188,12 +192,13 @@ impl SqliteStore {
             durability,
             write_turn: WriteTurn::shared(),
             checkout: Default::default(),
+            log: Default::default(),
         })
     }
 
     /// A writer thread with its own connection to the database file.
     fn start_writer(&self, outbound: bool) -> Result<writer::SqliteWriter, StoreError> {
-        let batches = Batches::open(&self.path, self.durability, outbound)?;
+        let batches = Batches::open(&self.path, self.durability, outbound, self.log.clone())?;
         writer::SqliteWriter::start(batches, self.write_turn.clone())
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))
     }
@@ -228,6 +233,12 @@ impl SqliteStore {
         &self.path
     }
 
+    /// What the writers know of the log's length (the record-ceiling
+    /// benchmark's writer shares it).
+    pub fn log(&self) -> Arc<LogLength> {
+        self.log.clone()
+    }
+
     /// Wait for this process's turn to write, behind the group commit (see
     /// [`WriteTurn`]).
     pub(super) async fn write_turn(&self) -> Option<Turn> {
@@ -244,12 +255,25 @@ impl SqliteStore {
     /// writers. SQLite's automatic checkpoint would run inside whichever
     /// commit crosses its threshold, i.e. inside a group commit, stalling
     /// every claim of that batch; this runs on a pooled connection instead,
-    /// on another thread, as the store's upkeep.
-    async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+    /// on another thread, as the store's upkeep. A log grown too long is
+    /// copied once more, then started over by the next batch (see [`log`]).
+    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        if self.log.too_long(self.passive_checkpoint().await?) {
+            // Most of the log is copied now: copy what came meanwhile, so
+            // the batch that starts it over has little left to copy.
+            self.passive_checkpoint().await?;
+            self.log.want_restart();
+        }
+        Ok(())
+    }
+
+    /// One passive checkpoint: the frames in the log.
+    async fn passive_checkpoint(&self) -> Result<i64, sqlx::Error> {
+        // (busy, frames in the log, frames copied into the database)
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(frames)
     }
 }
 

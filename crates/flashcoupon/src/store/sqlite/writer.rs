@@ -21,7 +21,6 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -33,6 +32,8 @@ use crate::store::coupons::issued_outbox;
 use crate::store::outbox::insert_outbox;
 use crate::store::sql::{Rusqlite, run_now};
 use crate::store::write_turn::WriteTurn;
+
+use super::LogLength;
 use crate::store::{Applied, CouponWriter, InboundItem, NewCouponRow, NewOrderRow, StoreError};
 
 const INSERT_COUPON: &str = "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, \
@@ -46,16 +47,23 @@ pub struct Batches {
     conn: Connection,
     /// Also write each coupon's `coupon.issued` to the outbox.
     outbound: bool,
+    /// Start the log over between two batches when it grew too long.
+    log: Arc<LogLength>,
 }
 
 impl Batches {
     /// Open the (already migrated) database at `path`.
-    pub fn open(path: &Path, durability: Durability, outbound: bool) -> Result<Self, StoreError> {
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        outbound: bool,
+        log: Arc<LogLength>,
+    ) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(super::log::BUSY_TIMEOUT)?;
         // An order with a coupon and points runs about twenty distinct
         // statements (the default cache keeps 16).
         conn.set_prepared_statement_cache_capacity(64);
@@ -74,7 +82,11 @@ impl Batches {
         // Checkpoints run in the store's upkeep, never inside a batch.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 67_108_864)?;
-        Ok(Self { conn, outbound })
+        Ok(Self {
+            conn,
+            outbound,
+            log,
+        })
     }
 
     /// Run `work` in one `BEGIN IMMEDIATE` transaction, committed if it
@@ -83,12 +95,20 @@ impl Batches {
         &mut self,
         work: impl FnOnce(&mut Rusqlite<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.begin()?;
         let out = work(&mut Rusqlite(&tx))?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// A batch's `BEGIN IMMEDIATE`, the log started over first if the
+    /// upkeep asked (the caller holds the write turn: nothing else of this
+    /// process writes meanwhile).
+    fn begin(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        self.log.restart_if_wanted(&self.conn);
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     /// Write one batch in one transaction: every row or none.
@@ -143,9 +163,7 @@ impl Batches {
         let rows: Vec<&NewOrderRow> = rows.iter().collect();
         // Both transactions run in this one job, under the caller's write
         // turn: no other write comes between them.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.begin()?;
         let at_once = run_now(insert_orders_in(
             &mut Rusqlite(&tx),
             &rows,
@@ -313,6 +331,7 @@ mod tests {
     use crate::domain::ids::{CampaignId, UserId};
     use crate::domain::timestamp::Timestamp;
     use crate::store::{AccountStore, CampaignStore, SqliteStore, Store};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     fn row(campaign: CampaignId, user: UserId, seq: u32, code: Option<&str>) -> NewCouponRow {
         NewCouponRow {
@@ -329,6 +348,173 @@ mod tests {
             code: code.map(Into::into),
             trace: None,
         }
+    }
+
+    /// A store with `users` users and one campaign of `total` coupons,
+    /// `limit` a user.
+    async fn store_with_campaign(
+        dir: &Path,
+        users: usize,
+        total: u32,
+        limit: u32,
+    ) -> (SqliteStore, Vec<UserId>, CampaignId) {
+        let store = SqliteStore::open(dir, Durability::Full)
+            .await
+            .expect("open");
+        let users: Vec<(UserId, Email)> = (0..users)
+            .map(|i| {
+                let email = Email::parse(&format!("kim{i}@example.com")).expect("email");
+                (UserId::generate(), email)
+            })
+            .collect();
+        store
+            .insert_users(&users, "x", Timestamp(0))
+            .await
+            .expect("users");
+        let campaign = serde_json::from_value::<NewCampaign>(serde_json::json!({
+            "name": "c",
+            "discount": {"type": "fixed", "amount": 1000},
+            "total_quantity": total,
+            "per_user_limit": limit,
+            "issue_starts_at": "2026-01-01T00:00:00Z",
+            "issue_ends_at": "2027-01-01T00:00:00Z",
+            "valid_days": 7,
+        }))
+        .expect("body")
+        .parse(CampaignId::generate(), Timestamp(0))
+        .expect("campaign");
+        store
+            .insert_campaign(&campaign, Timestamp(0))
+            .await
+            .expect("campaign");
+        (
+            store,
+            users.into_iter().map(|(id, _)| id).collect(),
+            campaign.id,
+        )
+    }
+
+    /// The `n`th coupon (from 0) of a storm over `users`.
+    fn nth(c: CampaignId, users: &[UserId], n: usize) -> NewCouponRow {
+        NewCouponRow {
+            seq: n as u32 + 1,
+            user_seq: (n / users.len()) as u32 + 1,
+            ..row(c, users[n % users.len()], 1, None)
+        }
+    }
+
+    /// Frames in the write-ahead log now (a passive checkpoint's answer).
+    async fn log_frames(store: &SqliteStore) -> i64 {
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&store.pool)
+            .await
+            .expect("checkpoint");
+        frames
+    }
+
+    /// Batches written back to back, as in a storm, never leave the
+    /// passive checkpoint a moment to finish, so SQLite alone never starts
+    /// the log over (it grew to gigabytes in a drop): the upkeep asks, a
+    /// batch does, and every coupon is still there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_while_batches_follow_each_other() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, users, c) = store_with_campaign(dir.path(), 50, 50_000, 1000).await;
+        store.log.set_limit(64);
+        let mut batches =
+            Batches::open(store.path(), Durability::Full, false, store.log()).expect("writer");
+        // How many coupons the thread has written, until told to stop.
+        let written = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writing = {
+            let (written, stop) = (written.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n + 32 <= 50_000 {
+                    let rows: Vec<_> = (n..n + 32).map(|i| nth(c, &users, i)).collect();
+                    batches.insert(&rows).expect("batch");
+                    n += 32;
+                    written.store(n, Ordering::Relaxed);
+                }
+            })
+        };
+        // The upkeep, more often than the server's: enough restarts, over
+        // enough commits that a log never started over would hold more
+        // frames than the test's commits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while (store.log.restarts() < 3 || written.load(Ordering::Relaxed) < 20_000)
+            && !writing.is_finished()
+            && std::time::Instant::now() < deadline
+        {
+            store.checkpoint().await.expect("checkpoint");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        writing.join().expect("writer thread");
+        let written = written.load(Ordering::Relaxed);
+        assert!(
+            store.log.restarts() >= 3,
+            "{} restarts",
+            store.log.restarts()
+        );
+        // Each commit appends at least one frame: fewer frames than
+        // commits means the log started over.
+        let commits = (written / 32) as i64;
+        let frames = log_frames(&store).await;
+        assert!(
+            frames < commits,
+            "{frames} frames in the log after {commits} commits"
+        );
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM coupons")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(count, written as i64);
+        store.close().await;
+    }
+
+    /// A reader still on the old log makes the restart give up at once:
+    /// the batch is written anyway, and a later one starts the log over.
+    #[tokio::test]
+    async fn a_reader_on_the_log_delays_the_restart_not_the_batch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, users, c) = store_with_campaign(dir.path(), 10, 1000, 100).await;
+        store.log.set_limit(1);
+        let mut batches =
+            Batches::open(store.path(), Durability::Full, false, store.log()).expect("writer");
+        let mut n = 0;
+        let mut batch = |batches: &mut Batches| {
+            let rows: Vec<_> = (n..n + 10).map(|i| nth(c, &users, i)).collect();
+            n += 10;
+            batches.insert(&rows).expect("batch");
+        };
+        batch(&mut batches);
+        // A reader whose snapshot is in the log, as a GET in flight.
+        let reader = rusqlite::Connection::open(store.path()).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let seen: i64 = reader
+            .query_row("SELECT COUNT(*) FROM coupons", [], |r| r.get(0))
+            .expect("read");
+        assert_eq!(seen, 10);
+        store.checkpoint().await.expect("checkpoint");
+        batch(&mut batches);
+        assert_eq!(store.log.restarts(), 0, "restarted under a reader");
+        let before = log_frames(&store).await;
+        reader.execute_batch("COMMIT").expect("end the read");
+        batch(&mut batches);
+        assert_eq!(store.log.restarts(), 1);
+        // Only the last batch's frames are in the log now.
+        let after = log_frames(&store).await;
+        assert!(
+            after < before,
+            "{after} frames after the restart, {before} before"
+        );
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM coupons")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(count, 30);
+        store.close().await;
     }
 
     /// A writer whose thread is gone does not answer "unknown" for ever:
@@ -388,33 +574,10 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_all_or_nothing_and_refusals_are_named() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteStore::open(dir.path(), Durability::Full)
-            .await
-            .expect("open");
-        let user = UserId::generate();
-        let email = Email::parse("kim@example.com").expect("email");
-        store
-            .insert_users(&[(user, email)], "x", Timestamp(0))
-            .await
-            .expect("user");
-        let campaign = serde_json::from_value::<NewCampaign>(serde_json::json!({
-            "name": "c",
-            "discount": {"type": "fixed", "amount": 1000},
-            "total_quantity": 3,
-            "per_user_limit": 3,
-            "issue_starts_at": "2026-01-01T00:00:00Z",
-            "issue_ends_at": "2027-01-01T00:00:00Z",
-            "valid_days": 7,
-        }))
-        .expect("body")
-        .parse(CampaignId::generate(), Timestamp(0))
-        .expect("campaign");
-        store
-            .insert_campaign(&campaign, Timestamp(0))
-            .await
-            .expect("campaign");
-        let mut batches = Batches::open(store.path(), Durability::Full, true).expect("writer");
-        let c = campaign.id;
+        let (store, users, c) = store_with_campaign(dir.path(), 1, 3, 3).await;
+        let user = users[0];
+        let mut batches =
+            Batches::open(store.path(), Durability::Full, true, store.log()).expect("writer");
 
         // Seq 4 is above the stock of 3: the trigger refuses the batch.
         let over = [row(c, user, 1, None), row(c, user, 4, None)];
