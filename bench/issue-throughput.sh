@@ -166,9 +166,9 @@ metric() { # NAME [LABELS] from a /metrics dump on stdin
 write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$FC_PID/io"; }
 # The write-ahead log's largest file size during the measured run (embedded:
 # SQLite starts the log over only after a checkpoint copied all of it).
-wal_sampler() {
+wal_sampler() { # ends with the server, whatever becomes of this script
     local max=0 size
-    while :; do
+    while kill -0 "$FC_PID" 2>/dev/null; do
         size="$(stat -c %s "$DATA/flashcoupon.db-wal" 2>/dev/null || echo 0)"
         ((size > max)) && max="$size" && echo "$max" >"$WORK/wal.max"
         sleep 0.25

@@ -1,7 +1,8 @@
 //! The record's own ceiling (issue 17): the embedded group-commit writer's
 //! batches written from one thread with no HTTP, no gate and no queue,
 //! on the server's schema (its migrations), its pragmas and durability,
-//! with its 500 ms checkpoints on a second connection. The same rows as a
+//! with the store's own upkeep (its 500 ms checkpoints, and the restart of
+//! a long log it asks the writer for). The same rows as a
 //! claim storm: UUIDv7 coupon ids, distinct users in random order (a
 //! coupon is its own inbox entry). `bench/issue-throughput.sh`
 //! runs it next to the server so the claim path reads as a share of it.

@@ -166,11 +166,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(log::BUSY_TIMEOUT)
             .pragma("temp_store", "memory")
-            // Checkpoints run in `checkpoint`, off the commit path (see there).
+            // Checkpoints run in `checkpoint`, off the commit path but for
+            // a long log's restart (see there).
             .pragma("wal_autocheckpoint", "0")
             // Once the log starts over, its file is cut back to this: a
             // burst of writes does not keep its disk space for ever.
-            .pragma("journal_size_limit", "67108864")
+            .pragma("journal_size_limit", log::FILE_LIMIT_BYTES.to_string())
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -258,12 +259,25 @@ impl SqliteStore {
     /// on another thread, as the store's upkeep. A log grown too long is
     /// copied once more, then started over by the next batch (see [`log`]).
     pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        if self.log.too_long(self.passive_checkpoint().await?) {
-            // Most of the log is copied now: copy what came meanwhile, so
-            // the batch that starts it over has little left to copy.
-            self.passive_checkpoint().await?;
-            self.log.want_restart();
+        let mut frames = self.passive_checkpoint().await?;
+        if !self.log.too_long(frames) {
+            return Ok(());
         }
+        // The writers appended while that pass copied: copy again until
+        // little came meanwhile, so the batch that starts the log over has
+        // little left to copy (it makes that batch's claims wait).
+        let mut appended = frames;
+        let mut passes = 0;
+        while passes < log::CATCH_UP_PASSES && appended > log::LEFT_FOR_THE_BATCH {
+            let now = self.passive_checkpoint().await?;
+            if now < frames {
+                // The log started over by itself.
+                return Ok(());
+            }
+            (appended, frames, passes) = (now - frames, now, passes + 1);
+        }
+        tracing::debug!(frames, passes, appended, "asking for the log to start over");
+        self.log.want_restart();
         Ok(())
     }
 
