@@ -73,6 +73,9 @@ pub struct Metrics {
     /// observes no lag, but its backlog grows.
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age: prometheus::Gauge,
+    /// Embedded mode: the write-ahead log started over by a writer during
+    /// a storm (read from the store at each scrape).
+    pub sqlite_log_restarts: IntCounter,
     /// Time-sale orders answered, by result.
     pub order_outcomes: IntCounterVec,
     /// Time from an order's arrival to its answer.
@@ -292,6 +295,11 @@ impl Metrics {
             "Outbound events in the record's outbox not yet confirmed by the broker (all instances' rows; read at each scrape).",
         )
         .expect("valid metric");
+        let sqlite_log_restarts = IntCounter::new(
+            "flashcoupon_sqlite_log_restarts_total",
+            "Embedded mode: times a group-commit batch started the SQLite write-ahead log over because it had grown too long (read at each scrape).",
+        )
+        .expect("valid metric");
         let outbox_oldest_age = prometheus::Gauge::new(
             "flashcoupon_outbox_oldest_age_seconds",
             "Age of the oldest outbound event not yet confirmed by the broker; 0 when the outbox is empty.",
@@ -323,6 +331,7 @@ impl Metrics {
             Box::new(outbox_lag.clone()),
             Box::new(outbox_backlog.clone()),
             Box::new(outbox_oldest_age.clone()),
+            Box::new(sqlite_log_restarts.clone()),
             Box::new(queue_messages.clone()),
             Box::new(issue_outcomes.clone()),
             Box::new(issue_latency.clone()),
@@ -369,6 +378,7 @@ impl Metrics {
             outbox_lag,
             outbox_backlog,
             outbox_oldest_age,
+            sqlite_log_restarts,
             queue_messages,
             order_outcomes,
             order_latency,

@@ -70,6 +70,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let age = oldest.map_or(0, |t| (state.clock.now().0 - t.0).max(0));
         state.metrics.outbox_oldest_age.set(age as f64 / 1000.0);
     }
+    if let Some(restarts) = state.store.log_restarts() {
+        // A counter follows the store's own count.
+        let counter = &state.metrics.sqlite_log_restarts;
+        counter.inc_by(restarts.saturating_sub(counter.get()));
+    }
     (
         [(
             header::CONTENT_TYPE,

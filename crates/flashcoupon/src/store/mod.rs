@@ -222,6 +222,12 @@ pub trait Store:
     /// a writer that never pauses keeps the log from ever being reset (a
     /// million codes left a 5 GB log). Nothing to wait for on PostgreSQL.
     async fn let_log_catch_up(&self, _within: std::time::Duration) {}
+    /// How many times a writer has started SQLite's write-ahead log over
+    /// during a storm (see `store::sqlite::LogLength`); `None` on
+    /// PostgreSQL.
+    fn log_restarts(&self) -> Option<u64> {
+        None
+    }
     async fn close(&self);
 }
 

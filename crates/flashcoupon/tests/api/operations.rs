@@ -190,4 +190,8 @@ async fn every_route_is_counted_and_timed_by_its_template_and_status() {
         text.contains("\nflashcoupon_password_hashes_abandoned_total "),
         "the hashing budget's skipped hashes are exported"
     );
+    assert!(
+        text.contains("\nflashcoupon_sqlite_log_restarts_total "),
+        "the write-ahead log's restarts are exported"
+    );
 }

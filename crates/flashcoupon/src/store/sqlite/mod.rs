@@ -372,6 +372,10 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn log_restarts(&self) -> Option<u64> {
+        Some(self.log.restarts())
+    }
+
     async fn let_log_catch_up(&self, within: Duration) {
         let started = std::time::Instant::now();
         loop {
