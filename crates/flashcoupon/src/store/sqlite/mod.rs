@@ -257,7 +257,8 @@ impl SqliteStore {
     /// commit crosses its threshold, i.e. inside a group commit, stalling
     /// every claim of that batch; this runs on a pooled connection instead,
     /// on another thread, as the store's upkeep. A log grown too long is
-    /// copied once more, then started over by the next batch (see [`log`]).
+    /// copied again until little is left, then started over by the next
+    /// batch (see [`log`]).
     pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
         let mut frames = self.passive_checkpoint().await?;
         if !self.log.too_long(frames) {

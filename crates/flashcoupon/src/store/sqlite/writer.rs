@@ -26,14 +26,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::LogLength;
 use crate::domain::ids::{CouponId, OrderId};
 use crate::settings::Durability;
 use crate::store::coupons::issued_outbox;
 use crate::store::outbox::insert_outbox;
 use crate::store::sql::{Rusqlite, run_now};
 use crate::store::write_turn::WriteTurn;
-
-use super::LogLength;
 use crate::store::{Applied, CouponWriter, InboundItem, NewCouponRow, NewOrderRow, StoreError};
 
 const INSERT_COUPON: &str = "INSERT INTO coupons (id, campaign_id, user_id, seq, user_seq, \
@@ -79,7 +78,8 @@ impl Batches {
         )?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "temp_store", "memory")?;
-        // Checkpoints run in the store's upkeep, never inside a batch.
+        // Checkpoints run in the store's upkeep, never inside a batch (a
+        // long log's restart runs before one: `Batches::begin`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", super::log::FILE_LIMIT_BYTES)?;
         Ok(Self {
