@@ -72,6 +72,7 @@ async fn embedded(settings: &Settings) -> anyhow::Result<Engines> {
     let store = SqliteStore::open(&settings.data_dir, settings.sqlite_synchronous)
         .await
         .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    store.log().set_limit(settings.sqlite_log_restart_frames);
     let store: Arc<dyn Store> = Arc::new(store);
     let gate = MemoryGate::default();
     gate.load(&CouponStock(store.clone())).await?;

@@ -111,6 +111,13 @@ pub struct Settings {
     )]
     pub sqlite_synchronous: Durability,
 
+    /// SQLite: frames in the write-ahead log past which a group-commit
+    /// batch starts it over during a storm (default 65,536, ~270 MB; the
+    /// crash tests set a few dozen so kill -9 meets restarts).
+    #[arg(long, env = "FLASHCOUPON_SQLITE_LOG_RESTART_FRAMES", default_value_t = crate::store::sqlite::LIMIT_FRAMES,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub sqlite_log_restart_frames: i64,
+
     /// Claims per second one user may send (bursts of twice that); 0 = unlimited.
     #[arg(long, env = "FLASHCOUPON_CLAIM_RATE_PER_USER", default_value_t = 20)]
     pub claim_rate_per_user: u32,

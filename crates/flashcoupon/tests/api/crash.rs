@@ -34,6 +34,10 @@ impl Server {
                 .env("FLASHCOUPON_ADMIN_EMAIL", ADMIN_EMAIL)
                 .env("FLASHCOUPON_ADMIN_PASSWORD", ADMIN_PASSWORD)
                 .env("FLASHCOUPON_CLAIM_RATE_PER_USER", "0")
+                // The write-ahead log starts over every few batches, as it
+                // does every ~2 s of a long storm (store/sqlite/log.rs), so
+                // the kill can land around a restart.
+                .env("FLASHCOUPON_SQLITE_LOG_RESTART_FRAMES", "64")
                 .env("RUST_LOG", "warn"),
         );
         Server { child, base }

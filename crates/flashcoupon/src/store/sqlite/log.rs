@@ -104,7 +104,7 @@ impl LogLength {
         self.restarts.load(Ordering::Relaxed)
     }
 
-    #[cfg(test)]
+    /// Start the log over past `frames` instead of [`LIMIT_FRAMES`].
     pub fn set_limit(&self, frames: i64) {
         self.limit.store(frames, Ordering::Relaxed);
     }

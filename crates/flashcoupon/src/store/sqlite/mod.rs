@@ -6,7 +6,7 @@
 mod log;
 mod writer;
 
-pub use log::LogLength;
+pub use log::{LIMIT_FRAMES, LogLength};
 pub use writer::Batches;
 
 use std::collections::HashMap;
