@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Semaphore;
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, admin_token, body, start_binary};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, admin_token, body, metric_at, start_binary};
 
 const STOCK: usize = 1_000;
 const LIMIT: usize = 3;
@@ -137,24 +137,10 @@ async fn log_started_over(
     campaign: &str,
     users: &[(String, String)],
 ) -> Vec<String> {
-    let restarts = || async {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("flashcoupon_sqlite_log_restarts_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut claimed = Vec::new();
     for (_, token) in users.iter().cycle() {
-        if restarts().await >= 1.0 {
+        if metric_at(client, base, "flashcoupon_sqlite_log_restarts_total").await >= 1.0 {
             return claimed;
         }
         assert!(

@@ -260,7 +260,7 @@ impl SqliteStore {
     /// copied again until little is left, then started over by the next
     /// batch (see [`log`]).
     pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        let mut frames = self.passive_checkpoint().await?;
+        let (mut frames, _) = self.passive_checkpoint().await?;
         if !self.log.too_long(frames) {
             return Ok(());
         }
@@ -270,7 +270,7 @@ impl SqliteStore {
         let mut appended = frames;
         let mut passes = 0;
         while passes < log::CATCH_UP_PASSES && appended > log::LEFT_FOR_THE_BATCH {
-            let now = self.passive_checkpoint().await?;
+            let (now, _) = self.passive_checkpoint().await?;
             if now < frames {
                 // The log started over by itself.
                 return Ok(());
@@ -282,13 +282,14 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// One passive checkpoint: the frames in the log.
-    async fn passive_checkpoint(&self) -> Result<i64, sqlx::Error> {
+    /// One passive checkpoint: the frames in the log, and how many of them
+    /// are copied into the database file.
+    async fn passive_checkpoint(&self) -> Result<(i64, i64), sqlx::Error> {
         // (busy, frames in the log, frames copied into the database)
-        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&self.pool)
             .await?;
-        Ok(frames)
+        Ok((frames, copied))
     }
 }
 
@@ -380,13 +381,8 @@ impl Store for SqliteStore {
     async fn let_log_catch_up(&self, within: Duration) {
         let started = std::time::Instant::now();
         loop {
-            // (busy, frames in the log, frames copied into the database)
-            let copied: Result<(i64, i64, i64), _> =
-                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(&self.pool)
-                    .await;
-            match copied {
-                Ok((_, log, done)) if done < log && started.elapsed() < within => {
+            match self.passive_checkpoint().await {
+                Ok((log, done)) if done < log && started.elapsed() < within => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 _ => return,

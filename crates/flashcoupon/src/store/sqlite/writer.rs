@@ -403,15 +403,6 @@ mod tests {
         }
     }
 
-    /// Frames in the write-ahead log now (a passive checkpoint's answer).
-    async fn log_frames(store: &SqliteStore) -> i64 {
-        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&store.pool)
-            .await
-            .expect("checkpoint");
-        frames
-    }
-
     /// The checkpoint sequence in the log's header: SQLite adds one each
     /// time the log starts over.
     fn log_generation(db: &Path) -> u32 {
@@ -503,7 +494,7 @@ mod tests {
         store.checkpoint().await.expect("checkpoint");
         batch(&mut batches);
         assert_eq!(store.log.restarts(), 0, "restarted under a reader");
-        let before = log_frames(&store).await;
+        let before = store.passive_checkpoint().await.expect("checkpoint").0;
         reader.execute_batch("COMMIT").expect("end the read");
         // The upkeep's next round asks again.
         batch(&mut batches);
@@ -512,7 +503,7 @@ mod tests {
         batch(&mut batches);
         assert_eq!(store.log.restarts(), 1);
         // Only the last batch's frames are in the log now.
-        let after = log_frames(&store).await;
+        let after = store.passive_checkpoint().await.expect("checkpoint").0;
         assert!(
             after < before,
             "{after} frames after the restart, {before} before"
