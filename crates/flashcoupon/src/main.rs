@@ -50,6 +50,15 @@ enum AdminCommand {
         #[arg(long, env = "FLASHCOUPON_POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
     },
+    /// Rewrite the embedded database with smaller pages (new databases
+    /// get 1 KiB pages; an older one keeps 4 KiB until this runs). Stop
+    /// the server first; it rewrites the whole file.
+    Repage {
+        #[arg(long, env = "FLASHCOUPON_DATA_DIR", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = flashcoupon::store::SQLITE_PAGE_SIZE)]
+        page_size: u32,
+    },
 }
 
 #[tokio::main]
@@ -66,6 +75,24 @@ async fn main() -> anyhow::Result<()> {
             if !report.violations().is_empty() {
                 eprintln!("{} promise violation(s)", report.violations().len());
                 std::process::exit(2);
+            }
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Repage {
+            data_dir,
+            page_size,
+        }) => {
+            let path = data_dir.join("flashcoupon.db");
+            let done = flashcoupon::store::repage(&path, page_size, |before| {
+                println!(
+                    "rewriting {} from {before}- to {page_size}-byte pages (the whole file: a while for a large one)",
+                    path.display()
+                );
+            })?;
+            if done.before == done.after {
+                println!("nothing to do: its pages are {} bytes already", done.after);
+            } else {
+                println!("done: {} -> {} bytes a page", done.before, done.after);
             }
             Ok(())
         }

@@ -63,7 +63,7 @@ pub use points::{
 pub use postgres::PgStore;
 pub use sales::{FencedSale, NewOrderRow, Refusal, SaleStore, SaleSummary};
 pub use service_keys::{ServiceKeyRecord, ServiceKeyStore};
-pub use sqlite::{Batches, LogLength, SqliteStore};
+pub use sqlite::{Batches, LogLength, PAGE_SIZE as SQLITE_PAGE_SIZE, SqliteStore, repage};
 pub use stats::{CampaignFigures, StatsStore, UserCard, UserCoupons};
 pub use subscriptions::{SubscriptionStore, Topic};
 pub use triggers::{TriggerEvent, TriggerStore};

@@ -21,10 +21,11 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Past this many frames the log is started over (270 MB of 4 KiB pages
-/// and their frame headers): a restart makes one batch wait for the last
-/// frames to be copied and synced (0.06–58 ms measured, most under 15), so
-/// not too often: about every 2 s in a storm writing 150 MB/s of log.
+/// Past this many frames the log is started over (67 MB of a new
+/// database's 1 KiB pages and their frame headers, 270 MB of an older
+/// one's 4 KiB): a restart makes one batch wait for the last frames to be
+/// copied and synced (0.06–58 ms measured, most under 15), so not too
+/// often: every 1.5–2 s of a storm.
 pub const LIMIT_FRAMES: i64 = 65_536;
 
 /// What a restart cuts the log's file back to, if it grew past it

@@ -4,9 +4,11 @@
 //! Migrations are embedded in the binary.
 
 mod log;
+mod pages;
 mod writer;
 
 pub use log::{LIMIT_FRAMES, LogLength};
+pub use pages::{PAGE_SIZE, Repaged, repage};
 pub use writer::Batches;
 
 use std::collections::HashMap;
@@ -172,6 +174,9 @@ impl SqliteStore {
             // Once the log starts over, its file is cut back to this: a
             // burst of writes does not keep its disk space for ever.
             .pragma("journal_size_limit", log::FILE_LIMIT_BYTES.to_string())
+            // A new database only (an existing one keeps its pages: see
+            // `repage`).
+            .page_size(PAGE_SIZE)
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -187,6 +192,13 @@ impl SqliteStore {
         // -wal and -shm companions; SQLite keeps the mode it finds.
         let companions = ["flashcoupon.db-wal", "flashcoupon.db-shm"].map(|f| data_dir.join(f));
         crate::data_dir::restrict(&[&path, &companions[0], &companions[1]])?;
+        let (page_size,): (u32,) = sqlx::query_as("PRAGMA page_size").fetch_one(&pool).await?;
+        if page_size != PAGE_SIZE {
+            tracing::info!(
+                page_size,
+                "the database keeps its {page_size}-byte pages; new databases get {PAGE_SIZE} (fewer bytes written a claim): `flashcoupon admin repage` rewrites it, the server stopped"
+            );
+        }
         Ok(Self {
             pool,
             path,
