@@ -742,3 +742,91 @@ async fn a_kill_9_mid_order_storm_leaves_nothing_half_held() {
         "seqs 1..=stock, each once"
     );
 }
+
+/// `flashcoupon admin repage` on the data dir of a server killed with
+/// SIGKILL: refused while the server runs; then every coupon answered 201
+/// is in the rewritten file (the log the kill left is checked in first),
+/// and the server starts on it and goes on issuing from the next seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repage_after_a_kill_9_keeps_every_issued_coupon() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path());
+    let (users, campaign) = set_up_drop(&client, &server.base, &[("repage", 300)]).await;
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let (first, later) = users.split_at(200);
+    storm(
+        &client,
+        &server.base,
+        &campaign,
+        first,
+        "before",
+        issued.clone(),
+        |_| (),
+    )
+    .await;
+    let repage = |size: &str| {
+        Command::new(env!("CARGO_BIN_EXE_flashcoupon"))
+            .args(["admin", "repage", "--page-size", size, "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let refused = repage("4096");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("Stop it first"),
+        "{why}"
+    );
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let done = repage("4096");
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success() && said.contains("from 1024- to 4096-byte pages"),
+        "{said}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("flashcoupon.db").display()
+    );
+    let mut db = SqliteConnection::connect(&url).await.unwrap();
+    let (pages,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(pages, 4096);
+    drop(db);
+    let before = issued.lock().unwrap().len();
+    assert!(before > 0);
+    let check = |rows: &[(String, String, i64, i64)]| {
+        let in_record: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        for i in issued.lock().unwrap().iter() {
+            assert!(in_record.contains(i.coupon.as_str()), "a 201 lost: {i:?}");
+        }
+        let seqs: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>());
+    };
+    check(&record(dir.path(), &campaign).await);
+
+    let server = Server::start(dir.path());
+    storm(
+        &client,
+        &server.base,
+        &campaign,
+        later,
+        "after",
+        issued.clone(),
+        |_| (),
+    )
+    .await;
+    let after = issued.lock().unwrap().len();
+    assert!(after > before, "the drop goes on after the rewrite");
+    drop(server);
+    let rows = record(dir.path(), &campaign).await;
+    assert_eq!(rows.len(), after);
+    check(&rows);
+}
