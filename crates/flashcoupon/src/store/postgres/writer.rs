@@ -3,7 +3,7 @@
 //! then one `INSERT … SELECT FROM unnest(…)` for the whole batch.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
@@ -18,6 +18,8 @@ use crate::store::{CouponWriter, NewCouponRow, StoreError};
 pub(super) struct PgWriter {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
+    /// When the connection last answered.
+    used: Instant,
     /// Also write each coupon's `coupon.issued` to the outbox.
     outbound: bool,
 }
@@ -27,11 +29,24 @@ impl PgWriter {
         Self {
             options,
             conn: None,
+            used: Instant::now(),
             outbound,
         }
     }
 
     async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        // A connection idle for a while may have died with a PostgreSQL
+        // restart, and the batch it is given would fail (503) though
+        // nothing of it was sent. So it is asked first: one round trip
+        // after an idle second, none in a storm.
+        if let Some(conn) = self.conn.as_mut()
+            && self.used.elapsed() > IDLE_CHECK
+            && tokio::time::timeout(CONNECT_TIMEOUT, conn.ping())
+                .await
+                .map_or(true, |pinged| pinged.is_err())
+        {
+            self.conn = None;
+        }
         if self.conn.is_none() {
             let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect());
             self.conn = Some(connect.await.map_err(|_| timed_out("connecting"))??);
@@ -47,6 +62,7 @@ impl PgWriter {
         if matches!(result, Err(StoreError::Db(_))) {
             self.conn = None;
         }
+        self.used = Instant::now();
     }
 }
 
@@ -123,6 +139,8 @@ async fn insert_batch(
 /// A connection attempt to a server that is starting or unreachable must not
 /// hold the writer (and every claim queued behind it) for long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection unused this long is pinged before a batch.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// A batch the server does not answer within this (it went away without
 /// closing the socket) is treated as an I/O error: the writer never hangs.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
