@@ -414,7 +414,25 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::InboxStore;
+    use crate::store::{AccountStore, InboxStore};
+
+    /// A store in `dir` with `n` users (the writer's and the pages' tests).
+    pub(super) async fn store_with_users(dir: &Path, n: usize) -> (SqliteStore, Vec<UserId>) {
+        let store = SqliteStore::open(dir, Durability::Full)
+            .await
+            .expect("open");
+        let users: Vec<(UserId, Email)> = (0..n)
+            .map(|i| {
+                let email = Email::parse(&format!("kim{i}@example.com")).expect("email");
+                (UserId::generate(), email)
+            })
+            .collect();
+        store
+            .insert_users(&users, "x", Timestamp(0))
+            .await
+            .expect("users");
+        (store, users.into_iter().map(|(id, _)| id).collect())
+    }
 
     /// A checkout thread that died (a job panicked) turns `ping`, and so
     /// `/readyz`, to not ready; a payment batch then gets an error, not a

@@ -64,12 +64,10 @@ pub fn repage(path: &Path, size: u32, rewriting: impl FnOnce(u32)) -> anyhow::Re
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::store_with_users;
     use super::*;
-    use crate::domain::account::Email;
-    use crate::domain::ids::UserId;
-    use crate::domain::timestamp::Timestamp;
     use crate::settings::Durability;
-    use crate::store::{AccountStore, SqliteStore, Store};
+    use crate::store::{SqliteStore, Store};
 
     async fn page_size(store: &SqliteStore) -> u32 {
         let (size,): (u32,) = sqlx::query_as("PRAGMA page_size")
@@ -77,24 +75,6 @@ mod tests {
             .await
             .expect("page size");
         size
-    }
-
-    /// A store with `n` users in `dir`.
-    async fn store_with_users(dir: &Path, n: usize) -> SqliteStore {
-        let store = SqliteStore::open(dir, Durability::Full)
-            .await
-            .expect("open");
-        let users: Vec<(UserId, Email)> = (0..n)
-            .map(|i| {
-                let email = Email::parse(&format!("lee{i}@example.com")).expect("email");
-                (UserId::generate(), email)
-            })
-            .collect();
-        store
-            .insert_users(&users, "x", Timestamp(0))
-            .await
-            .expect("users");
-        store
     }
 
     /// `repage` once the store's connections are gone: `close` returns
@@ -147,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn repage_rewrites_the_pages_and_keeps_every_row() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = store_with_users(dir.path(), 500).await;
+        let (store, _) = store_with_users(dir.path(), 500).await;
         let path = store.path().to_owned();
         store.close().await;
 
@@ -200,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn repage_refuses_a_database_in_use_or_a_bad_size() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = store_with_users(dir.path(), 10).await;
+        let (store, _) = store_with_users(dir.path(), 10).await;
         let path = store.path().to_owned();
         let refused = repage(&path, 4096, |_| ()).expect_err("in use");
         assert!(refused.to_string().contains("Stop it first"), "{refused}");

@@ -326,11 +326,10 @@ impl CouponWriter for SqliteWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::account::Email;
     use crate::domain::campaign::NewCampaign;
     use crate::domain::ids::{CampaignId, UserId};
     use crate::domain::timestamp::Timestamp;
-    use crate::store::{AccountStore, CampaignStore, SqliteStore, Store};
+    use crate::store::{CampaignStore, SqliteStore, Store};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     fn row(campaign: CampaignId, user: UserId, seq: u32, code: Option<&str>) -> NewCouponRow {
@@ -358,19 +357,7 @@ mod tests {
         total: u32,
         limit: u32,
     ) -> (SqliteStore, Vec<UserId>, CampaignId) {
-        let store = SqliteStore::open(dir, Durability::Full)
-            .await
-            .expect("open");
-        let users: Vec<(UserId, Email)> = (0..users)
-            .map(|i| {
-                let email = Email::parse(&format!("kim{i}@example.com")).expect("email");
-                (UserId::generate(), email)
-            })
-            .collect();
-        store
-            .insert_users(&users, "x", Timestamp(0))
-            .await
-            .expect("users");
+        let (store, users) = super::super::tests::store_with_users(dir, users).await;
         let campaign = serde_json::from_value::<NewCampaign>(serde_json::json!({
             "name": "c",
             "discount": {"type": "fixed", "amount": 1000},
@@ -387,11 +374,7 @@ mod tests {
             .insert_campaign(&campaign, Timestamp(0))
             .await
             .expect("campaign");
-        (
-            store,
-            users.into_iter().map(|(id, _)| id).collect(),
-            campaign.id,
-        )
+        (store, users, campaign.id)
     }
 
     /// The `n`th coupon (from 0) of a storm over `users`.
