@@ -78,9 +78,10 @@ mod tests {
     }
 
     /// `repage` once the store's connections are gone: `close` returns
-    /// before sqlx's SQLite threads have closed theirs (a process that
-    /// exited has none), so a busy file is tried again, for 10 s at most.
-    fn repage_closed(path: &Path, size: u32) -> Repaged {
+    /// before sqlx has closed all of them (a process that exited has
+    /// none), and its tasks need this runtime to finish, so a busy file is
+    /// tried again after an async wait, for 10 s at most.
+    async fn repage_closed(path: &Path, size: u32) -> Repaged {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match repage(path, size, |_| ()) {
@@ -89,7 +90,7 @@ mod tests {
                     if std::time::Instant::now() < deadline
                         && e.to_string().contains("Stop it first") =>
                 {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("repage to {size}: {e}"),
             }
@@ -131,7 +132,7 @@ mod tests {
         let path = store.path().to_owned();
         store.close().await;
 
-        let to_old = repage_closed(&path, 4096);
+        let to_old = repage_closed(&path, 4096).await;
         assert_eq!(
             to_old,
             Repaged {
@@ -141,17 +142,7 @@ mod tests {
         );
         assert_eq!(users_and_integrity(&path), (500, "ok".into()));
 
-        let store = SqliteStore::open(dir.path(), Durability::Full)
-            .await
-            .expect("reopen an older database");
-        assert_eq!(
-            page_size(&store).await,
-            4096,
-            "an open keeps the pages it finds"
-        );
-        store.close().await;
-
-        let back = repage_closed(&path, PAGE_SIZE);
+        let back = repage_closed(&path, PAGE_SIZE).await;
         assert_eq!(
             back,
             Repaged {
@@ -173,6 +164,21 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+        drop(conn);
+
+        // Last: a store's close leaves sqlx's threads closing their
+        // connections for a while under load, and repage wants the file
+        // to itself.
+        repage_closed(&path, 4096).await;
+        let store = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .expect("reopen an older database");
+        assert_eq!(
+            page_size(&store).await,
+            4096,
+            "an open keeps the pages it finds"
+        );
+        store.close().await;
     }
 
     /// With the server's store open on it, repage refuses and changes
