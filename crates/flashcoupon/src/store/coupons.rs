@@ -260,17 +260,15 @@ macro_rules! coupon_queries {
             }
 
             async fn get_coupon(&self, id: CouponId) -> Result<Option<Coupon>, StoreError> {
-                let row = sqlx::query(&format!(
-                    "{} WHERE c.id = $1",
-                    $crate::store::coupons::SELECT_COUPONS
-                ))
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row
-                    .as_ref()
-                    .map($crate::store::coupons::coupon)
-                    .transpose()?)
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!("{} WHERE c.id = $1", $crate::store::coupons::SELECT_COUPONS)
+                });
+                self.read_one(
+                    SQL.as_str(),
+                    $crate::store::sql::args![id.to_string()],
+                    |row| Ok($crate::store::coupons::coupon(row)?),
+                )
+                .await
             }
 
             async fn coupon_and_points(
@@ -287,19 +285,22 @@ macro_rules! coupon_queries {
                         1,
                     ) + " WHERE c.id = $1"
                 });
-                let row = sqlx::query(&SQL)
-                    .bind(id.to_string())
-                    .bind(user.to_string())
-                    .fetch_optional(&self.pool)
+                let read = self
+                    .read_one(
+                        SQL.as_str(),
+                        $crate::store::sql::args![id.to_string(), user.to_string()],
+                        |row| {
+                            let balance = row.opt_int("points_balance")?.unwrap_or(0);
+                            Ok(($crate::store::coupons::coupon(row)?, balance))
+                        },
+                    )
                     .await?;
                 // No coupon, no balance: an order with an unknown coupon
                 // goes no further.
-                let Some(row) = row else {
-                    return Ok((None, 0));
-                };
-                let balance = row.opt_int("points_balance")?.unwrap_or(0);
-                let coupon = Some($crate::store::coupons::coupon(&row)?);
-                Ok((coupon, balance))
+                Ok(match read {
+                    Some((coupon, balance)) => (Some(coupon), balance),
+                    None => (None, 0),
+                })
             }
 
             async fn list_coupons(

@@ -675,11 +675,14 @@ macro_rules! point_queries {
 
             async fn point_balance_only(&self, user: UserId) -> Result<i64, StoreError> {
                 use $crate::store::columns::Columns as _;
-                let row = sqlx::query("SELECT balance FROM point_accounts WHERE user_id = $1")
-                    .bind(user.to_string())
-                    .fetch_optional(&self.pool)
+                let balance = self
+                    .read_one(
+                        "SELECT balance FROM point_accounts WHERE user_id = $1",
+                        $crate::store::sql::args![user.to_string()],
+                        |row| Ok(row.int("balance")?),
+                    )
                     .await?;
-                Ok(row.map(|r| r.int("balance")).transpose()?.unwrap_or(0))
+                Ok(balance.unwrap_or(0))
             }
 
             async fn point_history(

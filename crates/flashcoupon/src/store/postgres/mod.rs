@@ -193,6 +193,23 @@ impl PgStore {
     pub(super) fn write_turn_is_serial(&self) -> bool {
         false
     }
+
+    /// `sql`'s first row, parsed by `parse` (the embedded store reads
+    /// these on the caller's thread; here it is one round trip anyway).
+    pub(super) async fn read_one<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        args: Vec<super::sql::Arg>,
+        parse: impl Fn(&sqlx::postgres::PgRow) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        use super::sql::Sql as _;
+        let mut conn = self.pool.acquire().await?;
+        conn.fetch_optional(sql, args)
+            .await?
+            .as_ref()
+            .map(parse)
+            .transpose()
+    }
 }
 
 super::shared_queries!(PgStore, sqlx::Postgres);

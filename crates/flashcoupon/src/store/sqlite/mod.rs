@@ -5,6 +5,7 @@
 
 mod log;
 mod pages;
+mod reads;
 mod writer;
 
 pub use log::{LIMIT_FRAMES, LogLength};
@@ -150,6 +151,8 @@ pub struct SqliteStore {
     checkout: Arc<tokio::sync::OnceCell<writer::SqliteWriter>>,
     /// Whether the write-ahead log is to be started over (see [`log`]).
     log: Arc<LogLength>,
+    /// Connections for point reads on the request's thread (see [`reads`]).
+    readers: Arc<reads::Readers>,
 }
 
 impl SqliteStore {
@@ -201,12 +204,24 @@ impl SqliteStore {
         }
         Ok(Self {
             pool,
+            readers: reads::Readers::new(&path),
             path,
             durability,
             write_turn: WriteTurn::shared(),
             checkout: Default::default(),
             log: Default::default(),
         })
+    }
+
+    /// `sql`'s first row, parsed by `parse`: a read by key on a hot path,
+    /// on the caller's thread (see [`reads`]).
+    pub(super) async fn read_one<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        args: Vec<super::sql::Arg>,
+        parse: impl Fn(&super::sql::OwnedRow) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        self.readers.row(sql, args, parse).await
     }
 
     /// A writer thread with its own connection to the database file.
@@ -404,6 +419,7 @@ impl Store for SqliteStore {
 
     /// Checkpoint what is left and close every connection.
     async fn close(&self) {
+        self.readers.close();
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await;

@@ -1,0 +1,227 @@
+//! Point reads on the request's own thread: a few `rusqlite` connections
+//! the store lends out, used to the end without an await.
+//!
+//! Through sqlx's pool a one-row read costs more than the read: sqlx runs
+//! each SQLite connection on a thread of its own, so a statement is a pool
+//! acquire and several thread hand-offs. On an order with a coupon and
+//! points (one such read before its unit is taken) that was a quarter of
+//! the server's CPU, mostly the kernel switching threads
+//! (docs/benchmarks.md, session 18). Read here, a lookup by key takes the
+//! few microseconds SQLite needs for it.
+//!
+//! In WAL mode a reader never waits for the writer, so a read here does not
+//! block its thread on a lock: the connection's busy timeout is zero, and
+//! the rare busy answer (a log being recovered) is read again on the
+//! blocking pool with the store's usual timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::super::StoreError;
+use super::super::sql::{Arg, OwnedRow, Rusqlite, Sql, run_now};
+
+/// Connections kept for later; a burst beyond them opens more and closes
+/// the surplus afterwards (more than the threads that read at once).
+const KEPT: usize = 16;
+
+#[derive(Debug)]
+pub struct Readers {
+    path: PathBuf,
+    /// Connections to lend; `None` once the store closed (a read after
+    /// that opens a connection for itself and closes it).
+    idle: Mutex<Option<Vec<Connection>>>,
+}
+
+impl Readers {
+    pub fn new(path: &Path) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Some(Vec::new())),
+        })
+    }
+
+    /// `sql`'s first row, parsed by `parse`: on this thread, or on the
+    /// blocking pool if SQLite answered busy here.
+    pub async fn row<T: Send + 'static>(
+        self: &Arc<Self>,
+        sql: &'static str,
+        args: Vec<Arg>,
+        parse: impl Fn(&OwnedRow) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        match self.read(sql, args.clone(), &parse, Duration::ZERO) {
+            Err(e) if is_busy(&e) => {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    this.read(sql, args, &parse, super::log::BUSY_TIMEOUT)
+                })
+                .await
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))?
+            }
+            out => out,
+        }
+    }
+
+    fn read<T>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        parse: &impl Fn(&OwnedRow) -> Result<T, StoreError>,
+        busy: Duration,
+    ) -> Result<Option<T>, StoreError> {
+        let taken = self.idle().as_mut().and_then(Vec::pop);
+        let conn = match taken {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        conn.busy_timeout(busy)?;
+        let row = run_now(Rusqlite(&conn).fetch_optional(sql, args));
+        if let Some(idle) = self.idle().as_mut()
+            && idle.len() < KEPT
+        {
+            idle.push(conn);
+        }
+        row?.as_ref().map(parse).transpose()
+    }
+
+    /// Close the idle connections and keep none from now on: the store is
+    /// closing, and its file may be rewritten next (`repage`).
+    pub fn close(&self) {
+        self.idle().take();
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Option<Vec<Connection>>> {
+        // A panic while it was held left a list of connections, still fine.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        // Read-write, but `query_only`: a read-only connection to a WAL
+        // database cannot open it while the -shm file is missing.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+}
+
+/// SQLite answered busy or locked: another connection held what the read
+/// needed for longer than this attempt would wait.
+fn is_busy(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::tests::store_with_users;
+    use crate::store::Store as _;
+    use crate::store::columns::Columns as _;
+    use crate::store::sql::args;
+
+    const EMAIL: &str = "SELECT email FROM users WHERE id = $1";
+
+    /// A read sees what was committed before it, a missing row is `None`,
+    /// and the connection goes back to be lent again.
+    #[tokio::test]
+    async fn a_read_sees_the_record_and_its_connection_is_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, users) = store_with_users(dir.path(), 2).await;
+        let email = |row: &super::OwnedRow| Ok(row.text("email")?);
+        let got = store
+            .read_one(EMAIL, args![users[1].to_string()], email)
+            .await
+            .expect("read");
+        assert_eq!(got.as_deref(), Some("kim1@example.com"));
+        let missing = store
+            .read_one(
+                EMAIL,
+                args![crate::domain::ids::UserId::generate().to_string()],
+                email,
+            )
+            .await
+            .expect("read");
+        assert_eq!(missing, None);
+        assert_eq!(store.readers.idle().as_ref().map(Vec::len), Some(1));
+        // A statement that is not a read is refused: the connections only read.
+        let err = store
+            .read_one("DELETE FROM users RETURNING email", args![], email)
+            .await
+            .expect_err("a write through a reader");
+        assert!(err.to_string().contains("readonly"), "{err}");
+        // Closed, the store keeps no connection open on its file (sqlx's
+        // threads close theirs a little after `close` returns: polled).
+        store.close().await;
+        assert!(store.readers.idle().is_none());
+        let exclusive = || {
+            let c = rusqlite::Connection::open(store.path())?;
+            c.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| {
+                r.get::<_, String>(0)
+            })?;
+            c.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while let Err(e) = exclusive() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the file is still in use after the store closed: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// While another connection holds the database file to itself (no
+    /// store is open on it: its connections would keep that from happening),
+    /// a read here answers busy at once; it is read again off the request's
+    /// thread, waiting as long as the store's other connections would, and
+    /// succeeds once the file is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_read_waits_off_the_requests_thread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("busy.db");
+        let hog = rusqlite::Connection::open(&path).expect("open");
+        hog.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT);
+             INSERT INTO users VALUES ('u1', 'kim@example.com');",
+        )
+        .expect("schema");
+        let mode: String = hog
+            .query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0))
+            .expect("exclusive");
+        assert_eq!(mode, "exclusive");
+        // The first write takes the exclusive lock and keeps it.
+        hog.execute("UPDATE users SET email = 'held@example.com'", [])
+            .expect("write");
+        let readers = super::Readers::new(&path);
+        let email = |r: &super::OwnedRow| Ok(r.text("email")?);
+        let direct = readers.read(EMAIL, args!["u1"], &email, Duration::ZERO);
+        assert!(
+            direct.as_ref().is_err_and(super::is_busy),
+            "a read beside an exclusive lock: {direct:?}"
+        );
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            // Back to normal locking: the lock goes with the next access.
+            hog.query_row("PRAGMA locking_mode = NORMAL", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .expect("normal");
+            hog.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))
+                .expect("read");
+            drop(hog);
+        });
+        let got = readers
+            .row(EMAIL, args!["u1"], email)
+            .await
+            .expect("read once the file is free");
+        assert_eq!(got.as_deref(), Some("held@example.com"));
+        release.join().expect("release");
+    }
+}
