@@ -9,10 +9,13 @@
 //! (docs/benchmarks.md, session 18). Read here, a lookup by key takes the
 //! few microseconds SQLite needs for it.
 //!
-//! In WAL mode a reader never waits for the writer, so a read here does not
-//! block its thread on a lock: the connection's busy timeout is zero, and
-//! the rare busy answer (a log being recovered) is read again on the
-//! blocking pool with the store's usual timeout.
+//! In WAL mode a reader does not wait for the writer, and these
+//! connections' busy timeout is zero: a busy answer (a log being recovered,
+//! the short lock windows of a checkpoint that restarts the log) is read
+//! again on tokio's blocking pool with the store's usual timeout, and so is
+//! a read that finds no idle connection (opening one parses the schema).
+//! SQLite's own retries when a read starts can still sleep briefly on the
+//! request's thread; they are rare, and bounded by SQLite.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,70 +26,87 @@ use rusqlite::{Connection, OpenFlags};
 use super::super::StoreError;
 use super::super::sql::{Arg, OwnedRow, Rusqlite, Sql, run_now};
 
-/// Connections kept for later; a burst beyond them opens more and closes
-/// the surplus afterwards (more than the threads that read at once).
-const KEPT: usize = 16;
-
 #[derive(Debug)]
 pub struct Readers {
     path: PathBuf,
-    /// Connections to lend; `None` once the store closed (a read after
-    /// that opens a connection for itself and closes it).
+    /// Connections to lend; `None` once the store closed (reads then fail
+    /// as a closed pool does).
     idle: Mutex<Option<Vec<Connection>>>,
+    /// How many idle connections are kept; a burst beyond them opens more
+    /// and closes the surplus afterwards.
+    kept: usize,
 }
 
 impl Readers {
     pub fn new(path: &Path) -> Arc<Self> {
+        // More than the threads that read at once.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Arc::new(Self {
             path: path.to_owned(),
             idle: Mutex::new(Some(Vec::new())),
+            kept: (2 * threads).max(16),
         })
     }
 
-    /// `sql`'s first row, parsed by `parse`: on this thread, or on the
-    /// blocking pool if SQLite answered busy here.
+    /// `sql`'s first row, parsed by `parse`: on this thread with an idle
+    /// connection, else (or if SQLite answered busy here) on the blocking
+    /// pool.
     pub async fn row<T: Send + 'static>(
         self: &Arc<Self>,
         sql: &'static str,
         args: Vec<Arg>,
         parse: impl Fn(&OwnedRow) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
-        match self.read(sql, args.clone(), &parse, Duration::ZERO) {
-            Err(e) if is_busy(&e) => {
-                let this = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    this.read(sql, args, &parse, super::log::BUSY_TIMEOUT)
-                })
-                .await
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))?
+        if let Some(conn) = self.take()? {
+            match self.read_on(conn, sql, args.clone(), &parse, Duration::ZERO) {
+                Err(e) if is_busy(&e) => {}
+                out => return out,
             }
-            out => out,
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match this.take()? {
+                Some(conn) => conn,
+                None => this.open()?,
+            };
+            this.read_on(conn, sql, args, &parse, super::log::BUSY_TIMEOUT)
+        })
+        .await
+        .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))?
+    }
+
+    /// An idle connection, if there is one; an error once the store closed.
+    fn take(&self) -> Result<Option<Connection>, StoreError> {
+        match self.idle().as_mut() {
+            Some(idle) => Ok(idle.pop()),
+            None => Err(StoreError::Db(sqlx::Error::PoolClosed)),
         }
     }
 
-    fn read<T>(
+    /// Read with `conn`, waiting at most `busy` for a lock, and keep it for
+    /// the next read.
+    fn read_on<T>(
         &self,
+        conn: Connection,
         sql: &str,
         args: Vec<Arg>,
         parse: &impl Fn(&OwnedRow) -> Result<T, StoreError>,
         busy: Duration,
     ) -> Result<Option<T>, StoreError> {
-        let taken = self.idle().as_mut().and_then(Vec::pop);
-        let conn = match taken {
-            Some(c) => c,
-            None => self.open()?,
-        };
         conn.busy_timeout(busy)?;
+        // The statement is reset as its rows drop (even after one row), so
+        // the read transaction ends with the read: an idle connection holds
+        // no snapshot that would keep a checkpoint from finishing.
         let row = run_now(Rusqlite(&conn).fetch_optional(sql, args));
         if let Some(idle) = self.idle().as_mut()
-            && idle.len() < KEPT
+            && idle.len() < self.kept
         {
             idle.push(conn);
         }
         row?.as_ref().map(parse).transpose()
     }
 
-    /// Close the idle connections and keep none from now on: the store is
+    /// Close the idle connections and lend none from now on: the store is
     /// closing, and its file may be rewritten next (`repage`).
     pub fn close(&self) {
         self.idle().take();
@@ -110,11 +130,13 @@ impl Readers {
     }
 }
 
-/// SQLite answered busy or locked: another connection held what the read
-/// needed for longer than this attempt would wait.
+/// SQLite answered busy or locked (another connection held what the read
+/// needed for longer than this attempt would wait), or gave up its own
+/// retries to start a read: worth reading again, with time to wait.
 fn is_busy(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, FileLockingProtocolFailed};
     matches!(e, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+        if matches!(f.code, DatabaseBusy | DatabaseLocked | FileLockingProtocolFailed))
 }
 
 #[cfg(test)]
@@ -122,24 +144,28 @@ mod tests {
     use std::time::Duration;
 
     use super::super::tests::store_with_users;
-    use crate::store::Store as _;
     use crate::store::columns::Columns as _;
     use crate::store::sql::args;
+    use crate::store::{Store as _, StoreError};
 
     const EMAIL: &str = "SELECT email FROM users WHERE id = $1";
 
     /// A read sees what was committed before it, a missing row is `None`,
-    /// and the connection goes back to be lent again.
+    /// and the connection goes back to be lent again, holding no read
+    /// transaction; once the store closed, reads fail as a closed pool's do
+    /// and no connection is left on the file.
     #[tokio::test]
     async fn a_read_sees_the_record_and_its_connection_is_kept() {
         let dir = tempfile::tempdir().expect("dir");
         let (store, users) = store_with_users(dir.path(), 2).await;
         let email = |row: &super::OwnedRow| Ok(row.text("email")?);
-        let got = store
-            .read_one(EMAIL, args![users[1].to_string()], email)
-            .await
-            .expect("read");
-        assert_eq!(got.as_deref(), Some("kim1@example.com"));
+        for _ in 0..2 {
+            let got = store
+                .read_one(EMAIL, args![users[1].to_string()], email)
+                .await
+                .expect("read");
+            assert_eq!(got.as_deref(), Some("kim1@example.com"));
+        }
         let missing = store
             .read_one(
                 EMAIL,
@@ -149,19 +175,33 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(missing, None);
-        assert_eq!(store.readers.idle().as_ref().map(Vec::len), Some(1));
+        {
+            let idle = store.readers.idle();
+            let idle = idle.as_ref().expect("open");
+            assert_eq!(idle.len(), 1, "one connection, lent again and again");
+            // The statement was reset after its one row: no snapshot is
+            // held that would keep a checkpoint from finishing.
+            assert!(idle[0].is_autocommit() && !idle[0].is_busy());
+        }
         // A statement that is not a read is refused: the connections only read.
         let err = store
             .read_one("DELETE FROM users RETURNING email", args![], email)
             .await
             .expect_err("a write through a reader");
         assert!(err.to_string().contains("readonly"), "{err}");
-        // Closed, the store keeps no connection open on its file (sqlx's
-        // threads close theirs a little after `close` returns: polled).
         store.close().await;
-        assert!(store.readers.idle().is_none());
+        let closed = store
+            .read_one(EMAIL, args![users[1].to_string()], email)
+            .await;
+        assert!(
+            matches!(closed, Err(StoreError::Db(sqlx::Error::PoolClosed))),
+            "{closed:?}"
+        );
+        // No connection is left open on the file (sqlx's threads close
+        // theirs a little after `close` returns: polled).
         let exclusive = || {
             let c = rusqlite::Connection::open(store.path())?;
+            c.busy_timeout(Duration::ZERO)?;
             c.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| {
                 r.get::<_, String>(0)
             })?;
@@ -179,10 +219,10 @@ mod tests {
 
     /// While another connection holds the database file to itself (no
     /// store is open on it: its connections would keep that from happening),
-    /// a read here answers busy at once; it is read again off the request's
-    /// thread, waiting as long as the store's other connections would, and
-    /// succeeds once the file is free.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// a read here answers busy at once; it is read again on another thread,
+    /// waiting as long as the store's other connections would, and succeeds
+    /// once the file is free.
+    #[tokio::test]
     async fn a_busy_read_waits_off_the_requests_thread() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("busy.db");
@@ -201,11 +241,19 @@ mod tests {
             .expect("write");
         let readers = super::Readers::new(&path);
         let email = |r: &super::OwnedRow| Ok(r.text("email")?);
-        let direct = readers.read(EMAIL, args!["u1"], &email, Duration::ZERO);
+        let direct = readers.read_on(
+            readers.open().expect("open"),
+            EMAIL,
+            args!["u1"],
+            &email,
+            Duration::ZERO,
+        );
         assert!(
             direct.as_ref().is_err_and(super::is_busy),
             "a read beside an exclusive lock: {direct:?}"
         );
+        // That connection is idle now: the next read tries it here first.
+        assert_eq!(readers.idle().as_ref().map(Vec::len), Some(1));
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
             // Back to normal locking: the lock goes with the next access.
@@ -217,11 +265,16 @@ mod tests {
                 .expect("read");
             drop(hog);
         });
+        let here = std::thread::current().id();
         let got = readers
-            .row(EMAIL, args!["u1"], email)
+            .row(EMAIL, args!["u1"], move |r| {
+                Ok((r.text("email")?, std::thread::current().id()))
+            })
             .await
-            .expect("read once the file is free");
-        assert_eq!(got.as_deref(), Some("held@example.com"));
+            .expect("read once the file is free")
+            .expect("the row");
+        assert_eq!(got.0, "held@example.com");
+        assert_ne!(got.1, here, "the wait ran on the request's thread");
         release.join().expect("release");
     }
 }

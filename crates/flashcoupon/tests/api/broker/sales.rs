@@ -67,7 +67,7 @@ async fn a_payment_message_pays_an_order_and_its_events_are_published() {
         got.iter()
             .filter(|g| g.routing_key == kind)
             .map(|g| g.json())
-            .filter(|e| seen.insert(e["id"].as_str().unwrap().to_owned()))
+            .filter(|e| seen.insert(e["id"].to_string()))
             .collect()
     };
     let created = of("order.created");
