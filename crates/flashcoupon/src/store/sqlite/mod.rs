@@ -432,6 +432,29 @@ mod tests {
     use super::*;
     use crate::store::{AccountStore, InboxStore};
 
+    /// Wait until no connection is open on the database at `path` (it can
+    /// be locked exclusively): `close` returns before sqlx's threads have
+    /// closed theirs, and they need this runtime to finish, so it is polled
+    /// with an async wait, for 20 s at most.
+    pub(super) async fn until_free(path: &Path) {
+        let exclusive = || {
+            let c = rusqlite::Connection::open(path)?;
+            c.busy_timeout(Duration::ZERO)?;
+            c.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| {
+                r.get::<_, String>(0)
+            })?;
+            c.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while let Err(e) = exclusive() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the file is still in use after the store closed: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A store in `dir` with `n` users (the writer's and the pages' tests).
     pub(super) async fn store_with_users(dir: &Path, n: usize) -> (SqliteStore, Vec<UserId>) {
         let store = SqliteStore::open(dir, Durability::Full)

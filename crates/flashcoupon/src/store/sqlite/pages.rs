@@ -64,7 +64,7 @@ pub fn repage(path: &Path, size: u32, rewriting: impl FnOnce(u32)) -> anyhow::Re
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::store_with_users;
+    use super::super::tests::{store_with_users, until_free};
     use super::*;
     use crate::settings::Durability;
     use crate::store::{SqliteStore, Store};
@@ -77,24 +77,11 @@ mod tests {
         size
     }
 
-    /// `repage` once the store's connections are gone: `close` returns
-    /// before sqlx has closed all of them (a process that exited has
-    /// none), and its tasks need this runtime to finish, so a busy file is
-    /// tried again after an async wait, for 10 s at most.
+    /// `repage` once the store's connections are gone (a process that
+    /// exited has none).
     async fn repage_closed(path: &Path, size: u32) -> Repaged {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match repage(path, size, |_| ()) {
-                Ok(done) => return done,
-                Err(e)
-                    if std::time::Instant::now() < deadline
-                        && e.to_string().contains("Stop it first") =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("repage to {size}: {e}"),
-            }
-        }
+        until_free(path).await;
+        repage(path, size, |_| ()).unwrap_or_else(|e| panic!("repage to {size}: {e}"))
     }
 
     fn users_and_integrity(path: &Path) -> (i64, String) {

@@ -143,7 +143,7 @@ fn is_busy(e: &StoreError) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use super::super::tests::store_with_users;
+    use super::super::tests::{store_with_users, until_free};
     use crate::store::columns::Columns as _;
     use crate::store::sql::args;
     use crate::store::{Store as _, StoreError};
@@ -197,24 +197,8 @@ mod tests {
             matches!(closed, Err(StoreError::Db(sqlx::Error::PoolClosed))),
             "{closed:?}"
         );
-        // No connection is left open on the file (sqlx's threads close
-        // theirs a little after `close` returns: polled).
-        let exclusive = || {
-            let c = rusqlite::Connection::open(store.path())?;
-            c.busy_timeout(Duration::ZERO)?;
-            c.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| {
-                r.get::<_, String>(0)
-            })?;
-            c.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while let Err(e) = exclusive() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the file is still in use after the store closed: {e}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // No connection is left open on the file.
+        until_free(store.path()).await;
     }
 
     /// While another connection holds the database file to itself (no
