@@ -86,14 +86,12 @@ macro_rules! subscriptions_queries {
                     "INSERT INTO {table} ({column}, user_id, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT DO NOTHING"
                 );
-                let _turn = self.write_turn().await;
-                let done = sqlx::query(&sql)
-                    .bind(topic.id())
-                    .bind(user.to_string())
-                    .bind(now.0)
-                    .execute(&self.pool)
+                // Toggled at will, so it must cost a drop nothing: it
+                // rides a batch's transaction where there is one.
+                let changed = self
+                    .small_write(sql, $crate::store::sql::args![topic.id(), user.to_string(), now.0])
                     .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(changed == 1)
             }
 
             async fn unsubscribe(
@@ -103,13 +101,10 @@ macro_rules! subscriptions_queries {
             ) -> Result<bool, StoreError> {
                 let (table, column) = topic.table();
                 let sql = format!("DELETE FROM {table} WHERE {column} = $1 AND user_id = $2");
-                let _turn = self.write_turn().await;
-                let done = sqlx::query(&sql)
-                    .bind(topic.id())
-                    .bind(user.to_string())
-                    .execute(&self.pool)
+                let changed = self
+                    .small_write(sql, $crate::store::sql::args![topic.id(), user.to_string()])
                     .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(changed == 1)
             }
 
             async fn subscription(

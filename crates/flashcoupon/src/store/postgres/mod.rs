@@ -194,6 +194,18 @@ impl PgStore {
         false
     }
 
+    /// A small ordinary write, one statement on its own: how many rows it
+    /// changed (the embedded store lets it ride a batch's transaction).
+    pub(super) async fn small_write(
+        &self,
+        sql: String,
+        args: Vec<super::sql::Arg>,
+    ) -> Result<u64, StoreError> {
+        use super::sql::Sql;
+        let mut conn = self.pool.acquire().await?;
+        conn.execute(&sql, args).await
+    }
+
     /// `sql`'s first row, parsed by `parse` (the embedded store reads
     /// these on the caller's thread; here it is one round trip anyway).
     pub(super) async fn read_one<T: Send + 'static>(

@@ -153,6 +153,9 @@ pub struct SqliteStore {
     log: Arc<LogLength>,
     /// Connections for point reads on the request's thread (see [`reads`]).
     readers: Arc<reads::Readers>,
+    /// Small writes riding in the writer threads' transactions (see
+    /// [`SqliteStore::small_write`]).
+    riders: Arc<writer::Riders>,
 }
 
 impl SqliteStore {
@@ -210,6 +213,7 @@ impl SqliteStore {
             write_turn: WriteTurn::shared(),
             checkout: Default::default(),
             log: Default::default(),
+            riders: Default::default(),
         })
     }
 
@@ -226,9 +230,23 @@ impl SqliteStore {
 
     /// A writer thread with its own connection to the database file.
     fn start_writer(&self, outbound: bool) -> Result<writer::SqliteWriter, StoreError> {
-        let batches = Batches::open(&self.path, self.durability, outbound, self.log.clone())?;
+        let mut batches = Batches::open(&self.path, self.durability, outbound, self.log.clone())?;
+        batches.take_riders_from(self.riders.clone());
         writer::SqliteWriter::start(batches, self.write_turn.clone())
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))
+    }
+
+    /// A small ordinary write (one statement: a subscription toggled): it
+    /// rides in the next transaction of a writer thread, a drop's batch if
+    /// one is on its way, else one of its own in an ordinary turn (see
+    /// `writer::Riders`). How many rows it changed, once committed.
+    pub(super) async fn small_write(
+        &self,
+        sql: String,
+        args: Vec<super::sql::Arg>,
+    ) -> Result<u64, StoreError> {
+        let flusher = self.checkout().await?;
+        writer::ride(&self.riders, &self.write_turn, flusher, sql, args).await
     }
 
     /// A group-commit batch of orders, on the checkout's writer thread.
