@@ -5,9 +5,11 @@
 //! batch queued behind a background write could wait a hundred milliseconds
 //! for a lock free after three. So every writer of this process takes a turn
 //! here first and never meets SQLite's lock held. The group commit's turn is
-//! *urgent*: an ordinary write (a subscription, a mark-read, a sign-up, a
-//! spend) waits while a batch is waiting or writing, so cheap authenticated
-//! writes cannot slow a drop. Ordinary writes still go between batches: the
+//! *urgent*: an ordinary write (a mark-read, a sign-up, a spend) waits
+//! while a batch is waiting or writing, so cheap authenticated writes
+//! cannot slow a drop. A subscription toggled during a drop does not even
+//! take a turn: it rides in the next batch's transaction
+//! (`sqlite::writer::Riders`). Ordinary writes still go between batches: the
 //! writer lets go of its turn while it gathers the next batch, and at most
 //! the ordinary writes that got their turn before it asked again go first.
 //! Under a storm the writer asks again at once, so it also hands one turn

@@ -245,6 +245,10 @@ impl SqliteStore {
         sql: String,
         args: Vec<super::sql::Arg>,
     ) -> Result<u64, StoreError> {
+        if self.pool.is_closed() {
+            // Closed: no writer thread is started again for it.
+            return Err(StoreError::Db(sqlx::Error::PoolClosed));
+        }
         let flusher = self.checkout().await?;
         writer::ride(&self.riders, &self.write_turn, flusher, sql, args).await
     }

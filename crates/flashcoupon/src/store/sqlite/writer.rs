@@ -17,20 +17,24 @@
 //! `examples/record_ceiling.rs` drives it directly to measure what the
 //! record can do with no server around it.
 //!
-//! Small ordinary writes (a subscription toggled) ride along: [`Riders`]
-//! queue their statements, and the next transaction of either writer
-//! thread runs them, each in a savepoint of its own, just before its
-//! COMMIT. A drop's batches then pay for them with a few microseconds of
-//! statement instead of each one's own commit, fsync and turn in between
+//! Small ordinary writes (a subscription toggled; one data-changing
+//! statement, no transaction control) ride along: [`Riders`] queue their
+//! statements, and the next transaction of either writer thread runs them,
+//! each in a savepoint of its own, just before its COMMIT; each is
+//! answered once that transaction has ended. While a drop is on (a batch
+//! committed in the last 50 ms) a rider waits up to 20 ms for the next
+//! batch, so it costs the batch a few microseconds of statement rather
+//! than a turn, a commit and an fsync of its own between two batches
 //! (issue 12's abuse benchmark: toggling cost the claims' p99 ~1–1.5 ms).
-//! With no batch coming, the rider's caller gets an ordinary turn and has
-//! the checkout's thread commit what waits.
+//! Otherwise its caller asks for an ordinary turn and has the checkout's
+//! thread commit what waits, unless a batch takes it first.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -70,19 +74,55 @@ struct Rider {
     sql: String,
     args: Vec<Arg>,
     /// How many rows it changed, once the transaction it rode in committed.
-    reply: oneshot::Sender<Result<u64, StoreError>>,
+    reply: Reply,
 }
 
 /// The small writes waiting to ride in the next transaction of a writer
 /// thread (shared by both threads of a store: whichever commits first
 /// takes them).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Riders {
     waiting: Mutex<Vec<Rider>>,
     next_id: AtomicU64,
+    /// When a group-commit batch last committed, in milliseconds from
+    /// `born` (0: never): a drop is on while batches keep coming.
+    last_batch_ms: AtomicU64,
+    born: Instant,
 }
 
+impl Default for Riders {
+    fn default() -> Self {
+        Self {
+            waiting: Mutex::default(),
+            next_id: AtomicU64::default(),
+            last_batch_ms: AtomicU64::default(),
+            born: Instant::now(),
+        }
+    }
+}
+
+/// A batch committed this recently means a drop is on: a rider waits up
+/// to [`RIDE_WAIT`] for the next one instead of a turn and a commit of its
+/// own between two batches (which is what cost the claims' p99).
+const DROP_ON: Duration = Duration::from_millis(50);
+/// How long a rider waits for a batch while a drop is on.
+const RIDE_WAIT: Duration = Duration::from_millis(20);
+
 impl Riders {
+    /// A group-commit batch has committed.
+    fn batch_committed(&self) {
+        let ms = self.born.elapsed().as_millis() as u64 + 1;
+        self.last_batch_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Has a batch committed within [`DROP_ON`]?
+    fn drop_on(&self) -> bool {
+        let last = self.last_batch_ms.load(Ordering::Relaxed);
+        last > 0
+            && (self.born.elapsed().as_millis() as u64 + 1).saturating_sub(last)
+                <= DROP_ON.as_millis() as u64
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Rider>> {
         // A panic elsewhere cannot leave the list half-changed: a push, a
         // take or a removal.
@@ -125,18 +165,31 @@ impl Riders {
     /// the savepoints themselves (the transaction is broken) is the
     /// caller's; its riders are answered with it.
     fn ride(&self, tx: &Connection) -> Result<Answers, StoreError> {
-        let riders = std::mem::take(&mut *self.queue());
+        // A bounded share a transaction, so a flood of toggles cannot
+        // lengthen one batch without end: the rest wait for the next.
+        let riders: Vec<Rider> = {
+            let mut queue = self.queue();
+            let n = queue.len().min(RIDERS_PER_TRANSACTION);
+            queue.drain(..n).collect()
+        };
         let mut answers = Answers(Vec::with_capacity(riders.len()));
         let mut riders = riders.into_iter();
         for r in riders.by_ref() {
             let run = || -> Result<Result<u64, StoreError>, StoreError> {
                 tx.execute_batch("SAVEPOINT rider")?;
-                let changed = run_now(Rusqlite(tx).execute(&r.sql, r.args));
-                if changed.is_err() {
-                    tx.execute_batch("ROLLBACK TO rider")?;
+                match run_now(Rusqlite(tx).execute(&r.sql, r.args)) {
+                    Ok(changed) => {
+                        tx.execute_batch("RELEASE rider")?;
+                        Ok(Ok(changed))
+                    }
+                    // SQLite rolled the whole transaction back (disk full,
+                    // I/O): the batch's error too, named as it is.
+                    Err(broken) if tx.is_autocommit() => Err(broken),
+                    Err(refused) => {
+                        tx.execute_batch("ROLLBACK TO rider; RELEASE rider")?;
+                        Ok(Err(refused))
+                    }
                 }
-                tx.execute_batch("RELEASE rider")?;
-                Ok(changed)
             };
             match run() {
                 Ok(changed) => answers.0.push((r.reply, changed)),
@@ -154,15 +207,29 @@ impl Riders {
     }
 }
 
+/// Riders one transaction takes at most.
+const RIDERS_PER_TRANSACTION: usize = 64;
+
+/// Takes a rider back if its caller goes away before a transaction took
+/// it: a toggle whose request was dropped does not land later.
+struct Withdraw<'a> {
+    riders: &'a Riders,
+    id: u64,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.riders.withdraw(self.id);
+    }
+}
+
+/// Where a rider's answer goes.
+type Reply = oneshot::Sender<Result<u64, StoreError>>;
+
 /// Riders' answers, sent when their transaction has ended.
 #[derive(Debug)]
 #[must_use = "riders wait for their answers"]
-struct Answers(
-    Vec<(
-        oneshot::Sender<Result<u64, StoreError>>,
-        Result<u64, StoreError>,
-    )>,
-);
+struct Answers(Vec<(Reply, Result<u64, StoreError>)>);
 
 impl Answers {
     /// Answer every rider: its own result if the transaction committed,
@@ -177,11 +244,12 @@ impl Answers {
     }
 }
 
-/// A rider's answer when the transaction it rode in did not commit (or
-/// may not have: its write is then as unknown as the batch's).
+/// A rider's answer when the transaction it rode in did not commit, or
+/// may not have (a COMMIT's error: its write is then as unknown as the
+/// batch's).
 fn not_committed(e: &StoreError) -> StoreError {
     StoreError::Db(sqlx::Error::Protocol(format!(
-        "the transaction this write rode in did not commit: {e}"
+        "the transaction this write rode in did not commit, or may not have: {e}"
     )))
 }
 
@@ -290,7 +358,9 @@ impl Batches {
                 run_now(insert_outbox(db, &events))?;
             }
             Ok(())
-        })
+        })?;
+        self.riders.batch_committed();
+        Ok(())
     }
 
     /// Which of these coupons are in the record.
@@ -326,12 +396,15 @@ impl Batches {
         ))?;
         if let Some(landed) = at_once {
             commit_with(tx, &riders)?;
+            riders.batch_committed();
             return Ok(landed);
         }
         tx.rollback()?;
-        self.in_transaction(|db| {
+        let landed = self.in_transaction(|db| {
             answered(run_now(insert_orders_in(db, &rows, "", Extras::OneByOne))?)
-        })
+        })?;
+        riders.batch_committed();
+        Ok(landed)
     }
 
     /// Apply a batch of payment events in one transaction (see
@@ -360,10 +433,18 @@ pub(super) async fn ride(
     args: Vec<Arg>,
 ) -> Result<u64, StoreError> {
     let (id, mut answer) = riders.push(sql, args);
+    let _withdraw = Withdraw { riders, id };
+    if riders.drop_on()
+        && let Ok(out) = tokio::time::timeout(RIDE_WAIT, &mut answer).await
+    {
+        return out.unwrap_or_else(|_| Err(gone()));
+    }
     tokio::select! {
         // A batch took it (a storm is on): no turn of its own.
         out = &mut answer => return out.unwrap_or_else(|_| Err(gone())),
         turn = turn.ordinary() => {
+            // An error before the riders ran leaves them waiting: this
+            // one is taken back (by `_withdraw`) and answered with it.
             if let Err(e) = flusher.commit_riders(turn).await
                 && riders.withdraw(id)
             {
@@ -811,7 +892,12 @@ mod tests {
             let (store, user) = (store.clone(), users[1]);
             async move { store.subscribe(user, topic, Timestamp(6)).await }
         });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while store.riders.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the subscription never queued"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         // The batch, written as the coupons' writer thread writes it.
