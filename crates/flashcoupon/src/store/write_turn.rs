@@ -40,16 +40,22 @@ pub struct WriteTurn {
     ordinary_waiting: AtomicUsize,
     /// Urgent turns taken in a row while an ordinary write waited.
     streak: AtomicUsize,
-    /// Woken when an ordinary write gets its turn.
+    /// Ordinary writes that got their turn so far.
+    passed_count: AtomicUsize,
+    /// Woken when an ordinary write gets its turn or stops waiting.
     passed: Notify,
 }
 
-/// One count in `ordinary_waiting`, given back when dropped.
-struct Waiting<'a>(&'a AtomicUsize);
+/// One count in `ordinary_waiting`, given back when dropped: also when the
+/// write stops waiting without its turn (cancelled, or a subscription that
+/// a batch answered meanwhile), so a batch waiting to hand over to it
+/// does not wait for nothing.
+struct Waiting<'a>(&'a WriteTurn);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.ordinary_waiting.fetch_sub(1, Ordering::AcqRel);
+        self.0.passed.notify_waiters();
     }
 }
 
@@ -88,12 +94,21 @@ impl WriteTurn {
         if self.ordinary_waiting.load(Ordering::Acquire) > 0 {
             if self.streak.fetch_add(1, Ordering::AcqRel) >= MAX_STREAK {
                 // Not asking yet: the ordinary writes woken when the last
-                // batch let go see no urgent turn and take theirs.
-                let passed = self.passed.notified();
-                tokio::pin!(passed);
-                passed.as_mut().enable();
-                if self.ordinary_waiting.load(Ordering::Acquire) > 0 {
-                    let _ = tokio::time::timeout(HAND_OVER, passed).await;
+                // batch let go see no urgent turn and take theirs. Until
+                // one has, or none waits any more, or the hand-over's time
+                // is up.
+                let handed = self.passed_count.load(Ordering::Acquire);
+                let deadline = tokio::time::Instant::now() + HAND_OVER;
+                loop {
+                    let passed = self.passed.notified();
+                    tokio::pin!(passed);
+                    passed.as_mut().enable();
+                    if self.ordinary_waiting.load(Ordering::Acquire) == 0
+                        || self.passed_count.load(Ordering::Acquire) != handed
+                        || tokio::time::timeout_at(deadline, passed).await.is_err()
+                    {
+                        break;
+                    }
                 }
                 self.streak.store(0, Ordering::Release);
             }
@@ -111,7 +126,7 @@ impl WriteTurn {
     /// Any other write's turn: once no urgent turn is waiting or writing.
     pub async fn ordinary(self: &Arc<Self>) -> Turn {
         self.ordinary_waiting.fetch_add(1, Ordering::AcqRel);
-        let _waiting = Waiting(&self.ordinary_waiting);
+        let _waiting = Waiting(self);
         loop {
             let calm = self.calm.notified();
             tokio::pin!(calm);
@@ -124,6 +139,7 @@ impl WriteTurn {
             }
             let lock = self.lock.clone().lock_owned().await;
             if self.urgent.load(Ordering::Acquire) == 0 {
+                self.passed_count.fetch_add(1, Ordering::AcqRel);
                 self.passed.notify_waiters();
                 return Turn {
                     _lock: lock,
@@ -238,5 +254,46 @@ mod tests {
         drop(one);
         assert!(finishes(turn.urgent()).await);
         assert_eq!(turn.urgent.load(Ordering::Acquire), 0, "count leaked");
+    }
+
+    /// A batch due to hand a turn over to an ordinary write does not wait
+    /// the hand-over out when that write stops waiting without its turn
+    /// (cancelled, or answered by a batch it rode in): it goes as soon as
+    /// nobody waits. In the runtime's virtual time, so nothing here
+    /// depends on the machine's speed.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_does_not_wait_for_a_write_that_stopped_waiting() {
+        let turn = WriteTurn::shared();
+        let first = turn.urgent().await;
+        // An ordinary write waits behind a storm of batches.
+        let waiter = tokio::spawn({
+            let turn = turn.clone();
+            async move {
+                let _t = turn.ordinary().await;
+            }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(turn.ordinary_waiting.load(Ordering::Acquire), 1);
+        turn.streak.store(MAX_STREAK, Ordering::Release);
+        // The next batch is due to hand over and waits for the write...
+        let next = tokio::spawn({
+            let turn = turn.clone();
+            async move {
+                let asked = tokio::time::Instant::now();
+                let _t = turn.urgent().await;
+                asked.elapsed()
+            }
+        });
+        tokio::task::yield_now().await;
+        // ...which stops waiting without its turn.
+        waiter.abort();
+        assert!(waiter.await.is_err_and(|e| e.is_cancelled()));
+        drop(first);
+        let waited = next.await.expect("batch");
+        assert!(
+            waited < HAND_OVER,
+            "waited {waited:?} for a write that left"
+        );
+        assert_eq!(turn.ordinary_waiting.load(Ordering::Acquire), 0);
     }
 }
