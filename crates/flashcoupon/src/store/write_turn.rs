@@ -24,8 +24,8 @@ use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 /// Batches that may go ahead of a waiting ordinary write, in a row.
 pub const MAX_STREAK: usize = 4;
-/// How long a batch waits for the ordinary write it hands over to (it may
-/// have been cancelled meanwhile).
+/// How long a batch waits at most for the ordinary write it hands over to
+/// (it stops waiting sooner once none waits).
 const HAND_OVER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The process's write turn, shared by the store and its group-commit writer.
