@@ -159,7 +159,8 @@ impl Riders {
         self.queue().is_empty()
     }
 
-    /// Run every waiting rider inside `tx`, each in a savepoint of its own
+    /// Run the waiting riders (the first [`RIDERS_PER_TRANSACTION`])
+    /// inside `tx`, each in a savepoint of its own
     /// (one that fails leaves nothing and is answered with its error): the
     /// answers, to send once the transaction has ended. Only an error of
     /// the savepoints themselves (the transaction is broken) is the
