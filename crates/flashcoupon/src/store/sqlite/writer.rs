@@ -395,15 +395,18 @@ impl Batches {
             "",
             Extras::AtOnce,
         ))?;
-        if let Some(landed) = at_once {
-            commit_with(tx, &riders)?;
-            riders.batch_committed();
-            return Ok(landed);
-        }
-        tx.rollback()?;
-        let landed = self.in_transaction(|db| {
-            answered(run_now(insert_orders_in(db, &rows, "", Extras::OneByOne))?)
-        })?;
+        let landed = match at_once {
+            Some(landed) => {
+                commit_with(tx, &riders)?;
+                landed
+            }
+            None => {
+                tx.rollback()?;
+                self.in_transaction(|db| {
+                    answered(run_now(insert_orders_in(db, &rows, "", Extras::OneByOne))?)
+                })?
+            }
+        };
         riders.batch_committed();
         Ok(landed)
     }
@@ -445,7 +448,8 @@ pub(super) async fn ride(
         out = &mut answer => return out.unwrap_or_else(|_| Err(gone())),
         turn = turn.ordinary() => {
             // An error before the riders ran leaves them waiting: this
-            // one is taken back (by `_withdraw`) and answered with it.
+            // one is taken back here, unless a batch took it meanwhile
+            // (then its answer comes), and answered with the error.
             if let Err(e) = flusher.commit_riders(turn).await
                 && riders.withdraw(id)
             {
@@ -801,6 +805,25 @@ mod tests {
         n == 1
     }
 
+    /// A writer on `store`'s file taking its small writes from `riders`.
+    fn batches_riding(store: &SqliteStore, riders: &Arc<Riders>) -> Batches {
+        let mut batches =
+            Batches::open(store.path(), Durability::Full, false, store.log()).expect("writer");
+        batches.take_riders_from(riders.clone());
+        batches
+    }
+
+    /// Queue `user`'s subscription to `c` as a rider: its answer.
+    fn subscribe_rider(
+        riders: &Riders,
+        c: CampaignId,
+        user: UserId,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        riders
+            .push(SUBSCRIBE.into(), args![c.to_string(), user.to_string()])
+            .1
+    }
+
     /// Small writes waiting when a batch commits ride in its transaction:
     /// answered as soon as the batch is written (no commit of their own),
     /// each in its own savepoint, so one the record refuses is answered
@@ -810,19 +833,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (store, users, c) = store_with_campaign(dir.path(), 3, 100, 10).await;
         let riders = Arc::new(Riders::default());
-        let mut batches =
-            Batches::open(store.path(), Durability::Full, false, store.log()).expect("writer");
-        batches.take_riders_from(riders.clone());
+        let mut batches = batches_riding(&store, &riders);
 
-        let (_, mut first) =
-            riders.push(SUBSCRIBE.into(), args![c.to_string(), users[0].to_string()]);
+        let mut first = subscribe_rider(&riders, c, users[0]);
         // A user who does not exist: the foreign key refuses it.
-        let (_, mut ghost) = riders.push(
-            SUBSCRIBE.into(),
-            args![c.to_string(), UserId::generate().to_string()],
-        );
-        let (_, mut second) =
-            riders.push(SUBSCRIBE.into(), args![c.to_string(), users[1].to_string()]);
+        let mut ghost = subscribe_rider(&riders, c, UserId::generate());
+        let mut second = subscribe_rider(&riders, c, users[1]);
         let rows: Vec<_> = (0..3).map(|i| nth(c, &users, i)).collect();
         batches.insert(&rows).expect("batch");
 
@@ -848,11 +864,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (store, users, c) = store_with_campaign(dir.path(), 2, 3, 3).await;
         let riders = Arc::new(Riders::default());
-        let mut batches =
-            Batches::open(store.path(), Durability::Full, false, store.log()).expect("writer");
-        batches.take_riders_from(riders.clone());
-        let (_, mut answer) =
-            riders.push(SUBSCRIBE.into(), args![c.to_string(), users[0].to_string()]);
+        let mut batches = batches_riding(&store, &riders);
+        let mut answer = subscribe_rider(&riders, c, users[0]);
         // Seq 4 is above the stock of 3.
         let over = [row(c, users[1], 4, None)];
         batches.insert(&over).expect_err("over the stock");
@@ -902,9 +915,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         // The batch, written as the coupons' writer thread writes it.
-        let mut batches =
-            Batches::open(store.path(), Durability::Full, false, store.log()).expect("writer");
-        batches.take_riders_from(store.riders.clone());
+        let mut batches = batches_riding(&store, &store.riders);
         let row = nth(c, &users, 0);
         tokio::task::spawn_blocking(move || batches.insert(&[row]))
             .await
